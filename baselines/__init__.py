@@ -1,0 +1,1 @@
+from videoshop import _compat  # noqa: F401

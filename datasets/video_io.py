@@ -1,0 +1,134 @@
+"""Reading and writing videos, frames, images and masks (av / imageio), and temporal resampling.
+
+Lossless frames (PNG) are what metrics read; mp4 is for viewing. Every read error is a ``VideoReadError`` whose
+message names the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .schema import SampleError
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
+
+
+class VideoReadError(SampleError):
+    pass
+
+
+def read_image(path, mode: str = "RGB") -> np.ndarray:
+    """(H, W, 3) uint8 RGB, or (H, W) bool for ``mode='mask'`` (any non-zero pixel is inside)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            if mode == "mask":
+                return np.asarray(im.convert("L")) > 127
+            return np.asarray(im.convert("RGB"))
+    except Exception as e:  # noqa: BLE001
+        raise VideoReadError(f"cannot read image {path}: {type(e).__name__}: {e}".splitlines()[0]) from e
+
+
+def write_image(path, array: np.ndarray) -> None:
+    from PIL import Image
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    a = array.astype(np.uint8) * 255 if array.dtype == bool else array
+    Image.fromarray(a).save(path)
+
+
+def read_video(path) -> tuple[np.ndarray, float]:
+    """(T, H, W, 3) uint8 and fps from a video file, a folder of image frames (sorted), or a .npy/.npz array."""
+    path = Path(path)
+    if not path.exists():
+        raise VideoReadError(f"video not found: {path}")
+    try:
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+            if not files:
+                raise VideoReadError(f"no image frames in folder {path}")
+            return np.stack([read_image(f) for f in files]), 7.0
+        if path.suffix in (".npy", ".npz"):
+            arr = np.load(path)
+            arr = arr[arr.files[0]] if hasattr(arr, "files") else arr
+            return np.asarray(arr, dtype=np.uint8), 7.0
+        return _read_with_av(path)
+    except VideoReadError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise VideoReadError(f"cannot read video {path}: {type(e).__name__}: {e}".splitlines()[0]) from e
+
+
+def _read_with_av(path: Path) -> tuple[np.ndarray, float]:
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate) if stream.average_rate else 7.0
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    if not frames:
+        raise VideoReadError(f"video {path} has no decodable frames")
+    return np.stack(frames), fps
+
+
+def write_frames(folder, frames: np.ndarray) -> None:
+    """Lossless PNG frames 0000.png, 0001.png, ... (what metrics read back)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, f in enumerate(frames):
+        write_image(folder / f"{i:04d}.png", f)
+
+
+def write_video(path, frames: np.ndarray, fps: float = 7.0, crf: int = 18) -> None:
+    """H.264 mp4 for viewing (sizes padded to even numbers as yuv420p requires)."""
+    import av
+
+    frames = np.asarray(frames)
+    h, w = frames.shape[1] + frames.shape[1] % 2, frames.shape[2] + frames.shape[2] % 2
+    if (h, w) != frames.shape[1:3]:
+        frames = np.pad(frames, ((0, 0), (0, h - frames.shape[1]), (0, w - frames.shape[2]), (0, 0)), mode="edge")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = f"{path}.tmp.mp4"
+    with av.open(tmp, mode="w") as container:
+        stream = container.add_stream("libx264", rate=int(round(fps)))
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = {"crf": str(crf)}
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    os.replace(tmp, path)
+
+
+def resample_frames(video: np.ndarray, num_frames: int) -> np.ndarray:
+    """Uniformly resample a (T, ...) array to ``num_frames`` frames (nearest index; repeats when T < num_frames)."""
+    t = video.shape[0]
+    idx = np.round(np.linspace(0, t - 1, num_frames)).astype(int)
+    return video[idx]
+
+
+def resize_video(video: np.ndarray, height: int, width: int, mask: bool = False) -> np.ndarray:
+    """Resize (T, H, W, 3) uint8 (or (T, H, W) bool masks) with antialiased bilinear (nearest for masks)."""
+    import torch
+    import torch.nn.functional as nnf
+
+    if video.shape[1:3] == (height, width):
+        return video
+    x = torch.from_numpy(np.ascontiguousarray(video))
+    if mask:
+        x = nnf.interpolate(x[:, None].float(), size=(height, width), mode="nearest")[:, 0] > 0.5
+        return x.numpy()
+    x = x.permute(0, 3, 1, 2).float()
+    x = nnf.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def maybe(path: Optional[str]) -> Optional[Path]:
+    return Path(path) if path else None

@@ -1,0 +1,183 @@
+"""Model loading: real SVD weights (hub id or local path), tiny stand-ins and full-size random-weight models.
+
+Kinds (conf/model/):
+- ``pretrained``: ``from_pretrained`` of an SVD checkpoint (hub id such as stabilityai/stable-video-diffusion-img2vid
+  or a local directory ``path``). Missing weights fail at once with one line naming the key to set.
+- ``tiny``: the real SVD component classes at tiny sizes, random weights from a fixed seed, built in code.
+- ``random``: the full-size SVD architecture with random weights (speed and memory on a GPU, no download).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any, Optional
+
+from . import _compat  # noqa: F401  (torchvision shim before diffusers/transformers)
+
+import torch
+
+
+class MissingWeightsError(RuntimeError):
+    """Raised at start-up when real weights are neither on disk nor downloadable; the message is one line."""
+
+
+OPENAI_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+OPENAI_CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+
+
+def svd_scheduler_config() -> dict[str, Any]:
+    """The EulerDiscreteScheduler config shipped with SVD checkpoints."""
+    return dict(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, interpolation_type="linear",
+        num_train_timesteps=1000, prediction_type="v_prediction", sigma_max=700.0, sigma_min=0.002,
+        steps_offset=1, timestep_spacing="leading", timestep_type="continuous", use_karras_sigmas=True,
+    )
+
+
+def _scheduler():
+    from diffusers import EulerDiscreteScheduler
+
+    return EulerDiscreteScheduler(**svd_scheduler_config())
+
+
+def _feature_extractor():
+    from transformers import CLIPImageProcessor
+
+    return CLIPImageProcessor(
+        crop_size={"height": 224, "width": 224}, size={"shortest_edge": 224}, do_center_crop=True,
+        do_normalize=True, do_resize=True, do_rescale=True, image_mean=OPENAI_CLIP_MEAN, image_std=OPENAI_CLIP_STD,
+    )
+
+
+def tiny_component_configs() -> dict[str, dict[str, Any]]:
+    """Configs of the tiny stand-in: same classes as SVD, a VAE with SVD's 8x downsampling, a 2-level UNet."""
+    return {
+        "unet": dict(
+            block_out_channels=(32, 64), layers_per_block=1, in_channels=8, out_channels=4,
+            down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
+            up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
+            cross_attention_dim=32, num_attention_heads=(2, 4), addition_time_embed_dim=32,
+            projection_class_embeddings_input_dim=96, num_frames=14,
+        ),
+        "vae": dict(
+            block_out_channels=(32, 32, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
+            layers_per_block=1, latent_channels=4, in_channels=3, out_channels=3,
+        ),
+        "image_encoder": dict(
+            hidden_size=32, intermediate_size=64, num_attention_heads=2, num_hidden_layers=2, patch_size=32,
+            image_size=224, projection_dim=32,
+        ),
+    }
+
+
+def svd_component_configs(num_frames: int = 14) -> dict[str, dict[str, Any]]:
+    """Configs of the full-size SVD img2vid (-xt: num_frames 25) architecture."""
+    return {
+        "unet": dict(num_frames=num_frames),  # diffusers' defaults are SVD's UNet
+        "vae": dict(
+            block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
+            layers_per_block=2, latent_channels=4, sample_size=768, scaling_factor=0.18215, force_upcast=True,
+        ),
+        "image_encoder": dict(
+            hidden_size=1280, intermediate_size=5120, num_attention_heads=16, num_hidden_layers=32, patch_size=14,
+            image_size=224, projection_dim=1024, hidden_act="gelu",
+        ),
+    }
+
+
+def build_random_components(configs: dict[str, dict[str, Any]], seed: int = 0, dtype=torch.float32) -> dict[str, Any]:
+    """Instantiate the five SVD pipeline components from configs with weights drawn from ``seed``."""
+    from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(seed)
+    unet = UNetSpatioTemporalConditionModel(**configs["unet"])
+    torch.manual_seed(seed + 1)
+    vae = AutoencoderKLTemporalDecoder(**configs["vae"])
+    torch.manual_seed(seed + 2)
+    image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**configs["image_encoder"]))
+    comps = dict(unet=unet, vae=vae, image_encoder=image_encoder)
+    for m in comps.values():
+        m.eval()
+        if dtype != torch.float32:
+            m.to(dtype)
+    comps.update(scheduler=_scheduler(), feature_extractor=_feature_extractor())
+    return comps
+
+
+def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def resolve_pretrained(hub_id: Optional[str], path: Optional[str], allow_download: bool = True) -> str:
+    """Return a local directory or hub id that ``from_pretrained`` can load now, or raise MissingWeightsError.
+
+    Checked in seconds: a local ``path`` must hold model_index.json; a hub id must be in the local cache, or the hub
+    reachable with downloads allowed (and HF_HUB_OFFLINE unset).
+    """
+    if path:
+        if not os.path.isfile(os.path.join(path, "model_index.json")):
+            raise MissingWeightsError(f"model.path={path} holds no model_index.json: point model.path at an SVD checkpoint directory")
+        return path
+    if not hub_id:
+        raise MissingWeightsError("no weights configured: set model.path=DIR (local checkpoint) or model.hub_id=ORG/NAME")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(hub_id, local_files_only=True, allow_patterns=["*.json", "*.txt"]) and hub_id
+    except Exception:  # noqa: BLE001  (not cached)
+        pass
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    if offline or not allow_download or not _hub_reachable():
+        raise MissingWeightsError(
+            f"weights for {hub_id} are not cached and cannot be downloaded here: set model.path=DIR to a local copy "
+            f"(e.g. from `huggingface-cli download {hub_id}` on a connected machine)")
+    return hub_id
+
+
+def load_pretrained_components(source: str, dtype=torch.float32, variant: Optional[str] = None) -> dict[str, Any]:
+    """``from_pretrained`` each SVD component from a hub id or local directory."""
+    from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, UNetSpatioTemporalConditionModel
+    from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+
+    kw = dict(torch_dtype=dtype, variant=variant)
+    return dict(
+        unet=UNetSpatioTemporalConditionModel.from_pretrained(source, subfolder="unet", **kw).eval(),
+        vae=AutoencoderKLTemporalDecoder.from_pretrained(source, subfolder="vae", **kw).eval(),
+        image_encoder=CLIPVisionModelWithProjection.from_pretrained(source, subfolder="image_encoder", dtype=dtype).eval(),
+        scheduler=EulerDiscreteScheduler.from_pretrained(source, subfolder="scheduler"),
+        feature_extractor=CLIPImageProcessor.from_pretrained(source, subfolder="feature_extractor"),
+    )
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """'auto' = fp16 on CUDA (as the authors run SVD), fp32 elsewhere."""
+    if dtype == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
+
+
+def load_components(kind: str, *, hub_id: Optional[str] = None, path: Optional[str] = None, seed: int = 0,
+                    num_frames: int = 14, dtype: torch.dtype = torch.float32, variant: Optional[str] = None,
+                    allow_download: bool = True) -> dict[str, Any]:
+    """Components for ``VideoshopPipeline`` by kind: 'pretrained', 'tiny' or 'random' (full-size SVD, random)."""
+    if kind == "tiny":
+        if path:
+            return load_pretrained_components(resolve_pretrained(None, path), dtype)
+        return build_random_components(tiny_component_configs(), seed=seed, dtype=dtype)
+    if kind == "random":
+        return build_random_components(svd_component_configs(num_frames), seed=seed, dtype=dtype)
+    if kind == "pretrained":
+        return load_pretrained_components(resolve_pretrained(hub_id, path, allow_download), dtype, variant)
+    raise ValueError(f"model.kind={kind!r}: expected 'pretrained', 'tiny' or 'random'")

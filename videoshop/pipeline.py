@@ -1,0 +1,171 @@
+"""Videoshop as a diffusers pipeline: edit the first frame, propagate the edit through the video (paper Fig. 2).
+
+Built from the same five components as diffusers' StableVideoDiffusionPipeline, so
+``VideoshopPipeline.from_pretrained("stabilityai/stable-video-diffusion-img2vid")`` loads an SVD checkpoint,
+and any UNet-like module with SVD's call signature can be passed in.
+
+    pipe = VideoshopPipeline(**components)
+    out = pipe(video=frames_uint8, edited_image=edited_uint8, generator=torch.Generator().manual_seed(42))
+    out.frames  # (F, H, W, 3) uint8
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Optional
+
+import numpy as np
+import torch
+
+from . import _compat  # noqa: F401
+from diffusers import DiffusionPipeline
+from diffusers.utils import BaseOutput
+
+from .conditioning import (added_time_ids, clip_image_embeddings, frame_guidance_scales, noise_augmented_image_latent,
+                           to_model_pixels, to_uint8_frames, vae_encode_mode)
+from .config import VideoshopConfig
+from .denoiser import SVDNetwork
+from .edm import karras_sigmas, truncate_by_strength
+from .inversion import invert
+from .latents import normalize_latents, rescale_latents
+from .sampling import sample_euler
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass
+class VideoshopOutput(BaseOutput):
+    frames: np.ndarray  # (F, H, W, 3) uint8 at the model resolution
+    latents: torch.Tensor  # final latents before decoding (B, F, C, h, w)
+    nfe: int  # UNet forward passes (inversion + generation)
+    inversion_branches: list  # per inversion step: naive | extrapolate | noise
+    finite: bool  # False when the latents went non-finite (e.g. the '- Threshold' ablation)
+
+
+class VideoshopPipeline(DiffusionPipeline):
+    model_cpu_offload_seq = "image_encoder->unet->vae"
+
+    def __init__(self, vae, image_encoder, unet, scheduler, feature_extractor):
+        super().__init__()
+        self.register_modules(vae=vae, image_encoder=image_encoder, unet=unet, scheduler=scheduler,
+                              feature_extractor=feature_extractor)
+        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    # ----------------------------------------------------------------- helpers, one per step of Fig. 2
+    @property
+    def size_multiple(self) -> int:
+        """Pixel sizes must be divisible by this (VAE downsampling x UNet downsampling)."""
+        return self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
+
+    def sigma_schedule(self, num_inference_steps: int, strength: float) -> torch.Tensor:
+        """Descending sigmas actually run: SVD's Karras schedule truncated by ``strength`` (float64)."""
+        c = self.scheduler.config
+        sigmas = karras_sigmas(num_inference_steps, float(c.sigma_min), float(c.sigma_max), float(c.get("rho", 7.0)))
+        return truncate_by_strength(sigmas, strength)
+
+    def encode_video(self, pixels: torch.Tensor, chunk_size: Optional[int] = None) -> torch.Tensor:
+        """Step 1a: x_in = VAE mode x scaling factor, (N, 3, H, W) -> (1, N, C, h, w) float32."""
+        latents = vae_encode_mode(self.vae, pixels, chunk_size) * self.vae.config.scaling_factor
+        return latents.float()[None]
+
+    def conditioned_network(self, image: torch.Tensor, num_frames: int, cfg: VideoshopConfig,
+                            generator: Optional[torch.Generator], guidance: tuple[float, float],
+                            normalize_condition: bool) -> SVDNetwork:
+        """SVD conditioning on one image (1, 3, H, W): CLIP embedding, noise-augmented latent, time ids, CFG."""
+        emb = clip_image_embeddings(self.image_encoder, self.feature_extractor, image.to(self.image_encoder.device))
+        lat = noise_augmented_image_latent(self.vae, image.to(self.vae.device), cfg.noise_aug_strength, generator)
+        lat = lat.float()[None]
+        if normalize_condition:  # authors' code: normalised like the video, then divided by the scaling factor
+            lat = normalize_latents(lat, cfg.normalize, cfg.normalize_center) / self.vae.config.scaling_factor
+        lat = lat.repeat(1, num_frames, 1, 1, 1)
+        ids = added_time_ids(cfg.fps, cfg.motion_bucket_id, cfg.noise_aug_strength)
+        return SVDNetwork(self.unet, emb, lat, ids, frame_guidance_scales(*guidance, num_frames))
+
+    def decode(self, latents: torch.Tensor, chunk_size: Optional[int] = None) -> torch.Tensor:
+        """Step 5: temporal VAE decoding of (1, F, C, h, w) latents -> (F, 3, H, W) pixels in [-1, 1]."""
+        z = (latents[0] / self.vae.config.scaling_factor).to(self.vae.device, self.vae.dtype)
+        chunk = chunk_size or z.shape[0]
+        frames = [self.vae.decode(z[i : i + chunk], num_frames=z[i : i + chunk].shape[0]).sample
+                  for i in range(0, z.shape[0], chunk)]
+        return torch.cat(frames).float()
+
+    def _resolve_size(self, video_shape, height: Optional[int], width: Optional[int]) -> tuple[int, int]:
+        m = self.size_multiple
+        h = height or max(m, video_shape[1] // m * m)
+        w = width or max(m, video_shape[2] // m * m)
+        if h % m or w % m:
+            raise ValueError(f"height={h}, width={w}: both must be multiples of {m} for this model")
+        return h, w
+
+    # ----------------------------------------------------------------- the algorithm
+    @torch.no_grad()
+    def __call__(self, video, edited_image, *, config: Optional[VideoshopConfig] = None,
+                 generator: Optional[torch.Generator] = None, height: Optional[int] = None,
+                 width: Optional[int] = None, **options) -> VideoshopOutput:
+        """Edit ``video`` (T, H, W, 3 uint8) so that its first frame becomes ``edited_image`` (H', W', 3 uint8).
+
+        ``options`` override single fields of ``config`` (e.g. ``threshold=2.0``). ``generator`` is a CPU
+        torch.Generator; every random draw comes from it, so a seed fixes the output on any device.
+        """
+        cfg = replace(config or VideoshopConfig(), **options)
+        generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        video = np.asarray(video)
+        h, w = self._resolve_size(video.shape, height, width)
+        num_frames = video.shape[0]
+        state = _DTYPES[cfg.state_dtype]
+        video_px = to_model_pixels(video, h, w).to(self.vae.device)
+        image_px = to_model_pixels(np.asarray(edited_image), h, w).to(self.vae.device)
+        sigmas = self.sigma_schedule(cfg.num_inference_steps, cfg.strength)
+        bar = self.progress_bar(total=2 * (len(sigmas) - 1))
+
+        # 1. Encode & normalise (Sec. 3.6, Eq. 8 left)
+        x_hat0 = normalize_latents(self.encode_video(video_px, cfg.decode_chunk_size), cfg.normalize,
+                                   cfg.normalize_center).to(state)
+        # 2. Invert with noise extrapolation (Sec. 3.5, Eq. 6-7), conditioned on the source first frame
+        inv_net = self.conditioned_network(video_px[:1], num_frames, cfg, generator,
+                                           (cfg.inversion_guidance_scale,) * 2,
+                                           cfg.normalize_inversion_condition and cfg.normalize != "none")
+        inverted = invert(x_hat0, sigmas.flip(0), inv_net, cfg.inversion_options(), generator,
+                          progress=lambda i: bar.update())
+        # 3. Generate conditioned on the edited first frame (stock Euler, Eq. 3, CFG)
+        gen_net = self.conditioned_network(image_px, num_frames, cfg, generator,
+                                           (cfg.min_guidance_scale, cfg.max_guidance_scale), False)
+        x0, _ = sample_euler(inverted.latents, sigmas, gen_net, progress=lambda i: bar.update())
+        bar.close()
+        # 4. Rescale to the edited image's latent statistics (Eq. 8 right)
+        if cfg.rescale:
+            x0 = rescale_latents(x0, self.encode_video(image_px).to(x0.dtype), cfg.rescale_formula)
+        finite = bool(torch.isfinite(x0).all())
+        # 5. Decode
+        frames = to_uint8_frames(self.decode(x0.float(), cfg.decode_chunk_size))
+        return VideoshopOutput(frames=frames, latents=x0, nfe=inv_net.nfe + gen_net.nfe,
+                               inversion_branches=inverted.branches, finite=finite)
+
+    @torch.no_grad()
+    def generate(self, image, num_frames: int, *, config: Optional[VideoshopConfig] = None,
+                 generator: Optional[torch.Generator] = None, height: Optional[int] = None,
+                 width: Optional[int] = None, **options) -> VideoshopOutput:
+        """Plain SVD image-to-video from pure noise (no source video): x_T ~ N(0, sigma_max^2 I), Euler over the
+        full schedule (strength is ignored). Used to build MagicBrush-to-video and by the 'SVD (no src. vid.)'
+        baseline. SVD's own defaults are noise_aug 0.02 and CFG 1.0 -> 3.0; pass them as ``options`` to match.
+        """
+        cfg = replace(config or VideoshopConfig(), **options)
+        generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        image = np.asarray(image)
+        h, w = self._resolve_size(image[None].shape, height, width)
+        image_px = to_model_pixels(image, h, w).to(self.vae.device)
+        sigmas = self.sigma_schedule(cfg.num_inference_steps, 1.0)
+        shape = (1, num_frames, self.unet.config.out_channels, h // self.vae_scale_factor, w // self.vae_scale_factor)
+        x_T = torch.randn(shape, generator=generator, dtype=_DTYPES[cfg.state_dtype]).to(self.vae.device) * sigmas[0]
+        net = self.conditioned_network(image_px, num_frames, cfg, generator,
+                                       (cfg.min_guidance_scale, cfg.max_guidance_scale), False)
+        bar = self.progress_bar(total=len(sigmas) - 1)
+        x0, _ = sample_euler(x_T, sigmas, net, progress=lambda i: bar.update())
+        bar.close()
+        frames = to_uint8_frames(self.decode(x0.float(), cfg.decode_chunk_size))
+        return VideoshopOutput(frames=frames, latents=x0, nfe=net.nfe, inversion_branches=[],
+                               finite=bool(torch.isfinite(x0).all()))
+
+    def reconstruct(self, video, **kwargs) -> VideoshopOutput:
+        """Invert and regenerate ``video`` with its own first frame (measures inversion fidelity)."""
+        return self(video=video, edited_image=np.asarray(video)[0], **kwargs)
