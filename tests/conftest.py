@@ -1,0 +1,31 @@
+"""Test setup: offline, deterministic, the torchvision shim before anything imports torchvision."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from videoshop import _compat  # noqa: E402,F401
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def tiny_components():
+    from videoshop.models import build_random_components, tiny_component_configs
+
+    return build_random_components(tiny_component_configs(), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tiny_components):
+    from videoshop.pipeline import VideoshopPipeline
+
+    pipe = VideoshopPipeline(**tiny_components)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
