@@ -1,0 +1,337 @@
+"""The one on-disk format of built datasets: a folder per sample, written atomically, read by ``FolderDataset``.
+
+::
+
+    <root>/<sample_id>/sample.json      instruction, prompts, edit_type, fps, num_frames, height, width, meta
+                      source/0000.png   lossless source frames (T of them)
+                      edited.png        the edited first frame (same size as the frames)
+                      mask.png          optional first-frame edit mask (white = edited region)
+                      gt/0000.png       optional ground-truth edited video
+                      gt_masks/0000.png optional per-frame edit masks (white = edited region)
+    <root>/build_report*.json           what a build did (built / skipped / failed with reasons)
+
+A sample folder exists only once complete: ``write_sample`` writes into ``<root>/.tmp-<id>-<pid>/`` and renames
+it into place, so an interrupted build never leaves a half sample that a rerun would skip.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from .schema import Sample, SampleError
+from .video_io import IMAGE_EXTS, read_image, resample_frames, resize_video, write_frames, write_image
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+SAMPLE_FILE = "sample.json"
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
+
+
+def check_sample_id(sample_id: str) -> str:
+    """A sample id usable as a folder name (letters, digits, '.', '_', '-'; not starting with '.')."""
+    sid = str(sample_id)
+    if not _SAFE_ID.match(sid) or len(sid) > 200:
+        raise SampleError(f"sample id {sid!r}: use letters, digits, '.', '_' or '-' (not leading), at most 200 chars")
+    return sid
+
+
+def safe_sample_id(text: str) -> str:
+    """Turn arbitrary text (a file stem, a clip id) into a valid sample id."""
+    sid = re.sub(r"[^A-Za-z0-9._\-]+", "_", str(text)).strip("._-") or "sample"
+    return sid[:200]
+
+
+def is_built(root, sample_id: str) -> bool:
+    return (Path(root) / str(sample_id) / SAMPLE_FILE).is_file()
+
+
+def _json_default(o: Any):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def write_json_atomic(path, data: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default))
+    os.replace(tmp, path)
+
+
+def write_sample(root, sample: Sample, overwrite: bool = False) -> Path:
+    """Validate ``sample`` and write it as ``<root>/<sample_id>/`` atomically; returns the sample folder.
+
+    An existing complete sample is kept unless ``overwrite``; then it is replaced (old folder removed after the
+    new one is in place).
+    """
+    sample.validate()
+    sid = check_sample_id(sample.sample_id)
+    if sample.edited_image.shape[:2] != sample.source_video.shape[1:3]:
+        raise SampleError(f"{sid}: edited_image size {sample.edited_image.shape[:2]} != frame size "
+                          f"{sample.source_video.shape[1:3]}")
+    root = Path(root)
+    final = root / sid
+    if final.exists() and not overwrite and is_built(root, sid):
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".tmp-{sid}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        write_frames(tmp / "source", sample.source_video)
+        write_image(tmp / "edited.png", sample.edited_image)
+        files = {"source": "source", "edited": "edited.png"}
+        if sample.edit_mask is not None:
+            write_image(tmp / "mask.png", np.asarray(sample.edit_mask, dtype=bool))
+            files["mask"] = "mask.png"
+        if sample.gt_edited_video is not None:
+            write_frames(tmp / "gt", sample.gt_edited_video)
+            files["gt"] = "gt"
+        if sample.gt_masks is not None:
+            write_frames(tmp / "gt_masks", np.asarray(sample.gt_masks, dtype=bool))
+            files["gt_masks"] = "gt_masks"
+        t, h, w = sample.source_video.shape[:3]
+        record = {
+            "format_version": FORMAT_VERSION, "sample_id": sid, "instruction": sample.instruction,
+            "source_prompt": sample.source_prompt, "target_prompt": sample.target_prompt,
+            "edit_type": sample.edit_type, "fps": float(sample.fps), "num_frames": int(t), "height": int(h),
+            "width": int(w), "files": files, "meta": sample.meta,
+        }
+        (tmp / SAMPLE_FILE).write_text(json.dumps(record, indent=2, default=_json_default))
+        if final.exists():  # incomplete leftover, or overwrite: move aside, then swap in
+            old = root / f".old-{sid}-{os.getpid()}"
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _read_frames_dir(folder: Path, mode: str = "RGB") -> np.ndarray:
+    if not folder.is_dir():
+        raise SampleError(f"missing frame folder {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise SampleError(f"no image frames in {folder}")
+    frames = [read_image(f, mode=mode) for f in files]
+    shapes = {f.shape for f in frames}
+    if len(shapes) != 1:
+        raise SampleError(f"frames of different sizes in {folder}: {sorted(shapes)[:3]}")
+    return np.stack(frames)
+
+
+def read_sample(folder, num_frames: Optional[int] = None, height: Optional[int] = None,
+                width: Optional[int] = None) -> Sample:
+    """Read one sample folder (optionally resampled to ``num_frames`` and resized to ``height`` x ``width``).
+
+    Raises SampleError with one line naming the file at fault.
+    """
+    folder = Path(folder)
+    meta_path = folder / SAMPLE_FILE
+    if not meta_path.is_file():
+        raise SampleError(f"missing {meta_path}")
+    try:
+        rec = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as e:
+        raise SampleError(f"cannot parse {meta_path}: {e}".splitlines()[0]) from e
+    if not isinstance(rec, dict):
+        raise SampleError(f"{meta_path}: expected a JSON object")
+    files = rec.get("files") or {"source": "source", "edited": "edited.png"}
+    video = _read_frames_dir(folder / files.get("source", "source"))
+    n = rec.get("num_frames")
+    if n is not None and int(n) != video.shape[0]:
+        raise SampleError(f"{folder / files.get('source', 'source')}: {video.shape[0]} frames, sample.json says {n}")
+    edited_path = folder / files.get("edited", "edited.png")
+    if not edited_path.is_file():
+        raise SampleError(f"missing edited first frame {edited_path}")
+    edited = read_image(edited_path)
+    if edited.shape[:2] != video.shape[1:3]:
+        raise SampleError(f"{edited_path}: size {edited.shape[:2]} != source frame size {video.shape[1:3]}")
+    mask = gt = gt_masks = None
+    if files.get("mask"):
+        mask = read_image(folder / files["mask"], mode="mask")
+        if mask.shape != video.shape[1:3]:
+            raise SampleError(f"{folder / files['mask']}: size {mask.shape} != source frame size {video.shape[1:3]}")
+    if files.get("gt"):
+        gt = _read_frames_dir(folder / files["gt"])
+        if gt.shape != video.shape:
+            raise SampleError(f"{folder / files['gt']}: shape {gt.shape} != source {video.shape}")
+    if files.get("gt_masks"):
+        gt_masks = _read_frames_dir(folder / files["gt_masks"], mode="mask")
+        if gt_masks.shape != video.shape[:3]:
+            raise SampleError(f"{folder / files['gt_masks']}: shape {gt_masks.shape} != {video.shape[:3]}")
+    sample = Sample(
+        sample_id=str(rec.get("sample_id", folder.name)), source_video=video, edited_image=edited, edit_mask=mask,
+        instruction=str(rec.get("instruction") or ""), source_prompt=rec.get("source_prompt"),
+        target_prompt=rec.get("target_prompt"), edit_type=str(rec.get("edit_type") or "unknown"),
+        gt_edited_video=gt, gt_masks=gt_masks, fps=float(rec.get("fps") or 7.0), meta=dict(rec.get("meta") or {}),
+    )
+    sample = conform_sample(sample, num_frames, height, width)
+    try:
+        return sample.validate()
+    except SampleError as e:
+        raise SampleError(f"{meta_path}: {e}") from e
+
+
+def conform_sample(sample: Sample, num_frames: Optional[int] = None, height: Optional[int] = None,
+                   width: Optional[int] = None) -> Sample:
+    """Resample frames uniformly to ``num_frames`` and resize every array to ``height`` x ``width`` (None = keep)."""
+    if num_frames and sample.num_frames != int(num_frames):
+        sample.source_video = resample_frames(sample.source_video, int(num_frames))
+        if sample.gt_edited_video is not None:
+            sample.gt_edited_video = resample_frames(sample.gt_edited_video, int(num_frames))
+        if sample.gt_masks is not None:
+            sample.gt_masks = resample_frames(sample.gt_masks, int(num_frames))
+    h, w = int(height or sample.size[0]), int(width or sample.size[1])
+    if (h, w) != sample.size:
+        sample.source_video = resize_video(sample.source_video, h, w)
+        sample.edited_image = resize_video(sample.edited_image[None], h, w)[0]
+        if sample.edit_mask is not None:
+            sample.edit_mask = resize_video(sample.edit_mask[None], h, w, mask=True)[0]
+        if sample.gt_edited_video is not None:
+            sample.gt_edited_video = resize_video(sample.gt_edited_video, h, w)
+        if sample.gt_masks is not None:
+            sample.gt_masks = resize_video(sample.gt_masks, h, w, mask=True)
+    return sample
+
+
+class FolderDataset:
+    """A built dataset in the common on-disk format (implements ``datasets.base.VideoEditDataset``).
+
+    ``num_frames`` / ``height`` / ``width`` (None = as stored) resample and resize on load, e.g. to feed a
+    64x112 example set to a model at another resolution.
+    """
+
+    def __init__(self, root, name: str = "folder", num_frames: Optional[int] = None, height: Optional[int] = None,
+                 width: Optional[int] = None):
+        self.root = Path(root)
+        self.name = str(name)
+        self.num_frames, self.height, self.width = num_frames, height, width
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"dataset folder {self.root} does not exist (build it first: "
+                                    f"python run.py task=build dataset=..., or set dataset.loader.root)")
+
+    def sample_ids(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir()
+                      if p.is_dir() and not p.name.startswith(".") and (p / SAMPLE_FILE).is_file())
+
+    def load(self, sample_id: str) -> Sample:
+        folder = self.root / str(sample_id)
+        if not folder.is_dir():
+            raise SampleError(f"no sample folder {folder}")
+        return read_sample(folder, self.num_frames, self.height, self.width)
+
+    def __len__(self) -> int:
+        return len(self.sample_ids())
+
+    def __repr__(self) -> str:
+        return f"FolderDataset(root={str(self.root)!r}, name={self.name!r})"
+
+
+# ----------------------------------------------------------------------------- building
+def shard_ids(ids: list[str], shard_index: int = 0, num_shards: int = 1) -> list[str]:
+    """Every ``num_shards``-th id starting at ``shard_index`` (shards partition ``ids``; order kept)."""
+    n, i = int(num_shards), int(shard_index)
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"dataset.build.shard_index={i} / num_shards={n}: need 0 <= shard_index < num_shards")
+    return list(ids)[i::n]
+
+
+def report_path(root, shard_index: int = 0, num_shards: int = 1) -> Path:
+    name = "build_report.json" if int(num_shards) == 1 else f"build_report.shard{int(shard_index)}of{int(num_shards)}.json"
+    return Path(root) / name
+
+
+def build_samples(root, ids, make_sample, *, settings: Optional[dict] = None, overwrite: bool = False,
+                  report_file=None, desc: str = "build") -> dict:
+    """Build each id with ``make_sample(id) -> Sample`` into ``root`` in the common format.
+
+    Resumable: ids already built are skipped (unless ``overwrite``). A failing sample is recorded with its error
+    and the build goes on. The report (also written to ``report_file``, default ``<root>/build_report.json``)
+    lists built / skipped / failed ids and the failures' reasons.
+    """
+    from tqdm.auto import tqdm
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    report = {"root": str(root), "settings": settings or {}, "requested": len(ids), "built": [], "skipped": [],
+              "failed": []}
+    report_file = Path(report_file) if report_file else report_path(root)
+    try:
+        for sid in tqdm(list(ids), desc=desc, unit="sample"):
+            if not overwrite and is_built(root, sid):
+                report["skipped"].append(sid)
+                continue
+            try:
+                sample = make_sample(sid)
+                write_sample(root, sample, overwrite=overwrite)
+                report["built"].append(sid)
+            except Exception as e:  # noqa: BLE001 - recorded, the build goes on
+                reason = f"{type(e).__name__}: {e}".splitlines()[0]
+                log.warning("sample %s failed: %s", sid, reason)
+                report["failed"].append({"id": sid, "error": reason})
+    finally:
+        report["counts"] = {k: len(report[k]) for k in ("built", "skipped", "failed")}
+        write_json_atomic(report_file, report)
+    log.info("%s: built %d, skipped %d (already built), failed %d -> %s", desc, *report["counts"].values(),
+             report_file)
+    return report
+
+
+# ----------------------------------------------------------------------------- geometry
+FIT_MODES = ("crop", "resize", "pad")
+
+
+def center_crop_box(h: int, w: int, aspect: float) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the largest centred box of ``aspect`` = width / height inside h x w."""
+    if w / h > aspect:  # too wide: crop the sides
+        cw = max(1, int(round(h * aspect)))
+        return 0, (w - cw) // 2, h, cw
+    ch = max(1, int(round(w / aspect)))
+    return (h - ch) // 2, 0, ch, w
+
+
+def fit_frames(frames: np.ndarray, height: int, width: int, fit: str = "crop", mask: bool = False) -> np.ndarray:
+    """Bring (T, H, W[, 3]) frames to ``height`` x ``width``: ``crop`` = centre-crop to the target aspect ratio then
+    resize (the default, no distortion), ``resize`` = stretch, ``pad`` = letterbox with black (False for masks)."""
+    if fit not in FIT_MODES:
+        raise ValueError(f"fit={fit!r}: expected one of {FIT_MODES}")
+    frames = np.asarray(frames)
+    h, w = frames.shape[1:3]
+    aspect = width / height
+    if fit == "crop":
+        top, left, ch, cw = center_crop_box(h, w, aspect)
+        frames = frames[:, top:top + ch, left:left + cw]
+    elif fit == "pad":
+        if w / h > aspect:
+            ph, pw = int(round(w / aspect)) - h, 0
+        else:
+            ph, pw = 0, int(round(h * aspect)) - w
+        pad = [(0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)] + [(0, 0)] * (frames.ndim - 3)
+        frames = np.pad(frames, pad)
+    return resize_video(np.ascontiguousarray(frames), int(height), int(width), mask=mask)
+
+
+def fit_image(image: np.ndarray, height: int, width: int, fit: str = "crop", mask: bool = False) -> np.ndarray:
+    """``fit_frames`` for one (H, W[, 3]) image or mask."""
+    return fit_frames(np.asarray(image)[None], height, width, fit, mask)[0]

@@ -1,0 +1,103 @@
+"""On-disk cache for source-side metric work (source embeddings, source flow, I3D features, tracked masks).
+
+Keys are dataset-independent: a hash of the array bytes (shape and dtype included) plus a protocol string naming
+the backbone and every choice that changes the numbers. Ten methods evaluated on one dataset therefore compute each
+source-side quantity once. Entries are written atomically (temp file + rename) so concurrent runs never read a
+half-written file. ``cache_dir=None`` keeps an in-memory cache only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections import OrderedDict
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+
+
+def fingerprint(*parts: Any) -> str:
+    """SHA-1 over arrays (bytes, shape, dtype) and strings/numbers; None is hashed as a marker."""
+    h = hashlib.sha1()
+    for p in parts:
+        if p is None:
+            h.update(b"<none>")
+        elif isinstance(p, np.ndarray):
+            a = np.ascontiguousarray(p)
+            h.update(f"{a.shape}{a.dtype}".encode())
+            h.update(a.tobytes())
+        elif isinstance(p, torch.Tensor):
+            a = p.detach().cpu().contiguous().numpy()
+            h.update(f"{a.shape}{a.dtype}".encode())
+            h.update(a.tobytes())
+        elif isinstance(p, dict):
+            h.update(json.dumps(p, sort_keys=True, default=str).encode())
+        else:
+            h.update(str(p).encode())
+        h.update(b"|")
+    return h.hexdigest()
+
+
+class FeatureCache:
+    """``get_or_compute(key, fn)``: memory first, then ``cache_dir/namespace/key.pt``, else ``fn()`` (stored)."""
+
+    def __init__(self, cache_dir: Optional[str], namespace: str, memory_items: int = 64) -> None:
+        self.dir = os.path.join(str(cache_dir), namespace) if cache_dir else None
+        self.memory: "OrderedDict[str, Any]" = OrderedDict()
+        self.memory_items = memory_items
+        self.hits = self.misses = 0
+
+    def _remember(self, key: str, value: Any) -> None:
+        self.memory[key] = value
+        self.memory.move_to_end(key)
+        while len(self.memory) > self.memory_items:
+            self.memory.popitem(last=False)
+
+    def get_or_compute(self, key: str, fn: Callable[[], Any]) -> Any:
+        if key in self.memory:
+            self.hits += 1
+            self.memory.move_to_end(key)
+            return self.memory[key]
+        path = os.path.join(self.dir, f"{key}.pt") if self.dir else None
+        if path and os.path.exists(path):
+            try:
+                value = torch.load(path, map_location="cpu", weights_only=False)
+                self.hits += 1
+                self._remember(key, value)
+                return value
+            except Exception:  # a corrupt entry is recomputed
+                pass
+        self.misses += 1
+        value = fn()
+        if path:
+            os.makedirs(self.dir, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
+            os.close(fd)
+            torch.save(value, tmp)
+            os.replace(tmp, path)
+        self._remember(key, value)
+        return value
+
+
+def load_json_cache(cache_dir: Optional[str], namespace: str, key: str) -> Optional[Any]:
+    if not cache_dir:
+        return None
+    path = os.path.join(str(cache_dir), namespace, f"{key}.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return None
+
+
+def save_json_cache(cache_dir: Optional[str], namespace: str, key: str, value: Any) -> None:
+    if not cache_dir:
+        return
+    d = os.path.join(str(cache_dir), namespace)
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(value, f, indent=1)
+    os.replace(tmp, os.path.join(d, f"{key}.json"))

@@ -1,0 +1,53 @@
+"""The method interface every editing method implements, and Videoshop behind it.
+
+A method is constructed from its config (conf/method/*.yaml: ``name`` plus options) and the loaded pipeline, and
+edits one Sample at a time: ``edit(sample, generator) -> EditResult`` with frames at the model resolution. Frame
+count and size adaptation happen in the runner (experiments/prepare.py), not here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Protocol
+
+import numpy as np
+import torch
+
+from .config import VideoshopConfig
+
+
+@dataclass
+class EditResult:
+    frames: np.ndarray  # (T, H, W, 3) uint8
+    nfe: int = 0  # network (UNet) evaluations
+    finite: bool = True  # False when the method's latents diverged (recorded as NaN metrics)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class EditMethod(Protocol):
+    name: str
+
+    def edit(self, sample, generator: torch.Generator) -> EditResult:
+        ...
+
+    def options(self) -> dict[str, Any]:
+        ...
+
+
+class VideoshopMethod:
+    """Videoshop and its ablations: all are this class with different options (conf/method/videoshop*.yaml)."""
+
+    def __init__(self, pipeline, name: str = "videoshop", height: Optional[int] = None, width: Optional[int] = None,
+                 **options: Any):
+        self.pipeline, self.name = pipeline, name
+        self.height, self.width = height, width
+        self.config = VideoshopConfig.from_dict(options)
+
+    def options(self) -> dict[str, Any]:
+        return self.config.to_dict()
+
+    def edit(self, sample, generator: torch.Generator) -> EditResult:
+        out = self.pipeline(video=sample.source_video, edited_image=sample.edited_image, config=self.config,
+                            generator=generator, height=self.height, width=self.width)
+        return EditResult(frames=out.frames, nfe=out.nfe, finite=out.finite,
+                          info={"inversion_branches": "".join(b[0] for b in out.inversion_branches)})
