@@ -19,7 +19,8 @@ COLOR_WORDS = ("red", "orange", "yellow", "green", "blue", "purple", "violet", "
 _RULES: tuple[tuple[str, str, str], ...] = (
     ("remove_object", "remove", r"\b(remove|delete|erase|get rid of|take (away|out|off)|eliminate|without)\b"),
     ("change_color", "color_to",
-     r"\b(make|turn|change|paint|color|colour|dye|recolou?r)\b.*\b(" + "|".join(COLOR_WORDS) + r")\b"),
+     r"\b(make|turn|change|paint|color|colour|dye|recolou?r)\b.*(?<!\ba )(?<!\ban )\b("
+     + "|".join(COLOR_WORDS) + r")\b"),  # "to an orange" is a fruit, "to orange" a colour
     ("replace_object", "replace",
      r"\b(replace|swap|substitute|exchange)\b|\b(change|turn|transform|convert)\b.*\b(into|to|with)\b"
      r"|\binstead of\b|\bbe (a|an)\b|\bwhat if\b.*\bwere\b"),

@@ -152,6 +152,51 @@ def temporal_indices(num_source: int, num_frames: int, source_fps: float, sample
     return np.minimum(idx, num_source - 1)
 
 
+def _check_frames(path, video: np.ndarray) -> None:
+    if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
+        raise SampleError(f"{path}: expected (T, H, W, 3) uint8 frames, got {video.shape} {video.dtype}")
+    if video.shape[0] < 2:
+        raise SampleError(f"{path}: {video.shape[0]} frame(s); need at least 2")
+
+
+def read_selected_frames(path, num_frames: int, sample_fps: Optional[float] = None):
+    """``(frames, source_fps, source_frame_count, indices)``: only the frames ``temporal_indices`` selects.
+
+    Video files are decoded twice with PyAV (count, then keep the selected frames), so memory stays at
+    ``num_frames`` frames whatever the clip's length; frame folders and arrays go through ``read_video``.
+    """
+    path = Path(path)
+    if path.is_dir() or path.suffix.lower() in (".npy", ".npz"):
+        video, fps = read_video(path)
+        _check_frames(path, video)
+        idx = temporal_indices(video.shape[0], num_frames, fps, sample_fps)
+        return video[idx], fps, video.shape[0], idx
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate) if stream.average_rate else 7.0
+            total = sum(1 for _ in container.decode(stream))
+        if total < 2:
+            raise SampleError(f"{path}: {total} decodable frame(s); need at least 2")
+        idx = temporal_indices(total, num_frames, fps, sample_fps)
+        wanted, kept = set(idx.tolist()), {}
+        with av.open(str(path)) as container:
+            for i, frame in enumerate(container.decode(container.streams.video[0])):
+                if i in wanted:
+                    kept[i] = frame.to_ndarray(format="rgb24")
+                if i >= idx.max():
+                    break
+        video = np.stack([kept[int(i)] for i in idx])
+    except SampleError:
+        raise
+    except Exception as err:  # noqa: BLE001
+        raise SampleError(f"cannot read video {path}: {type(err).__name__}: {err}".splitlines()[0]) from err
+    _check_frames(path, video)
+    return video, fps, total, idx
+
+
 def _check_aspect(what: str, path, size: tuple[int, int], video_size: tuple[int, int]) -> None:
     a, b = size[1] / size[0], video_size[1] / video_size[0]
     if abs(a / b - 1) > ASPECT_TOLERANCE:
@@ -181,11 +226,7 @@ def convert_entry(e: dict, *, num_frames: int = 14, height: int = 576, width: in
             raise SampleError(f"{where}: no mask given (set dataset.build.require_mask=false to allow)")
     elif not Path(e["mask"]).is_file():
         raise SampleError(f"{where}: mask file not found: {e['mask']}")
-    video, src_fps = read_video(e["video"])
-    if video.ndim != 4 or video.shape[-1] != 3 or video.dtype != np.uint8:
-        raise SampleError(f"{e['video']}: expected (T, H, W, 3) uint8 frames, got {video.shape} {video.dtype}")
-    if video.shape[0] < 2:
-        raise SampleError(f"{e['video']}: {video.shape[0]} frame(s); need at least 2")
+    video, src_fps, total, idx = read_selected_frames(e["video"], int(num_frames), sample_fps)
     edited = read_image(e["edited"])
     _check_aspect("edited frame", e["edited"], edited.shape[:2], video.shape[1:3])
     mask = None
@@ -194,12 +235,11 @@ def convert_entry(e: dict, *, num_frames: int = 14, height: int = 576, width: in
         _check_aspect("mask", e["mask"], mask.shape, video.shape[1:3])
         if not mask.any():
             raise SampleError(f"mask {e['mask']}: empty (no pixel above 127; white = edited region)")
-    idx = temporal_indices(video.shape[0], int(num_frames), src_fps, sample_fps)
-    out_fps = float(sample_fps) if sample_fps else float(num_frames) / max(video.shape[0] / src_fps, 1e-6)
-    frames = fit_frames(video[idx], int(height), int(width), fit)
+    out_fps = float(sample_fps) if sample_fps else float(num_frames) / max(total / src_fps, 1e-6)
+    frames = fit_frames(video, int(height), int(width), fit)
     meta = {"dataset": dataset, "original": {"video": str(e["video"]), "edited": str(e["edited"]),
                                              "mask": str(e["mask"]) if e.get("mask") else None,
-                                             "num_frames": int(video.shape[0]), "fps": float(src_fps),
+                                             "num_frames": int(total), "fps": float(src_fps),
                                              "height": int(video.shape[1]), "width": int(video.shape[2])},
             "frame_indices": idx.tolist(), "fit": fit, "edit_type_source": edit_type_source, **(e.get("extra") or {})}
     return Sample(sample_id=sid, source_video=frames, edited_image=fit_image(edited, int(height), int(width), fit),

@@ -32,6 +32,7 @@ from .video_io import IMAGE_EXTS, read_image, resample_frames, resize_video, wri
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_FILE = "sample.json"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
 
@@ -164,7 +165,7 @@ def read_sample(folder, num_frames: Optional[int] = None, height: Optional[int] 
     edited_path = folder / files.get("edited", "edited.png")
     if not edited_path.is_file():
         raise SampleError(f"missing edited first frame {edited_path}")
-    edited = read_image(edited_path)
+    edited = np.array(read_image(edited_path))  # writable (PIL arrays are read-only)
     if edited.shape[:2] != video.shape[1:3]:
         raise SampleError(f"{edited_path}: size {edited.shape[:2]} != source frame size {video.shape[1:3]}")
     mask = gt = gt_masks = None
@@ -204,14 +205,14 @@ def conform_sample(sample: Sample, num_frames: Optional[int] = None, height: Opt
             sample.gt_masks = resample_frames(sample.gt_masks, int(num_frames))
     h, w = int(height or sample.size[0]), int(width or sample.size[1])
     if (h, w) != sample.size:
-        sample.source_video = resize_video(sample.source_video, h, w)
-        sample.edited_image = resize_video(sample.edited_image[None], h, w)[0]
+        sample.source_video = fit_frames(sample.source_video, h, w, "resize")
+        sample.edited_image = fit_frames(sample.edited_image[None], h, w, "resize")[0]
         if sample.edit_mask is not None:
-            sample.edit_mask = resize_video(sample.edit_mask[None], h, w, mask=True)[0]
+            sample.edit_mask = fit_frames(sample.edit_mask[None], h, w, "resize", mask=True)[0]
         if sample.gt_edited_video is not None:
-            sample.gt_edited_video = resize_video(sample.gt_edited_video, h, w)
+            sample.gt_edited_video = fit_frames(sample.gt_edited_video, h, w, "resize")
         if sample.gt_masks is not None:
-            sample.gt_masks = resize_video(sample.gt_masks, h, w, mask=True)
+            sample.gt_masks = fit_frames(sample.gt_masks, h, w, "resize", mask=True)
     return sample
 
 
@@ -224,7 +225,9 @@ class FolderDataset:
 
     def __init__(self, root, name: str = "folder", num_frames: Optional[int] = None, height: Optional[int] = None,
                  width: Optional[int] = None):
-        self.root = Path(root)
+        self.root = Path(root).expanduser()
+        if not self.root.is_dir() and not self.root.is_absolute() and (REPO_ROOT / self.root).is_dir():
+            self.root = REPO_ROOT / self.root  # e.g. datasets/examples from any working directory
         self.name = str(name)
         self.num_frames, self.height, self.width = num_frames, height, width
         if not self.root.is_dir():
@@ -258,7 +261,8 @@ def shard_ids(ids: list[str], shard_index: int = 0, num_shards: int = 1) -> list
 
 
 def report_path(root, shard_index: int = 0, num_shards: int = 1) -> Path:
-    name = "build_report.json" if int(num_shards) == 1 else f"build_report.shard{int(shard_index)}of{int(num_shards)}.json"
+    i, n = int(shard_index), int(num_shards)
+    name = "build_report.json" if n == 1 else f"build_report.shard{i}of{n}.json"
     return Path(root) / name
 
 
@@ -329,7 +333,10 @@ def fit_frames(frames: np.ndarray, height: int, width: int, fit: str = "crop", m
             ph, pw = 0, int(round(h * aspect)) - w
         pad = [(0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)] + [(0, 0)] * (frames.ndim - 3)
         frames = np.pad(frames, pad)
-    return resize_video(np.ascontiguousarray(frames), int(height), int(width), mask=mask)
+    frames = np.ascontiguousarray(frames)
+    if not frames.flags.writeable:  # torch.from_numpy warns on read-only arrays (e.g. from PIL)
+        frames = frames.copy()
+    return resize_video(frames, int(height), int(width), mask=mask)
 
 
 def fit_image(image: np.ndarray, height: int, width: int, fit: str = "crop", mask: bool = False) -> np.ndarray:

@@ -27,7 +27,7 @@ import numpy as np
 
 from .base import select_ids
 from .edit_types import infer_edit_type_with_rule
-from .folder import build_samples, fit_image, report_path, shard_ids
+from .folder import build_samples, fit_image, is_built, report_path, shard_ids
 from .schema import Sample, SampleError
 
 log = logging.getLogger(__name__)
@@ -131,12 +131,13 @@ class MagicBrushParquet:
             columns=[*INDEX_COLUMNS, "file", "row"])
         self.index["img_id"] = self.index["img_id"].astype(str)
         self.index["turn_index"] = self.index["turn_index"].astype(int)
-        self.index["sample_id"] = [sample_id_for(i, t) for i, t in zip(self.index["img_id"], self.index["turn_index"])]
+        self.index["sample_id"] = self.index["img_id"] + "_t" + self.index["turn_index"].astype(str)
         dup = self.index["sample_id"].duplicated()
         if dup.any():
             log.warning("MagicBrush: %d duplicate (img_id, turn_index) rows; keeping the first", int(dup.sum()))
             self.index = self.index[~dup]
-        self._cache: tuple[tuple[int, int], list[dict]] = ((-1, -1), [])
+        self._cache: tuple[tuple[int, int], Any] = ((-1, -1), None)
+        self._files_open: dict[int, Any] = {}
 
     def sample_ids(self, turns="first") -> list[str]:
         return list(select_turns(self.index, turns)["sample_id"])
@@ -156,16 +157,20 @@ class MagicBrushParquet:
         return out
 
     def _image_cells(self, fi: int, r: int) -> dict:
+        """The image cells of row ``r`` of file ``fi``; the row group's Arrow table stays cached (sequential
+        builds read neighbouring rows), only the one row becomes Python objects."""
         import pyarrow.parquet as pq
 
-        pf = pq.ParquetFile(self.files[fi])
+        pf = self._files_open.get(fi)
+        if pf is None:
+            pf = self._files_open[fi] = pq.ParquetFile(self.files[fi])
         start = 0
         for g in range(pf.num_row_groups):
             n = pf.metadata.row_group(g).num_rows
             if r < start + n:
                 if self._cache[0] != (fi, g):
-                    self._cache = ((fi, g), pf.read_row_group(g, columns=list(IMAGE_COLUMNS)).to_pylist())
-                return self._cache[1][r - start]
+                    self._cache = ((fi, g), pf.read_row_group(g, columns=list(IMAGE_COLUMNS)))
+                return self._cache[1].slice(r - start, 1).to_pylist()[0]
             start += n
         raise KeyError(f"{self.files[fi]}: row {r} out of range")
 
@@ -278,7 +283,8 @@ def build_magicbrush(source: Union[str, Path], out_root: Union[str, Path], pipel
                      model_info: Optional[dict] = None, cache_dir: Optional[str] = None) -> dict:
     """Build MagicBrush-to-video into ``out_root`` (common folder format); returns the build report.
 
-    ``pipeline`` is a VideoshopPipeline or a zero-argument factory (called only if something is left to build).
+    ``pipeline`` is a VideoshopPipeline or a zero-argument factory, called once and only if something is left to
+    build; its errors (e.g. missing weights) stop the build, whereas a failing sample is recorded and skipped.
     Selection: ``turns`` of ``split``, then ``ids``, then the first ``limit``, then shard ``shard_index`` of
     ``num_shards``. Each sample gets its own seed from (``seed``, sample id), so shards and reruns agree.
     """
@@ -292,15 +298,13 @@ def build_magicbrush(source: Union[str, Path], out_root: Union[str, Path], pipel
                    "fps": int(fps), "motion_bucket_id": int(motion_bucket_id)}
     if decode_chunk_size:
         svd_options["decode_chunk_size"] = int(decode_chunk_size)
-    pipe_box: list = []
-
-    def get_pipe():
-        if not pipe_box:
-            pipe_box.append(pipeline() if callable(pipeline) and not hasattr(pipeline, "generate") else pipeline)
-        return pipe_box[0]
+    pipe = None
+    if any(overwrite or not is_built(out_root, sid) for sid in selected):
+        # load the model once, before the loop: a model that cannot load stops the build with its own error
+        pipe = pipeline() if callable(pipeline) and not hasattr(pipeline, "generate") else pipeline
 
     def make(sid: str) -> Sample:
-        return make_magicbrush_sample(table.row(sid), get_pipe(), split=split, num_frames=num_frames, height=height,
+        return make_magicbrush_sample(table.row(sid), pipe, split=split, num_frames=num_frames, height=height,
                                       width=width, fit=fit, mask_polarity=mask_polarity, seed=seed,
                                       svd_options=svd_options, model_info=model_info,
                                       replace_first_frame=replace_first_frame)

@@ -60,3 +60,7 @@ class EditMetric(Metric):
 
     def protocol(self) -> dict[str, Any]:
         return {}
+
+    def notes(self) -> dict[str, str]:
+        """Warnings about this metric's value (e.g. FVD over too few videos), for a results table's warning column."""
+        return {}

@@ -144,10 +144,10 @@ class VideoshopPipeline(DiffusionPipeline):
     @torch.no_grad()
     def generate(self, image, num_frames: int, *, config: Optional[VideoshopConfig] = None,
                  generator: Optional[torch.Generator] = None, height: Optional[int] = None,
-                 width: Optional[int] = None, **options) -> VideoshopOutput:
+                 width: Optional[int] = None, latents: Optional[torch.Tensor] = None, **options) -> VideoshopOutput:
         """Plain SVD image-to-video from pure noise (no source video): x_T ~ N(0, sigma_max^2 I), Euler over the
         full schedule (strength is ignored). Used to build MagicBrush-to-video and by the 'SVD (no src. vid.)'
-        baseline. SVD's own defaults are noise_aug 0.02 and CFG 1.0 -> 3.0; pass them as ``options`` to match.
+        baseline. ``latents`` optionally gives x_T (already scaled by sigma_max). SVD's own defaults are noise_aug 0.02 and CFG 1.0 -> 3.0; pass them as ``options`` to match.
         """
         cfg = replace(config or VideoshopConfig(), **options)
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
@@ -156,7 +156,9 @@ class VideoshopPipeline(DiffusionPipeline):
         image_px = to_model_pixels(image, h, w).to(self.vae.device)
         sigmas = self.sigma_schedule(cfg.num_inference_steps, 1.0)
         shape = (1, num_frames, self.unet.config.out_channels, h // self.vae_scale_factor, w // self.vae_scale_factor)
-        x_T = torch.randn(shape, generator=generator, dtype=_DTYPES[cfg.state_dtype]).to(self.vae.device) * sigmas[0]
+        if latents is None:
+            latents = torch.randn(shape, generator=generator, dtype=_DTYPES[cfg.state_dtype]) * sigmas[0]
+        x_T = latents.to(self.vae.device, _DTYPES[cfg.state_dtype])
         net = self.conditioned_network(image_px, num_frames, cfg, generator,
                                        (cfg.min_guidance_scale, cfg.max_guidance_scale), False)
         bar = self.progress_bar(total=len(sigmas) - 1)

@@ -1,0 +1,114 @@
+"""Flow and Flow+: end-point error between RAFT optical flow of the source and of the edited video.
+
+Protocol (shared/paper/metric_protocols.md): forward flow between consecutive frames (t -> t+1, T-1 pairs) of
+the source and of the edited video with torchvision RAFT (default raft_large, C_T_SKHT_V2 weights, 12 updates,
+frames mapped to [-1, 1] as ``weights.transforms()`` does); EPE = per-pixel Euclidean distance between the two
+flow fields (princeton-vl/RAFT evaluate.py), averaged over pixels and pairs, in SOURCE pixels.
+RAFT needs H, W divisible by 8 (and >= 128 for raft_large's 4-level pyramid): frames smaller than ``min_size`` on
+the short side are resized up (bilinear) to at least ``min_size``, H and W are rounded up to multiples of 8, and
+the flow is resized back to the source size with its u/v components rescaled by W/W' and H/H', so EPE is always in
+source pixels. Flow+ averages only over pixels outside the tracked edit region of both frames of the pair
+(~(M_t | M_{t+1})). Source flow is computed once per sample and cached.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .backbones import load_raft, resolve_device
+from .base import EditMetric, check_same_shape
+from .cache import FeatureCache, fingerprint
+from .clip import _tracker
+
+
+def end_point_error(flow_a: torch.Tensor, flow_b: torch.Tensor, valid: Optional[torch.Tensor] = None) -> float:
+    """Mean over pixels (where ``valid``) of ||flow_a - flow_b||_2; flows (N, 2, H, W), valid (N, H, W) bool."""
+    d = torch.linalg.vector_norm(flow_a.double() - flow_b.double(), dim=1)
+    if valid is None:
+        return float(d.mean())
+    if not bool(valid.any()):
+        return float("nan")
+    return float(d[valid].mean())
+
+
+def working_size(h: int, w: int, min_size: int) -> tuple[int, int]:
+    s = max(1.0, min_size / min(h, w))
+    return int(math.ceil(h * s / 8) * 8), int(math.ceil(w * s / 8) * 8)
+
+
+class RaftFlow:
+    """Batched RAFT forward flow of consecutive frames: (T, H, W, 3) uint8 -> (T-1, 2, H, W) float32 in source px."""
+
+    def __init__(self, model: str = "raft_large", checkpoint: Optional[str] = None, backbone: str = "real",
+                 num_flow_updates: int = 12, min_size: int = 128, batch_size: int = 8, device: str = "auto",
+                 seed: int = 0, config_key: str = "metrics.flow") -> None:
+        self.device = resolve_device(device)
+        self.model_name, self.checkpoint, self.backbone = model, checkpoint, backbone
+        self.num_flow_updates, self.min_size, self.batch_size = num_flow_updates, min_size, batch_size
+        self.model = load_raft(model, checkpoint, backbone, self.device, seed, config_key)
+
+    def describe(self) -> str:
+        name = "tiny random RAFT (torchvision RAFT classes)" if self.backbone == "tiny" else (
+            f"torchvision {self.model_name} RANDOM weights" if self.backbone == "random" else
+            f"torchvision {self.model_name}/{self.checkpoint or 'C_T_SKHT_V2'}")
+        return (f"{name}, {self.num_flow_updates} updates, consecutive forward pairs, short side >= {self.min_size}"
+                f" and /8 by bilinear resize, flow rescaled to source px")
+
+    @torch.no_grad()
+    def __call__(self, video: np.ndarray) -> torch.Tensor:
+        t, h, w = video.shape[:3]
+        x = torch.from_numpy(np.ascontiguousarray(video)).permute(0, 3, 1, 2).float().div(255.0).mul(2.0).sub(1.0)
+        hh, ww = working_size(h, w, self.min_size)
+        if (hh, ww) != (h, w):
+            x = F.interpolate(x, size=(hh, ww), mode="bilinear", align_corners=False)
+        flows = []
+        for i in range(0, t - 1, self.batch_size):
+            j = min(i + self.batch_size, t - 1)
+            a, b = x[i:j].to(self.device), x[i + 1:j + 1].to(self.device)
+            flows.append(self.model(a, b, num_flow_updates=self.num_flow_updates)[-1].float().cpu())
+        f = torch.cat(flows)
+        if (hh, ww) != (h, w):
+            f = F.interpolate(f, size=(h, w), mode="bilinear", align_corners=False)
+            f = f * torch.tensor([w / ww, h / hh]).view(1, 2, 1, 1)
+        return f
+
+
+class FlowEPE(EditMetric):
+    """Flow and Flow+ (pixels, lower is better)."""
+
+    names = ("flow", "flow_plus")
+    higher_is_better = False
+    config_key = "metrics.flow"
+
+    def __init__(self, model: str = "raft_large", checkpoint: Optional[str] = None, backbone: str = "real",
+                 num_flow_updates: int = 12, min_size: int = 128, batch_size: int = 8, plus: bool = True,
+                 tracking: Optional[dict] = None, device: str = "auto", seed: int = 0,
+                 cache_dir: Optional[str] = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.raft = RaftFlow(model, checkpoint, backbone, num_flow_updates, min_size, batch_size, device, seed,
+                             self.config_key)
+        self.cache = FeatureCache(cache_dir, "flow")
+        self.plus = plus
+        self.tracker = _tracker(tracking, device, cache_dir, self.config_key) if plus else None
+
+    def score(self, sample, edited):
+        check_same_shape(sample, edited)
+        key = fingerprint(sample.source_video, self.raft.describe(), self.raft.checkpoint)
+        src = self.cache.get_or_compute(key, lambda: self.raft(sample.source_video))
+        ed = self.raft(edited)
+        out: dict[str, Optional[float]] = {"flow": end_point_error(src, ed), "flow_plus": None}
+        if self.plus:
+            m = torch.from_numpy(self.tracker.track(sample))
+            out["flow_plus"] = end_point_error(src, ed, ~(m[:-1] | m[1:]))
+        return out
+
+    def protocol(self):
+        p = {"flow": f"EPE (px) between {self.raft.describe()}"}
+        if self.plus:
+            p["flow_plus"] = f"EPE outside tracked edit region of frames t and t+1; tracker: {self.tracker.protocol()}"
+        return p

@@ -1,0 +1,104 @@
+"""Time the paper's metric suite per video (a script, not a test).
+
+    python experiments/benchmark_metrics.py --backbones tiny            # conf/metrics/paper_tiny.yaml, CPU
+    python experiments/benchmark_metrics.py --backbones real-random --device cuda
+
+``tiny`` instantiates conf/metrics/paper_tiny.yaml. ``real-random`` builds the real-size architectures with random
+weights (open_clip ViT-B-32, torchvision raft_large with 12 updates at >= 128 px); speed does not depend on weight
+values. Two parts have no real-size random stand-in and are NOT timed at real size: I3D (only the TorchScript file
+defines it; the tiny stand-in is used and labelled) and TIFA (multi-GB LLaMA-2/BLIP/T5 checkpoints; skipped unless
+--tifa-tiny). Videos are synthetic (datasets/synthetic.py), edited = the ground-truth edited video. Each video is
+scored twice: "cold" (source-side work computed: source embeddings, source flow, I3D source features, tracked masks)
+and "warm" (source side from the cache, i.e. the cost of each further method on the same dataset). Model loading is
+excluded and reported separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from videoshop import _compat  # noqa: E402,F401
+
+
+def build_metrics(backbones: str, device: str, cache: str, tifa_tiny: bool) -> dict:
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    conf = Path(__file__).resolve().parents[1] / "conf" / "metrics" / "paper_tiny.yaml"
+    cfg = OmegaConf.create({"device": device, "paths": {"cache": cache}, "metrics": OmegaConf.load(conf)}).metrics
+    if backbones == "real-random":
+        for key in ("clip_tgt", "clip_src", "clip_tc"):
+            cfg[key].backbone, cfg[key].model = "random", "ViT-B-32"
+        cfg.flow.backbone, cfg.flow.model, cfg.flow.num_flow_updates, cfg.flow.min_size = "random", "raft_large", 12, 128
+        if not tifa_tiny:
+            del cfg["tifa"]
+    out = {}
+    for key, node in cfg.items():
+        t = time.perf_counter()
+        out[key] = instantiate(node)
+        print(f"load {key}: {time.perf_counter() - t:.2f} s", flush=True)
+    return out
+
+
+def run(metrics: dict, samples: list) -> dict:
+    times = {k: {"cold": [], "warm": []} for k in metrics}
+    for s in samples:
+        for phase in ("cold", "warm"):
+            for k, m in metrics.items():
+                t = time.perf_counter()
+                if m.per_sample:
+                    m.score(s, s.gt_edited_video)
+                else:
+                    m.update(s, s.gt_edited_video)
+                times[k][phase].append(time.perf_counter() - t)
+    return times
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backbones", choices=("tiny", "real-random"), default="tiny")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--videos", type=int, default=3)
+    p.add_argument("--frames", type=int, default=14)
+    p.add_argument("--height", type=int, default=64)
+    p.add_argument("--width", type=int, default=112)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
+    p.add_argument("--tifa-tiny", action="store_true", help="real-random: include the tiny TIFA pipeline")
+    p.add_argument("--json", default=None, help="write the timings here")
+    a = p.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import numpy as np
+    import torch
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    from datasets.synthetic import SyntheticDataset
+
+    ds = SyntheticDataset(num_samples=a.videos + 1, num_frames=a.frames, height=a.height, width=a.width)
+    samples = [ds.load(i) for i in ds.sample_ids()]
+    with tempfile.TemporaryDirectory() as cache:
+        metrics = build_metrics(a.backbones, a.device, cache, a.tifa_tiny)
+        run(metrics, samples[:1])  # warm-up (lazy init, first-call allocations); not counted
+        times = run(metrics, samples[1:])
+    rows = {k: {ph: float(np.mean(v)) for ph, v in d.items()} for k, d in times.items()}
+    print(f"\nbackbones={a.backbones} device={a.device} video={a.frames}x{a.height}x{a.width} "
+          f"videos={a.videos} threads={torch.get_num_threads()}")
+    print(f"{'metric':10s} {'cold s/video':>13s} {'warm s/video':>13s}")
+    for k, r in rows.items():
+        print(f"{k:10s} {r['cold']:13.3f} {r['warm']:13.3f}")
+    tot = {ph: sum(r[ph] for r in rows.values()) for ph in ("cold", "warm")}
+    print(f"{'TOTAL':10s} {tot['cold']:13.3f} {tot['warm']:13.3f}")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"args": vars(a), "per_metric": rows, "total": tot}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
