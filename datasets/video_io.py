@@ -29,8 +29,8 @@ def read_image(path, mode: str = "RGB") -> np.ndarray:
     try:
         with Image.open(path) as im:
             if mode == "mask":
-                return np.asarray(im.convert("L")) > 127
-            return np.asarray(im.convert("RGB"))
+                return np.array(im.convert("L")) > 127
+            return np.array(im.convert("RGB"))
     except Exception as e:  # noqa: BLE001
         raise VideoReadError(f"cannot read image {path}: {type(e).__name__}: {e}".splitlines()[0]) from e
 

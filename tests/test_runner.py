@@ -129,5 +129,6 @@ def test_sigma_sweep_from_the_command_line_ends_in_one_combined_table(tmp_path):
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     combined = pd.read_csv(tmp_path / "combined_summary.csv")
-    assert sorted(combined["label"]) == ["videoshop[threshold=0.5]", "videoshop[threshold=2]"]
+    assert sorted(combined["label"]) == ["videoshop[num_inference_steps=6,threshold=0.5]",
+                                         "videoshop[num_inference_steps=6,threshold=2]"]
     assert (tmp_path / "combined_summary.md").read_text().count("videoshop[threshold=") == 2
