@@ -27,9 +27,13 @@ def job_label(cfg: DictConfig) -> str:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig):
-    from experiments.runner import main_task
+    from experiments.runner import ConfigError, main_task
+    from videoshop.models import MissingWeightsError
 
-    main_task(cfg, job_label(cfg))
+    try:
+        main_task(cfg, job_label(cfg))
+    except (ConfigError, MissingWeightsError) as e:  # one line, no traceback: the message says what to set
+        raise SystemExit(f"error: {e}") from None
 
 
 if __name__ == "__main__":

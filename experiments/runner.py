@@ -68,7 +68,7 @@ class Runner:
         self.pipeline = build_pipeline(cfg.model, cfg.device)  # fails fast on missing weights
         self.pipeline.set_progress_bar_config(disable=not cfg.get("progress_bars", False), leave=False)
         self.method = instantiate(cfg.method, pipeline=self.pipeline, _convert_="all")
-        self.metrics = {k: instantiate(v) for k, v in (cfg.get("metrics") or {}).items()}
+        self.metrics = {k: _instantiate_metric(k, v) for k, v in (cfg.get("metrics") or {}).items()}
         self.edit_hash = stable_hash({k: _container(cfg.get(k)) for k in ("task", "seed", "frames_policy", "method", "model")}
                                      | {"dataset": _container(cfg.dataset.loader)})
         self.metrics_hash = stable_hash(_container(cfg.get("metrics")))
@@ -158,6 +158,8 @@ class Runner:
         protocol = {"model": self.cfg.model.name, "task": self.task, "seed": self.cfg.seed}
         for m in self.metrics.values():
             protocol.update(m.protocol())
+            if m.per_sample:
+                set_notes.update(getattr(m, "notes", lambda: {})())
         tables = write_tables(df, self.out, protocol, set_df)
         if not set_df.empty:
             set_df.to_csv(self.out / "set_metrics.csv")
@@ -182,7 +184,7 @@ class Runner:
         notes: dict[str, str] = {}
         for m in set_metrics.values():
             row.update({k: float(v) for k, v in m.compute().items()})
-            notes.update(getattr(m, "notes", lambda: {})())
+            notes.update({f"{k}_warning": v for k, v in getattr(m, "notes", lambda: {})().items()})
         row.update(notes)
         return pd.DataFrame([row], index=pd.Index([self.label], name="label")), notes
 
@@ -200,6 +202,22 @@ class Runner:
             log.error("logger %s failed: %s", (cfg_log or {}).get("name"), one_line(e))
 
 
+class ConfigError(RuntimeError):
+    """A component could not be built from its config (one line naming the key)."""
+
+
+def _instantiate_metric(key: str, node):
+    """Build one metric; a failure (e.g. missing weights) becomes one line naming metrics.<key>."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node)
+    except InstantiationException as e:
+        cause = e.__cause__ or e
+        raise ConfigError(f"metrics.{key}: {one_line(cause)}") from cause
+
+
 def _peak_memory_mb() -> float:
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
@@ -214,4 +232,8 @@ def main_task(cfg: DictConfig, label: Optional[str] = None):
         from .build import run_build
 
         return run_build(cfg)
-    raise ValueError(f"task={cfg.task!r}: expected edit, reconstruct or build")
+    if cfg.task == "train_toy":
+        from .train_toy import run_train
+
+        return run_train(cfg)
+    raise ValueError(f"task={cfg.task!r}: expected edit, reconstruct, build or train_toy")

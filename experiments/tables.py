@@ -50,7 +50,7 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = ("label",), set_metrics: Opt
         "n_nonfinite": groups["finite"].apply(lambda s: int((s == False).sum())),  # noqa: E712
     })
     if mcols and not ok.empty:
-        means = ok.groupby(by, sort=False, dropna=False)[mcols + ["nfe", "seconds"]].agg(lambda s: s.mean(skipna=False))
+        means = ok.groupby(by, sort=False, dropna=False)[mcols + [c for c in ("nfe", "seconds", "peak_mem_mb") if c in ok.columns]].agg(lambda s: s.mean(skipna=False))
         out = out.join(means)
     if set_metrics is not None and not set_metrics.empty:
         out = out.join(set_metrics, how="left")
