@@ -132,3 +132,12 @@ def test_sigma_sweep_from_the_command_line_ends_in_one_combined_table(tmp_path):
     assert sorted(combined["label"]) == ["videoshop[num_inference_steps=6,threshold=0.5]",
                                          "videoshop[num_inference_steps=6,threshold=2]"]
     assert (tmp_path / "combined_summary.md").read_text().count("videoshop[threshold=") == 2
+
+
+def test_paper_comparison_notebook_runs_on_a_results_dir(tmp_path):
+    Runner(make_cfg(tmp_path, "dataset.limit=1")).run()
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "notebooks/compare_with_paper.py", str(tmp_path)], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Videoshop" in proc.stdout and "ssim" in proc.stdout

@@ -1,0 +1,38 @@
+"""The paper's reported numbers (Tables 2-5, transcribed in experiments/paper_numbers/) beside reproduced ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .tables import PAPER_ORDER
+
+NUMBERS = Path(__file__).resolve().parent / "paper_numbers"
+TABLES = {"table2": "table2_magicbrush.csv", "table3": "table3_expert.csv", "table5": "table5_ablation_10videos.csv",
+          "table4": "table4_human_eval_runtime.csv"}
+# our method labels -> the paper's row names
+ROW_NAMES = {"videoshop": "Videoshop", "videoshop_no_norm": "- Norm.", "videoshop_no_rescale": "- Rescaling",
+             "videoshop_no_extrapolation": "- Extrapolation", "videoshop_no_threshold": "- Threshold",
+             "svd_no_source": "SVD (no src. vid.)", "bdia": "BDIA"}
+
+
+def paper_table(name: str) -> pd.DataFrame:
+    """One of the paper's tables as printed (CLIP, TIFA, SSIM, CLIP_TC x100; Flow in px; FVD x1)."""
+    return pd.read_csv(NUMBERS / TABLES[name])
+
+
+def compare_with_paper(summary: pd.DataFrame, table: str = "table5") -> pd.DataFrame:
+    """Long table: for each method row the paper reports and each metric, ours next to the paper's and the gap."""
+    paper = paper_table(table).set_index("method")
+    rows = []
+    for _, r in summary.iterrows():
+        name = ROW_NAMES.get(str(r.get("method", r["label"])).split("[")[0], None)
+        if name is None or name not in paper.index:
+            continue
+        for m in PAPER_ORDER:
+            if m in r.index:
+                ours, theirs = float(r[m]), float(paper.loc[name, m])
+                rows.append({"label": r["label"], "paper_row": name, "metric": m, "ours": ours, "paper": theirs,
+                             "ours_minus_paper": ours - theirs})
+    return pd.DataFrame(rows)
