@@ -78,7 +78,10 @@ class Runner:
         sample = self.dataset.load(sample_id)
         if self.task == "reconstruct":
             sample = sample.as_reconstruction()
-        sample, notes = fit_frame_count(sample, int(self.cfg.model.num_frames), self.cfg.frames_policy)
+        if getattr(self.method, "handles_any_length", False):  # e.g. block-recurrent long-video editing
+            notes: list[str] = []
+        else:
+            sample, notes = fit_frame_count(sample, int(self.cfg.model.num_frames), self.cfg.frames_policy)
         sample, more = fit_edited_image(sample)
         return sample.validate(), notes + more
 

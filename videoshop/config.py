@@ -24,6 +24,11 @@ class VideoshopConfig:
     noise_std: str = "x0"
     naive_input_scaling: str = "paper"
     inversion_guidance_scale: float = 1.0  # code: no CFG during inversion
+    # which inversion (InversionOptions.inversion): extrapolate (Videoshop) | naive | fixed_point | edict | bdia
+    inversion: str = "extrapolate"
+    fixed_point_iterations: int = 5  # network evaluations per step of fixed-point inversion (Meiri et al. 2023)
+    edict_p: float = 0.93  # EDICT's mixing parameter p (Wallace et al. 2023 use 0.93)
+    bdia_gamma: float = 0.5  # BDIA's gamma (ECCV form: 1 = plain Euler, 0 = fully bi-directional)
     # latent normalisation (Eq. 8 left): code = per frame, centred; paper = per channel, std only
     normalize: str = "frame"  # frame | channel | none
     normalize_center: bool = True
@@ -44,6 +49,8 @@ class VideoshopConfig:
         return InversionOptions(
             extrapolate=self.extrapolate, threshold=self.threshold, threshold_compare=self.threshold_compare,
             noise=self.noise, noise_std=self.noise_std, naive_input_scaling=self.naive_input_scaling,
+            inversion=self.inversion, fixed_point_iterations=self.fixed_point_iterations, edict_p=self.edict_p,
+            bdia_gamma=self.bdia_gamma,
         )
 
     @classmethod

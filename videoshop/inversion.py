@@ -1,4 +1,6 @@
-"""EDM inversion of a latent video: naive (Eq. 5) and noise-extrapolated (Eq. 6-7) (paper Sec. 3.4-3.5).
+"""EDM inversion of a latent video: naive (Eq. 5), noise-extrapolated (Eq. 6-7) (paper Sec. 3.4-3.5), and the
+alternatives the paper discusses in Sec. 3.4: fixed-point iteration (Meiri et al. 2023), EDICT (Wallace et al. 2023)
+and BDIA (Zhang, Lewis and Kleijn 2023), each adapted to SVD's EDM Euler step.
 
 A *network* here is any callable ``network(x, sigma) -> F`` returning the raw model output
 F_theta(c_in(sigma) x; c_noise(sigma)) for the latent ``x`` at noise level ``sigma`` (it applies c_in itself).
@@ -13,9 +15,10 @@ from typing import Callable, Optional
 
 import torch
 
-from .edm import edm_coefficients, inverse_euler_step
+from .edm import denoised, edm_coefficients, inverse_euler_step
 
 Network = Callable[[torch.Tensor, float], torch.Tensor]
+INVERSIONS = ("extrapolate", "naive", "fixed_point", "edict", "bdia")
 
 
 @dataclass
@@ -33,6 +36,11 @@ class InversionOptions:
     noise_std: "x0" scales that noise by std(x0) (code) or "unit" does not (paper).
     naive_input_scaling: for naive inversion, "paper" evaluates F(c_in^t x_t; c_noise^{t+1}) exactly as Eq. 5;
         "next" uses c_in^{t+1} (plain x_bar = x_t).
+    inversion: which inversion runs. "extrapolate" = Videoshop (Eq. 6-7, or Eq. 5 when ``extrapolate`` is False);
+        "naive" = Eq. 5 whatever ``extrapolate`` says; "fixed_point" = Eq. 4 solved by ``fixed_point_iterations``
+        network evaluations per step (Meiri et al. 2023); "edict" = EDICT's coupled x/y sequences with mixing
+        ``edict_p`` (Wallace et al. 2023, 2 evaluations per step); "bdia" = BDIA with ``bdia_gamma`` (Zhang et al.
+        2023, 1 evaluation per step). "edict" and "bdia" change the generation sampler too (``regenerate``).
     """
 
     extrapolate: bool = True
@@ -41,21 +49,36 @@ class InversionOptions:
     noise: str = "fixed"
     noise_std: str = "x0"
     naive_input_scaling: str = "paper"
+    inversion: str = "extrapolate"
+    fixed_point_iterations: int = 5
+    edict_p: float = 0.93
+    bdia_gamma: float = 0.5
 
     def __post_init__(self) -> None:
         checks = {"threshold_compare": ("lower", "upper"), "noise": ("fixed", "fresh"),
-                  "noise_std": ("x0", "unit"), "naive_input_scaling": ("paper", "next")}
+                  "noise_std": ("x0", "unit"), "naive_input_scaling": ("paper", "next"),
+                  "inversion": INVERSIONS}
         for key, allowed in checks.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"inversion option {key}={getattr(self, key)!r}: expected one of {allowed}")
+        if int(self.fixed_point_iterations) < 1:
+            raise ValueError(f"fixed_point_iterations={self.fixed_point_iterations}: expected >= 1")
+        if not 0.0 < float(self.edict_p) <= 1.0:
+            raise ValueError(f"edict_p={self.edict_p}: expected 0 < p <= 1 (EDICT divides by p when inverting)")
+        if not 0.0 <= float(self.bdia_gamma) < 1.0:
+            raise ValueError(f"bdia_gamma={self.bdia_gamma}: expected 0 <= gamma < 1 (gamma = 1 is plain Euler, "
+                             "which BDIA cannot invert: its inverse divides by 1 - gamma)")
 
 
 @dataclass
 class InversionResult:
     latents: torch.Tensor
     nfe: int
-    branches: list[str] = field(default_factory=list)  # per step: "naive" | "extrapolate" | "noise"
+    branches: list[str] = field(default_factory=list)  # per step: naive | extrapolate | noise | fixed_point | edict | bdia
     trajectory: list[torch.Tensor] = field(default_factory=list)
+    # second state carried by the exact inversions: EDICT's y sequence at sigma_T, or BDIA's z_{T-1} (None otherwise)
+    aux: Optional[torch.Tensor] = None
+    method: str = "extrapolate"
 
 
 def naive_network_input(x_t: torch.Tensor, sigma_t: float, sigma_next: float, scaling: str = "paper") -> torch.Tensor:
@@ -100,28 +123,41 @@ def invert(
     keep_trajectory: bool = False,
     progress: Optional[Callable[[int], None]] = None,
 ) -> InversionResult:
-    """Invert clean latents ``x0`` along the ascending ``sigmas_up`` (Eq. 7 with the input chosen by Eq. 5 or 6).
+    """Invert clean latents ``x0`` along the ascending ``sigmas_up`` with the inversion ``options.inversion`` names.
 
-    Returns the latent at sigmas_up[-1], from which ``sample_euler`` regenerates (paper Sec. 3.5).
+    "extrapolate" / "naive" / "fixed_point": Eq. 7 with the network input chosen by Eq. 6, Eq. 5, or solved by
+    fixed-point iteration of Eq. 4. "edict" and "bdia" run their own exact schemes (``invert_edict``,
+    ``invert_bdia``). Returns the latent at sigmas_up[-1], from which ``regenerate`` regenerates (paper Sec. 3.5).
     """
+    if options.inversion == "edict":
+        return invert_edict(x0, sigmas_up, network, options.edict_p, keep_trajectory, progress)
+    if options.inversion == "bdia":
+        return invert_bdia(x0, sigmas_up, network, options.bdia_gamma, options.naive_input_scaling,
+                           keep_trajectory, progress)
     x_t = x0
     eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device="cpu").to(x0.device)
     noise_scale = x0.std() if options.noise_std == "x0" else 1.0
-    result = InversionResult(latents=x0, nfe=0, trajectory=[x0] if keep_trajectory else [])
+    result = InversionResult(latents=x0, nfe=0, trajectory=[x0] if keep_trajectory else [],
+                             method=options.inversion)
     for i in range(len(sigmas_up) - 1):
         sigma_t, sigma_next = float(sigmas_up[i]), float(sigmas_up[i + 1])
-        if not options.extrapolate:
-            x_bar, branch = naive_network_input(x_t, sigma_t, sigma_next, options.naive_input_scaling), "naive"
-        elif uses_extrapolation(sigma_t, sigma_next, options.threshold, options.threshold_compare):
-            x_bar, branch = extrapolated_network_input(x_t, x0, sigma_t, sigma_next), "extrapolate"
+        if options.inversion == "fixed_point":
+            x_t, n = fixed_point_inverse_step(x_t, network, sigma_t, sigma_next, int(options.fixed_point_iterations))
+            result.nfe += n
+            result.branches.append("fixed_point")
         else:
-            if options.noise == "fresh":
-                eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device="cpu").to(x0.device)
-            x_bar, branch = noised_network_input(x0, eps, sigma_next, noise_scale), "noise"
-        F = network(x_bar, sigma_next)
-        x_t = inverse_euler_step(x_t, F.to(x_t.dtype), sigma_t, sigma_next)
-        result.nfe += 1
-        result.branches.append(branch)
+            if options.inversion == "naive" or not options.extrapolate:
+                x_bar, branch = naive_network_input(x_t, sigma_t, sigma_next, options.naive_input_scaling), "naive"
+            elif uses_extrapolation(sigma_t, sigma_next, options.threshold, options.threshold_compare):
+                x_bar, branch = extrapolated_network_input(x_t, x0, sigma_t, sigma_next), "extrapolate"
+            else:
+                if options.noise == "fresh":
+                    eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device="cpu").to(x0.device)
+                x_bar, branch = noised_network_input(x0, eps, sigma_next, noise_scale), "noise"
+            F = network(x_bar, sigma_next)
+            x_t = inverse_euler_step(x_t, F.to(x_t.dtype), sigma_t, sigma_next)
+            result.nfe += 1
+            result.branches.append(branch)
         if keep_trajectory:
             result.trajectory.append(x_t)
         if progress is not None:
@@ -142,3 +178,126 @@ def fixed_point_inverse_step(
     for _ in range(iterations):
         x = inverse_euler_step(x_t, network(x, sigma_next).to(x_t.dtype), sigma_t, sigma_next)
     return x, iterations
+
+
+# ----------------------------------------------------------------------------- EDICT (Wallace et al. 2023)
+def euler_affine(sigma_next: float, sigma_t: float, sigma_data: float = 1.0) -> tuple[float, float]:
+    """(A, B) with euler_step(x, F, sigma_next, sigma_t) = A x + B F (Eq. 3 is affine in x for a given F).
+
+    A = 1 + (sigma_t - sigma_{t+1})(1 - c_skip) / sigma_{t+1},  B = -(sigma_t - sigma_{t+1}) c_out / sigma_{t+1},
+    with c_skip, c_out at sigma_{t+1}. EDICT's a_t, b_t (its DDIM step x_{t-1} = a_t x_t + b_t eps) become A, B.
+    """
+    c = edm_coefficients(sigma_next, sigma_data)
+    d = sigma_t - sigma_next
+    return 1.0 + d * (1.0 - c.c_skip) / sigma_next, -d * c.c_out / sigma_next
+
+
+def edict_denoise_step(x_next: torch.Tensor, y_next: torch.Tensor, network: Network, sigma_next: float,
+                       sigma_t: float, p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One EDICT denoising step (Wallace et al. 2023, Eq. 14-15) on EDM Euler steps, sigma_{t+1} -> sigma_t:
+
+        x_inter = A x_{t+1} + B F(y_{t+1}; sigma_{t+1})       y_inter = A y_{t+1} + B F(x_inter; sigma_{t+1})
+        x_t = p x_inter + (1 - p) y_inter                      y_t = p y_inter + (1 - p) x_t
+
+    (A, B from ``euler_affine``). Two network evaluations.
+    """
+    A, B = euler_affine(sigma_next, sigma_t)
+    x_inter = A * x_next + B * network(y_next, sigma_next).to(x_next.dtype)
+    y_inter = A * y_next + B * network(x_inter, sigma_next).to(y_next.dtype)
+    x_t = p * x_inter + (1 - p) * y_inter
+    return x_t, p * y_inter + (1 - p) * x_t
+
+
+def edict_inverse_step(x_t: torch.Tensor, y_t: torch.Tensor, network: Network, sigma_t: float, sigma_next: float,
+                       p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exact algebraic inverse of ``edict_denoise_step`` (Wallace et al. 2023, Eq. 16), sigma_t -> sigma_{t+1}:
+
+        y_inter = (y_t - (1 - p) x_t) / p                       x_inter = (x_t - (1 - p) y_inter) / p
+        y_{t+1} = (y_inter - B F(x_inter; sigma_{t+1})) / A     x_{t+1} = (x_inter - B F(y_{t+1}; sigma_{t+1})) / A
+
+    Every network input is known when it is needed, so no approximation is made. Two network evaluations.
+    """
+    A, B = euler_affine(sigma_next, sigma_t)
+    y_inter = (y_t - (1 - p) * x_t) / p
+    x_inter = (x_t - (1 - p) * y_inter) / p
+    y_next = (y_inter - B * network(x_inter, sigma_next).to(y_t.dtype)) / A
+    return (x_inter - B * network(y_next, sigma_next).to(x_t.dtype)) / A, y_next
+
+
+def invert_edict(x0: torch.Tensor, sigmas_up: torch.Tensor, network: Network, p: float = 0.93,
+                 keep_trajectory: bool = False, progress: Optional[Callable[[int], None]] = None) -> InversionResult:
+    """EDICT inversion from x = y = x0; returns x at sigma_T in ``latents`` and y in ``aux`` (2 NFE per step)."""
+    x, y = x0, x0.clone()
+    result = InversionResult(latents=x0, nfe=0, trajectory=[x0] if keep_trajectory else [], method="edict")
+    for i in range(len(sigmas_up) - 1):
+        x, y = edict_inverse_step(x, y, network, float(sigmas_up[i]), float(sigmas_up[i + 1]), p)
+        result.nfe += 2
+        result.branches.append("edict")
+        if keep_trajectory:
+            result.trajectory.append(x)
+        if progress is not None:
+            progress(i)
+    result.latents, result.aux = x, y
+    return result
+
+
+# ----------------------------------------------------------------------------- BDIA (Zhang, Lewis, Kleijn 2023)
+def euler_direction(z: torch.Tensor, F: torch.Tensor, sigma: float) -> torch.Tensor:
+    """The probability-flow ODE direction dz/dsigma = (z - D(z; sigma)) / sigma that an Euler step integrates."""
+    return (z - denoised(z, F, edm_coefficients(sigma))) / sigma
+
+
+def bdia_step(z_next: torch.Tensor, z_i: torch.Tensor, F_i: torch.Tensor, sigma_next: float, sigma_i: float,
+              sigma_prev: float, gamma: float) -> torch.Tensor:
+    """One BDIA denoising step z_{i+1}, z_i -> z_{i-1} (noise levels sigma_{i+1} > sigma_i > sigma_{i-1}).
+
+    BDIA (ECCV form, as in the authors' README):
+        z_{i-1} = z_{i+1} - gamma (z_{i+1} - z_i) - (1 - gamma) Delta(t_i -> t_{i+1} | z_i) + Delta(t_i -> t_{i-1} | z_i).
+    With EDM Euler increments Delta(t_i -> t_j | z_i) = (sigma_j - sigma_i) d_i, d_i = (z_i - D(z_i; sigma_i)) / sigma_i
+    (Eq. 3 written as an increment), the EDM-Euler form is
+        z_{i-1} = (1 - gamma) z_{i+1} + gamma z_i - (1 - gamma)(sigma_{i+1} - sigma_i) d_i + (sigma_{i-1} - sigma_i) d_i.
+    gamma = 1 is the plain Euler step (Eq. 3); gamma = 0 is the fully bi-directional update. (BDIA's arXiv v1 writes
+    the same update with gamma' = 1 - gamma; at the default 0.5 both agree.) One network evaluation (F_i at z_i).
+    """
+    d_i = euler_direction(z_i, F_i, sigma_i)
+    return ((1 - gamma) * z_next + gamma * z_i - (1 - gamma) * (sigma_next - sigma_i) * d_i
+            + (sigma_prev - sigma_i) * d_i)
+
+
+def bdia_inverse_step(z_prev: torch.Tensor, z_i: torch.Tensor, F_i: torch.Tensor, sigma_prev: float, sigma_i: float,
+                      sigma_next: float, gamma: float) -> torch.Tensor:
+    """``bdia_step`` solved for z_{i+1} (exact; BDIA's inversion): with d_i as in ``bdia_step``,
+        z_{i+1} = (z_{i-1} - gamma z_i - (sigma_{i-1} - sigma_i) d_i) / (1 - gamma) + (sigma_{i+1} - sigma_i) d_i.
+    """
+    d_i = euler_direction(z_i, F_i, sigma_i)
+    return (z_prev - gamma * z_i - (sigma_prev - sigma_i) * d_i) / (1 - gamma) + (sigma_next - sigma_i) * d_i
+
+
+def invert_bdia(x0: torch.Tensor, sigmas_up: torch.Tensor, network: Network, gamma: float = 0.5,
+                naive_input_scaling: str = "paper", keep_trajectory: bool = False,
+                progress: Optional[Callable[[int], None]] = None) -> InversionResult:
+    """BDIA inversion: z_0 = x0; z_1 by one naive inverse Euler step (Eq. 5 + Eq. 4, as BDIA uses one DDIM inversion
+    step to start); then z_{i+1} = ``bdia_inverse_step``(z_{i-1}, z_i) exactly. Returns z_T in ``latents`` and
+    z_{T-1} in ``aux`` (the pair that ``sample_bdia`` resumes from). One network evaluation per step.
+    """
+    sig = [float(s) for s in sigmas_up]
+    result = InversionResult(latents=x0, nfe=0, trajectory=[x0] if keep_trajectory else [], method="bdia")
+    F = network(naive_network_input(x0, sig[0], sig[1], naive_input_scaling), sig[1])
+    z_prev, z_i = x0, inverse_euler_step(x0, F.to(x0.dtype), sig[0], sig[1])
+    result.nfe, result.branches = 1, ["naive"]
+    if keep_trajectory:
+        result.trajectory.append(z_i)
+    if progress is not None:
+        progress(0)
+    for i in range(1, len(sig) - 1):
+        F_i = network(z_i, sig[i]).to(z_i.dtype)
+        z_prev, z_i = z_i, bdia_inverse_step(z_prev, z_i, F_i, sig[i - 1], sig[i], sig[i + 1], gamma)
+        result.nfe += 1
+        result.branches.append("bdia")
+        if keep_trajectory:
+            result.trajectory.append(z_i)
+        if progress is not None:
+            progress(i)
+    result.latents = z_i
+    result.aux = z_prev if len(sig) > 2 else None  # one step only: nothing to pair with, regenerate with Euler
+    return result

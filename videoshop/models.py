@@ -114,6 +114,16 @@ def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
         return False
 
 
+def _repo_relative(path: str) -> str:
+    """A relative ``path`` that does not exist from the working directory is taken relative to the repository root
+    (so ``model=toy``'s ``videoshop/assets/toy`` loads from anywhere)."""
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    candidate = os.path.join(root, path)
+    return candidate if os.path.exists(candidate) else path
+
+
 def resolve_pretrained(hub_id: Optional[str], path: Optional[str], allow_download: bool = True) -> str:
     """Return a local directory or hub id that ``from_pretrained`` can load now, or raise MissingWeightsError.
 
@@ -121,6 +131,7 @@ def resolve_pretrained(hub_id: Optional[str], path: Optional[str], allow_downloa
     reachable with downloads allowed (and HF_HUB_OFFLINE unset).
     """
     if path:
+        path = _repo_relative(path)
         if not os.path.isfile(os.path.join(path, "model_index.json")):
             raise MissingWeightsError(f"model.path={path} holds no model_index.json: point model.path at an SVD checkpoint directory")
         return path

@@ -28,7 +28,7 @@ from .denoiser import SVDNetwork
 from .edm import karras_sigmas, truncate_by_strength
 from .inversion import invert
 from .latents import normalize_latents, rescale_latents
-from .sampling import sample_euler
+from .sampling import regenerate, sample_consistency, sample_euler
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -101,11 +101,12 @@ class VideoshopPipeline(DiffusionPipeline):
     @torch.no_grad()
     def __call__(self, video, edited_image, *, config: Optional[VideoshopConfig] = None,
                  generator: Optional[torch.Generator] = None, height: Optional[int] = None,
-                 width: Optional[int] = None, **options) -> VideoshopOutput:
+                 width: Optional[int] = None, sigmas: Optional[torch.Tensor] = None, **options) -> VideoshopOutput:
         """Edit ``video`` (T, H, W, 3 uint8) so that its first frame becomes ``edited_image`` (H', W', 3 uint8).
 
         ``options`` override single fields of ``config`` (e.g. ``threshold=2.0``). ``generator`` is a CPU
-        torch.Generator; every random draw comes from it, so a seed fixes the output on any device.
+        torch.Generator; every random draw comes from it, so a seed fixes the output on any device. ``sigmas``
+        (descending, ending at 0) replaces the schedule given by num_inference_steps and strength (e.g. AnimateLCM's).
         """
         cfg = replace(config or VideoshopConfig(), **options)
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
@@ -115,22 +116,22 @@ class VideoshopPipeline(DiffusionPipeline):
         state = _DTYPES[cfg.state_dtype]
         video_px = to_model_pixels(video, h, w).to(self.vae.device)
         image_px = to_model_pixels(np.asarray(edited_image), h, w).to(self.vae.device)
-        sigmas = self.sigma_schedule(cfg.num_inference_steps, cfg.strength)
+        sigmas = self.sigma_schedule(cfg.num_inference_steps, cfg.strength) if sigmas is None else sigmas.double()
         bar = self.progress_bar(total=2 * (len(sigmas) - 1))
 
         # 1. Encode & normalise (Sec. 3.6, Eq. 8 left)
         x_hat0 = normalize_latents(self.encode_video(video_px, cfg.decode_chunk_size), cfg.normalize,
                                    cfg.normalize_center).to(state)
-        # 2. Invert with noise extrapolation (Sec. 3.5, Eq. 6-7), conditioned on the source first frame
+        # 2. Invert with noise extrapolation (Sec. 3.5, Eq. 6-7; or cfg.inversion), conditioned on the source frame
         inv_net = self.conditioned_network(video_px[:1], num_frames, cfg, generator,
                                            (cfg.inversion_guidance_scale,) * 2,
                                            cfg.normalize_inversion_condition and cfg.normalize != "none")
         inverted = invert(x_hat0, sigmas.flip(0), inv_net, cfg.inversion_options(), generator,
                           progress=lambda i: bar.update())
-        # 3. Generate conditioned on the edited first frame (stock Euler, Eq. 3, CFG)
+        # 3. Generate conditioned on the edited first frame (stock Euler, Eq. 3, CFG; EDICT/BDIA: their sampler)
         gen_net = self.conditioned_network(image_px, num_frames, cfg, generator,
                                            (cfg.min_guidance_scale, cfg.max_guidance_scale), False)
-        x0, _ = sample_euler(inverted.latents, sigmas, gen_net, progress=lambda i: bar.update())
+        x0, _ = regenerate(inverted, sigmas, gen_net, cfg.inversion_options(), progress=lambda i: bar.update())
         bar.close()
         # 4. Rescale to the edited image's latent statistics (Eq. 8 right)
         if cfg.rescale:
@@ -144,17 +145,22 @@ class VideoshopPipeline(DiffusionPipeline):
     @torch.no_grad()
     def generate(self, image, num_frames: int, *, config: Optional[VideoshopConfig] = None,
                  generator: Optional[torch.Generator] = None, height: Optional[int] = None,
-                 width: Optional[int] = None, latents: Optional[torch.Tensor] = None, **options) -> VideoshopOutput:
+                 width: Optional[int] = None, latents: Optional[torch.Tensor] = None,
+                 sigmas: Optional[torch.Tensor] = None, sampler: str = "euler", **options) -> VideoshopOutput:
         """Plain SVD image-to-video from pure noise (no source video): x_T ~ N(0, sigma_max^2 I), Euler over the
         full schedule (strength is ignored). Used to build MagicBrush-to-video and by the 'SVD (no src. vid.)'
         baseline. ``latents`` optionally gives x_T (already scaled by sigma_max). SVD's own defaults are noise_aug 0.02 and CFG 1.0 -> 3.0; pass them as ``options`` to match.
+        ``sigmas`` replaces the full Karras schedule; ``sampler="consistency"`` runs AnimateLCM's stochastic
+        consistency sampler instead of Euler.
         """
+        if sampler not in ("euler", "consistency"):
+            raise ValueError(f"sampler={sampler!r}: expected 'euler' or 'consistency'")
         cfg = replace(config or VideoshopConfig(), **options)
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
         image = np.asarray(image)
         h, w = self._resolve_size(image[None].shape, height, width)
         image_px = to_model_pixels(image, h, w).to(self.vae.device)
-        sigmas = self.sigma_schedule(cfg.num_inference_steps, 1.0)
+        sigmas = self.sigma_schedule(cfg.num_inference_steps, 1.0) if sigmas is None else sigmas.double()
         shape = (1, num_frames, self.unet.config.out_channels, h // self.vae_scale_factor, w // self.vae_scale_factor)
         if latents is None:
             latents = torch.randn(shape, generator=generator, dtype=_DTYPES[cfg.state_dtype]) * sigmas[0]
@@ -162,7 +168,10 @@ class VideoshopPipeline(DiffusionPipeline):
         net = self.conditioned_network(image_px, num_frames, cfg, generator,
                                        (cfg.min_guidance_scale, cfg.max_guidance_scale), False)
         bar = self.progress_bar(total=len(sigmas) - 1)
-        x0, _ = sample_euler(x_T, sigmas, net, progress=lambda i: bar.update())
+        if sampler == "consistency":
+            x0, _ = sample_consistency(x_T, sigmas, net, generator, progress=lambda i: bar.update())
+        else:
+            x0, _ = sample_euler(x_T, sigmas, net, progress=lambda i: bar.update())
         bar.close()
         frames = to_uint8_frames(self.decode(x0.float(), cfg.decode_chunk_size))
         return VideoshopOutput(frames=frames, latents=x0, nfe=net.nfe, inversion_branches=[],
