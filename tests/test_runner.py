@@ -131,6 +131,8 @@ def test_every_experiment_preset_composes(tmp_path, preset):
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose("config", overrides=[f"paths.output={tmp_path}", f"experiment={preset}"])
     assert cfg.method.name and cfg.dataset.name
+    if preset == "reconstruction":  # a preset's values win over conf/config.yaml's
+        assert cfg.task == "reconstruct"
 
 
 def test_sigma_sweep_from_the_command_line_ends_in_one_combined_table(tmp_path):
