@@ -112,7 +112,7 @@ def _tiny_blip(cls_name: str, vocab_size: int):
 
     cfg = BlipConfig(
         text_config=dict(vocab_size=vocab_size, hidden_size=32, encoder_hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=64, pad_token_id=0,
+                         num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=512, pad_token_id=0,
                          bos_token_id=5, eos_token_id=3, sep_token_id=3),
         vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                            image_size=32, patch_size=8),

@@ -16,7 +16,7 @@ from experiments.runner import Runner
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 METHODS = sorted(p.stem for p in (Path(CONF) / "method").glob("*.yaml"))
-SHRINK = ["model.num_frames=6", "method.num_inference_steps=6", "dataset.loader.num_samples=2", "logger=none",
+SHRINK = ["model=tiny", "model.num_frames=6", "method.num_inference_steps=6", "dataset.loader.num_samples=2", "logger=none",
           "metrics=default"]
 
 
@@ -155,3 +155,13 @@ def test_paper_comparison_notebook_runs_on_a_results_dir(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Videoshop" in proc.stdout and "ssim" in proc.stdout
+
+
+def test_embedded_default_config_runs_on_the_shipped_toy_model(tmp_path):
+    """`python run.py` with no arguments = the toy model on easy synthetic data with the paper_tiny metrics."""
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("config", overrides=[f"paths.output={tmp_path}", f"paths.cache={tmp_path}/cache", "logger=none",
+                                           "dataset.limit=1"])
+    assert cfg.model.name == "toy" and cfg.dataset.loader.difficulty == "easy" and cfg.dataset.loader.num_frames == 8
+    df = Runner(cfg).run()["results"]
+    assert (df["status"] == "ok").all() and df["psnr_gt"].notna().all() and df["clip_tgt"].notna().all()

@@ -1,0 +1,184 @@
+"""The toy world's model: a small SVD (same classes, same conditioning) trained on the synthetic generator.
+
+Plain library, no Hydra: component configs, the training data, and each training loss as one short function.
+The Hydra edge is ``experiments/train_toy.py``; the weights ship in ``videoshop/assets/toy``.
+
+What is SVD's here (Blattmann et al. 2023, "Stable Video Diffusion", and its sgm training code):
+- the first-frame condition is the VAE mode (unscaled) of the first frame plus ``noise_aug * N(0, I)`` pixel
+  noise, repeated over frames and concatenated to the UNet input along channels; the CLIP image embedding of the
+  clean first frame is the cross-attention context; added time ids are ``[fps - 1, motion_bucket_id, noise_aug]``;
+- EDM preconditioning (Karras et al. 2022, Table 1) with v-prediction and sigma_data = 1, c_noise = log(sigma)/4;
+- training noise levels log-normal, ``ln sigma ~ N(P_mean, P_std^2)``, shifted toward high noise as SVD does for
+  video (EDM's image default is P_mean = -1.2, P_std = 1.2);
+- EDM's loss weight lambda(sigma) = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2 on ||D(x; sigma) - x0||^2;
+- classifier-free-guidance dropout: the image embedding and the concatenated latent are each zeroed with a small
+  probability (the pipeline's unconditional branch zeroes both).
+Simplifications (toy budget): fps and motion_bucket_id are constants (the synthetic world has one speed class);
+the VAE is trained with an L1 + L2 reconstruction loss and a small KL term (no LPIPS or GAN); the image encoder
+is a tiny, randomly initialised, frozen CLIP vision tower.
+"""
+
+from __future__ import annotations
+
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as nnf
+
+from .conditioning import clip_image_embeddings
+
+
+
+def toy_component_configs(num_frames: int = 8) -> dict[str, dict[str, Any]]:
+    """Configs of the toy SVD: a 3-level temporal VAE (4x downsampling) and a 2-level spatio-temporal UNet.
+
+    Pixel sizes must be multiples of 8 (VAE 4 x UNet 2): the toy world is 32 x 56 px, latents 4 x 8 x 14.
+    """
+    return {
+        "unet": dict(
+            block_out_channels=(32, 64), layers_per_block=1, in_channels=8, out_channels=4,
+            down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
+            up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
+            cross_attention_dim=32, num_attention_heads=(2, 4), addition_time_embed_dim=32,
+            projection_class_embeddings_input_dim=96, num_frames=num_frames, sample_size=8,
+        ),
+        "vae": dict(
+            block_out_channels=(32, 32, 64), down_block_types=("DownEncoderBlock2D",) * 3,
+            layers_per_block=1, latent_channels=4, in_channels=3, out_channels=3, sample_size=32,
+            scaling_factor=1.0,  # replaced after VAE training by 1 / std of the latents (as SD/SVD chose 0.18215)
+        ),
+        "image_encoder": dict(
+            hidden_size=32, intermediate_size=64, num_attention_heads=2, num_hidden_layers=2, patch_size=32,
+            image_size=224, projection_dim=32,
+        ),
+    }
+
+
+# ----------------------------------------------------------------------------------------------- data
+def render_training_videos(seed: int, num_videos: int, num_frames: int, height: int, width: int,
+                           difficulty: str = "easy") -> np.ndarray:
+    """(N, T, H, W, 3) uint8 source videos of the synthetic world, scene i drawn from ``default_rng([seed, i])``."""
+    from datasets.synthetic import random_scene, render
+
+    out = np.empty((num_videos, num_frames, height, width, 3), np.uint8)
+    for i in range(num_videos):
+        rng = np.random.default_rng([seed, i])
+        out[i] = render(random_scene(rng, num_frames, difficulty), height, width, num_frames)[0]
+    return out
+
+
+def uint8_to_pixels(videos: np.ndarray) -> torch.Tensor:
+    """(..., H, W, 3) uint8 -> (..., 3, H, W) float in [-1, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(videos)).float() / 127.5 - 1.0
+    return x.movedim(-1, -3)
+
+
+# ----------------------------------------------------------------------------------------------- VAE
+def vae_loss(vae, pixels: torch.Tensor, generator: torch.Generator, kl_weight: float = 1e-6) -> tuple[torch.Tensor, dict]:
+    """Reconstruction (L1 + L2) and KL loss of the temporal VAE on (B, F, 3, H, W) pixels.
+
+    A posterior sample is decoded by the temporal decoder with ``num_frames = F`` (its Conv3d and temporal
+    mixing see one clip at a time), as SVD's VAE is fine-tuned on video.
+    """
+    b, f = pixels.shape[:2]
+    x = pixels.flatten(0, 1)
+    post = vae.encode(x).latent_dist
+    z = post.mean + post.std * torch.randn(post.mean.shape, generator=generator)
+    rec = vae.decode(z, num_frames=f).sample
+    l1, l2 = (rec - x).abs().mean(), ((rec - x) ** 2).mean()
+    kl = post.kl().mean() / (z[0].numel())
+    loss = l1 + l2 + kl_weight * kl
+    return loss, {"l1": l1.item(), "l2": l2.item(), "kl": kl.item()}
+
+
+def decoder_loss(vae, pixels: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """L1 + L2 reconstruction of (B, F, 3, H, W) pixels from the encoder's posterior mode (encoder frozen)."""
+    f = pixels.shape[1]
+    x = pixels.flatten(0, 1)
+    with torch.no_grad():
+        z = vae.encode(x).latent_dist.mode()
+    rec = vae.decode(z, num_frames=f).sample
+    l1, l2 = (rec - x).abs().mean(), ((rec - x) ** 2).mean()
+    return l1 + l2, {"l1": l1.item(), "l2": l2.item()}
+
+
+@torch.no_grad()
+def latent_scaling_factor(latents: torch.Tensor) -> float:
+    """1 / std of unscaled latents, so that scaled latents have unit variance (sigma_data = 1 in EDM)."""
+    return float(1.0 / latents.float().std())
+
+
+# ----------------------------------------------------------------------------------------------- UNet (EDM)
+def sample_training_sigmas(n: int, generator: torch.Generator, p_mean: float = 0.7, p_std: float = 1.6) -> torch.Tensor:
+    """EDM's log-normal noise levels (Karras et al. 2022, Sec. 5): ln sigma ~ N(P_mean, P_std^2).
+
+    SVD trains video models with this distribution shifted to higher noise than EDM's image default
+    (P_mean -1.2, P_std 1.2); the defaults here follow that shift.
+    """
+    return torch.exp(p_mean + p_std * torch.randn(n, generator=generator))
+
+
+def sample_noise_aug(n: int, generator: torch.Generator, log_mean: float = -3.0, log_std: float = 1.0) -> torch.Tensor:
+    """Conditioning-frame noise augmentation strength, log-normal as SVD's ``cond_aug`` sampler.
+
+    The log-std is wider than SVD's (0.5) so the toy model sees both SVD's default 0.02 and Videoshop's 0.2.
+    """
+    return torch.exp(log_mean + log_std * torch.randn(n, generator=generator))
+
+
+def edm_loss_weight(sigma: torch.Tensor, sigma_data: float = 1.0) -> torch.Tensor:
+    """lambda(sigma) = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2 (Karras et al. 2022, Table 1)."""
+    return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
+
+
+def denoiser_loss(unet, x0: torch.Tensor, cond_latent: torch.Tensor, image_embeds: torch.Tensor,
+                  time_ids: torch.Tensor, sigma: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """EDM training loss of SVD's UNet (v-prediction): E[ lambda(sigma) ||D(x0 + sigma n; sigma) - x0||^2 ].
+
+    x0 (B, F, C, h, w) scaled video latents; cond_latent (B, C, h, w) unscaled noise-augmented first-frame
+    latent, repeated over F and concatenated along channels; image_embeds (B, 1, D); time_ids (B, 3); sigma (B,).
+    D = c_skip x + c_out F_theta(c_in x; c_noise) with SVD's coefficients (videoshop.edm.edm_coefficients).
+    """
+    f = x0.shape[1]
+    s = sigma.view(-1, 1, 1, 1, 1)
+    x = x0 + s * torch.randn(x0.shape, generator=generator)
+    c_skip, c_out, c_in = 1.0 / (s**2 + 1), -s / torch.sqrt(s**2 + 1), 1.0 / torch.sqrt(s**2 + 1)
+    c_noise = 0.25 * torch.log(sigma)
+    inp = torch.cat([c_in * x, cond_latent[:, None].expand(-1, f, -1, -1, -1)], dim=2)
+    out = unet(inp, c_noise, encoder_hidden_states=image_embeds, added_time_ids=time_ids, return_dict=False)[0]
+    d = c_skip * x + c_out * out
+    per_sample = ((d - x0) ** 2).mean(dim=(1, 2, 3, 4))
+    return (edm_loss_weight(sigma) * per_sample).mean()
+
+
+def drop_conditions(cond_latent: torch.Tensor, image_embeds: torch.Tensor, generator: torch.Generator,
+                    p: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Classifier-free-guidance dropout: zero each condition per sample with probability ``p`` (SVD's ucg)."""
+    b = cond_latent.shape[0]
+    keep_lat = (torch.rand(b, generator=generator) >= p).float().view(b, 1, 1, 1)
+    keep_emb = (torch.rand(b, generator=generator) >= p).float().view(b, 1, 1)
+    return cond_latent * keep_lat, image_embeds * keep_emb
+
+
+@torch.no_grad()
+def noisy_first_frame_latents(vae, first_frames: torch.Tensor, noise_aug: torch.Tensor,
+                              generator: torch.Generator) -> torch.Tensor:
+    """SVD's concat condition for a batch: VAE mode of (frame + noise_aug * N(0, I)), unscaled, (B, C, h, w)."""
+    noise = torch.randn(first_frames.shape, generator=generator)
+    return vae.encode(first_frames + noise_aug.view(-1, 1, 1, 1) * noise).latent_dist.mode()
+
+
+@torch.no_grad()
+def image_embeddings(image_encoder, feature_extractor, first_frames: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+    """CLIP image embeddings (N, 1, D) of clean first frames in [-1, 1], as the pipeline computes them."""
+    return torch.cat([clip_image_embeddings(image_encoder, feature_extractor, first_frames[i : i + chunk])
+                      for i in range(0, first_frames.shape[0], chunk)])
+
+
+@torch.no_grad()
+def ema_update(ema, model, decay: float) -> None:
+    """Exponential moving average of the weights (the weights that ship)."""
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.mul_(decay).add_(pm.detach(), alpha=1 - decay)
