@@ -11,23 +11,17 @@ from typing import Any, Optional
 
 import torch
 
-from videoshop.config import VideoshopConfig
-from videoshop.method import EditResult
+from videoshop.method import EditResult, VideoshopMethod
 
 
-class SVDNoSource:
+class SVDNoSource(VideoshopMethod):
     """Plain SVD from the edited first frame. Options are VideoshopConfig fields (only num_inference_steps, the
     conditioning fields, decode_chunk_size and state_dtype matter); conf/method/svd_no_source.yaml sets SVD's own
     defaults (noise_aug 0.02, CFG 1.0 -> 3.0)."""
 
     def __init__(self, pipeline, name: str = "svd_no_source", height: Optional[int] = None,
                  width: Optional[int] = None, **options: Any):
-        self.pipeline, self.name = pipeline, name
-        self.height, self.width = height, width
-        self.config = VideoshopConfig.from_dict(options)
-
-    def options(self) -> dict[str, Any]:
-        return self.config.to_dict()
+        super().__init__(pipeline, name, height, width, **options)
 
     def edit(self, sample, generator: torch.Generator) -> EditResult:
         num_frames = int(sample.source_video.shape[0])

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as nnf
 
 from .conditioning import clip_image_embeddings
+from .models import tiny_component_configs
 
 
 
@@ -37,13 +38,8 @@ def toy_component_configs(num_frames: int = 8) -> dict[str, dict[str, Any]]:
     Pixel sizes must be multiples of 8 (VAE 4 x UNet 2): the toy world is 32 x 56 px, latents 4 x 8 x 14.
     """
     return {
-        "unet": dict(
-            block_out_channels=(32, 64), layers_per_block=1, in_channels=8, out_channels=4,
-            down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
-            up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
-            cross_attention_dim=32, num_attention_heads=(2, 4), addition_time_embed_dim=32,
-            projection_class_embeddings_input_dim=96, num_frames=num_frames, sample_size=8,
-        ),
+        # the tiny stand-in's UNet (videoshop.models.tiny_component_configs) at this frame count and latent size
+        "unet": dict(tiny_component_configs()["unet"], num_frames=num_frames, sample_size=8),
         "vae": dict(
             block_out_channels=(32, 32, 64), down_block_types=("DownEncoderBlock2D",) * 3,
             layers_per_block=1, latent_channels=4, in_channels=3, out_channels=3, sample_size=32,
