@@ -72,6 +72,7 @@ class Runner:
         self.edit_hash = stable_hash({k: _container(cfg.get(k)) for k in ("task", "seed", "frames_policy", "method", "model")}
                                      | {"dataset": _container(cfg.dataset.loader)})
         self.metrics_hash = stable_hash(_container(cfg.get("metrics")))
+        self._set_metric_done: set[str] = set()  # samples already fed to the set metrics (FVD) during the loop
 
     # ------------------------------------------------------------------ one sample
     def prepare(self, sample_id: str) -> tuple[Sample, list[str]]:
@@ -129,6 +130,11 @@ class Runner:
         rec["metrics"], metric_errors = self.score(sample, frames, result.finite)
         rec["status"] = "failed" if metric_errors else "ok"
         rec["error"] = "; ".join(metric_errors) or None
+        if rec["status"] == "ok" and result.finite:  # feed set metrics now: no reload from disk at the end
+            for m in self.metrics.values():
+                if not m.per_sample:
+                    m.update(sample, frames)
+            self._set_metric_done.add(sample_id)
         self.store.write(sample_id, rec, frames, fps=sample.fps, save_mp4=self.cfg.get("save_mp4", True))
         return rec
 
@@ -177,7 +183,7 @@ class Runner:
         if not set_metrics:
             return pd.DataFrame(), {}
         for r in records:
-            if r.get("status") != "ok" or not r.get("finite", True):
+            if r.get("status") != "ok" or not r.get("finite", True) or r["sample_id"] in self._set_metric_done:
                 continue
             sample, _ = self.prepare(r["sample_id"])
             frames = self.store.edited_frames(r["sample_id"])

@@ -46,12 +46,8 @@ class VideoshopConfig:
     state_dtype: str = "float32"  # dtype of the sampler state (float32 | float64)
 
     def inversion_options(self) -> InversionOptions:
-        return InversionOptions(
-            extrapolate=self.extrapolate, threshold=self.threshold, threshold_compare=self.threshold_compare,
-            noise=self.noise, noise_std=self.noise_std, naive_input_scaling=self.naive_input_scaling,
-            inversion=self.inversion, fixed_point_iterations=self.fixed_point_iterations, edict_p=self.edict_p,
-            bdia_gamma=self.bdia_gamma,
-        )
+        """The inversion's options are this config's fields of the same names."""
+        return InversionOptions(**{f.name: getattr(self, f.name) for f in fields(InversionOptions)})
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "VideoshopConfig":

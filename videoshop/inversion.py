@@ -80,6 +80,16 @@ class InversionResult:
     aux: Optional[torch.Tensor] = None
     method: str = "extrapolate"
 
+    def record_step(self, i: int, x: torch.Tensor, branch: str, nfe: int, keep_trajectory: bool,
+                    progress: Optional[Callable[[int], None]]) -> None:
+        """Bookkeeping after inversion step i: network evaluations, branch taken, trajectory, progress callback."""
+        self.nfe += nfe
+        self.branches.append(branch)
+        if keep_trajectory:
+            self.trajectory.append(x)
+        if progress is not None:
+            progress(i)
+
 
 def naive_network_input(x_t: torch.Tensor, sigma_t: float, sigma_next: float, scaling: str = "paper") -> torch.Tensor:
     """Eq. 5: approximate x_{t+1} by x_t.
@@ -143,8 +153,7 @@ def invert(
         sigma_t, sigma_next = float(sigmas_up[i]), float(sigmas_up[i + 1])
         if options.inversion == "fixed_point":
             x_t, n = fixed_point_inverse_step(x_t, network, sigma_t, sigma_next, int(options.fixed_point_iterations))
-            result.nfe += n
-            result.branches.append("fixed_point")
+            result.record_step(i, x_t, "fixed_point", n, keep_trajectory, progress)
         else:
             if options.inversion == "naive" or not options.extrapolate:
                 x_bar, branch = naive_network_input(x_t, sigma_t, sigma_next, options.naive_input_scaling), "naive"
@@ -156,12 +165,7 @@ def invert(
                 x_bar, branch = noised_network_input(x0, eps, sigma_next, noise_scale), "noise"
             F = network(x_bar, sigma_next)
             x_t = inverse_euler_step(x_t, F.to(x_t.dtype), sigma_t, sigma_next)
-            result.nfe += 1
-            result.branches.append(branch)
-        if keep_trajectory:
-            result.trajectory.append(x_t)
-        if progress is not None:
-            progress(i)
+            result.record_step(i, x_t, branch, 1, keep_trajectory, progress)
     result.latents = x_t
     return result
 
@@ -231,12 +235,7 @@ def invert_edict(x0: torch.Tensor, sigmas_up: torch.Tensor, network: Network, p:
     result = InversionResult(latents=x0, nfe=0, trajectory=[x0] if keep_trajectory else [], method="edict")
     for i in range(len(sigmas_up) - 1):
         x, y = edict_inverse_step(x, y, network, float(sigmas_up[i]), float(sigmas_up[i + 1]), p)
-        result.nfe += 2
-        result.branches.append("edict")
-        if keep_trajectory:
-            result.trajectory.append(x)
-        if progress is not None:
-            progress(i)
+        result.record_step(i, x, "edict", 2, keep_trajectory, progress)
     result.latents, result.aux = x, y
     return result
 
@@ -284,20 +283,11 @@ def invert_bdia(x0: torch.Tensor, sigmas_up: torch.Tensor, network: Network, gam
     result = InversionResult(latents=x0, nfe=0, trajectory=[x0] if keep_trajectory else [], method="bdia")
     F = network(naive_network_input(x0, sig[0], sig[1], naive_input_scaling), sig[1])
     z_prev, z_i = x0, inverse_euler_step(x0, F.to(x0.dtype), sig[0], sig[1])
-    result.nfe, result.branches = 1, ["naive"]
-    if keep_trajectory:
-        result.trajectory.append(z_i)
-    if progress is not None:
-        progress(0)
+    result.record_step(0, z_i, "naive", 1, keep_trajectory, progress)
     for i in range(1, len(sig) - 1):
         F_i = network(z_i, sig[i]).to(z_i.dtype)
         z_prev, z_i = z_i, bdia_inverse_step(z_prev, z_i, F_i, sig[i - 1], sig[i], sig[i + 1], gamma)
-        result.nfe += 1
-        result.branches.append("bdia")
-        if keep_trajectory:
-            result.trajectory.append(z_i)
-        if progress is not None:
-            progress(i)
+        result.record_step(i, z_i, "bdia", 1, keep_trajectory, progress)
     result.latents = z_i
     result.aux = z_prev if len(sig) > 2 else None  # one step only: nothing to pair with, regenerate with Euler
     return result
