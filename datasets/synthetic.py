@@ -20,6 +20,7 @@ EDIT_TYPES = ("add_object", "remove_object", "replace_object", "change_color", "
 SHAPES = ("circle", "square", "triangle", "diamond")
 PALETTE = np.array([[230, 60, 50], [40, 160, 70], [50, 90, 220], [240, 200, 40], [200, 70, 200], [40, 200, 210],
                     [245, 140, 30], [250, 250, 250], [30, 30, 30]], dtype=np.float64)
+MIN_FIRST_FRAME_VISIBILITY = 0.8  # an edited source object shows at least this share of itself in frame 0
 COLOR_NAMES = ("red", "green", "blue", "yellow", "magenta", "cyan", "orange", "white", "black")
 
 
@@ -158,10 +159,23 @@ def random_scene(rng: np.random.Generator, num_frames: int, difficulty: str = "s
     return Scene(background_seed=int(rng.integers(2**31)), background_style=style, camera_velocity=cam, objects=objs)
 
 
-def apply_edit(scene: Scene, edit_type: str, rng: np.random.Generator, num_frames: int) -> tuple[Scene, list[int], str]:
-    """Edit the scene; returns (edited scene, indices of edited objects in the union of both scenes, instruction)."""
+def first_frame_visibility(scene: Scene, h: int, w: int, masks: Optional[list[np.ndarray]] = None) -> np.ndarray:
+    """Per object, the visible share of its silhouette in frame 0 (occluders and the frame border hide the rest)."""
+    masks = masks if masks is not None else render(scene, h, w, 1)[1]
+    full = [max(float((object_coverage(o, 0, h, w, ss=1) > 0.5).sum()), 1.0) for o in scene.objects]
+    return np.array([m[0].sum() / f for m, f in zip(masks, full)])
+
+
+def apply_edit(scene: Scene, edit_type: str, rng: np.random.Generator, num_frames: int,
+               candidates: Optional[Sequence[int]] = None) -> tuple[Scene, list[int], str]:
+    """Edit the scene; returns (edited scene, indices of edited objects in the union of both scenes, instruction).
+
+    ``candidates``: the objects that may be edited (default all); ``make_sample`` passes the ones well visible in
+    frame 0, since the edit is made on the first frame and cannot change what that frame does not show.
+    """
     edited = copy.deepcopy(scene)
-    k = int(rng.integers(len(scene.objects)))
+    candidates = list(range(len(scene.objects))) if candidates is None else list(candidates)
+    k = int(candidates[int(rng.integers(len(candidates)))])
     obj = edited.objects[k]
     if edit_type == "add_object":
         new = random_object(rng, num_frames, 0.03, avoid_colors=[o.color for o in scene.objects])
@@ -201,8 +215,11 @@ def make_sample(seed: int, index: int, num_frames: int = 14, height: int = 64, w
     rng = np.random.default_rng([seed, index])
     edit_type = edit_type or EDIT_TYPES[index % len(EDIT_TYPES)]
     scene = random_scene(rng, num_frames, difficulty)
-    edited, (k,), instruction = apply_edit(scene, edit_type, rng, num_frames)
     src, src_masks = render(scene, height, width, num_frames)
+    visible = first_frame_visibility(scene, height, width, src_masks)
+    candidates = np.flatnonzero(visible >= MIN_FIRST_FRAME_VISIBILITY)
+    candidates = candidates if len(candidates) else [int(np.argmax(visible))]
+    edited, (k,), instruction = apply_edit(scene, edit_type, rng, num_frames, candidates)
     gt, gt_masks = render(edited, height, width, num_frames)
     masks = edit_region(src_masks, gt_masks, edit_type, k)
     obj = (scene.objects + edited.objects)[k] if edit_type != "add_object" else edited.objects[k]

@@ -124,7 +124,7 @@ class CLIPTarget(_ClipMetric):
         out: dict[str, Optional[float]] = {"clip_tgt": 100.0 * float((frames @ target[0]).mean())}
         out["clip_tgt_plus"] = None
         if self.plus:
-            masks = self.tracker.track(sample)
+            masks = self.tracker.track(sample, edited)
             tgt_region = self._regions(sample.edited_image[None], masks[:1])[0]
             regions = self._regions(edited, masks)
             keep = [r for r in regions if r is not None]
@@ -161,7 +161,7 @@ class CLIPSource(_ClipMetric):
         out: dict[str, Optional[float]] = {
             "clip_src": 100.0 * float((self.clip.embed(list(edited)) * src).sum(-1).mean()), "clip_src_plus": None}
         if self.plus:
-            masks = self.tracker.track(sample)
+            masks = self.tracker.track(sample, edited)
             src_m = self._cached_embed("source_masked", fill_region(sample.source_video, masks, self.fill))
             ed_m = self.clip.embed(list(fill_region(edited, masks, self.fill)))
             out["clip_src_plus"] = 100.0 * float((ed_m * src_m).sum(-1).mean())

@@ -103,7 +103,7 @@ class FlowEPE(EditMetric):
         ed = self.raft(edited)
         out: dict[str, Optional[float]] = {"flow": end_point_error(src, ed), "flow_plus": None}
         if self.plus:
-            m = torch.from_numpy(self.tracker.track(sample))
+            m = torch.from_numpy(self.tracker.track(sample, edited))
             out["flow_plus"] = end_point_error(src, ed, ~(m[:-1] | m[1:]))
         return out
 

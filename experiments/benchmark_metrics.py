@@ -32,8 +32,10 @@ def build_metrics(backbones: str, device: str, cache: str, tifa_tiny: bool) -> d
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    conf = Path(__file__).resolve().parents[1] / "conf" / "metrics" / "paper_tiny.yaml"
-    cfg = OmegaConf.create({"device": device, "paths": {"cache": cache}, "metrics": OmegaConf.load(conf)}).metrics
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    cfg = OmegaConf.create({"device": device, "paths": {"cache": cache},
+                            "tracking": OmegaConf.load(conf / "tracking" / "gt_or_flow.yaml"),
+                            "metrics": OmegaConf.load(conf / "metrics" / "paper_tiny.yaml")}).metrics
     if backbones == "real-random":
         for key in ("clip_tgt", "clip_src", "clip_tc"):
             cfg[key].backbone, cfg[key].model = "random", "ViT-B-32"

@@ -17,6 +17,7 @@ TEN = {"clip_tgt", "clip_tgt_plus", "tifa", "clip_src", "clip_src_plus", "flow",
 
 def _metrics_cfg(name, tmp_path):
     cfg = OmegaConf.create({"device": "cpu", "paths": {"cache": str(tmp_path)},
+                            "tracking": OmegaConf.load(CONF.parent / "tracking" / "gt_or_flow.yaml"),
                             "metrics": OmegaConf.load(CONF / f"{name}.yaml")})
     return cfg.metrics
 

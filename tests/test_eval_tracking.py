@@ -62,20 +62,66 @@ def test_flow_tracker_on_moving_square():
 
 
 def test_flow_tracker_on_synthetic_dataset():
-    """Mean IoU >= 0.8 vs ground truth on edits whose region is a source object (remove / recolour / restyle).
+    """The weight-free tracker reaches a mean IoU >= 0.8 against the ground-truth masks on the synthetic dataset.
 
-    add_object and replace_object regions contain an object that is absent from (or moves differently in) the source
-    video, so no tracker that follows the source video can recover them; they are excluded.
+    Every edit type counts. Tracked as the default ``track_on=auto`` does: added objects on the edited video (here the
+    ground-truth edited video, i.e. a perfect method's output), everything else on the source video.
+    (Measured on seed 0: 0.945 overall; ``python -m experiments.tracker_iou`` prints every variant.)
     """
-    from datasets.synthetic import SyntheticDataset
+    from datasets.synthetic import EDIT_TYPES, SyntheticDataset
 
     ds = SyntheticDataset(num_samples=30, seed=0)
-    ious = []
+    tracker = MaskTracker("flow", track_on="auto", device="cpu")
+    ious = {}
     for sid in ds.sample_ids():
         s = ds.load(sid)
-        if s.edit_type in ("remove_object", "change_color", "change_appearance"):
-            ious.append(masks_iou(flow_track_masks(s.source_video, s.edit_mask), s.gt_masks).mean())
-    assert len(ious) == 18 and np.mean(ious) >= 0.8
+        no_gt = Sample(s.sample_id, s.source_video, s.edited_image, edit_mask=s.edit_mask, edit_type=s.edit_type)
+        ious.setdefault(s.edit_type, []).append(masks_iou(tracker.track(no_gt, s.gt_edited_video), s.gt_masks).mean())
+    assert set(ious) == set(EDIT_TYPES) and sum(map(len, ious.values())) == 30
+    assert np.mean([v for vs in ious.values() for v in vs]) >= 0.8
+    assert all(np.mean(v) >= 0.75 for v in ious.values()), {k: np.mean(v) for k, v in ious.items()}
+
+
+def test_contrast_channel_sees_an_isoluminant_object():
+    """A red square on a grey background of the same luma: invisible to luma flow, tracked on the contrast channel."""
+    from eval.tracking import contrast_direction, project_to_grey
+
+    t, h, w = 8, 48, 64
+    grey = np.array([0.299 * 200 + 0.587 * 60 + 0.114 * 60] * 3)  # the square's luma, so luma contrast is ~0
+    video, masks = np.empty((t, h, w, 3), np.uint8), np.zeros((t, h, w), bool)
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 3, (h, w, 3))
+    for i in range(t):
+        video[i] = np.clip(grey + noise, 0, 255).astype(np.uint8)
+        masks[i, 14:30, 10 + 2 * i:26 + 2 * i] = True
+        video[i][masks[i]] = (200, 60, 60)
+    wts = contrast_direction(video[0], masks[0])
+    g = project_to_grey(video[:1], wts)[0].astype(float)
+    assert abs(g[masks[0]].mean() - g[~masks[0]].mean()) > 100  # the projection separates region and surround
+    luma = masks_iou(flow_track_masks(video, masks[0], channels=("luma",)), masks).mean()
+    both = masks_iou(flow_track_masks(video, masks[0]), masks).mean()
+    assert both >= 0.9 and both > luma + 0.1
+    with pytest.raises(ValueError, match="channels"):
+        flow_track_masks(video, masks[0], channels=("hue",))
+
+
+def test_track_on_chooses_the_video():
+    from eval.tracking import video_to_track
+
+    assert video_to_track("auto", "add_object") == "edited"
+    assert all(video_to_track("auto", e) == "source" for e in ("remove_object", "replace_object", "change_color", None))
+    assert video_to_track("source", "add_object") == "source" and video_to_track("edited", None) == "edited"
+    video, masks = _moving_square()
+    still = np.repeat(video[:1], len(video), axis=0)  # an "edited" video in which nothing moves
+    s = Sample("a", video, video[0], edit_mask=masks[0], edit_type="add_object")
+    tr = MaskTracker("flow", track_on="auto", device="cpu")
+    on_edited = tr.track(s, still)
+    assert (on_edited == masks[0]).all()  # followed the edited video: the region stays put
+    assert masks_iou(MaskTracker("flow", track_on="source").track(s, still), masks).mean() >= 0.9
+    with pytest.raises(ValueError, match="track_on=auto"):
+        tr.track(s)
+    with pytest.raises(ValueError, match="metrics.tracking.track_on"):
+        MaskTracker("flow", track_on="both")
 
 
 def test_tracker_choice_and_cache(tmp_path):
