@@ -36,3 +36,24 @@ def compare_with_paper(summary: pd.DataFrame, table: str = "table5") -> pd.DataF
                 rows.append({"label": r["label"], "paper_row": name, "metric": m, "ours": ours, "paper": theirs,
                              "ours_minus_paper": ours - theirs})
     return pd.DataFrame(rows)
+
+
+def runtime_ratios(summary: pd.DataFrame, reference: str = "videoshop") -> pd.DataFrame:
+    """Table 4's runtime column: each method's mean seconds per sample as a multiple of ``reference``'s.
+
+    ``summary``: a run's or sweep's summary table (columns ``label``, ``method``, ``seconds``). The paper's multiple
+    (``execution_time_multiple_of_videoshop``) is put beside ours where it reports the method (BDIA); the paper
+    timed each baseline's own code on its own video model, ours times every method on the same model and machine.
+    """
+    methods = summary.get("method", summary["label"]).astype(str).str.split("[").str[0]
+    ref = summary.loc[methods == reference, "seconds"]
+    if ref.empty:
+        raise ValueError(f"runtime_ratios: no '{reference}' row in the summary (labels: {list(summary['label'])})")
+    paper = paper_table("table4").set_index("baseline")["execution_time_multiple_of_videoshop"]
+    out = pd.DataFrame({"label": summary["label"], "seconds": summary["seconds"],
+                        "multiple_of_videoshop": summary["seconds"] / float(ref.iloc[0])})
+    out["paper_multiple"] = [float(paper[ROW_NAMES[m]]) if ROW_NAMES.get(m) in paper.index else float("nan")
+                             for m in methods]
+    if "nfe" in summary:
+        out["nfe"] = summary["nfe"]
+    return out.reset_index(drop=True)

@@ -25,6 +25,8 @@ from tqdm.auto import tqdm
 from datasets.base import select_ids
 from datasets.schema import Sample
 
+from eval.cache import fingerprint
+
 from .prepare import fit_edited_image, fit_frame_count, to_sample_size
 from .store import ResultStore
 from .tables import records_to_frame, write_tables
@@ -48,6 +50,12 @@ def sample_seed(seed: int, sample_id: str) -> int:
 
 def _container(node) -> Any:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def input_hash(sample: Sample) -> str:
+    """What an edit is made from: the (prepared) source video, edited first frame and edit mask."""
+    mask = None if sample.edit_mask is None else np.asarray(sample.edit_mask, dtype=bool)
+    return fingerprint(sample.source_video, sample.edited_image, mask)
 
 
 class Runner:
@@ -111,7 +119,7 @@ class Runner:
         rec = self.base_record(sample_id)
         try:
             sample, rec["notes"] = self.prepare(sample_id)
-            rec["edit_type"] = sample.edit_type
+            rec["edit_type"], rec["input_hash"] = sample.edit_type, input_hash(sample)
         except Exception as e:  # noqa: BLE001  (unreadable or invalid sample: record and go on)
             return self._fail(rec, "load", e)
         if torch.cuda.is_available():
@@ -144,14 +152,27 @@ class Runner:
         self.store.write(rec["sample_id"], rec)
         return rec
 
-    def rescore(self, sample_id: str, rec: dict) -> dict:
+    def rescore(self, sample_id: str, rec: dict, sample: Sample) -> dict:
         """Edit settings unchanged, metric settings changed: recompute metrics from the saved lossless frames."""
-        sample, _ = self.prepare(sample_id)
         frames = self.store.edited_frames(sample_id)
         rec["metrics"], errors = self.score(sample, frames, bool(rec.get("finite", True)))
         rec.update(metrics_hash=self.metrics_hash, status="failed" if errors else "ok", error="; ".join(errors) or None)
         self.store.write(sample_id, rec, frames, fps=sample.fps, save_mp4=self.cfg.get("save_mp4", True))
         return rec
+
+    def reusable(self, sample_id: str, rec: dict) -> Optional[Sample]:
+        """The prepared sample when a finished record was made from these very inputs, else None (edit again).
+
+        Same settings are not enough: a rebuilt dataset or a changed generator can give a sample id other content.
+        """
+        try:
+            sample, _ = self.prepare(sample_id)
+        except Exception:  # noqa: BLE001  (process() records the failure)
+            return None
+        if rec.get("input_hash") != input_hash(sample):
+            log.info("%s: inputs changed since the saved result, editing again", sample_id)
+            return None
+        return sample
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> dict[str, pd.DataFrame]:
@@ -159,8 +180,10 @@ class Runner:
         for sid in tqdm(self.ids, desc=f"{self.label} on {self.cfg.dataset.name}", disable=not self.ids):
             old = self.store.load_record(sid)
             if old and old.get("status") == "ok" and old.get("edit_hash") == self.edit_hash and not self.cfg.get("overwrite"):
-                records.append(old if old.get("metrics_hash") == self.metrics_hash else self.rescore(sid, old))
-                continue
+                sample = self.reusable(sid, old)
+                if sample is not None:
+                    records.append(old if old.get("metrics_hash") == self.metrics_hash else self.rescore(sid, old, sample))
+                    continue
             records.append(self.process(sid))
         df = records_to_frame(records)
         set_df, set_notes = self.set_metrics(records)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]) if "__file__" in globals() else "..")
-from experiments.paper import compare_with_paper, paper_table  # noqa: E402
+from experiments.paper import compare_with_paper, paper_table, runtime_ratios  # noqa: E402
 
 RESULTS = Path(sys.argv[1]) if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else Path("multirun/edit/ablations")
 TABLE = "table5"
@@ -29,3 +29,10 @@ comparison = compare_with_paper(summary, TABLE)
 print(comparison.pivot_table(index="metric", columns="paper_row", values=["ours", "paper"]).round(2).to_string())
 protocols = summary["protocol"].unique() if "protocol" in summary else []
 print(f"\n{len(protocols)} protocol(s) in these results; the paper's backbones are ViT CLIP, RAFT, I3D, TIFA.")
+
+# %% [markdown]
+# Table 4's runtime column: seconds per sample as a multiple of Videoshop's (when the results hold a videoshop row).
+
+# %%
+if "seconds" in summary and summary.get("method", summary["label"]).astype(str).str.startswith("videoshop").any():
+    print(runtime_ratios(summary).round(3).to_string(index=False))

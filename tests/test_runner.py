@@ -67,6 +67,23 @@ def test_rerun_skips_finished_samples_and_rescoring_only_recomputes_metrics(tmp_
     rescoring = Runner(make_cfg(tmp_path, "metrics=none"))
     monkeypatch.setattr(rescoring.method, "edit", lambda *a, **k: pytest.fail("metric change re-edited"))
     rescoring.run()
+    # same ids and settings but other content (a rebuilt dataset, a changed generator): edited again
+    changed = Runner(make_cfg(tmp_path, "metrics=none"))
+    load = changed.dataset.load
+    first = changed.ids[0]
+
+    def brighter(sid):
+        s = load(sid)
+        if sid == first:
+            s.source_video = np.clip(s.source_video.astype(int) + 20, 0, 255).astype(np.uint8)
+        return s
+
+    monkeypatch.setattr(changed.dataset, "load", brighter)
+    calls = []
+    edit = changed.method.edit
+    monkeypatch.setattr(changed.method, "edit", lambda sample, g: calls.append(sample.sample_id) or edit(sample, g))
+    changed.run()
+    assert calls == [first]
 
 
 class _BrokenDataset:
