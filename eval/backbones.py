@@ -6,11 +6,14 @@ Each loader takes ``backbone``:
   ``random`` the real-size architecture with seeded random weights (timing only);
   ``tiny``   a seeded random stand-in of the same architecture family, for offline tests and CI.
 The choice is recorded in every metric's ``protocol()``. Loaded models are shared between metric objects in the
-same process (``shared``), so CLIP_tgt, CLIP_src and CLIP_TC load CLIP once.
+same process (``shared``, one instance per configuration AND device), so CLIP_tgt, CLIP_src and CLIP_TC load CLIP
+once. A metric holds its backbone through a ``SharedBackbone`` handle: ``metric.to(dev)`` rebinds the handle to the
+instance for ``dev`` (loaded on first use) instead of moving the shared instance in place.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import tempfile
@@ -24,6 +27,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from videoshop.models import MissingWeightsError  # noqa: F401  (re-exported)
+
+from .base import OnDevice, canonical_device
 
 BACKBONES = ("real", "random", "tiny")
 _SHARED: dict[Any, Any] = {}
@@ -42,6 +47,49 @@ def shared(key: Any, builder: Callable[[], Any]) -> Any:
     if key not in _SHARED:
         _SHARED[key] = builder()
     return _SHARED[key]
+
+
+class SharedBackbone(OnDevice):
+    """One metric's handle on a shared backbone, bound to one device.
+
+    ``load(device)`` returns the backbone (a module, or a tuple / dict holding modules and their preprocessors) for
+    ``device``; the loaders key ``shared`` on the device, so each device has its own instance. ``to(device)`` binds
+    the handle to the instance for the new device (built on first use, e.g. a fresh load on ``meta``) and NEVER moves
+    an instance in place: metrics sharing the old one keep it, and metrics built later get their own device's one.
+    """
+
+    def __init__(self, load: Callable[[torch.device], Any], device: str | torch.device = "auto") -> None:
+        self.load = load
+        self.device = canonical_device(resolve_device(device))
+        self.value = load(self.device)
+
+    def to(self, device: str | torch.device) -> "SharedBackbone":
+        dev = canonical_device(resolve_device(device))
+        if dev != self.device:
+            self.value = self.load(dev)  # load first: a failed load leaves the handle where it was
+            self.device = dev
+        return self
+
+    def __deepcopy__(self, memo: dict) -> "SharedBackbone":
+        """A copy (e.g. ``Metric.clone()``) is another handle on the same shared instance, not a copy of the weights."""
+        new = copy.copy(self)
+        memo[id(self)] = new
+        for k, v in vars(self).items():
+            if k != "value":
+                setattr(new, k, copy.deepcopy(v, memo))
+        return new
+
+    def modules(self) -> list[nn.Module]:
+        out, todo = [], [self.value]
+        while todo:
+            v = todo.pop(0)
+            if isinstance(v, nn.Module):
+                out.append(v)
+            elif isinstance(v, (tuple, list)):
+                todo.extend(v)
+            elif isinstance(v, dict):
+                todo.extend(v.values())
+        return out
 
 
 def _check_backbone(backbone: str, key: str) -> None:

@@ -8,14 +8,22 @@ NaN scores propagate to the mean (a sample whose latents diverged makes the aver
 
 Set-level metrics (FVD) set ``per_sample = False``: they accumulate in ``update`` and only ``compute`` is meaningful.
 ``protocol()`` returns the choices that define the numbers (backbone, scale, masking) for the results table.
+
+Devices: a metric computes with backbones (CLIP, RAFT, I3D, TIFA's models, CoTracker) held by ``OnDevice`` parts
+(eval/backbones.py ``SharedBackbone`` and the objects built on it). They start on the constructor's ``device=``;
+``metric.to(dev)`` / ``.cuda()`` / ``.cpu()`` moves the torchmetrics states as usual AND every part whose device
+``fn`` changes: a part rebinds to the shared backbone instance for ``dev`` (built on first use), so other metrics
+that hold the same backbone keep their device and metrics built later still get their own device's instance.
+Inputs go to the part's device; per-sample outputs come back to the CPU as Python floats.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 from torchmetrics import Metric
 
 
@@ -27,6 +35,41 @@ def check_same_shape(sample, edited: np.ndarray) -> None:
     if edited.shape != sample.source_video.shape:
         raise MetricInputError(f"{sample.sample_id}: edited video {tuple(edited.shape)} and source video "
                                f"{tuple(sample.source_video.shape)} differ in length or size")
+
+
+def canonical_device(device: str | torch.device) -> torch.device:
+    """``device`` with the current CUDA index filled in (``cuda`` -> ``cuda:0``), so equal devices compare equal."""
+    d = torch.device(device)
+    if d.type == "cuda" and d.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return d
+
+
+def applied_device(fn: Callable[[torch.Tensor], torch.Tensor], device: torch.device) -> torch.device:
+    """The device an ``nn.Module._apply`` function (``.to``, ``.cuda``, ``.cpu``, ...) sends a tensor on ``device``
+    to; dtype-only functions (``.to(torch.float64)``) keep it."""
+    try:
+        return canonical_device(fn(torch.zeros(1, device=device)).device)
+    except (NotImplementedError, RuntimeError):
+        if torch.device(device).type != "meta":
+            raise
+        return canonical_device(fn(torch.zeros(1)).device)  # fn copies data off meta (which has none): a move
+
+
+class OnDevice:
+    """A part of a metric that computes on one device (a backbone handle, the mask tracker).
+
+    ``EditMetric.to()`` calls ``to(device)`` on every ``OnDevice`` attribute whose device the move changes;
+    ``modules()`` lists the torch modules it computes with (for inspection and tests).
+    """
+
+    device: torch.device
+
+    def to(self, device: str | torch.device) -> "OnDevice":
+        raise NotImplementedError
+
+    def modules(self) -> list[nn.Module]:
+        return []
 
 
 class EditMetric(Metric):
@@ -41,6 +84,35 @@ class EditMetric(Metric):
             self.add_state(f"{n}_sum", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
             self.add_state(f"{n}_count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
+    # ------------------------------------------------------------------------------------------ devices
+    def device_parts(self) -> list[OnDevice]:
+        """The parts this metric computes with (attributes that are ``OnDevice``), in attribute order."""
+        return [v for v in vars(self).values() if isinstance(v, OnDevice)]
+
+    def backbone_modules(self) -> list[nn.Module]:
+        """Every torch module the metric's backbones consist of (not registered as submodules: they are shared)."""
+        seen: dict[int, nn.Module] = {}
+        for part in self.device_parts():
+            for m in part.modules():
+                seen.setdefault(id(m), m)
+        return list(seen.values())
+
+    def _apply(self, fn: Callable, exclude_state: Sequence[str] = "") -> nn.Module:
+        """Move the torchmetrics states (``Metric._apply``) and every ``OnDevice`` part whose device ``fn`` changes."""
+        if self.device.type == "meta" and applied_device(fn, self.device).type != "meta":
+            move = fn  # meta states hold no data: materialise them as zeros (every state's default), then move
+
+            def fn(t: torch.Tensor) -> torch.Tensor:
+                return move(torch.zeros_like(t, device="cpu") if t.is_meta else t)
+
+        this = super()._apply(fn, exclude_state)
+        for part in this.device_parts():
+            dev = applied_device(fn, part.device)
+            if dev != canonical_device(part.device):
+                part.to(dev)
+        return this
+
+    # ---------------------------------------------------------------------------------------- scoring
     def score(self, sample, edited: np.ndarray) -> dict[str, float]:
         raise NotImplementedError
 

@@ -18,13 +18,14 @@ Source and target embeddings are computed once per sample and cached (``cache_di
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Optional
 
 import numpy as np
 import torch
 from PIL import Image
 
-from .backbones import load_clip, resolve_device
+from .backbones import SharedBackbone, load_clip
 from .base import EditMetric, check_same_shape
 from .cache import FeatureCache, fingerprint
 from .tracking import MaskTracker
@@ -45,16 +46,27 @@ def crop_box(frame: np.ndarray, mask: np.ndarray) -> Optional[np.ndarray]:
     return frame[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
 
 
-class ClipBackbone:
-    """Batched, device-agnostic CLIP image embedding: list of uint8 (H, W, 3) arrays -> (N, D) unit vectors (CPU)."""
+class ClipBackbone(SharedBackbone):
+    """Batched, device-agnostic CLIP image embedding: list of uint8 (H, W, 3) arrays -> (N, D) unit vectors (CPU).
+
+    Computes on ``self.device``; ``to(device)`` switches to the shared CLIP for that device (``SharedBackbone``).
+    """
 
     def __init__(self, model: str = "ViT-B-32", pretrained: str = "openai", checkpoint: Optional[str] = None,
                  backbone: str = "real", device: str = "auto", batch_size: int = 32, seed: int = 0,
                  config_key: str = "metrics.clip") -> None:
-        self.device = resolve_device(device)
         self.model_name, self.pretrained, self.checkpoint, self.backbone = model, pretrained, checkpoint, backbone
         self.batch_size = batch_size
-        self.model, self.preprocess = load_clip(model, pretrained, checkpoint, backbone, self.device, seed, config_key)
+        super().__init__(partial(load_clip, model, pretrained, checkpoint, backbone, seed=seed, config_key=config_key),
+                         device)
+
+    @property
+    def model(self):
+        return self.value[0]
+
+    @property
+    def preprocess(self):
+        return self.value[1]
 
     def describe(self) -> str:
         name = "tiny random open_clip ViT (32px, 2 layers)" if self.backbone == "tiny" else (

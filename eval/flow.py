@@ -14,13 +14,14 @@ source pixels. Flow+ averages only over pixels outside the tracked edit region o
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .backbones import load_raft, resolve_device
+from .backbones import SharedBackbone, load_raft
 from .base import EditMetric, check_same_shape
 from .cache import FeatureCache, fingerprint
 from .clip import _tracker
@@ -41,16 +42,26 @@ def working_size(h: int, w: int, min_size: int) -> tuple[int, int]:
     return int(math.ceil(h * s / 8) * 8), int(math.ceil(w * s / 8) * 8)
 
 
-class RaftFlow:
-    """Batched RAFT forward flow of consecutive frames: (T, H, W, 3) uint8 -> (T-1, 2, H, W) float32 in source px."""
+class RaftFlow(SharedBackbone):
+    """Batched RAFT forward flow of consecutive frames: (T, H, W, 3) uint8 -> (T-1, 2, H, W) float32 in source px.
+
+    Computes on ``self.device``; ``to(device)`` switches to the shared RAFT for that device (``SharedBackbone``).
+    """
 
     def __init__(self, model: str = "raft_large", checkpoint: Optional[str] = None, backbone: str = "real",
                  num_flow_updates: int = 12, min_size: int = 128, batch_size: int = 8, device: str = "auto",
                  seed: int = 0, config_key: str = "metrics.flow") -> None:
-        self.device = resolve_device(device)
         self.model_name, self.checkpoint, self.backbone = model, checkpoint, backbone
         self.num_flow_updates, self.min_size, self.batch_size = num_flow_updates, min_size, batch_size
-        self.model = load_raft(model, checkpoint, backbone, self.device, seed, config_key)
+        super().__init__(partial(load_raft, model, checkpoint, backbone, seed=seed, config_key=config_key), device)
+
+    @property
+    def model(self):
+        return self.value
+
+    @model.setter
+    def model(self, module) -> None:  # a stand-in for this handle only (tests); the shared RAFT is untouched
+        self.value = module
 
     def describe(self) -> str:
         name = "tiny random RAFT (torchvision RAFT classes)" if self.backbone == "tiny" else (

@@ -13,6 +13,7 @@ uses 2048); below that the value is reported with a warning in ``notes()``.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Optional
 
 import warnings
@@ -20,8 +21,9 @@ import warnings
 import numpy as np
 import scipy.linalg
 import torch
+from torchmetrics.utilities import dim_zero_cat
 
-from .backbones import STYLEGAN_V_I3D_URL, load_i3d, resolve_device
+from .backbones import STYLEGAN_V_I3D_URL, SharedBackbone, load_i3d
 from .base import EditMetric, check_same_shape
 from .cache import FeatureCache, fingerprint
 
@@ -55,12 +57,23 @@ class FVD(EditMetric):
     def __init__(self, detector: str = STYLEGAN_V_I3D_URL, backbone: str = "real", batch_size: int = 8,
                  device: str = "auto", seed: int = 0, cache_dir: Optional[str] = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.device_ = resolve_device(device)
         self.detector_path, self.backbone, self.batch_size = detector, backbone, batch_size
-        self.detector = load_i3d(detector, backbone, self.device_, seed, cache_dir, self.config_key)
+        # a handle, not a submodule: nn.Module._apply must never move (or cast) the shared detector in place
+        self.i3d = SharedBackbone(partial(load_i3d, detector, backbone, seed=seed, cache_dir=cache_dir,
+                                          config_key=self.config_key), device)
         self.cache = FeatureCache(cache_dir, "i3d")
         self.add_state("source_features", default=[], dist_reduce_fx="cat")
         self.add_state("edited_features", default=[], dist_reduce_fx="cat")
+
+    @property
+    def detector(self):
+        """The I3D TorchScript module on ``device_`` (shared with every FVD of the same detector and device)."""
+        return self.i3d.value
+
+    @property
+    def device_(self) -> torch.device:
+        """The device I3D computes on: the constructor's ``device=``, then wherever ``.to()`` moved the metric."""
+        return self.i3d.device
 
     def describe(self) -> str:
         if self.backbone == "tiny":
@@ -82,8 +95,9 @@ class FVD(EditMetric):
         check_same_shape(sample, edited)
         key = fingerprint(sample.source_video, self.describe())
         src = self.cache.get_or_compute(key, lambda: self.features([sample.source_video]))
-        self.source_features.append(src)
-        self.edited_features.append(self.features([edited]))
+        # states live on the metric's state device (torchmetrics moves them with .to()); features are CPU tensors
+        self.source_features.append(src.to(self.device))
+        self.edited_features.append(self.features([edited]).to(self.device))
 
     def score(self, sample, edited):
         raise TypeError("FVD is a set metric: call update() per sample and compute() once")
@@ -94,10 +108,8 @@ class FVD(EditMetric):
     def compute(self):  # type: ignore[override]
         if self.num_videos() < 2:
             return {"fvd": torch.tensor(float("nan"), dtype=torch.float64)}
-        src = torch.cat(list(self.source_features)).numpy() if isinstance(self.source_features, list) \
-            else self.source_features.numpy()
-        ed = torch.cat(list(self.edited_features)).numpy() if isinstance(self.edited_features, list) \
-            else self.edited_features.numpy()
+        src = dim_zero_cat(self.source_features).cpu().numpy()
+        ed = dim_zero_cat(self.edited_features).cpu().numpy()
         return {"fvd": torch.tensor(frechet_distance(*feature_stats(ed), *feature_stats(src)), dtype=torch.float64)}
 
     def notes(self) -> dict[str, str]:

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .backbones import MissingWeightsError, _seeded, resolve_device, shared
+from .backbones import MissingWeightsError, SharedBackbone, _seeded, shared
 from .base import EditMetric, check_same_shape
 from .cache import fingerprint, load_json_cache, save_json_cache
 
@@ -184,17 +184,39 @@ class TIFA(EditMetric):
                         sbert=sbert if answer_matcher == "sbert" else None)
         self.caption_source, self.description_template = caption_source, description_template
         self.frame_stride, self.max_new_tokens, self.qg_fallback = frame_stride, max_new_tokens, qg_fallback
-        self.dev = resolve_device(device)
-        self.model_dtype = (torch.float16 if self.dev.type == "cuda" else torch.float32) if dtype == "auto" else \
-            getattr(torch, dtype)
+        self.dtype_choice = dtype
         self.cache_dir, self.seed = cache_dir, seed
         self.no_question_samples: set[str] = set()
         self.template_samples: set[str] = set()
-        self.models = shared(("tifa", backbone, tuple(sorted((k, str(v)) for k, v in self.ids.items())), qg_kind,
-                              str(self.dev), str(self.model_dtype), seed), self._build)
+        # captioner / QG / filter / VQA / SBERT as one shared set per device (``.to()`` switches sets, see base.py)
+        self.tifa_models = SharedBackbone(self._models_for, device)
 
     # -------------------------------------------------------------------------------------------- models
-    def _build(self) -> dict[str, Any]:
+    @property
+    def dev(self) -> torch.device:
+        """The device the models compute on: the constructor's ``device=``, then wherever ``.to()`` moved it."""
+        return self.tifa_models.device
+
+    @property
+    def model_dtype(self) -> torch.dtype:
+        return self._dtype_for(self.dev)
+
+    @property
+    def models(self) -> dict[str, Any]:
+        return self.tifa_models.value
+
+    def _dtype_for(self, dev: torch.device) -> torch.dtype:
+        """``dtype=auto``: float16 on CUDA, float32 elsewhere (re-resolved when the metric moves device)."""
+        if self.dtype_choice == "auto":
+            return torch.float16 if dev.type == "cuda" else torch.float32
+        return getattr(torch, self.dtype_choice)
+
+    def _models_for(self, dev: torch.device) -> dict[str, Any]:
+        dtype = self._dtype_for(dev)
+        return shared(("tifa", self.backbone, tuple(sorted((k, str(v)) for k, v in self.ids.items())), self.qg_kind,
+                       str(dev), str(dtype), self.seed), lambda: self._build(dev, dtype))
+
+    def _build(self, dev: torch.device, dtype: torch.dtype) -> dict[str, Any]:
         key = self.config_key
         if self.backbone == "tiny":
             tok = tiny_tokenizer()
@@ -211,16 +233,15 @@ class TIFA(EditMetric):
                     eos_token_id=3, decoder_start_token_id=0)))
                 m["filter"] = (t5, tok)
             for name, (model, _) in m.items():
-                model.eval().to(self.dev)
+                model.eval().to(dev)
             return m
-        m = {"caption": _load("caption", self.ids["captioner"], f"{key}.captioner", self.model_dtype, self.dev),
-             "vqa": _load("vqa", self.ids["vqa"], f"{key}.vqa", self.model_dtype, self.dev),
-             "qg": _load(self.qg_kind, self.ids["question_generator"], f"{key}.question_generator", self.model_dtype,
-                         self.dev)}
+        m = {"caption": _load("caption", self.ids["captioner"], f"{key}.captioner", dtype, dev),
+             "vqa": _load("vqa", self.ids["vqa"], f"{key}.vqa", dtype, dev),
+             "qg": _load(self.qg_kind, self.ids["question_generator"], f"{key}.question_generator", dtype, dev)}
         if self.ids["qa_filter"]:
-            m["filter"] = _load("seq2seq", self.ids["qa_filter"], f"{key}.qa_filter", self.model_dtype, self.dev)
+            m["filter"] = _load("seq2seq", self.ids["qa_filter"], f"{key}.qa_filter", dtype, dev)
         if self.answer_matcher == "sbert":
-            m["sbert"] = _load("sbert", self.ids["sbert"], f"{key}.sbert", torch.float32, self.dev)
+            m["sbert"] = _load("sbert", self.ids["sbert"], f"{key}.sbert", torch.float32, dev)
         return m
 
     @torch.no_grad()

@@ -23,12 +23,14 @@ Results are cached per (tracked video, first-frame mask, tracker protocol).
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import Any, Optional
 
 import numpy as np
 import torch
 
-from .backbones import MissingWeightsError, resolve_device, shared
+from .backbones import MissingWeightsError, SharedBackbone, resolve_device, shared
+from .base import OnDevice, canonical_device
 from .cache import FeatureCache, fingerprint
 
 TRACKERS = ("gt_or_flow", "gt", "flow", "cotracker")
@@ -260,8 +262,12 @@ def video_to_track(track_on: str, edit_type: Optional[str]) -> str:
     return track_on
 
 
-class MaskTracker:
-    """``track(sample, edited) -> (T, H, W) bool`` per-frame edit region (cached on disk)."""
+class MaskTracker(OnDevice):
+    """``track(sample, edited) -> (T, H, W) bool`` per-frame edit region (cached on disk).
+
+    ``device``: where CoTracker runs (the other trackers use no model); ``to(device)`` (called by the owning
+    metric's ``.to()``) switches to the shared CoTracker for that device (``SharedBackbone``).
+    """
 
     def __init__(self, tracker: str = "gt_or_flow", track_on: str = "auto", grid_size: int = 30,
                  region: str = "hull", dilate: int = 0, flow_channels: tuple[str, ...] | list[str] = FLOW_CHANNELS,
@@ -281,11 +287,26 @@ class MaskTracker:
         self.flow_channels = flow_channels
         self.cotracker_repo, self.cotracker_checkpoint, self.cotracker_model = (
             cotracker_repo, cotracker_checkpoint, cotracker_model)
-        self.device, self.config_key = resolve_device(device), config_key
+        self.device, self.config_key = canonical_device(resolve_device(device)), config_key
         self.cache = FeatureCache(cache_dir, "tracked_masks")
+        self._cotracker: Optional[SharedBackbone] = None
         if tracker == "cotracker":  # fail at construction, not in the middle of a run
-            self._predictor = load_cotracker(cotracker_repo, cotracker_checkpoint, cotracker_model, self.device,
-                                             config_key)
+            self._cotracker = SharedBackbone(partial(load_cotracker, cotracker_repo, cotracker_checkpoint,
+                                                     cotracker_model, config_key=config_key), self.device)
+
+    @property
+    def _predictor(self):
+        return self._cotracker.value if self._cotracker is not None else None
+
+    def to(self, device: str | torch.device) -> "MaskTracker":
+        dev = canonical_device(resolve_device(device))
+        if self._cotracker is not None:
+            self._cotracker.to(dev)
+        self.device = dev
+        return self
+
+    def modules(self) -> list[torch.nn.Module]:
+        return self._cotracker.modules() if self._cotracker is not None else []
 
     def _on(self) -> str:
         return {"auto": "the edited video for add-object edits, else the source",
