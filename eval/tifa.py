@@ -6,11 +6,12 @@ Pipeline per sample (shared/paper/metric_protocols.md), every model a configurab
   2. description = ``description_template`` filled with the caption and the edit instruction; a question generator
      (default TIFA's released LLaMA-2 QG, ``tifa-benchmark/llama2_tifa_question_generation``, TIFA's prompt) writes
      multiple-choice QA pairs in TIFA's "About X (type): / Q: / Choices: / A:" format, parsed as TIFA does;
-  3. optional filter (TIFA): keep a QA pair when UnifiedQA (``qa_filter``, default
-     allenai/unifiedqa-v2-t5-large-1363200) answers it from the description with the generated answer;
+  3. optional filter (TIFA's question_filter): repeated questions dropped; keep a QA pair when UnifiedQA
+     (``qa_filter``, default allenai/unifiedqa-v2-t5-large-1363200) reading the description gives exactly the
+     generated answer and, for a non yes/no answer, a free-form answer with token F1 > 0.6 against it;
   4. a VQA model (``vqa``, default Salesforce/blip-vqa-base: BLIP is one of TIFA's supported VQA models; TIFA
      recommends mPLUG-large, which transformers does not ship) answers every question on every ``frame_stride``-th
-     edited frame; free-form answers are mapped to the nearest choice (exact match, else SBERT
+     edited frame; free-form answers are mapped to the nearest choice (itself if it is a choice, else SBERT
      ``sentence-transformers/all-mpnet-base-v2`` cosine as TIFA, or difflib with ``answer_matcher=string``);
   5. score = share answered correctly per frame, averaged over frames (x100).
 Steps 1-3 run once per sample and are cached as JSON (``cache_dir/tifa_qa/<key>.json``; the key hashes the target
@@ -48,8 +49,21 @@ def tifa_qg_prompt(description: str) -> str:
     return f"<s>[INST] <<SYS>>\n{TIFA_INTRO}\n<</SYS>>\n\nDescription: {description} [/INST] Entities:"
 
 
+TIFA_CATEGORIES = ("object", "human", "animal", "food", "activity", "attribute", "counting", "color", "material",
+                   "spatial", "location", "shape", "other")
+
+
+def first_block(generated: str) -> str:
+    """TIFA keeps the QG's output up to its first blank line (``output.split('\\n\\n')[0]``)."""
+    return generated.split("\n\n")[0]
+
+
 def parse_tifa_questions(text: str) -> list[dict[str, Any]]:
-    """Parse TIFA's QG output ("About X (type):", "Q: ...", "Choices: a, b", "A: ...") into QA dicts."""
+    """Parse TIFA's QG output ("About X (type):", "Q: ...", "Choices: a, b", "A: ...") into QA dicts.
+
+    As tifascore.question_gen_llama2: a pair needs an entity, a question and choices; pairs whose type is not one of
+    TIFA's categories are dropped; ``animal`` and ``human`` become ``animal/human``.
+    """
     out, entity, qtype, question, choices = [], None, None, None, None
     for line in text.split("\n"):
         line = line.strip()
@@ -62,11 +76,54 @@ def parse_tifa_questions(text: str) -> list[dict[str, Any]]:
             choices = [c.strip() for c in line[len("Choices: "):].split(", ") if c.strip()]
         elif line.startswith("A: "):
             answer = line[3:].strip()
-            if question and choices and answer:
-                out.append({"entity": entity, "type": qtype, "question": question, "choices": choices,
-                            "answer": answer})
+            if entity and question and choices and answer and qtype in TIFA_CATEGORIES:
+                out.append({"entity": entity, "type": "animal/human" if qtype in ("animal", "human") else qtype,
+                            "question": question, "choices": choices, "answer": answer})
             question, choices = None, None
     return out
+
+
+def unifiedqa_mc_prompt(question: str, context: str, choices: list[str]) -> str:
+    """UnifiedQA multiple-choice input as tifascore.unifiedqa.mcqa: ``q \\n context \\n (A) c1 (B) c2 `` (<= 4 choices)."""
+    heads = ("(A)", "(B)", "(C)", "(D)")
+    return f"{question} \n {context} \n " + "".join(f"{h} {c} " for h, c in zip(heads, choices))
+
+
+def unifiedqa_free_prompt(question: str, context: str) -> str:
+    """UnifiedQA free-form input as tifascore.unifiedqa.qa."""
+    return f"{question} \n {context}"
+
+
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+
+
+def normalize_free_answer(answer: str) -> str:
+    """tifascore.unifiedqa.qa's normalisation: keep letters, digits and spaces, strip, lower-case."""
+    return "".join(c for c in answer if c.isalnum() or c.isspace()).strip().lower()
+
+
+def token_f1(gold: list[str], pred: list[str]) -> float:
+    """tifascore.question_filter.compute_prf's F1 over whitespace tokens (empty gold: 1 iff pred is empty)."""
+    if not gold:
+        return 1.0 if not pred else 0.0
+    tp = sum(g in pred for g in gold)
+    fp = sum(p not in gold for p in pred)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / len(gold)
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def free_form_agrees(gold: str, free_form: str, threshold: float = 0.6) -> bool:
+    """TIFA's second filter test for non yes/no answers: token F1 of UnifiedQA's free answer vs the QG's > 0.6.
+
+    A numeric gold answer compares against the free answer with number words mapped to digits (TIFA uses the
+    word2number package; here the words zero..twenty, which covers counting questions about a single image).
+    """
+    if gold.isnumeric():
+        free_form = " ".join(_NUMBER_WORDS.get(w, w) for w in free_form.split())
+    return token_f1(gold.split(), free_form.split()) > threshold
 
 
 def _norm(s: str) -> str:
@@ -165,7 +222,7 @@ class TIFA(EditMetric):
                  vqa: str = "Salesforce/blip-vqa-base", answer_matcher: str = "sbert",
                  sbert: str = "sentence-transformers/all-mpnet-base-v2",
                  caption_source: str = "captioner", description_template: str = "{caption}. {instruction}",
-                 frame_stride: int = 1, max_new_tokens: int = 512, qg_fallback: str = "none",
+                 frame_stride: int = 1, max_new_tokens: int = 512, qg_num_beams: int = 5, qg_fallback: str = "none",
                  dtype: str = "auto", device: str = "auto", seed: int = 0, cache_dir: Optional[str] = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -184,6 +241,7 @@ class TIFA(EditMetric):
                         sbert=sbert if answer_matcher == "sbert" else None)
         self.caption_source, self.description_template = caption_source, description_template
         self.frame_stride, self.max_new_tokens, self.qg_fallback = frame_stride, max_new_tokens, qg_fallback
+        self.qg_num_beams = int(qg_num_beams)
         self.dtype_choice = dtype
         self.cache_dir, self.seed = cache_dir, seed
         self.no_question_samples: set[str] = set()
@@ -245,10 +303,10 @@ class TIFA(EditMetric):
         return m
 
     @torch.no_grad()
-    def _generate_text(self, model, tok, prompt: str, causal: bool, max_new_tokens: int) -> str:
+    def _generate_text(self, model, tok, prompt: str, causal: bool, max_new_tokens: int, num_beams: int = 1) -> str:
         enc = tok(prompt, return_tensors="pt").to(self.dev)
         enc.pop("token_type_ids", None)
-        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=num_beams,
                              pad_token_id=tok.pad_token_id)
         if causal:
             out = out[:, enc["input_ids"].shape[1]:]
@@ -269,7 +327,7 @@ class TIFA(EditMetric):
                  padding=True).to(self.dev)
         x["pixel_values"] = x["pixel_values"].to(self.model_dtype)
         x.pop("token_type_ids", None)
-        out = model.generate(**x, max_new_tokens=10, do_sample=False)
+        out = model.generate(**x, max_length=50, do_sample=False)  # as tifascore.vqa_models.BLIP
         return [proc.decode(o, skip_special_tokens=True).strip() for o in out]
 
     @torch.no_grad()
@@ -281,29 +339,48 @@ class TIFA(EditMetric):
         return torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1)
 
     def match(self, answer: str, choices: list[str]) -> str:
-        """The choice a free-form VQA answer stands for (exact match first, as TIFA)."""
-        for c in choices:
-            if _norm(c) == _norm(answer):
-                return c
+        """The choice a free-form VQA answer stands for: itself when it is one (as TIFA), else the nearest by SBERT
+        cosine (TIFA) or, with ``answer_matcher=string``, by normalised string match then difflib."""
+        if answer in choices:
+            return answer
         if self.answer_matcher == "string":
             return nearest_choice_string(answer, choices)
         e = self._sbert_embed([answer] + list(choices))
         return choices[int((e[1:] @ e[0]).argmax())]
 
     def _passes_filter(self, qa: dict[str, Any], description: str) -> bool:
-        """TIFA's UnifiedQA filter: keep a question when UnifiedQA answers it from the description as generated."""
+        """TIFA's UnifiedQA filter (tifascore.question_filter): UnifiedQA, reading the description, must give the
+        generated answer to the multiple-choice question exactly, and, unless the answer is yes/no, its free-form
+        answer must agree with it (token F1 > 0.6)."""
         model, tok = self.models["filter"]
-        letters = "abcdefghijklmnopqrstuvwxyz"
-        prompt = (f"{qa['question']} \\n " + " ".join(f"({letters[i]}) {c}" for i, c in enumerate(qa["choices"]))
-                  + f" \\n {description}").lower()
-        pred = self._generate_text(model, tok, prompt, causal=False, max_new_tokens=16)
-        return _norm(nearest_choice_string(pred, qa["choices"])) == _norm(qa["answer"])
+        mc = self._generate_text(model, tok, unifiedqa_mc_prompt(qa["question"], description, qa["choices"]),
+                                 causal=False, max_new_tokens=30)
+        if mc != qa["answer"]:
+            return False
+        if qa["answer"] in ("yes", "no"):
+            return True
+        free = self._generate_text(model, tok, unifiedqa_free_prompt(qa["question"], description), causal=False,
+                                   max_new_tokens=30)
+        return free_form_agrees(qa["answer"], normalize_free_answer(free))
+
+    def filter_questions(self, generated: list[dict[str, Any]], description: str) -> list[dict[str, Any]]:
+        """Drop repeated questions (the first one stays), then apply the UnifiedQA filter when one is configured."""
+        seen: set[str] = set()
+        kept = []
+        for qa in generated:
+            if qa["question"] in seen:
+                continue
+            seen.add(qa["question"])
+            if "filter" not in self.models or self._passes_filter(qa, description):
+                kept.append(qa)
+        return kept
 
     # ------------------------------------------------------------------------------------------ QA sets
     def qg_protocol(self) -> dict[str, Any]:
         return {"backbone": self.backbone, **self.ids, "qg_kind": self.qg_kind, "seed": self.seed,
                 "caption_source": self.caption_source, "template": self.description_template,
-                "max_new_tokens": self.max_new_tokens, "fallback": self.qg_fallback}
+                "max_new_tokens": self.max_new_tokens, "num_beams": self.qg_num_beams, "fallback": self.qg_fallback,
+                "filter": "tifascore.question_filter"}
 
     def question_set(self, sample) -> dict[str, Any]:
         """Caption, description, raw QG text and the (filtered) QA pairs of this sample; generated once, cached."""
@@ -318,11 +395,12 @@ class TIFA(EditMetric):
         description = self.description_template.format(caption=caption, instruction=sample.instruction).strip()
         model, tok = self.models["qg"]
         prompt = tifa_qg_prompt(description) if self.qg_kind == "causal" else description
-        raw = self._generate_text(model, tok, prompt, self.qg_kind == "causal", self.max_new_tokens)
+        raw = self._generate_text(model, tok, prompt, self.qg_kind == "causal", self.max_new_tokens,
+                                  num_beams=self.qg_num_beams)
         if self.qg_kind == "causal":
-            raw = "Entities:" + raw
+            raw = "Entities:" + first_block(raw)
         generated = parse_tifa_questions(raw)
-        kept = [qa for qa in generated if "filter" not in self.models or self._passes_filter(qa, description)]
+        kept = self.filter_questions(generated, description)
         source = "generated"
         if not kept and self.qg_fallback == "template":
             kept = [{"entity": None, "type": "template", "question": f"does this image show: {description}?",
@@ -346,7 +424,7 @@ class TIFA(EditMetric):
         correct = np.zeros((len(frames), len(questions)))
         for j, qa in enumerate(questions):
             for i, ans in enumerate(self.answer(frames, qa["question"])):
-                correct[i, j] = _norm(self.match(ans, qa["choices"])) == _norm(qa["answer"])
+                correct[i, j] = self.match(ans, qa["choices"]) == qa["answer"]  # as tifascore.tifa_score
         return {"tifa": 100.0 * float(correct.mean(axis=1).mean())}
 
     def notes(self) -> dict[str, str]:

@@ -7,7 +7,8 @@ import pytest
 
 from datasets.schema import Sample
 from eval.backbones import MissingWeightsError
-from eval.tifa import TIFA, nearest_choice_string, parse_tifa_questions, tifa_qg_prompt
+from eval.tifa import (TIFA, first_block, free_form_agrees, nearest_choice_string, normalize_free_answer,
+                       parse_tifa_questions, tifa_qg_prompt, token_f1, unifiedqa_free_prompt, unifiedqa_mc_prompt)
 
 RAW = """Entities: dog, hat
 Activites:
@@ -31,6 +32,23 @@ def test_parse_tifa_questions():
     qs = parse_tifa_questions(RAW)
     assert [q["question"] for q in qs] == ["is there a dog?", "what color is the hat?"]
     assert qs[1]["choices"] == ["red", "blue", "green"] and qs[1]["answer"] == "red" and qs[1]["type"] == "object"
+    assert qs[0]["type"] == "animal/human"  # TIFA merges animal and human
+    odd = RAW.replace("About hat (object):", "About hat (vibe):")  # not one of TIFA's categories: dropped
+    assert [q["question"] for q in parse_tifa_questions(odd)] == ["is there a dog?"]
+    assert first_block("Entities: x\nAbout x (object):\n\nQ: after a blank line?") == "Entities: x\nAbout x (object):"
+
+
+def test_tifa_filter_pieces_follow_tifascore():
+    assert unifiedqa_mc_prompt("what color is the hat?", "a dog in a red hat", ["red", "blue"]) == \
+        "what color is the hat? \n a dog in a red hat \n (A) red (B) blue "
+    assert unifiedqa_mc_prompt("q", "c", list("abcde")).count("(") == 4  # at most four headings, as TIFA
+    assert unifiedqa_free_prompt("q?", "ctx") == "q? \n ctx"
+    assert normalize_free_answer(" Two Dogs! ") == "two dogs"
+    assert token_f1(["red"], ["red"]) == 1.0 and token_f1(["dark", "red"], ["red"]) == pytest.approx(2 / 3)
+    assert token_f1([], []) == 1.0 and token_f1([], ["x"]) == 0.0
+    assert free_form_agrees("2", "two") and not free_form_agrees("2", "three")
+    assert free_form_agrees("dark red", "red")  # F1 2/3 > 0.6
+    assert not free_form_agrees("a big red hat", "red")  # F1 0.4
     assert "Description: a dog [/INST] Entities:" in tifa_qg_prompt("a dog")
     assert nearest_choice_string("Red.", ["red", "blue"]) == "red"
     assert nearest_choice_string("blu", ["red", "blue"]) == "blue"
@@ -70,3 +88,24 @@ def test_real_models_missing_one_line():
         TIFA(backbone="real", device="cpu", captioner="/nonexistent/blip")
     msg = str(e.value)
     assert "\n" not in msg and "metrics.tifa.captioner=PATH" in msg
+
+
+def test_unifiedqa_filter_logic(tmp_path):
+    """Repeated questions go; an answer UnifiedQA does not reproduce goes; a non yes/no answer also needs the free-form
+    answer to agree (token F1 > 0.6). UnifiedQA is replaced by a table of answers keyed by its exact input."""
+    m = TIFA(cache_dir=str(tmp_path), **{**TINY, "qa_filter": "tiny-t5"})
+    ctx = "a dog in a red hat"
+    qas = [{"question": "is there a dog?", "choices": ["yes", "no"], "answer": "yes"},
+           {"question": "is there a dog?", "choices": ["yes", "no"], "answer": "yes"},
+           {"question": "what color is the hat?", "choices": ["red", "blue"], "answer": "red"},
+           {"question": "what animal is it?", "choices": ["dog", "cat"], "answer": "dog"},
+           {"question": "is there a cat?", "choices": ["yes", "no"], "answer": "yes"}]
+    replies = {unifiedqa_mc_prompt("is there a dog?", ctx, ["yes", "no"]): "yes",
+               unifiedqa_mc_prompt("what color is the hat?", ctx, ["red", "blue"]): "red",
+               unifiedqa_free_prompt("what color is the hat?", ctx): "Red!",
+               unifiedqa_mc_prompt("what animal is it?", ctx, ["dog", "cat"]): "dog",
+               unifiedqa_free_prompt("what animal is it?", ctx): "a small brown puppy",
+               unifiedqa_mc_prompt("is there a cat?", ctx, ["yes", "no"]): "no"}
+    m._generate_text = lambda model, tok, prompt, causal, max_new_tokens, num_beams=1: replies[prompt]
+    kept = m.filter_questions(qas, ctx)
+    assert [q["question"] for q in kept] == ["is there a dog?", "what color is the hat?"]
