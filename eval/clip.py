@@ -101,10 +101,12 @@ class _ClipMetric(EditMetric):
 
 
 def _tracker(tracking: Optional[dict], device: str, cache_dir: Optional[str], key: str) -> MaskTracker:
+    """The region tracker of a region metric; its errors name ``tracking.*``, the config group the three region
+    metrics share (conf/tracking), whichever metric builds it first."""
     cfg = dict(tracking or {})
     cfg.setdefault("device", device)
     cfg.setdefault("cache_dir", cache_dir)
-    cfg.setdefault("config_key", f"{key}.tracking")
+    cfg.setdefault("config_key", "tracking")
     return MaskTracker(**cfg)
 
 

@@ -212,7 +212,7 @@ def flow_track_masks(video: np.ndarray, mask: np.ndarray, winsize: int = 9,
 
 # --------------------------------------------------------------------------------------------- CoTracker
 def load_cotracker(repo_dir: Optional[str], checkpoint: Optional[str], model: str = "cotracker3_offline",
-                   device: str | torch.device = "cpu", config_key: str = "metrics.tracking"):
+                   device: str | torch.device = "cpu", config_key: str = "tracking"):
     """CoTracker via torch.hub from a local clone of facebookresearch/co-tracker plus a local checkpoint."""
     dev = resolve_device(device)
     if not repo_dir or not os.path.isdir(repo_dir) or not os.path.exists(os.path.join(repo_dir, "hubconf.py")):
@@ -273,7 +273,7 @@ class MaskTracker(OnDevice):
                  region: str = "hull", dilate: int = 0, flow_channels: tuple[str, ...] | list[str] = FLOW_CHANNELS,
                  cotracker_repo: Optional[str] = None, cotracker_checkpoint: Optional[str] = None,
                  cotracker_model: str = "cotracker3_offline", device: str = "auto",
-                 cache_dir: Optional[str] = None, config_key: str = "metrics.tracking") -> None:
+                 cache_dir: Optional[str] = None, config_key: str = "tracking") -> None:
         if tracker not in TRACKERS:
             raise ValueError(f"{config_key}.tracker must be one of {TRACKERS}, got {tracker!r}")
         if track_on not in TRACK_ON:

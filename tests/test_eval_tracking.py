@@ -120,7 +120,7 @@ def test_track_on_chooses_the_video():
     assert masks_iou(MaskTracker("flow", track_on="source").track(s, still), masks).mean() >= 0.9
     with pytest.raises(ValueError, match="track_on=auto"):
         tr.track(s)
-    with pytest.raises(ValueError, match="metrics.tracking.track_on"):
+    with pytest.raises(ValueError, match="tracking.track_on"):
         MaskTracker("flow", track_on="both")
 
 

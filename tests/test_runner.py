@@ -182,3 +182,12 @@ def test_embedded_default_config_runs_on_the_shipped_toy_model(tmp_path):
     assert cfg.model.name == "toy" and cfg.dataset.loader.difficulty == "easy" and cfg.dataset.loader.num_frames == 8
     df = Runner(cfg).run()["results"]
     assert (df["status"] == "ok").all() and df["psnr_gt"].notna().all() and df["clip_tgt"].notna().all()
+
+
+def test_cotracker_without_a_local_clone_fails_in_one_line_naming_the_tracking_key(tmp_path):
+    from experiments.runner import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        Runner(make_cfg(tmp_path, "metrics=paper_tiny", "tracking=cotracker"))
+    msg = str(e.value)
+    assert "\n" not in msg and "tracking.cotracker_repo=DIR" in msg and "metrics.clip_tgt.tracking" not in msg
