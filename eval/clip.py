@@ -100,7 +100,7 @@ class _ClipMetric(EditMetric):
         return self.cache.get_or_compute(key, lambda: self.clip.embed(list(images)))
 
 
-def _tracker(tracking: Optional[dict], device: str, cache_dir: Optional[str], key: str) -> MaskTracker:
+def _tracker(tracking: Optional[dict], device: str, cache_dir: Optional[str]) -> MaskTracker:
     """The region tracker of a region metric; its errors name ``tracking.*``, the config group the three region
     metrics share (conf/tracking), whichever metric builds it first."""
     cfg = dict(tracking or {})
@@ -123,7 +123,7 @@ class CLIPTarget(_ClipMetric):
             raise ValueError(f"{self.config_key}.region_mode must be crop or mask, got {region_mode!r}")
         super().__init__(**kwargs)
         self.plus, self.region_mode, self.fill = plus, region_mode, fill
-        self.tracker = _tracker(tracking, kwargs.get("device", "auto"), kwargs.get("cache_dir"), self.config_key) \
+        self.tracker = _tracker(tracking, kwargs.get("device", "auto"), kwargs.get("cache_dir")) \
             if plus else None
 
     def _regions(self, frames: np.ndarray, masks: np.ndarray) -> list[Optional[np.ndarray]]:
@@ -166,7 +166,7 @@ class CLIPSource(_ClipMetric):
     def __init__(self, plus: bool = True, fill: int = 0, tracking: Optional[dict] = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.plus, self.fill = plus, fill
-        self.tracker = _tracker(tracking, kwargs.get("device", "auto"), kwargs.get("cache_dir"), self.config_key) \
+        self.tracker = _tracker(tracking, kwargs.get("device", "auto"), kwargs.get("cache_dir")) \
             if plus else None
 
     def score(self, sample, edited):

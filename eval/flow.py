@@ -105,7 +105,7 @@ class FlowEPE(EditMetric):
                              self.config_key)
         self.cache = FeatureCache(cache_dir, "flow")
         self.plus = plus
-        self.tracker = _tracker(tracking, device, cache_dir, self.config_key) if plus else None
+        self.tracker = _tracker(tracking, device, cache_dir) if plus else None
 
     def score(self, sample, edited):
         check_same_shape(sample, edited)

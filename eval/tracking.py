@@ -113,6 +113,14 @@ def masks_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 FLOW_CHANNELS = ("luma", "contrast")
 
 
+def check_flow_channels(channels, where: str = "flow tracker channels") -> tuple[str, ...]:
+    """``channels`` as a tuple, or a ValueError naming ``where`` unless it is a non-empty subset of FLOW_CHANNELS."""
+    channels = tuple(channels)
+    if not channels or any(c not in FLOW_CHANNELS for c in channels):
+        raise ValueError(f"{where} must be a non-empty subset of {FLOW_CHANNELS}, got {list(channels)}")
+    return channels
+
+
 def contrast_direction(frame: np.ndarray, mask: np.ndarray, ring: int = 6) -> np.ndarray:
     """RGB weights (3,) of the grey level that best separates the masked region from a ring around it.
 
@@ -156,15 +164,14 @@ def farneback_flow(frame_a: np.ndarray, frame_b: np.ndarray, **params: Any) -> n
                                         p["poly_n"], p["poly_sigma"], p["flags"])
 
 
-def warp_error(channels: list[np.ndarray], t: int, flow: np.ndarray, blur: int = 5) -> np.ndarray:
+def warp_error(channels: list[np.ndarray], t: int, flow: np.ndarray, gx: np.ndarray, gy: np.ndarray,
+               blur: int = 5) -> np.ndarray:
     """Local photometric error (H, W) of ``flow`` (frame t -> t-1): sum over channels of |I_{t-1}(p + f) - I_t(p)|,
-    box-averaged over ``blur`` x ``blur`` pixels."""
+    box-averaged over ``blur`` x ``blur`` pixels; ``gx``, ``gy``: the pixel grid (x and y of every pixel)."""
     import cv2
 
-    h, w = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     sx, sy = gx + flow[..., 0], gy + flow[..., 1]
-    err = np.zeros((h, w), np.float32)
+    err = np.zeros(flow.shape[:2], np.float32)
     for g in channels:
         back = cv2.remap(g[t - 1].astype(np.float32), sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         err += np.abs(back - g[t].astype(np.float32))
@@ -185,9 +192,7 @@ def flow_track_masks(video: np.ndarray, mask: np.ndarray, winsize: int = 9,
     """
     import cv2
 
-    bad = [c for c in channels if c not in FLOW_CHANNELS]
-    if not channels or bad:
-        raise ValueError(f"flow tracker channels must be a non-empty subset of {FLOW_CHANNELS}, got {channels!r}")
+    channels = check_flow_channels(channels)
     t_len, h, w = video.shape[:3]
     grey = {"luma": lambda: np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in video]),
             "contrast": lambda: project_to_grey(video, contrast_direction(video[0], mask))}
@@ -201,7 +206,7 @@ def flow_track_masks(video: np.ndarray, mask: np.ndarray, winsize: int = 9,
         if len(flows) == 1:
             back = flows[0]
         else:
-            best = np.argmin(np.stack([warp_error(planes, t, f) for f in flows]), axis=0)
+            best = np.argmin(np.stack([warp_error(planes, t, f, gx, gy) for f in flows]), axis=0)
             back = np.take_along_axis(np.stack(flows), best[None, ..., None], axis=0)[0]
         sx, sy = gx + back[..., 0], gy + back[..., 1]
         mx = cv2.remap(mx, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -278,10 +283,7 @@ class MaskTracker(OnDevice):
             raise ValueError(f"{config_key}.tracker must be one of {TRACKERS}, got {tracker!r}")
         if track_on not in TRACK_ON:
             raise ValueError(f"{config_key}.track_on must be one of {TRACK_ON}, got {track_on!r}")
-        flow_channels = tuple(flow_channels)
-        if not flow_channels or any(c not in FLOW_CHANNELS for c in flow_channels):
-            raise ValueError(f"{config_key}.flow_channels must be a non-empty subset of {FLOW_CHANNELS}, "
-                             f"got {list(flow_channels)}")
+        flow_channels = check_flow_channels(flow_channels, f"{config_key}.flow_channels")
         self.tracker, self.track_on, self.grid_size, self.region, self.dilate = (
             tracker, track_on, grid_size, region, dilate)
         self.flow_channels = flow_channels

@@ -25,12 +25,12 @@ VARIANTS = {"luma": ("luma",), "contrast": ("contrast",), "luma+contrast": ("lum
 
 
 def sample_iou(sample, track_on: str, channels: tuple[str, ...]) -> float:
-    """Mean over frames of the IoU between the tracked region and the ground-truth masks of one sample."""
-    from eval.tracking import flow_track_masks, masks_iou, video_to_track
+    """Mean over frames of the IoU between the region ``MaskTracker`` (flow tracker, which never reads the ground
+    truth) finds, with the ground-truth edited video as the method's output, and the ground-truth masks."""
+    from eval.tracking import MaskTracker, masks_iou
 
-    on = video_to_track(track_on, sample.edit_type)
-    video = sample.gt_edited_video if on == "edited" else sample.source_video
-    return float(masks_iou(flow_track_masks(video, sample.edit_mask, channels=channels), sample.gt_masks).mean())
+    tracker = MaskTracker("flow", track_on=track_on, flow_channels=channels, device="cpu")
+    return float(masks_iou(tracker.track(sample, sample.gt_edited_video), sample.gt_masks).mean())
 
 
 def main(argv=None):
