@@ -37,8 +37,8 @@ from videoshop.method import EditResult
 from .text.ddim import classifier_free_guidance, ddim_invert, ddim_schedule, ddim_transfer
 from .text.method import TextDrivenMethod
 from .text.models import load_sd_family
-from .text.sd import NFECounter, encode_prompts, frames_to_tensor, predicted_depth, resize_frames, vae_decode, \
-    vae_encode, zoe_control_image
+from .text.sd import NFECounter, encode_prompts, frames_to_tensor, resize_frames, vae_decode, vae_encode, \
+    zoe_control_image
 
 Tensor = torch.Tensor
 
@@ -153,12 +153,27 @@ class RAVE(TextDrivenMethod):
         return m.unet(x, t, encoder_hidden_states=context, down_block_additional_residuals=down,
                       mid_block_additional_residual=mid).sample.float()
 
+    @torch.no_grad()
+    def zoe_depth(self, frames: np.ndarray) -> Tensor:
+        """ZoeDepth per frame at frame size, (T, H, W): like the annotator's ``model.infer`` (ZoeDepth's defaults
+        ``pad_input=True, with_flip_aug=True``): the processor pads, the flipped frames' depth is averaged in, the
+        padding is removed and the map resized to the frame (``post_process_depth_estimation``)."""
+        from PIL import Image
+
+        m, dev = self.models, self.device
+        pv = m.depth_processor(images=[Image.fromarray(f) for f in frames], return_tensors="pt").pixel_values
+        pv = pv.to(device=dev, dtype=next(m.depth_estimator.parameters()).dtype)
+        out, out_flip = m.depth_estimator(pv), m.depth_estimator(torch.flip(pv, dims=[3]))
+        sizes = [tuple(frames.shape[1:3])] * frames.shape[0]
+        post = m.depth_processor.post_process_depth_estimation(out, source_sizes=sizes, outputs_flipped=out_flip)
+        return torch.stack([p["predicted_depth"].float() for p in post])
+
     def control_images(self, frames: np.ndarray) -> Tensor:
         """(T, 3, H, W) in [0, 1]: Zoe depth per frame at frame size, percentile-normalised and inverted."""
-        m = self.models
-        d = predicted_depth(m.depth_estimator, m.depth_processor, frames, self.device)
-        d = torch.nn.functional.interpolate(d[:, None], size=frames.shape[1:3], mode="bilinear", align_corners=False)
-        imgs = np.stack([zoe_control_image(x[0].cpu().numpy(), *self.depth_percentiles) for x in d])
+        d = self.zoe_depth(frames)
+        if d.shape[-2:] != frames.shape[1:3]:
+            d = torch.nn.functional.interpolate(d[:, None], size=frames.shape[1:3], mode="bilinear")[:, 0]
+        imgs = np.stack([zoe_control_image(x.cpu().numpy(), *self.depth_percentiles) for x in d])
         return torch.from_numpy(imgs).permute(0, 3, 1, 2).float().div(255).to(self.device)
 
     # ------------------------------------------------------------------------------------- steps
@@ -236,7 +251,7 @@ class RAVE(TextDrivenMethod):
         """Edit (T, h, w, 3) uint8 frames already at cell size; RAVE needs only the target prompt."""
         m, nfe, g = self.models, NFECounter(), self.grid_size
         control = self.control_images(frames)
-        nfe.add("depth_estimator", frames.shape[0])
+        nfe.add("depth_estimator", 2 * frames.shape[0])  # with the flipped frames
         z0 = self.encode(frames)
         inv, cond, uncond = encode_prompts(m.tokenizer, m.text_encoder,
                                            [self.inversion_prompt, target_prompt, self.negative_prompt],

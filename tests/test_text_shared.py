@@ -215,3 +215,19 @@ def test_bad_override_files_fail_with_one_line_naming_the_file(tmp_path):
         read_prompt_overrides(str(f))
     with pytest.raises(FileNotFoundError, match="dataset.prompts=.*missing.json: no such file"):
         read_prompt_overrides(str(tmp_path / "missing.json"))
+
+
+def test_full_size_random_architectures_match_the_real_checkpoints_parameter_counts():
+    """``weights=random`` (GPU timing without downloads) builds the real architectures: parameter counts of
+    SD2-depth's UNet (865.9M), SD1.5's UNet (859.5M), ControlNet v1.1 (361.3M), the SD VAE (83.7M), OpenCLIP-H's
+    text tower (340.4M), CLIP-L's (123.1M), DPT-Hybrid (122.4M, Intel/dpt-hybrid-midas ~123M). Built on the meta
+    device: no memory, no weights."""
+    from baselines.text.models import build_random_sd
+
+    with torch.device("meta"):
+        p2v = build_random_sd("full", in_channels=5, sd2=True, depth="dpt")
+        rave = build_random_sd("full", controlnet=True)
+    millions = lambda m: round(sum(p.numel() for p in m.parameters()) / 1e6, 1)  # noqa: E731
+    assert [millions(m) for m in (p2v.unet, p2v.vae, p2v.text_encoder, p2v.depth_estimator)] == [865.9, 83.7, 340.4, 122.4]
+    assert [millions(m) for m in (rave.unet, rave.controlnet, rave.text_encoder)] == [859.5, 361.3, 123.1]
+    assert p2v.unet.config.in_channels == 5 and p2v.unet.config.cross_attention_dim == 1024
