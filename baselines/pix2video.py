@@ -85,7 +85,7 @@ class Pix2Video(TextDrivenMethod):
         select_frames(2, frame_policy, max_frames)  # validates the policy at start-up
         self.base = dict(base or {"hub_id": "stabilityai/stable-diffusion-2-depth"})
         self.depth = dict(depth or {"hub_id": self.base.get("hub_id"), "subfolder": "depth_estimator"})
-        if not self.depth.get("hub_id") and not self.depth.get("path") and self.base.get("path"):
+        if self.base.get("path") and not self.depth.get("path") and self.depth.get("hub_id") in (None, self.base.get("hub_id")):
             self.depth["path"] = self.base["path"]  # SD2-depth ships its estimator in the same directory
         self.scheduler_config = dict(scheduler or {})
         self.num_inference_steps, self.guidance_scale = int(num_inference_steps), float(guidance_scale)
