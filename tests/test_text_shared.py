@@ -202,6 +202,11 @@ def test_missing_prompts_are_derived_and_cached_and_the_rule_is_recorded(tmp_pat
     assert p.target_prompt == "a cat on a mat, make the cat blue" and p.target_how == RULE
 
 
+def test_reconstruction_uses_the_source_prompt_as_target():
+    p = PromptResolver(backbone="tiny").resolve(_sample(tgt="a blue cat").as_reconstruction())
+    assert (p.target_prompt, p.target_how) == ("a cat on a mat", "reconstruction:source_prompt")
+
+
 def test_no_instruction_and_no_prompts_is_a_one_line_error_naming_the_field():
     with pytest.raises(SampleError, match=r"s0: no target_prompt and no instruction .*field 'instruction'") as e:
         PromptResolver(backbone="tiny").resolve(_sample(instruction="", src=None))

@@ -170,6 +170,11 @@ class PromptResolver:
     def resolve(self, sample: Sample) -> Prompts:
         how = sample.meta.get("prompts_from", {})
         src, tgt = (sample.source_prompt or "").strip(), (sample.target_prompt or "").strip()
+        if sample.edit_type == "reconstruction":  # task=reconstruct: edit towards the source itself
+            if not src:
+                src = self.caption(sample.source_video[0])
+                how = {**how, "source_prompt": f"caption:{self._name(self.captioner_id)}"}
+            return Prompts(src, src, how.get("source_prompt", "dataset"), "reconstruction:source_prompt")
         if src and tgt:
             return Prompts(src, tgt, how.get("source_prompt", "dataset"), how.get("target_prompt", "dataset"))
         instruction = (sample.instruction or "").strip()
