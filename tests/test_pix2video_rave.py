@@ -145,7 +145,6 @@ def test_prompt_overrides_win_and_a_sample_without_prompts_or_instruction_fails_
     overrides = tmp_path / "prompts.csv"
     cfg = _cfg(tmp_path, "rave", "metrics=none", f"dataset.prompts={overrides}", "method.num_inversion_steps=2",
                "method.num_inference_steps=2")
-    runner_ids = Runner.__new__(Runner)  # ids only, to write the override file for the second sample
     from hydra.utils import instantiate
 
     ids = instantiate(cfg.dataset.loader).sample_ids()
@@ -167,7 +166,6 @@ def test_prompt_overrides_win_and_a_sample_without_prompts_or_instruction_fails_
     p = rec["info"]["prompts"]
     assert p["target_prompt"] == "a watercolor painting" and p["target_how"] == "override:prompts.csv"
     assert p["source_how"] == "dataset"
-    del runner_ids
 
 
 def test_missing_real_weights_fail_at_start_up_naming_the_key(tmp_path):

@@ -55,35 +55,13 @@ def test_ddim_step_equals_diffusers_ddim_scheduler_step():
         x = ref
 
 
-class GaussianEps:
-    """Exact eps-prediction for data x0 ~ N(mu, s^2 I): E[eps | x_t] = sqrt(1-a)(x - sqrt(a) mu) / (a s^2 + 1 - a)."""
-
-    def __init__(self, mu, s, alphas_cumprod):
-        self.mu, self.s, self.ac = mu, s, alphas_cumprod.double()
-
-    def __call__(self, x, t, i):
-        a = self.ac[t]
-        return (1 - a).sqrt() * (x - a.sqrt() * self.mu) / (a * self.s ** 2 + 1 - a)
-
-
-def _round_trip_error(n_steps, seed=0):
-    from diffusers import DDIMScheduler
-
-    ac = DDIMScheduler(**PIX2VIDEO_SCHED).alphas_cumprod
-    g = torch.Generator().manual_seed(seed)
-    mu = torch.randn(1, 4, 6, 6, generator=g, dtype=torch.float64)
-    x0 = mu + 0.5 * torch.randn(mu.shape, generator=g, dtype=torch.float64)
-    eps = GaussianEps(mu, 0.5, ac)
-    s = ddim_schedule(PIX2VIDEO_SCHED, n_steps)
-    traj = ddim_invert(eps, x0, s)
-    assert len(traj) == n_steps + 1
-    rec = ddim_sample(eps, traj[-1], s)
-    return float((rec - x0).abs().max())
-
-
 def test_inversion_then_sampling_reconstructs_better_with_more_steps_on_the_analytic_model():
+    from experiments.ddim_reconstruction import analytic_case, round_trip_error
+
+    eps, x0 = analytic_case()
+    assert len(ddim_invert(eps, x0, ddim_schedule(PIX2VIDEO_SCHED, 7))) == 8  # the trajectory x0, ..., x_T
     steps = [5, 10, 25, 50, 200]
-    errors = [_round_trip_error(n) for n in steps]
+    errors = [round_trip_error(eps, x0, n)[0] for n in steps]
     assert all(b < a for a, b in zip(errors, errors[1:])), errors
     # first order in the step size (measured max |error| 0.62, 0.35, 0.18, 0.098, 0.026 for data of std 0.5)
     assert errors[-1] < 0.04 and errors[-1] < errors[0] / 20, errors

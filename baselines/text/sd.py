@@ -3,7 +3,7 @@ and a counter of network evaluations (NFE)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -95,6 +95,3 @@ def zoe_control_image(depth: np.ndarray, lo_percentile: float = 2.0, hi_percenti
     img = (d * 255.0).clip(0, 255).astype(np.uint8)
     return np.repeat(img[..., None], 3, axis=-1)
 
-
-def run_per_chunk(fn: Callable[[Tensor], Any], x: Tensor, batch_size: int) -> list[Any]:
-    return [fn(chunk) for chunk in x.split(max(1, int(batch_size)))]
