@@ -1,0 +1,231 @@
+"""FateZero (Qi et al., ICCV 2023): zero-shot text-driven video editing by fusing attention from the inversion.
+
+What the official code (ChenyangQiQi/FateZero, test_fatezero.py + p2p_ddim_spatial_temporal.py) does, and we do:
+1. Frames -> SD1.4 VAE latents (``latent_dist.sample()``), the whole clip as one batch.
+2. DDIM inversion (50 steps, source prompt, conditional only), storing the attention of every layer coarser than the
+   finest latent level at every step (fatezero_attention.FateZeroController, mode 'invert').
+3. Editing from the inverted x_T with the target prompt, DDIM 50 steps, CFG 7.5 with negative prompt "": in the
+   conditional half, self-attention maps are fused with the inversion's (steps < self_replace_steps * 50; blending
+   mask from the inversion cross-attention of the source blend words, threshold blend_th), cross-attention follows
+   Prompt-to-Prompt (refine or replace, steps < cross_replace_steps * 51).
+4. Spatial-temporal attention: self-attention layers with >= least_sc_channel channels take keys/values from the
+   middle frame of the clip (SparseCausalAttention ['mid']).
+Frames: the official configs edit 8-frame clips; ``clip_length: null`` (the tables) edits all frames as one clip
+(the middle-frame attention allows any length), ``clip_length: 8`` edits consecutive 8-frame clips independently
+(the last clip aligned to the video's end), so every source frame gets one output frame either way.
+Deviations (docs/baselines.md): resize to height x width instead of short-side resize + center crop (the paper's
+protocol, so the output covers the whole frame); the inflated UNet's temporal layers, which are zero-initialised
+(identity) in the untuned model, are not built (their one non-zero part, a random bias, is left out); attention
+maps are stored as queries/keys (the same maps, recomputed) instead of probabilities.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from videoshop.method import EditResult
+
+from . import ddim_local as ddim
+from .fatezero_attention import FateZeroController, fatezero_processors, installed_processors
+from .t2v_models import load_components
+from .text_common import encode_prompt, frames_to_tensor, resolve_device_dtype, resolve_sample_prompts, tensor_to_frames
+
+
+def changed_words(source: str, target: str) -> tuple[list[str], list[str]]:
+    """Words of the source and target prompts that the edit changes (difflib opcodes other than 'equal')."""
+    s, t = source.lower().replace(",", " ").split(), target.lower().replace(",", " ").split()
+    src, tgt = [], []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, s, t, autojunk=False).get_opcodes():
+        if op != "equal":
+            src += s[i1:i2]
+            tgt += t[j1:j2]
+    return src, tgt
+
+
+def word_token_positions(tokenizer, prompt: str, words: list[str]) -> list[int]:
+    """Token positions (after BOS) of every occurrence of ``words`` in ``prompt`` (Prompt-to-Prompt get_word_inds)."""
+    wanted = {w.lower() for w in words}
+    pos, out = 1, []
+    for w in prompt.lower().replace(",", " ").split():
+        n = len(tokenizer.encode(w, add_special_tokens=False))
+        if w in wanted:
+            out += list(range(pos, pos + n))
+        pos += n
+    return [p for p in out if p < tokenizer.model_max_length - 1]
+
+
+def token_alignment(tokenizer, source: str, target: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompt-to-Prompt refinement mapper: for each of the 77 target tokens, the source token it takes its map from and
+    whether it is aligned (equal tokens matched by difflib; padding aligned to padding)."""
+    L = tokenizer.model_max_length
+    s = tokenizer(source).input_ids[:L]
+    t = tokenizer(target).input_ids[:L]
+    mapper, aligned = torch.arange(L), torch.zeros(L)
+    for a, b, n in difflib.SequenceMatcher(None, s, t, autojunk=False).get_matching_blocks():
+        mapper[b:b + n] = torch.arange(a, a + n)
+        aligned[b:b + n] = 1
+    for j in range(len(t), L):  # padding follows padding
+        mapper[j] = min(j - len(t) + len(s), L - 1)
+        aligned[j] = 1
+    return mapper, aligned
+
+
+class FateZero:
+    """``method=fatezero``: see the module docstring; every option is in conf/method/fatezero.yaml."""
+
+    uses_video_model = False
+
+    def __init__(self, device: Any = "cpu", name: str = "fatezero", weights: str = "hub",
+                 hub_id: str = "CompVis/stable-diffusion-v1-4", path: Optional[str] = None, allow_download: bool = True,
+                 dtype: str = "auto", seed: int = 0, height: int = 512, width: int = 512, clip_length: Optional[int] = None,
+                 num_inference_steps: int = 50, guidance_scale: float = 7.5, negative_prompt: str = "",
+                 self_replace_steps: float = 0.6, cross_replace_steps: float = 0.8, is_replace_controller: bool = False,
+                 blend_self_attention: bool = True, blend_th: float = 0.3, fuse_max_query_fraction: float = 0.25,
+                 least_sc_channel: Optional[int] = None, equalizer_value: Optional[float] = None,
+                 use_inversion_attention: bool = True, store_on_cpu: bool = False, store_dtype: str = "float16",
+                 decode_chunk_size: int = 8, prompts: Optional[dict] = None, debug: bool = False):
+        self.name = name
+        self.device, self.dtype = resolve_device_dtype(device, dtype)
+        comps = load_components("sd", weights, hub_id=hub_id, path=path, allow_download=allow_download,
+                                dtype=self.dtype, key="method", seed=seed)
+        self.unet, self.vae = comps["unet"].to(self.device), comps["vae"].to(self.device)
+        self.text_encoder, self.tokenizer = comps["text_encoder"].to(self.device), comps["tokenizer"]
+        self.scheduler_config = comps["scheduler_config"]
+        self.opts = dict(weights=weights, hub_id=hub_id, path=path, height=height, width=width, clip_length=clip_length,
+                         num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+                         negative_prompt=negative_prompt, self_replace_steps=self_replace_steps,
+                         cross_replace_steps=cross_replace_steps, is_replace_controller=is_replace_controller,
+                         blend_self_attention=blend_self_attention, blend_th=blend_th,
+                         fuse_max_query_fraction=fuse_max_query_fraction,
+                         least_sc_channel=least_sc_channel or int(self.unet.config.block_out_channels[1]),
+                         equalizer_value=equalizer_value, use_inversion_attention=use_inversion_attention,
+                         store_on_cpu=store_on_cpu, store_dtype=store_dtype, decode_chunk_size=decode_chunk_size)
+        self.prompt_options = dict(prompts or {})
+        self.debug = debug
+        self.last_controller: Optional[FateZeroController] = None
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.opts)
+
+    # ------------------------------------------------------------------ pieces
+    def controller_for(self, source: str, target: str, num_frames: int, latent_hw: tuple[int, int]) -> tuple[FateZeroController, dict]:
+        """The FateZero controller for one clip, and a record of the words/controller it chose."""
+        o, tok = self.opts, self.tokenizer
+        n = int(o["num_inference_steps"])
+        src_words, tgt_words = changed_words(source, target)
+        same_len = len(tok(source).input_ids) == len(tok(target).input_ids)
+        cross_mode = "replace" if (o["is_replace_controller"] and same_len) else "refine"
+        mapper, aligned = token_alignment(tok, source, target)
+        blend = None
+        if o["blend_self_attention"] and src_words:
+            pos = word_token_positions(tok, source, src_words)
+            if pos:
+                blend = torch.zeros(tok.model_max_length)
+                blend[pos] = 1.0
+        eq = None
+        if o["equalizer_value"] is not None and tgt_words:
+            eq = torch.ones(tok.model_max_length)
+            eq[word_token_positions(tok, target, tgt_words)] = float(o["equalizer_value"])
+        ctrl = FateZeroController(
+            num_frames=num_frames, latent_hw=latent_hw,
+            max_query_tokens=int(latent_hw[0] * latent_hw[1] * float(o["fuse_max_query_fraction"])),
+            num_steps=n, self_steps=int(n * float(o["self_replace_steps"])),
+            cross_steps=int((n + 1) * float(o["cross_replace_steps"])), cross_mode=cross_mode,
+            token_map=mapper, token_aligned=aligned, equalizer=eq, blend_tokens=blend, blend_th=float(o["blend_th"]),
+            store_device=torch.device("cpu") if o["store_on_cpu"] else None,
+            store_dtype=getattr(torch, o["store_dtype"]), debug=self.debug)
+        how = dict(blend_words_source=src_words, blend_words_target=tgt_words,
+                   blend_words_rule="source/target words that differ (difflib word diff of the two prompts); "
+                                    "self-attention blending uses the source words (FateZero prompt_choose='source')",
+                   blend_mask="on" if blend is not None else "off (no changed source word: self-attention fully from inversion)",
+                   cross_attention_controller=cross_mode)
+        return ctrl, how
+
+    @torch.no_grad()
+    def edit_clip(self, frames: np.ndarray, source: str, target: str, generator: torch.Generator) -> tuple[np.ndarray, int, dict]:
+        """Invert and edit one clip (F, H, W, 3) uint8 at the method's resolution; returns frames, NFE, info."""
+        o = self.opts
+        x = frames_to_tensor(frames, self.device, self.dtype)
+        sf = float(self.vae.config.scaling_factor)
+        z0 = torch.cat([self.vae.encode(c).latent_dist.sample(generator=generator) for c in x.split(8)]) * sf
+        f, _, h, w = z0.shape
+        cond_src = encode_prompt(self.text_encoder, self.tokenizer, source, self.device)
+        cond_tgt = encode_prompt(self.text_encoder, self.tokenizer, target, self.device)
+        uncond = encode_prompt(self.text_encoder, self.tokenizer, o["negative_prompt"], self.device)
+        ctrl, how = self.controller_for(source, target, f, (h, w))
+        if not o["use_inversion_attention"]:
+            ctrl.max_query_tokens = -1  # plain DDIM inversion + sampling with the spatial-temporal attention only
+        self.last_controller = ctrl
+        n = int(o["num_inference_steps"])
+        ts = ddim.ddim_timesteps(self.scheduler_config, n)
+        ac = ddim.alphas_cumprod(self.scheduler_config)
+        fin = ddim.final_alpha(self.scheduler_config, ac)
+        nfe = 0
+        procs = fatezero_processors(self.unet, ctrl, int(o["least_sc_channel"]))
+        with installed_processors(self.unet, procs):
+            # inversion, clean -> noisy: eps at (x_{t-ratio}, t) (FateZero next_step)
+            ctrl.mode, lat = "invert", z0
+            asc = ts[::-1]
+            for i, t in enumerate(asc):
+                ctrl.step = i
+                eps = self.unet(lat, t, encoder_hidden_states=cond_src.expand(f, -1, -1)).sample
+                a_prev = float(ac[asc[i - 1]]) if i > 0 else fin
+                lat = ddim.ddim_step(lat.float(), eps.float(), a_prev, float(ac[t])).to(self.dtype)
+                nfe += 1
+            ctrl.mode = "edit"
+            emb = torch.cat([uncond.expand(f, -1, -1), cond_tgt.expand(f, -1, -1)])
+            for s, (t, (a_t, a_s)) in enumerate(zip(ts, ddim.step_alphas(self.scheduler_config, ts))):
+                ctrl.step = s
+                e_u, e_c = self.unet(torch.cat([lat, lat]), t, encoder_hidden_states=emb).sample.chunk(2)
+                eps = e_u + float(o["guidance_scale"]) * (e_c - e_u)
+                lat = ddim.ddim_step(lat.float(), eps.float(), a_t, a_s).to(self.dtype)
+                nfe += 1
+            ctrl.mode = "off"
+        if not self.debug:
+            ctrl.store.clear()
+        finite = bool(torch.isfinite(lat).all())
+        chunk = int(o["decode_chunk_size"])
+        img = torch.cat([self.vae.decode(c / sf).sample for c in lat.split(chunk)])
+        return tensor_to_frames(img), nfe, dict(how, finite=finite, inversion_latent_error=None)
+
+    def clips(self, num_frames: int) -> list[tuple[int, int]]:
+        """Frame ranges edited together: one clip of all frames, or consecutive clips of ``clip_length``."""
+        L = self.opts["clip_length"]
+        if not L or L >= num_frames:
+            return [(0, num_frames)]
+        starts = list(range(0, num_frames - L + 1, L))
+        if starts[-1] + L < num_frames:
+            starts.append(num_frames - L)
+        return [(s, s + L) for s in starts]
+
+    # ------------------------------------------------------------------ EditMethod
+    def edit(self, sample, generator: torch.Generator) -> EditResult:
+        t0 = time.perf_counter()
+        prompts = resolve_sample_prompts(sample, self.prompt_options)
+        video = resize_video(sample.source_video, self.opts["height"], self.opts["width"])
+        out = np.zeros_like(video)
+        nfe, info, finite = 0, {}, True
+        for a, b in self.clips(len(video)):
+            frames, k, info = self.edit_clip(video[a:b], prompts.source_prompt, prompts.target_prompt, generator)
+            out[a:b] = frames  # an overlapping last clip overwrites the overlap with its own edit
+            nfe += k
+            finite &= info.pop("finite")
+        info.pop("inversion_latent_error", None)
+        info.update(prompts=prompts.to_dict(), clips=self.clips(len(video)), resolution=[self.opts["height"], self.opts["width"]],
+                    method_seconds=time.perf_counter() - t0)
+        return EditResult(frames=out, nfe=nfe, finite=finite, info=info)
+
+
+def resize_video(video: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> (T, height, width, 3) uint8, bilinear (antialiased)."""
+    if video.shape[1:3] == (height, width):
+        return video
+    x = torch.from_numpy(video).permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+    return x.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
