@@ -73,12 +73,19 @@ class Runner:
         self.task = cfg.task
         self.dataset = instantiate(cfg.dataset.loader)
         self.ids = select_ids(self.dataset.sample_ids(), cfg.dataset.get("limit"), cfg.dataset.get("ids"))
-        self.pipeline = build_pipeline(cfg.model, cfg.device)  # fails fast on missing weights
-        self.pipeline.set_progress_bar_config(disable=not cfg.get("progress_bars", False), leave=False)
-        self.method = instantiate(cfg.method, pipeline=self.pipeline, _convert_="all")
+        if cfg.method.get("uses_video_model", True):
+            self.pipeline = build_pipeline(cfg.model, cfg.device)  # fails fast on missing weights
+            self.pipeline.set_progress_bar_config(disable=not cfg.get("progress_bars", False), leave=False)
+            self.method = instantiate(cfg.method, pipeline=self.pipeline, _convert_="all")
+        else:  # a method with its own models (text-driven baselines): no SVD pipeline, the device instead
+            self.pipeline = None
+            self.method = _instantiate_own_model_method(cfg)
+        prompts_file = cfg.dataset.get("prompts")
+        self.prompt_overrides = _read_prompt_overrides(prompts_file) if prompts_file else None
         self.metrics = {k: _instantiate_metric(k, v) for k, v in (cfg.get("metrics") or {}).items()}
         self.edit_hash = stable_hash({k: _container(cfg.get(k)) for k in ("task", "seed", "frames_policy", "method", "model")}
-                                     | {"dataset": _container(cfg.dataset.loader)})
+                                     | {"dataset": _container(cfg.dataset.loader)}
+                                     | ({"prompts": self.prompt_overrides} if self.prompt_overrides else {}))
         self.metrics_hash = stable_hash(_container(cfg.get("metrics")))
         self._set_metric_done: set[str] = set()  # samples already fed to the set metrics (FVD) during the loop
 
@@ -92,6 +99,10 @@ class Runner:
         else:
             sample, notes = fit_frame_count(sample, int(self.cfg.model.num_frames), self.cfg.frames_policy)
         sample, more = fit_edited_image(sample)
+        if self.prompt_overrides is not None:  # dataset.prompts=FILE wins over the dataset's own prompts
+            from baselines.text.prompts import apply_prompt_overrides
+
+            sample = apply_prompt_overrides(sample, self.prompt_overrides, self.cfg.dataset.prompts)
         return sample.validate(), notes + more
 
     def score(self, sample: Sample, frames: np.ndarray, finite: bool) -> tuple[dict[str, float], list[str]]:
@@ -248,6 +259,34 @@ def _instantiate_metric(key: str, node):
     except InstantiationException as e:
         cause = e.__cause__ or e
         raise ConfigError(f"metrics.{key}: {one_line(cause)}") from cause
+
+
+def _instantiate_own_model_method(cfg: DictConfig):
+    """A ``uses_video_model: false`` method (it loads its own models): built with ``device=`` instead of
+    ``pipeline=``; its missing weights raise the loader's one-line error (MissingWeightsError) at start-up."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    from videoshop.models import resolve_device
+
+    node = OmegaConf.to_container(cfg.method, resolve=True)
+    node.pop("uses_video_model", None)
+    try:
+        return instantiate(node, device=str(resolve_device(cfg.device)), _convert_="all")
+    except InstantiationException as e:
+        cause = e.__cause__ or e
+        if isinstance(cause, (RuntimeError, ValueError, OSError)) and "\n" not in str(cause).strip():
+            raise cause from None
+        raise ConfigError(f"method ({cfg.method.name}): {one_line(cause)}") from cause
+
+
+def _read_prompt_overrides(path: str) -> dict:
+    from baselines.text.prompts import read_prompt_overrides
+
+    try:
+        return read_prompt_overrides(str(path))
+    except (OSError, ValueError) as e:
+        raise ConfigError(one_line(e)) from None
 
 
 def _peak_memory_mb() -> float:

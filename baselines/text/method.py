@@ -1,0 +1,41 @@
+"""What every SD-family text-driven baseline shares behind the EditMethod interface (videoshop/method.py).
+
+Such a method loads its own models (``uses_video_model: false`` in its config: the runner builds no SVD pipeline
+and passes ``device=``), processes every source frame at its own resolution (``handles_any_length``: the runner
+does not resample the frame count) and returns one output frame per source frame; the runner resizes them back to
+the sample's size.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+
+from .models import check_weights, resolve_dtype
+from .prompts import PromptResolver, Prompts
+
+
+class TextDrivenMethod:
+    """Base: device/dtype, the ``weights`` switch, and prompt resolution (``prompts`` = PromptResolver options)."""
+
+    uses_video_model = False
+    handles_any_length = True
+
+    def __init__(self, name: str, device: str = "cpu", weights: str = "pretrained", dtype: str = "auto",
+                 allow_download: bool = True, prompts: Optional[dict[str, Any]] = None, **options: Any) -> None:
+        self.name = name
+        self.device = torch.device(device)
+        self.weights = check_weights(weights)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.allow_download = bool(allow_download)
+        self.prompt_options = dict(prompts or {})
+        self.prompt_resolver = PromptResolver(backbone="tiny" if self.weights == "tiny" else "real",
+                                              device=self.device, **self.prompt_options)
+        self._options = dict(options, weights=weights, dtype=dtype, prompts=self.prompt_options)
+
+    def options(self) -> dict[str, Any]:
+        return dict(self._options)
+
+    def resolve_prompts(self, sample) -> Prompts:
+        return self.prompt_resolver.resolve(sample)

@@ -1,0 +1,201 @@
+"""Source and target prompts for text-driven editors, and how each was obtained.
+
+The Videoshop paper (Sec. 4, Experimental setup): "we caption the first frame of the source video and update the
+modified concept to the target one (e.g. 'a dog running' -> 'a cat running')". Resolution order, first hit wins:
+
+1. an override file, ``dataset.prompts=PATH`` (CSV with columns id,source_prompt,target_prompt, or JSON
+   ``{id: {"source_prompt": ..., "target_prompt": ...}}``), applied by the runner when a sample is loaded
+   (``apply_prompt_overrides``): hand-written prompts, as the paper's authors may have used;
+2. prompts the dataset provides (``Sample.source_prompt`` / ``target_prompt``);
+3. the source prompt: a BLIP caption of the first source frame (the captioner the TIFA metric loads); the target
+   prompt: the caption rewritten by a small instruction-following text model given the edit instruction
+   (``rewriter``, a hub id), or, where ``target_fallback=rule`` and the model gives nothing (or ``rewriter`` is
+   null), the rule ``"<source prompt>, <instruction>"``. The record names the rule when it is used.
+
+The result (``Prompts``) goes into ``EditResult.info["prompts"]``; derived prompts are cached as JSON keyed by the
+first frame, the instruction and the models (``cache_dir``). A sample with no target prompt and no instruction
+raises a one-line ``SampleError`` naming the missing field (the runner records it and goes on).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from datasets.schema import Sample, SampleError
+from eval.cache import fingerprint, load_json_cache, save_json_cache
+
+REWRITE_TEMPLATE = ("Rewrite the image caption so that it describes the image after the edit.\n"
+                    "Caption: {caption}\nEdit: {instruction}\nNew caption:")
+RULE = "rule:source+instruction"
+
+
+@dataclass
+class Prompts:
+    source_prompt: str
+    target_prompt: str
+    source_how: str  # override:<file> | dataset | caption:<model> | unused
+    target_how: str  # override:<file> | dataset | rewrite:<model> | rule:source+instruction
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------------------------- override file
+def read_prompt_overrides(path: str) -> dict[str, dict[str, Optional[str]]]:
+    """``{sample_id: {"source_prompt": ..., "target_prompt": ...}}`` from a CSV or JSON file (one-line errors)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"dataset.prompts={path}: no such file")
+    table: dict[str, dict[str, Optional[str]]] = {}
+    if p.suffix.lower() == ".json":
+        try:
+            raw = json.loads(p.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"dataset.prompts={path}: invalid JSON ({e.msg}, line {e.lineno})") from None
+        if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+            raise ValueError(f"dataset.prompts={path}: expected {{id: {{source_prompt, target_prompt}}}}")
+        for sid, v in raw.items():
+            table[str(sid)] = {k: (v.get(k) or None) for k in ("source_prompt", "target_prompt")}
+        return table
+    with open(p, newline="") as f:
+        reader = csv.DictReader(f)
+        cols = set(reader.fieldnames or [])
+        if "id" not in cols or not cols & {"source_prompt", "target_prompt"}:
+            raise ValueError(f"dataset.prompts={path}: CSV needs columns id,source_prompt,target_prompt; has {sorted(cols)}")
+        for row in reader:
+            table[str(row["id"])] = {k: (row.get(k) or "").strip() or None for k in ("source_prompt", "target_prompt")}
+    return table
+
+
+def apply_prompt_overrides(sample: Sample, table: dict[str, dict[str, Optional[str]]], path: str) -> Sample:
+    """The sample with the file's prompts (where the file gives them) and ``meta["prompts_from"]`` saying so."""
+    row = table.get(sample.sample_id)
+    if not row:
+        return sample
+    how = dict(sample.meta.get("prompts_from", {}))
+    new = {}
+    for k in ("source_prompt", "target_prompt"):
+        if row.get(k):
+            new[k] = row[k]
+            how[k] = f"override:{os.path.basename(str(path))}"
+    return replace(sample, meta={**sample.meta, "prompts_from": how}, **new)
+
+
+# ------------------------------------------------------------------------------------------- derivation
+def rule_target_prompt(source_prompt: str, instruction: str) -> str:
+    """The fallback rule: the source prompt followed by the instruction (used only with target_fallback=rule)."""
+    return f"{source_prompt.strip().rstrip('.')}, {instruction.strip().rstrip('.')}"
+
+
+class PromptResolver:
+    """Resolves ``Prompts`` for a sample (module docstring). Models load on first use only (a dataset that gives
+    prompts never loads them); missing weights then fail that sample with one line naming ``<key>.captioner`` or
+    ``<key>.rewriter``.
+
+    backbone: ``real`` (hub ids / local paths) or ``tiny`` (seeded random BLIP and T5 of the real classes).
+    """
+
+    def __init__(self, backbone: str = "real", captioner: str = "Salesforce/blip-image-captioning-large",
+                 rewriter: Optional[str] = "google/flan-t5-large", rewriter_kind: str = "seq2seq",
+                 rewrite_template: str = REWRITE_TEMPLATE, target_fallback: str = "none", max_new_tokens: int = 40,
+                 cache_dir: Optional[str] = None, device: str | torch.device = "cpu", seed: int = 0,
+                 key: str = "method.prompts") -> None:
+        if backbone not in ("real", "tiny"):
+            raise ValueError(f"{key}.backbone={backbone!r}: expected real or tiny")
+        if target_fallback not in ("none", "rule"):
+            raise ValueError(f"{key}.target_fallback={target_fallback!r}: expected none or rule")
+        if rewriter_kind not in ("seq2seq", "causal"):
+            raise ValueError(f"{key}.rewriter_kind={rewriter_kind!r}: expected seq2seq or causal")
+        self.backbone, self.captioner_id, self.rewriter_id = backbone, captioner, rewriter
+        self.rewriter_kind, self.template, self.fallback = rewriter_kind, rewrite_template, target_fallback
+        self.max_new_tokens, self.cache_dir, self.seed, self.key = int(max_new_tokens), cache_dir, seed, key
+        self.device = torch.device(device)
+        self._models: dict[str, Any] = {}
+
+    # -------------------------------------------------------------------------------------- models
+    def _model(self, role: str):
+        if role in self._models:
+            return self._models[role]
+        from eval.tifa import _load, _tiny_blip, _tiny_processor, tiny_tokenizer
+
+        if self.backbone == "tiny":
+            tok = tiny_tokenizer()
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed + (0 if role == "caption" else 1))
+                if role == "caption":
+                    m = (_tiny_blip("BlipForConditionalGeneration", len(tok)), _tiny_processor(tok))
+                else:
+                    from transformers import T5Config, T5ForConditionalGeneration
+
+                    m = (T5ForConditionalGeneration(T5Config(vocab_size=len(tok), d_model=32, d_kv=16, d_ff=64,
+                                                             num_layers=1, num_heads=2, pad_token_id=0, eos_token_id=3,
+                                                             decoder_start_token_id=0)), tok)
+            m[0].eval().to(self.device)
+        elif role == "caption":
+            m = _load("caption", self.captioner_id, f"{self.key}.captioner", torch.float32, self.device)
+        else:
+            m = _load(self.rewriter_kind, self.rewriter_id, f"{self.key}.rewriter", torch.float32, self.device)
+        self._models[role] = m
+        return m
+
+    @torch.no_grad()
+    def caption(self, image: np.ndarray) -> str:
+        from PIL import Image
+
+        model, proc = self._model("caption")
+        x = proc(images=Image.fromarray(image), return_tensors="pt").to(self.device)
+        out = model.generate(pixel_values=x["pixel_values"], max_new_tokens=30, do_sample=False)
+        return proc.decode(out[0], skip_special_tokens=True).strip()
+
+    @torch.no_grad()
+    def rewrite(self, caption: str, instruction: str) -> str:
+        model, tok = self._model("rewrite")
+        enc = tok(self.template.format(caption=caption, instruction=instruction), return_tensors="pt").to(self.device)
+        enc.pop("token_type_ids", None)
+        out = model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1,
+                             pad_token_id=tok.pad_token_id)
+        if self.rewriter_kind == "causal":
+            out = out[:, enc["input_ids"].shape[1]:]
+        return tok.decode(out[0], skip_special_tokens=True).strip().splitlines()[0].strip() if out.numel() else ""
+
+    # -------------------------------------------------------------------------------------- resolution
+    def resolve(self, sample: Sample) -> Prompts:
+        how = sample.meta.get("prompts_from", {})
+        src, tgt = (sample.source_prompt or "").strip(), (sample.target_prompt or "").strip()
+        if src and tgt:
+            return Prompts(src, tgt, how.get("source_prompt", "dataset"), how.get("target_prompt", "dataset"))
+        instruction = (sample.instruction or "").strip()
+        if not tgt and not instruction:
+            raise SampleError(f"{sample.sample_id}: no target_prompt and no instruction to derive it from (field "
+                              f"'instruction'); give prompts in the dataset or with dataset.prompts=FILE")
+        key = fingerprint(sample.source_video[0], instruction, src, tgt, dict(how), self.backbone, self.captioner_id,
+                          self.rewriter_id, self.rewriter_kind, self.template, self.fallback, self.max_new_tokens)
+        cached = load_json_cache(self.cache_dir, "prompts", key)
+        if cached is not None:
+            return Prompts(**cached)
+        src_how = how.get("source_prompt", "dataset")
+        if not src:
+            src, src_how = self.caption(sample.source_video[0]), f"caption:{self._name(self.captioner_id)}"
+        tgt_how = how.get("target_prompt", "dataset")
+        if not tgt:
+            tgt, tgt_how = (self.rewrite(src, instruction), f"rewrite:{self._name(self.rewriter_id)}") \
+                if self.rewriter_id else ("", "")
+            if not tgt:
+                if self.fallback != "rule":
+                    raise SampleError(f"{sample.sample_id}: the rewriter gave an empty target prompt (field "
+                                      f"'target_prompt'); set {self.key}.target_fallback=rule or give prompts")
+                tgt, tgt_how = rule_target_prompt(src, instruction), RULE
+        out = Prompts(src, tgt, src_how, tgt_how)
+        save_json_cache(self.cache_dir, "prompts", key, out.to_dict())
+        return out
+
+    def _name(self, ident: Optional[str]) -> str:
+        return f"tiny-random({ident})" if self.backbone == "tiny" else str(ident)
