@@ -27,14 +27,15 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from videoshop.method import EditResult
 
-from . import ddim_local as ddim
-from .fatezero_attention import FateZeroController, fatezero_processors, installed_processors
-from .t2v_models import load_components
-from .text_common import encode_prompt, frames_to_tensor, resolve_device_dtype, resolve_sample_prompts, tensor_to_frames
+from .attention import installed_processors
+from .ddim import classifier_free_guidance, ddim_invert, ddim_sample, ddim_schedule
+from .fatezero_attention import FateZeroController, fatezero_processors
+from .method import TextDrivenMethod
+from .sd import encode_prompts, frames_to_tensor, resize_frames, vae_decode
+from .t2v_models import SD14_SCHEDULER, load_fatezero_components
 
 
 def changed_words(source: str, target: str) -> tuple[list[str], list[str]]:
@@ -76,42 +77,48 @@ def token_alignment(tokenizer, source: str, target: str) -> tuple[torch.Tensor, 
     return mapper, aligned
 
 
-class FateZero:
-    """``method=fatezero``: see the module docstring; every option is in conf/method/fatezero.yaml."""
+class FateZero(TextDrivenMethod):
+    """``method=fatezero``: see the module docstring; every option is in conf/method/fatezero.yaml.
 
-    uses_video_model = False
+    ``tiny``: options that replace the native ones when ``weights=tiny`` (the stand-ins are tiny, so is the work).
+    """
 
-    def __init__(self, device: Any = "cpu", name: str = "fatezero", weights: str = "hub",
-                 hub_id: str = "CompVis/stable-diffusion-v1-4", path: Optional[str] = None, allow_download: bool = True,
-                 dtype: str = "auto", seed: int = 0, height: int = 512, width: int = 512, clip_length: Optional[int] = None,
+    def __init__(self, name: str = "fatezero", device: str = "cpu", weights: str = "pretrained", dtype: str = "auto",
+                 allow_download: bool = True, prompts: Optional[dict] = None, base: Optional[dict] = None,
+                 seed: int = 0, height: int = 512, width: int = 512, clip_length: Optional[int] = None,
                  num_inference_steps: int = 50, guidance_scale: float = 7.5, negative_prompt: str = "",
                  self_replace_steps: float = 0.6, cross_replace_steps: float = 0.8, is_replace_controller: bool = False,
                  blend_self_attention: bool = True, blend_th: float = 0.3, fuse_max_query_fraction: float = 0.25,
                  least_sc_channel: Optional[int] = None, equalizer_value: Optional[float] = None,
-                 use_inversion_attention: bool = True, store_on_cpu: bool = False, store_dtype: str = "float16",
-                 decode_chunk_size: int = 8, prompts: Optional[dict] = None, debug: bool = False):
-        self.name = name
-        self.device, self.dtype = resolve_device_dtype(device, dtype)
-        comps = load_components("sd", weights, hub_id=hub_id, path=path, allow_download=allow_download,
-                                dtype=self.dtype, key="method", seed=seed)
-        self.unet, self.vae = comps["unet"].to(self.device), comps["vae"].to(self.device)
-        self.text_encoder, self.tokenizer = comps["text_encoder"].to(self.device), comps["tokenizer"]
-        self.scheduler_config = comps["scheduler_config"]
-        self.opts = dict(weights=weights, hub_id=hub_id, path=path, height=height, width=width, clip_length=clip_length,
-                         num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-                         negative_prompt=negative_prompt, self_replace_steps=self_replace_steps,
-                         cross_replace_steps=cross_replace_steps, is_replace_controller=is_replace_controller,
-                         blend_self_attention=blend_self_attention, blend_th=blend_th,
-                         fuse_max_query_fraction=fuse_max_query_fraction,
-                         least_sc_channel=least_sc_channel or int(self.unet.config.block_out_channels[1]),
-                         equalizer_value=equalizer_value, use_inversion_attention=use_inversion_attention,
-                         store_on_cpu=store_on_cpu, store_dtype=store_dtype, decode_chunk_size=decode_chunk_size)
-        self.prompt_options = dict(prompts or {})
+                 use_inversion_attention: bool = True, latent_sample: bool = True, store_on_cpu: bool = False,
+                 store_dtype: str = "float16", decode_chunk_size: int = 8, tiny: Optional[dict] = None,
+                 debug: bool = False):
+        base = dict(base or {"hub_id": "CompVis/stable-diffusion-v1-4", "path": None})
+        opts = dict(seed=seed, height=height, width=width, clip_length=clip_length,
+                    num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+                    negative_prompt=negative_prompt, self_replace_steps=self_replace_steps,
+                    cross_replace_steps=cross_replace_steps, is_replace_controller=is_replace_controller,
+                    blend_self_attention=blend_self_attention, blend_th=blend_th,
+                    fuse_max_query_fraction=fuse_max_query_fraction, least_sc_channel=least_sc_channel,
+                    equalizer_value=equalizer_value, use_inversion_attention=use_inversion_attention,
+                    latent_sample=latent_sample, store_on_cpu=store_on_cpu, store_dtype=store_dtype,
+                    decode_chunk_size=decode_chunk_size)
+        if weights == "tiny" and tiny:
+            unknown = set(tiny) - set(opts)
+            if unknown:
+                raise KeyError(f"method.tiny: unknown option(s) {sorted(unknown)}")
+            opts.update(tiny)
+        super().__init__(name, device=device, weights=weights, dtype=dtype, allow_download=allow_download,
+                         prompts=prompts, base=base, tiny=tiny, **opts)
+        comps = load_fatezero_components(weights, base, allow_download=allow_download, dtype=self.dtype, seed=seed)
+        comps.to(self.device, self.dtype)
+        self.unet, self.vae, self.text_encoder, self.tokenizer = comps.unet, comps.vae, comps.text_encoder, comps.tokenizer
+        if opts["least_sc_channel"] is None:  # FateZero's 640 = SD's second block width
+            opts["least_sc_channel"] = int(self.unet.config.block_out_channels[1])
+        self.opts = opts
+        self._options.update(least_sc_channel=opts["least_sc_channel"])
         self.debug = debug
         self.last_controller: Optional[FateZeroController] = None
-
-    def options(self) -> dict[str, Any]:
-        return dict(self.opts)
 
     # ------------------------------------------------------------------ pieces
     def controller_for(self, source: str, target: str, num_frames: int, latent_hw: tuple[int, int]) -> tuple[FateZeroController, dict]:
@@ -141,58 +148,52 @@ class FateZero:
             store_device=torch.device("cpu") if o["store_on_cpu"] else None,
             store_dtype=getattr(torch, o["store_dtype"]), debug=self.debug)
         how = dict(blend_words_source=src_words, blend_words_target=tgt_words,
-                   blend_words_rule="source/target words that differ (difflib word diff of the two prompts); "
-                                    "self-attention blending uses the source words (FateZero prompt_choose='source')",
+                   blend_words_rule="words that differ between the source and target prompts (difflib word diff); "
+                                    "the self-attention mask uses the source words (FateZero prompt_choose='source')",
                    blend_mask="on" if blend is not None else "off (no changed source word: self-attention fully from inversion)",
                    cross_attention_controller=cross_mode)
         return ctrl, how
 
-    @torch.no_grad()
-    def edit_clip(self, frames: np.ndarray, source: str, target: str, generator: torch.Generator) -> tuple[np.ndarray, int, dict]:
-        """Invert and edit one clip (F, H, W, 3) uint8 at the method's resolution; returns frames, NFE, info."""
-        o = self.opts
+    def encode(self, frames: np.ndarray, generator: torch.Generator) -> torch.Tensor:
+        """VAE latents of the frames: a posterior sample (FateZero) or the mean, times the scaling factor."""
         x = frames_to_tensor(frames, self.device, self.dtype)
-        sf = float(self.vae.config.scaling_factor)
-        z0 = torch.cat([self.vae.encode(c).latent_dist.sample(generator=generator) for c in x.split(8)]) * sf
+        post = [self.vae.encode(c).latent_dist for c in x.split(8)]
+        z = [p.sample(generator=generator) if self.opts["latent_sample"] else p.mean for p in post]
+        return torch.cat(z).float() * float(self.vae.config.scaling_factor)
+
+    @torch.no_grad()
+    def edit_clip(self, frames: np.ndarray, source: str, target: str, generator: torch.Generator) -> tuple[np.ndarray, dict]:
+        """Invert and edit one clip (F, H, W, 3) uint8 at the method's resolution; returns frames and info."""
+        o = self.opts
+        z0 = self.encode(frames, generator)
         f, _, h, w = z0.shape
-        cond_src = encode_prompt(self.text_encoder, self.tokenizer, source, self.device)
-        cond_tgt = encode_prompt(self.text_encoder, self.tokenizer, target, self.device)
-        uncond = encode_prompt(self.text_encoder, self.tokenizer, o["negative_prompt"], self.device)
+        cond_src, cond_tgt, uncond = encode_prompts(self.tokenizer, self.text_encoder,
+                                                    [source, target, o["negative_prompt"]], self.device).chunk(3)
         ctrl, how = self.controller_for(source, target, f, (h, w))
         if not o["use_inversion_attention"]:
-            ctrl.max_query_tokens = -1  # plain DDIM inversion + sampling with the spatial-temporal attention only
+            ctrl.max_query_tokens = -1  # plain DDIM inversion + sampling, spatial-temporal attention only
         self.last_controller = ctrl
-        n = int(o["num_inference_steps"])
-        ts = ddim.ddim_timesteps(self.scheduler_config, n)
-        ac = ddim.alphas_cumprod(self.scheduler_config)
-        fin = ddim.final_alpha(self.scheduler_config, ac)
-        nfe = 0
-        procs = fatezero_processors(self.unet, ctrl, int(o["least_sc_channel"]))
-        with installed_processors(self.unet, procs):
-            # inversion, clean -> noisy: eps at (x_{t-ratio}, t) (FateZero next_step)
-            ctrl.mode, lat = "invert", z0
-            asc = ts[::-1]
-            for i, t in enumerate(asc):
-                ctrl.step = i
-                eps = self.unet(lat, t, encoder_hidden_states=cond_src.expand(f, -1, -1)).sample
-                a_prev = float(ac[asc[i - 1]]) if i > 0 else fin
-                lat = ddim.ddim_step(lat.float(), eps.float(), a_prev, float(ac[t])).to(self.dtype)
-                nfe += 1
-            ctrl.mode = "edit"
-            emb = torch.cat([uncond.expand(f, -1, -1), cond_tgt.expand(f, -1, -1)])
-            for s, (t, (a_t, a_s)) in enumerate(zip(ts, ddim.step_alphas(self.scheduler_config, ts))):
-                ctrl.step = s
-                e_u, e_c = self.unet(torch.cat([lat, lat]), t, encoder_hidden_states=emb).sample.chunk(2)
-                eps = e_u + float(o["guidance_scale"]) * (e_c - e_u)
-                lat = ddim.ddim_step(lat.float(), eps.float(), a_t, a_s).to(self.dtype)
-                nfe += 1
+        schedule = ddim_schedule(SD14_SCHEDULER, int(o["num_inference_steps"]))
+        unet = lambda x, t, emb: self.unet(x.to(self.dtype), t, encoder_hidden_states=emb).sample.float()  # noqa: E731
+
+        def invert_eps(x, t, k):  # source prompt, conditional only; maps stored at inversion step k
+            ctrl.mode, ctrl.step = "invert", k
+            return unet(x, t, cond_src.expand(f, -1, -1))
+
+        emb = torch.cat([uncond.expand(f, -1, -1), cond_tgt.expand(f, -1, -1)])
+
+        def edit_eps(x, t, i):  # [uncond; cond] in one batch; the controller edits the cond half
+            ctrl.mode, ctrl.step = "edit", i
+            return unet(torch.cat([x, x]), t, emb).chunk(2)
+
+        with installed_processors(self.unet, fatezero_processors(self.unet, ctrl, int(o["least_sc_channel"]))):
+            x_T = ddim_invert(invert_eps, z0, schedule)[-1]
+            lat = ddim_sample(edit_eps, x_T, schedule, guidance_scale=float(o["guidance_scale"]))
             ctrl.mode = "off"
         if not self.debug:
             ctrl.store.clear()
-        finite = bool(torch.isfinite(lat).all())
-        chunk = int(o["decode_chunk_size"])
-        img = torch.cat([self.vae.decode(c / sf).sample for c in lat.split(chunk)])
-        return tensor_to_frames(img), nfe, dict(how, finite=finite, inversion_latent_error=None)
+        how.update(finite=bool(torch.isfinite(lat).all()), x_T=x_T if self.debug else None, z0=z0 if self.debug else None)
+        return vae_decode(self.vae, lat.to(self.dtype), int(o["decode_chunk_size"])), how
 
     def clips(self, num_frames: int) -> list[tuple[int, int]]:
         """Frame ranges edited together: one clip of all frames, or consecutive clips of ``clip_length``."""
@@ -206,26 +207,17 @@ class FateZero:
 
     # ------------------------------------------------------------------ EditMethod
     def edit(self, sample, generator: torch.Generator) -> EditResult:
-        t0 = time.perf_counter()
-        prompts = resolve_sample_prompts(sample, self.prompt_options)
-        video = resize_video(sample.source_video, self.opts["height"], self.opts["width"])
+        prompts = self.resolve_prompts(sample)
+        video = resize_frames(sample.source_video, int(self.opts["height"]), int(self.opts["width"]))
         out = np.zeros_like(video)
-        nfe, info, finite = 0, {}, True
-        for a, b in self.clips(len(video)):
-            frames, k, info = self.edit_clip(video[a:b], prompts.source_prompt, prompts.target_prompt, generator)
+        clips, info, finite = self.clips(len(video)), {}, True
+        n = int(self.opts["num_inference_steps"])
+        for a, b in clips:
+            frames, info = self.edit_clip(video[a:b], prompts.source_prompt, prompts.target_prompt, generator)
             out[a:b] = frames  # an overlapping last clip overwrites the overlap with its own edit
-            nfe += k
             finite &= info.pop("finite")
-        info.pop("inversion_latent_error", None)
-        info.update(prompts=prompts.to_dict(), clips=self.clips(len(video)), resolution=[self.opts["height"], self.opts["width"]],
-                    method_seconds=time.perf_counter() - t0)
-        return EditResult(frames=out, nfe=nfe, finite=finite, info=info)
-
-
-def resize_video(video: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(T, H, W, 3) uint8 -> (T, height, width, 3) uint8, bilinear (antialiased)."""
-    if video.shape[1:3] == (height, width):
-        return video
-    x = torch.from_numpy(video).permute(0, 3, 1, 2).float()
-    x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
-    return x.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+            info.pop("x_T"), info.pop("z0")
+        # NFE: one UNet pass over the clip's frames per inversion step, one batched CFG pass per editing step
+        info.update(prompts=prompts.to_dict(), clips=clips, resolution=[self.opts["height"], self.opts["width"]],
+                    nfe_breakdown=dict(inversion=n * len(clips), editing=n * len(clips)))
+        return EditResult(frames=out, nfe=2 * n * len(clips), finite=finite, info=info)
