@@ -86,7 +86,8 @@ def paper_comparison_table(summary: pd.DataFrame, table: str) -> pd.DataFrame:
         for m in PAPER_ORDER:
             theirs = float(paper.loc[name, m])
             ours = float(r[m]) if r is not None and m in r.index and pd.notna(r[m]) else float("nan")
-            row[m] = f"{ours:.2f} / {theirs:.2f} / {ours - theirs:+.2f}"
+            row[m] = (f"{ours:.2f} / {theirs:.2f} / {ours - theirs:+.2f}" if ours == ours
+                      else f"- / {theirs:.2f} / -")
         row["seconds"] = float(r["seconds"]) if r is not None and "seconds" in r.index else float("nan")
         row["nfe"] = float(r["nfe"]) if r is not None and "nfe" in r.index else float("nan")
         row["x_videoshop"] = float(ratios.loc[r["label"], "multiple_of_videoshop"]) if ratios is not None and r is not None else float("nan")

@@ -80,7 +80,7 @@ def token_alignment(tokenizer, source: str, target: str) -> tuple[torch.Tensor, 
 class FateZero(TextDrivenMethod):
     """``method=fatezero``: see the module docstring; every option is in conf/method/fatezero.yaml.
 
-    ``tiny``: options that replace the native ones when ``weights=tiny`` (the stand-ins are tiny, so is the work).
+    ``native_side`` / ``native``: the config's per-weights sizes, already resolved into height/width/... by Hydra.
     """
 
     def __init__(self, name: str = "fatezero", device: str = "cpu", weights: str = "pretrained", dtype: str = "auto",
@@ -91,7 +91,8 @@ class FateZero(TextDrivenMethod):
                  blend_self_attention: bool = True, blend_th: float = 0.3, fuse_max_query_fraction: float = 0.25,
                  least_sc_channel: Optional[int] = None, equalizer_value: Optional[float] = None,
                  use_inversion_attention: bool = True, latent_sample: bool = True, store_on_cpu: bool = False,
-                 store_dtype: str = "float16", decode_chunk_size: int = 8, tiny: Optional[dict] = None,
+                 store_dtype: str = "float16", decode_chunk_size: int = 8,
+                 native_side: Optional[dict] = None, native: Optional[dict] = None,
                  debug: bool = False):
         base = dict(base or {"hub_id": "CompVis/stable-diffusion-v1-4", "path": None})
         opts = dict(seed=seed, height=height, width=width, clip_length=clip_length,
@@ -103,13 +104,8 @@ class FateZero(TextDrivenMethod):
                     equalizer_value=equalizer_value, use_inversion_attention=use_inversion_attention,
                     latent_sample=latent_sample, store_on_cpu=store_on_cpu, store_dtype=store_dtype,
                     decode_chunk_size=decode_chunk_size)
-        if weights == "tiny" and tiny:
-            unknown = set(tiny) - set(opts)
-            if unknown:
-                raise KeyError(f"method.tiny: unknown option(s) {sorted(unknown)}")
-            opts.update(tiny)
         super().__init__(name, device=device, weights=weights, dtype=dtype, allow_download=allow_download,
-                         prompts=prompts, base=base, tiny=tiny, **opts)
+                         prompts=prompts, base=base, **opts)
         comps = load_fatezero_components(weights, base, allow_download=allow_download, dtype=self.dtype, seed=seed)
         comps.to(self.device, self.dtype)
         self.unet, self.vae, self.text_encoder, self.tokenizer = comps.unet, comps.vae, comps.text_encoder, comps.tokenizer
@@ -119,6 +115,7 @@ class FateZero(TextDrivenMethod):
         self._options.update(least_sc_channel=opts["least_sc_channel"])
         self.debug = debug
         self.last_controller: Optional[FateZeroController] = None
+        self.last_latents: dict = {}
 
     # ------------------------------------------------------------------ pieces
     def controller_for(self, source: str, target: str, num_frames: int, latent_hw: tuple[int, int]) -> tuple[FateZeroController, dict]:
@@ -192,7 +189,9 @@ class FateZero(TextDrivenMethod):
             ctrl.mode = "off"
         if not self.debug:
             ctrl.store.clear()
-        how.update(finite=bool(torch.isfinite(lat).all()), x_T=x_T if self.debug else None, z0=z0 if self.debug else None)
+        how.update(finite=bool(torch.isfinite(lat).all()))
+        if self.debug:
+            self.last_latents = dict(z0=z0, x_T=x_T, edited=lat)
         return vae_decode(self.vae, lat.to(self.dtype), int(o["decode_chunk_size"])), how
 
     def clips(self, num_frames: int) -> list[tuple[int, int]]:
@@ -216,7 +215,6 @@ class FateZero(TextDrivenMethod):
             frames, info = self.edit_clip(video[a:b], prompts.source_prompt, prompts.target_prompt, generator)
             out[a:b] = frames  # an overlapping last clip overwrites the overlap with its own edit
             finite &= info.pop("finite")
-            info.pop("x_T"), info.pop("z0")
         # NFE: one UNet pass over the clip's frames per inversion step, one batched CFG pass per editing step
         info.update(prompts=prompts.to_dict(), clips=clips, resolution=[self.opts["height"], self.opts["width"]],
                     nfe_breakdown=dict(inversion=n * len(clips), editing=n * len(clips)))

@@ -113,7 +113,7 @@ class SpaceTimeFeatures:
 class Spacetime(TextDrivenMethod):
     """``method=spacetime``: see the module docstring; every option is in conf/method/spacetime.yaml.
 
-    ``tiny``: options that replace the native ones when ``weights=tiny`` (the stand-ins are tiny, so is the work).
+    ``native_side`` / ``native``: the config's per-weights sizes, already resolved into height/width/... by Hydra.
     """
 
     def __init__(self, name: str = "spacetime", device: str = "cpu", weights: str = "pretrained", dtype: str = "auto",
@@ -127,7 +127,8 @@ class Spacetime(TextDrivenMethod):
                  up_block_resnet: int = 1, use_conv_features: bool = True, use_temp_conv_features: bool = True,
                  use_upsampler_features: bool = True, guidance_before_res: bool = True, restart_sampling: bool = True,
                  high_freq_replacement_init: bool = True, random_init: bool = False, downsample_factor: int = 4,
-                 latent_sample: bool = True, decode_chunk_size: int = 8, tiny: Optional[dict] = None):
+                 latent_sample: bool = True, decode_chunk_size: int = 8,
+                 native_side: Optional[dict] = None, native: Optional[dict] = None):
         base = dict(base or {"hub_id": "cerspense/zeroscope_v2_576w", "path": None})
         opts = dict(seed=seed, height=height, width=width, max_frames=max_frames,
                     num_inference_steps=num_inference_steps, inversion_steps=inversion_steps,
@@ -141,13 +142,8 @@ class Spacetime(TextDrivenMethod):
                     high_freq_replacement_init=high_freq_replacement_init, random_init=random_init,
                     downsample_factor=downsample_factor, latent_sample=latent_sample,
                     decode_chunk_size=decode_chunk_size)
-        if weights == "tiny" and tiny:
-            unknown = set(tiny) - set(opts)
-            if unknown:
-                raise KeyError(f"method.tiny: unknown option(s) {sorted(unknown)}")
-            opts.update(tiny)
         super().__init__(name, device=device, weights=weights, dtype=dtype, allow_download=allow_download,
-                         prompts=prompts, base=base, tiny=tiny, **opts)
+                         prompts=prompts, base=base, **opts)
         comps = load_t2v_components(weights, base, allow_download=allow_download, dtype=self.dtype, seed=seed)
         comps.to(self.device, self.dtype)
         self.unet, self.vae, self.text_encoder, self.tokenizer = comps.unet, comps.vae, comps.text_encoder, comps.tokenizer
