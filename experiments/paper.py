@@ -43,8 +43,9 @@ def runtime_ratios(summary: pd.DataFrame, reference: str = "videoshop") -> pd.Da
     """Table 4's runtime column: each method's mean seconds per sample as a multiple of ``reference``'s.
 
     ``summary``: a run's or sweep's summary table (columns ``label``, ``method``, ``seconds``). The paper's multiple
-    (``execution_time_multiple_of_videoshop``) is put beside ours where it reports the method (BDIA); the paper
-    timed each baseline's own code on its own video model, ours times every method on the same model and machine.
+    (``execution_time_multiple_of_videoshop``) is put beside ours where it reports the method (BDIA, Pix2Video, RAVE); the
+    paper timed each baseline's own code; ours times every method on the same machine (the Videoshop-family methods
+    also on the same video model; Pix2Video and RAVE on their own image models, as in the paper).
     """
     methods = summary.get("method", summary["label"]).astype(str).str.split("[").str[0]
     ref = summary.loc[methods == reference, "seconds"]

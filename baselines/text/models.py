@@ -195,7 +195,7 @@ class SDComponents:
     def to(self, device, dtype: Optional[torch.dtype] = None) -> "SDComponents":
         for m in self.modules():
             m.to(device)
-            if dtype is not None and m is not self.depth_estimator:
+            if dtype is not None and dtype != torch.float32 and m is not self.depth_estimator:
                 m.to(dtype)
         return self
 
