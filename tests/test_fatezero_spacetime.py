@@ -192,3 +192,12 @@ def test_paper_preset_runs_in_smoke_mode_and_ends_in_the_table_beside_the_paper(
     vs = pd.read_csv(tmp_path / "combined_vs_paper.csv")
     assert len(vs) == PAPER_PRESETS[preset] and vs["ours_label"].notna().all()
     assert not vs["clip_tgt"].str.startswith("- /").any() and vs["x_videoshop"].notna().all()
+
+
+def test_official_clip_length_edits_consecutive_clips_covering_every_frame(fatezero):
+    assert fatezero.clips(14) == [(0, 14)]  # clip_length null: one clip (the tables)
+    fatezero.opts["clip_length"] = 8  # the official configs' n_sample_frame
+    try:
+        assert fatezero.clips(14) == [(0, 8), (6, 14)] and fatezero.clips(16) == [(0, 8), (8, 16)]
+    finally:
+        fatezero.opts["clip_length"] = None

@@ -215,7 +215,10 @@ class FateZero(TextDrivenMethod):
             frames, info = self.edit_clip(video[a:b], prompts.source_prompt, prompts.target_prompt, generator)
             out[a:b] = frames  # an overlapping last clip overwrites the overlap with its own edit
             finite &= info.pop("finite")
-        # NFE: one UNet pass over the clip's frames per inversion step, one batched CFG pass per editing step
+        # NFE per image-sized input, as the other SD-family baselines (baselines/text/sd.py NFECounter): a UNet call on
+        # F frames counts F, the CFG pair 2F; network_passes counts the batched calls themselves
+        frames_edited = sum(b - a for a, b in clips)
         info.update(prompts=prompts.to_dict(), clips=clips, resolution=[self.opts["height"], self.opts["width"]],
-                    nfe_breakdown=dict(inversion=n * len(clips), editing=n * len(clips)))
-        return EditResult(frames=out, nfe=2 * n * len(clips), finite=finite, info=info)
+                    nfe_breakdown=dict(inversion=n * frames_edited, editing=2 * n * frames_edited),
+                    network_passes=dict(inversion=n * len(clips), editing=n * len(clips)))
+        return EditResult(frames=out, nfe=3 * n * frames_edited, finite=finite, info=info)
