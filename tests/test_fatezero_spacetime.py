@@ -201,3 +201,18 @@ def test_official_clip_length_edits_consecutive_clips_covering_every_frame(fatez
         assert fatezero.clips(14) == [(0, 8), (6, 14)] and fatezero.clips(16) == [(0, 8), (8, 16)]
     finally:
         fatezero.opts["clip_length"] = None
+
+
+def test_paper_comparison_table_puts_ours_beside_the_paper_with_runtime_multiples():
+    from experiments.paper import paper_comparison_table
+
+    summary = pd.DataFrame({"label": ["videoshop", "fatezero", "spacetime[num_inference_steps=3]"],
+                            "method": ["videoshop", "fatezero", "spacetime"], "n": [2, 2, 2],
+                            "clip_tgt": [90.0, 80.0, 60.0], "seconds": [10.0, 5.0, 40.0], "nfe": [26, 150, 1318]})
+    t = paper_comparison_table(summary, "table2").set_index("method")
+    assert list(t.index) == ["BDIA", "Pix2Video", "Fate/Zero", "Spacetime", "RAVE", "SVD (no src. vid.)", "Videoshop"]
+    assert t.loc["Videoshop", "clip_tgt"] == "90.00 / 88.80 / +1.20"
+    assert t.loc["Fate/Zero", "clip_tgt"] == "80.00 / 84.87 / -4.87"
+    assert t.loc["BDIA", "clip_tgt"] == "- / 82.12 / -" and t.loc["Fate/Zero", "ssim"].startswith("- / 48.59")
+    assert t.loc["Spacetime", "x_videoshop"] == 4.0 and t.loc["Spacetime", "x_videoshop_paper"] == 3.41
+    assert t.loc["Fate/Zero", "x_videoshop"] == 0.5 and t.loc["Fate/Zero", "x_videoshop_paper"] == 0.71
