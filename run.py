@@ -4,6 +4,7 @@ Composes conf/ with Hydra and hands the config to experiments.runner; no logic o
 """
 
 import os
+import sys
 
 os.environ.setdefault("WANDB_SILENT", "true")
 
@@ -25,6 +26,15 @@ def job_label(cfg: DictConfig) -> str:
     return f"{cfg.method.name}[{','.join(own)}]" if own else cfg.method.name
 
 
+SMOKE_SWITCH = {"smoke=true": "smoke=on", "smoke=false": "smoke=off"}
+
+
+def smoke_switch(argv: list[str]) -> list[str]:
+    """``smoke=true|false`` on the command line selects the ``smoke`` config group's ``on``/``off`` option
+    (conf/smoke/): Hydra parses a bare ``true`` as a bool, which cannot name a config group option."""
+    return [SMOKE_SWITCH.get(a.lower(), a) for a in argv]
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig):
     from experiments.runner import ConfigError, main_task
@@ -37,4 +47,5 @@ def main(cfg: DictConfig):
 
 
 if __name__ == "__main__":
+    sys.argv = smoke_switch(sys.argv)
     main()

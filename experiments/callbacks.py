@@ -16,8 +16,9 @@ from .tables import records_to_frame, write_tables
 log = logging.getLogger(__name__)
 
 
-def combine_runs(job_dirs: list[Path], out_dir: Path) -> dict[str, pd.DataFrame]:
-    """Concatenate the records (and set metrics) of several runs and write combined_* tables into ``out_dir``."""
+def combine_runs(job_dirs: list[Path], out_dir: Path, paper_table: str | None = None) -> dict[str, pd.DataFrame]:
+    """Concatenate the records (and set metrics) of several runs and write combined_* tables into ``out_dir``;
+    with ``paper_table`` (e.g. ``table2``) also ``combined_vs_paper.{csv,md}``: ours beside the paper's numbers."""
     records, set_frames, protocol = [], [], {}
     for d in job_dirs:
         records.extend(ResultStore(d).records())
@@ -29,6 +30,14 @@ def combine_runs(job_dirs: list[Path], out_dir: Path) -> dict[str, pd.DataFrame]
     tables = write_tables(records_to_frame(records), out_dir, protocol, set_df, prefix="combined_")
     log.info("combined table of %d runs: %s\n%s", len(job_dirs), out_dir / "combined_summary.md",
              tables["summary"].to_string(index=False))
+    if paper_table:
+        from .paper import write_paper_comparison
+
+        summary = pd.read_csv(out_dir / "combined_summary.csv")
+        vs = write_paper_comparison(summary, paper_table, out_dir)
+        tables["vs_paper"] = vs
+        log.info("ours / paper / difference (%s): %s\n%s", paper_table, out_dir / "combined_vs_paper.md",
+                 vs.to_string(index=False))
     return tables
 
 
@@ -47,4 +56,4 @@ class CombineTables(Callback):
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         if self.job_dirs:
-            combine_runs(self.job_dirs, Path(config.hydra.sweep.dir))
+            combine_runs(self.job_dirs, Path(config.hydra.sweep.dir), config.get("paper_table"))

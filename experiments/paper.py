@@ -14,7 +14,8 @@ TABLES = {"table2": "table2_magicbrush.csv", "table3": "table3_expert.csv", "tab
 # our method labels -> the paper's row names
 ROW_NAMES = {"videoshop": "Videoshop", "videoshop_no_norm": "- Norm.", "videoshop_no_rescale": "- Rescaling",
              "videoshop_no_extrapolation": "- Extrapolation", "videoshop_no_threshold": "- Threshold",
-             "svd_no_source": "SVD (no src. vid.)", "bdia": "BDIA", "pix2video": "Pix2Video", "rave": "RAVE"}
+             "svd_no_source": "SVD (no src. vid.)", "bdia": "BDIA", "pix2video": "Pix2Video", "fatezero": "Fate/Zero",
+             "spacetime": "Spacetime", "rave": "RAVE"}
 
 
 def paper_table(name: str) -> pd.DataFrame:
@@ -58,3 +59,53 @@ def runtime_ratios(summary: pd.DataFrame, reference: str = "videoshop") -> pd.Da
     if "nfe" in summary:
         out["nfe"] = summary["nfe"]
     return out.reset_index(drop=True)
+
+
+def _method(label: str) -> str:
+    return str(label).split("[")[0]
+
+
+def paper_comparison_table(summary: pd.DataFrame, table: str) -> pd.DataFrame:
+    """One table per paper table: a row per method the paper reports (in the paper's order), and per metric a cell
+    ``ours / paper / ours - paper``; then Table 4's runtime column from the same runs: mean seconds, NFE, seconds
+    as a multiple of Videoshop's (ours and the paper's). Methods the summary lacks are listed with empty cells.
+    """
+    paper = paper_table(table).set_index("method")
+    by_row = {}
+    for _, r in summary.iterrows():
+        name = ROW_NAMES.get(_method(r.get("method", r["label"])))
+        if name is not None and name not in by_row:
+            by_row[name] = r
+    ratios = None
+    if "seconds" in summary and (summary.get("method", summary["label"]).astype(str).map(_method) == "videoshop").any():
+        ratios = runtime_ratios(summary).set_index("label")
+    t4 = paper_table("table4").set_index("baseline")["execution_time_multiple_of_videoshop"]
+    rows = []
+    for name in paper.index:
+        r = by_row.get(name)
+        row = {"method": name, "ours_label": "" if r is None else r["label"], "n": None if r is None else r.get("n")}
+        for m in PAPER_ORDER:
+            theirs = float(paper.loc[name, m])
+            ours = float(r[m]) if r is not None and m in r.index and pd.notna(r[m]) else float("nan")
+            row[m] = (f"{ours:.2f} / {theirs:.2f} / {ours - theirs:+.2f}" if ours == ours
+                      else f"- / {theirs:.2f} / -")
+        row["seconds"] = float(r["seconds"]) if r is not None and "seconds" in r.index else float("nan")
+        row["nfe"] = float(r["nfe"]) if r is not None and "nfe" in r.index else float("nan")
+        row["x_videoshop"] = float(ratios.loc[r["label"], "multiple_of_videoshop"]) if ratios is not None and r is not None else float("nan")
+        row["x_videoshop_paper"] = 1.0 if name == "Videoshop" else float(t4.get(name, float("nan")))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_paper_comparison(summary: pd.DataFrame, table: str, out_dir: Path) -> pd.DataFrame:
+    """Write ``combined_vs_paper.{csv,md}`` (paper_comparison_table) into ``out_dir``; returns the table."""
+    df = paper_comparison_table(summary, table)
+    out_dir = Path(out_dir)
+    df.to_csv(out_dir / "combined_vs_paper.csv", index=False)
+    tiny = "protocol" in summary and summary["protocol"].astype(str).str.contains("tiny").any()
+    note = (f"Paper {table.replace('table', 'Table ')}: each metric cell is ours / paper / ours - paper "
+            "(CLIP, TIFA, SSIM, CLIP_TC x100; Flow in px; FVD). x_videoshop: mean seconds per sample as a multiple of "
+            "Videoshop's (paper: Table 4, each baseline's own code). Metric protocols: combined_summary.md."
+            + (" TINY stand-in backbones/models: the numbers say nothing about the methods." if tiny else ""))
+    (out_dir / "combined_vs_paper.md").write_text(note + "\n\n" + df.to_markdown(index=False, floatfmt=".2f") + "\n")
+    return df
