@@ -48,17 +48,18 @@ def counts_for_set_metrics(record: dict) -> bool:
 
 
 def set_metric_frame(records: Iterable[dict], load_features: FeatureLoader,
-                     expected: Iterable[str] = ()) -> tuple[pd.DataFrame, dict[str, str]]:
+                     expected: Optional[dict[str, str]] = None) -> tuple[pd.DataFrame, dict[str, str]]:
     """Dataset-level metrics per label from the samples' stored features.
 
     ``load_features(sample_id) -> (arrays named '<metric key>/<name>', {metric key: class path})``; each metric's
     class computes its value from the stacked arrays with ``from_features`` (a static method, no model).
     Samples are pooled in sample-id order, so any split into shards gives the same sums. ``expected``: metric
-    keys that must appear (NaN with a note when no sample has features for them).
+    key -> class path of set metrics that must appear even when no sample has features for them (then NaN).
     Returns a frame indexed by label (values and ``<name>_warning`` notes) and the notes of the last label.
     """
     stacks: dict[str, dict[str, dict[str, list[np.ndarray]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
-    classes: dict[str, str] = {}
+    expected = dict(expected or {})
+    classes: dict[str, str] = dict(expected)
     missing: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     labels: list[str] = []
     for r in sorted(records, key=lambda r: str(r["sample_id"])):
@@ -76,7 +77,7 @@ def set_metric_frame(records: Iterable[dict], load_features: FeatureLoader,
                 continue
             for n, a in named.items():
                 stacks[label][key][n].append(a)
-    keys = sorted(set(classes) | set(expected))
+    keys = sorted(classes)
     if not keys:
         return pd.DataFrame(), {}
     rows, notes = {}, {}
@@ -84,10 +85,6 @@ def set_metric_frame(records: Iterable[dict], load_features: FeatureLoader,
         row: dict[str, Any] = {}
         notes = {}
         for key in keys:
-            if key not in classes:
-                row[key] = float("nan")
-                notes[f"{key}_warning"] = f"{key}: no sample has stored features (rerun to add them)"
-                continue
             stacked = {n: np.stack(v) for n, v in stacks[label][key].items()}
             values, key_notes = _load_class(classes[key]).from_features(stacked) if stacked else \
                 _empty_values(classes[key])
@@ -127,14 +124,14 @@ def write_run_tables(run_dir: Path, records: list[dict], protocol: dict, set_df:
     return tables
 
 
-def merge_run(run_dir: str | Path, expected: Optional[Iterable[str]] = None) -> dict[str, pd.DataFrame]:
+def merge_run(run_dir: str | Path, expected: Optional[dict[str, str]] = None) -> dict[str, pd.DataFrame]:
     """Merge every record under ``run_dir/samples`` into ``run_dir``'s tables (see the module docstring)."""
     run_dir = Path(run_dir)
     store = ResultStore(run_dir)
     records = list(store.records())
     if not records:
         raise FileNotFoundError(f"{run_dir}: no sample records under {store.samples} (is this a run folder?)")
-    set_df, set_notes = set_metric_frame(records, store.load_features, expected or ())
+    set_df, set_notes = set_metric_frame(records, store.load_features, expected)
     tables = write_run_tables(run_dir, records, read_protocol(run_dir), set_df, set_notes)
     log.info("merged %d records into %s\n%s", len(records), run_dir / "summary.md",
              tables["summary"].to_string(index=False))

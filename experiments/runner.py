@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import resource
 import time
 import traceback
@@ -28,7 +29,7 @@ from datasets.schema import Sample
 from eval.cache import fingerprint
 
 from .prepare import fit_edited_image, fit_frame_count, to_sample_size
-from .claims import ClaimBook, ClaimLost
+from .claims import HOST, ClaimBook, ClaimLost
 from .merge import class_path, counts_for_set_metrics, set_metric_frame, write_run_tables
 from .store import ResultStore
 
@@ -119,7 +120,8 @@ class Runner:
     def base_record(self, sample_id: str) -> dict[str, Any]:
         return dict(sample_id=sample_id, label=self.label, method=self.cfg.method.name, task=self.task,
                     dataset=self.cfg.dataset.name, model=self.cfg.model.name, edit_hash=self.edit_hash,
-                    metrics_hash=self.metrics_hash, status="failed", error=None, notes=[], metrics={})
+                    metrics_hash=self.metrics_hash, status="failed", error=None, notes=[], metrics={},
+                    worker=f"{HOST}:{os.getpid()}")
 
     def process(self, sample_id: str) -> dict[str, Any]:
         rec = self.base_record(sample_id)
@@ -146,6 +148,7 @@ class Runner:
         rec["error"] = "; ".join(metric_errors) or None
         features = self.set_features(rec, sample, frames)
         self.store.write(sample_id, rec, frames, fps=sample.fps, save_mp4=self.cfg.get("save_mp4", True), **features)
+        log.info("%s: edited by %s, %s", sample_id, rec["worker"], rec["status"])
         return rec
 
     def set_features(self, rec: dict, sample: Sample, frames: np.ndarray) -> dict[str, Any]:
@@ -242,6 +245,7 @@ class Runner:
                 time.sleep(self.poll_s)
             pending = waiting
         bar.close()
+        self.store.cleanup(older_than_s=max(3600.0, self.claims.stale_after_s))  # what workers killed meanwhile left
         return [done[sid] for sid in self.ids]
 
     def resume_or_process(self, sample_id: str, since: float) -> dict:
@@ -283,7 +287,7 @@ class Runner:
                 continue
             if extra:
                 self.store.write_features(sid, arrays | extra["features"], meta | extra["features_meta"])
-        return set_metric_frame(records, self.store.load_features, self.set_metrics_)
+        return set_metric_frame(records, self.store.load_features, {k: class_path(m) for k, m in self.set_metrics_.items()})
 
     def log(self, tables: dict[str, pd.DataFrame]) -> None:
         from .loggers import make_logger
