@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 from datasets.base import shard_ids
 from experiments.callbacks import CombineTables
 from experiments.claims import ClaimBook, ClaimLost
-from experiments.merge import merge_run
+from experiments.merge import main as merge_main, merge_run
 from experiments.runner import Runner
 from experiments.store import ResultStore, atomic_write_text, scratch_name
 
@@ -32,7 +32,7 @@ CONF = str(ROOT / "conf")
 TINY = ["model=tiny", "model.num_frames=4", "model.height=32", "model.width=64", "method.num_inference_steps=4",
         "logger=none", "metrics=none", "+metrics.ssim._target_=eval.fidelity.SourceSSIM",
         "+metrics.fvd._target_=eval.fvd.FVD", "+metrics.fvd.backbone=tiny", "save_mp4=false"]
-ENV = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE="offline", OMP_NUM_THREADS="1")
+ENV = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE="offline", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 VOLATILE = ("seconds", "peak_mem_mb", "worker")  # what may differ between two runs of one sample
 
 
@@ -181,6 +181,7 @@ def test_two_shards_in_two_processes_merge_to_the_unsharded_run(tmp_path):
     assert sorted(p.name for p in (sharded / "shards").iterdir()) == ["0-of-2", "1-of-2"]
     assert not (sharded / "results.csv").exists()  # a shard writes only its own tables
     merged = merge_run(sharded)
+    merged_md = (sharded / "summary.md").read_text()
     ref, got = ResultStore(whole), ResultStore(sharded)
     ids = sorted(r["sample_id"] for r in ref.records())
     assert ids == sorted(r["sample_id"] for r in got.records()) and len(ids) == 3
@@ -196,31 +197,39 @@ def test_two_shards_in_two_processes_merge_to_the_unsharded_run(tmp_path):
     assert np.isfinite(fvd_whole) and fvd_merged == pytest.approx(fvd_whole, rel=1e-9, abs=1e-9)
     shard_fvds = [pd.read_csv(sharded / "shards" / s / "summary.csv")["fvd"].iloc[0] for s in ("0-of-2", "1-of-2")]
     assert not np.isclose(np.nanmean(shard_fvds), fvd_whole)  # what averaging shards would have given instead
-    out = subprocess.run([sys.executable, "-m", "experiments.merge", str(sharded)], cwd=ROOT, env=ENV,
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and "3 samples" in out.stdout, out.stderr[-2000:]
+    assert merge_main([str(sharded)]) == 0 and (sharded / "summary.md").read_text() == merged_md  # the CLI
+    assert merge_main([str(tmp_path / "nothing")]) == 1
+
+
+def _freeze_a_worker_mid_sample(workers, claims: Path, samples: Path, timeout: float = 180):
+    """Wait until both workers hold a claim at once, then SIGSTOP the holder of one whose record is not written yet."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        held = sorted(claims.glob("*.claim")) if claims.is_dir() else []
+        if len(held) == 2:
+            try:
+                pid = json.loads(held[0].read_text())["pid"]
+            except (OSError, ValueError):
+                continue
+            worker = next(w for w in workers if w.pid == pid)
+            worker.send_signal(signal.SIGSTOP)
+            try:
+                still = json.loads(held[0].read_text())["pid"] == pid
+            except (OSError, ValueError):
+                still = False
+            if still and not (samples / held[0].stem / "record.json").exists():
+                return worker, held[0].stem
+            worker.send_signal(signal.SIGCONT)
+        time.sleep(0.02)
+    pytest.fail("the two workers never held claims at the same time")
 
 
 def test_two_workers_share_a_run_and_one_killed_mid_sample_is_taken_over(tmp_path):
     run = tmp_path / "run"
-    args = ["dataset.loader.num_samples=6", f"paths.cache={tmp_path}/cache", f"hydra.run.dir={run}", "claim.poll_s=0.2"]
+    args = ["dataset.loader.num_samples=4", f"paths.cache={tmp_path}/cache", f"hydra.run.dir={run}", "claim.poll_s=0.2"]
     workers = [run_py(*args) for _ in range(2)]
     claims = run / ".claims"
-    deadline = time.time() + 180
-    held = []
-    while time.time() < deadline:  # both workers busy at once, each on its own sample
-        held = sorted(claims.glob("*.claim")) if claims.is_dir() else []
-        if len(held) == 2 and (run / "samples").is_dir():
-            try:
-                victim_pid = json.loads(held[0].read_text())["pid"]
-                break
-            except (OSError, ValueError):
-                pass
-        time.sleep(0.05)
-    else:
-        pytest.fail(f"the two workers never held claims at the same time: {held}")
-    victim_sample = held[0].stem
-    victim = next(w for w in workers if w.pid == victim_pid)
+    victim, victim_sample = _freeze_a_worker_mid_sample(workers, claims, run / "samples")
     victim.send_signal(signal.SIGKILL)  # mid-sample: its claim is held, its record not written
     victim_log, _ = victim.communicate()
     survivor = next(w for w in workers if w is not victim)
@@ -229,12 +238,12 @@ def test_two_workers_share_a_run_and_one_killed_mid_sample_is_taken_over(tmp_pat
              if ": edited by " in line]
     store = ResultStore(run)
     ids = sorted(r["sample_id"] for r in store.records())
-    assert len(ids) == 6 and all(r["status"] == "ok" for r in store.records())
+    assert len(ids) == 4 and all(r["status"] == "ok" for r in store.records())
     assert sorted(edits) == ids, edits  # every sample edited exactly once by the two workers together
     assert f"{victim_sample}: edited by" in survivor_log and "took over the stale claim" in survivor_log
     assert store.load_record(victim_sample)["worker"].endswith(f":{survivor.pid}")
     assert not list(claims.glob("*.claim*")) and not [p for p in store.samples.iterdir() if p.name.startswith(".")]
-    assert len(pd.read_csv(run / "results.csv")) == 6
+    assert len(pd.read_csv(run / "results.csv")) == 4
 
 
 # ------------------------------------------------------------------------------- sweeps through other processes
