@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 from hydra.experimental.callback import Callback
 
-from .merge import merge_run, read_protocol, set_metric_frame
+from .merge import merge_run, read_protocol, set_metric_frame, sweep_run_dirs
 from .store import ResultStore, atomic_write_text
 from .tables import records_to_frame, write_tables
 
@@ -73,8 +73,6 @@ class CombineTables(Callback):
             log.debug("CombineTables: no job folder recorded (%s)", e)
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
-        jobs = Path(config.hydra.sweep.dir) / JOBS
-        found = sorted(jobs.glob("*.json"), key=lambda p: int(p.stem) if p.stem.isdigit() else 0) if jobs.is_dir() else []
-        dirs = self.job_dirs + [Path(json.loads(p.read_text())["output_dir"]) for p in found]
+        dirs = self.job_dirs + sweep_run_dirs(config.hydra.sweep.dir)
         if dirs:
             combine_runs(dirs, Path(config.hydra.sweep.dir))

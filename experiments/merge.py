@@ -1,13 +1,16 @@
 """Merge a run folder written by several shards or workers into the run's tables, with set metrics over the union.
 
     python -m experiments.merge RUN_DIR [RUN_DIR ...]
+    python -m experiments.merge --sweep SWEEP_DIR      # every job of a multirun, then its combined table
 
 Reads every sample record under ``RUN_DIR/samples`` and writes ``results.csv``, ``summary.{csv,md}``,
 ``by_edit_type.{csv,md}``, ``set_metrics.csv`` and ``protocol.json`` into ``RUN_DIR``, exactly as one unsharded run
 would have. Set metrics (FVD) are computed from the features every sample stored with its record
 (``features.safetensors``: I3D features of its source and edited video), over all samples at once: FVD is a
 distance between two Gaussian fits, so an average of shard FVDs would be a different (wrong) number.
-No model is loaded: the merge takes seconds however large the backbones were.
+No model is loaded: the merge takes seconds however large the backbones were. ``--sweep SWEEP_DIR`` merges the run
+folders of a multirun's jobs (each job lists its folder in ``SWEEP_DIR/.jobs/``) and writes the sweep's combined
+table, as the multirun does at its end: for a sweep whose launching process did not live to see its jobs finish.
 """
 
 from __future__ import annotations
@@ -138,19 +141,36 @@ def merge_run(run_dir: str | Path, expected: Optional[dict[str, str]] = None) ->
     return tables
 
 
+def sweep_run_dirs(sweep_dir: str | Path) -> list[Path]:
+    """The run folders of a multirun's jobs, as each job recorded it in ``<sweep dir>/.jobs/<job num>.json``."""
+    jobs = Path(sweep_dir) / ".jobs"
+    found = sorted(jobs.glob("*.json"), key=lambda p: int(p.stem) if p.stem.isdigit() else -1) if jobs.is_dir() else []
+    return list(dict.fromkeys(Path(json.loads(p.read_text())["output_dir"]) for p in found))
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.merge", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folder(s) holding samples/<id>/record.json")
+    parser.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="run folder(s) holding samples/<id>/record.json")
+    parser.add_argument("--sweep", metavar="SWEEP_DIR", help="a multirun's folder: merge its jobs' runs and write "
+                                                             "its combined table")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for d in args.run_dirs:
+    run_dirs = [Path(d) for d in args.run_dirs] + (sweep_run_dirs(args.sweep) if args.sweep else [])
+    if not run_dirs:
+        parser.error("give RUN_DIR(s), or --sweep SWEEP_DIR of a multirun whose jobs have finished")
+    for d in run_dirs:
         try:
             tables = merge_run(d)
         except FileNotFoundError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
         s = tables["summary"]
-        print(f"{d}: {int(s['n'].sum())} samples, {len(s)} label(s) -> {Path(d) / 'summary.md'}")
+        print(f"{d}: {int(s['n'].sum())} samples, {len(s)} label(s) -> {d / 'summary.md'}")
+    if args.sweep:
+        from .callbacks import combine_runs
+
+        combine_runs(run_dirs, Path(args.sweep))
+        print(f"combined table of {len(run_dirs)} runs -> {Path(args.sweep) / 'combined_summary.md'}")
     return 0
 
 

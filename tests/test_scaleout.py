@@ -277,6 +277,10 @@ def test_combined_table_collects_jobs_that_ran_in_other_processes(tmp_path):
     combined = pd.read_csv(sweep / "combined_summary.csv")
     assert sorted(combined["label"]) == ["svd_no_source", "videoshop"] and (combined["n"] == 3).all()
     assert combined["fvd"].notna().all() and combined["fvd"].nunique() == 2
+    # the same from the command line, for a sweep whose launching process did not see its jobs finish
+    (sweep / "combined_summary.csv").unlink()
+    assert merge_main(["--sweep", str(sweep)]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(sweep / "combined_summary.csv"), combined)
 
 
 @pytest.mark.slow
