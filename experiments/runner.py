@@ -71,7 +71,10 @@ class Runner:
         self.cfg = cfg
         self.out = Path(cfg.paths.output)
         claim = cfg.get("claim") or {}
-        self.claims = ClaimBook(self.out / ".claims", claim.get("stale_after_s", 300), claim.get("heartbeat_s", 10))
+        try:
+            self.claims = ClaimBook(self.out / ".claims", claim.get("stale_after_s", 300), claim.get("heartbeat_s", 10))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         self.poll_s = float(claim.get("poll_s", 2))
         self.store = ResultStore(self.out, claims=self.claims)
         self.label = label or cfg.method.name
@@ -79,7 +82,10 @@ class Runner:
         self.dataset = instantiate(cfg.dataset.loader)
         self.ids = select_ids(self.dataset.sample_ids(), cfg.dataset.get("limit"), cfg.dataset.get("ids"))
         self.num_shards, self.shard = int(cfg.dataset.get("num_shards", 1)), int(cfg.dataset.get("shard", 0))
-        self.ids = shard_ids(self.ids, self.num_shards, self.shard)
+        try:
+            self.ids = shard_ids(self.ids, self.num_shards, self.shard)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         self.pipeline = build_pipeline(cfg.model, cfg.device)  # fails fast on missing weights
         self.pipeline.set_progress_bar_config(disable=not cfg.get("progress_bars", False), leave=False)
         self.method = instantiate(cfg.method, pipeline=self.pipeline, _convert_="all")

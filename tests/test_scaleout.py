@@ -23,7 +23,7 @@ from datasets.base import shard_ids
 from experiments.callbacks import CombineTables
 from experiments.claims import ClaimBook, ClaimLost
 from experiments.merge import main as merge_main, merge_run
-from experiments.runner import Runner
+from experiments.runner import ConfigError, Runner
 from experiments.store import ResultStore, atomic_write_text, scratch_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +58,13 @@ def test_shards_are_disjoint_cover_all_and_reject_bad_indices():
     assert sorted(sum(parts, [])) == sorted(ids) and parts[0] == ["s0", "s3", "s6"]
     with pytest.raises(ValueError, match="dataset.shard=3"):
         shard_ids(ids, 3, 3)
+
+
+def test_a_bad_shard_index_fails_in_one_line_naming_the_key(tmp_path):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("config", overrides=[*TINY, f"paths.output={tmp_path}", "dataset.num_shards=2", "dataset.shard=2"])
+    with pytest.raises(ConfigError, match=r"^dataset.shard=2: must be in 0..1"):
+        Runner(cfg)
 
 
 def test_claims_are_exclusive_and_a_stale_claim_is_taken_over(tmp_path):
