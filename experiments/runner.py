@@ -247,7 +247,8 @@ class Runner:
                     log.warning("%s", e)
                     waiting.append(sid)
             if waiting:
-                log.info("waiting for %d sample(s) claimed by other workers: %s", len(waiting), waiting[:5])
+                if waiting != pending:  # say it once per change, not every poll
+                    log.info("waiting for %d sample(s) claimed by other workers: %s", len(waiting), waiting[:5])
                 time.sleep(self.poll_s)
             pending = waiting
         bar.close()

@@ -276,6 +276,8 @@ def test_combined_table_collects_jobs_that_ran_in_other_processes(tmp_path):
     for num, label in enumerate(("videoshop", "svd_no_source")):
         out = sweep / label
         _fake_run(out, label, 3, num)
+        if label == "videoshop":  # written by shards: only shards/<i>-of-<N>/ tables so far
+            (out / "shards" / "0-of-2").mkdir(parents=True)
         job = pickle.loads(pickle.dumps(parent))  # the job's own copy, as in another process
         hydra_cfg = OmegaConf.create({"hydra": {"runtime": {"output_dir": str(out)}, "sweep": {"dir": str(sweep)},
                                                 "job": {"num": num}}})
@@ -284,6 +286,8 @@ def test_combined_table_collects_jobs_that_ran_in_other_processes(tmp_path):
     combined = pd.read_csv(sweep / "combined_summary.csv")
     assert sorted(combined["label"]) == ["svd_no_source", "videoshop"] and (combined["n"] == 3).all()
     assert combined["fvd"].notna().all() and combined["fvd"].nunique() == 2
+    merged = pd.read_csv(sweep / "videoshop" / "summary.csv")  # the sharded run was merged before combining
+    assert merged["n"].iloc[0] == 3 and merged["fvd"].iloc[0] == combined.set_index("label")["fvd"]["videoshop"]
     # the same from the command line, for a sweep whose launching process did not see its jobs finish
     (sweep / "combined_summary.csv").unlink()
     assert merge_main(["--sweep", str(sweep)]) == 0
