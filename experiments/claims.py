@@ -35,6 +35,8 @@ class ClaimLost(RuntimeError):
 
 def pid_alive(pid: int) -> bool:
     """Whether process ``pid`` on this host is running (a zombie counts as dead)."""
+    if pid <= 0:  # never signal a process group
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
