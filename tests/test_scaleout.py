@@ -1,7 +1,6 @@
 """Scaling out: claims, concurrent writers of one run folder, shards merged into the run's tables, sweeps whose jobs
 run in other processes (submitit) ending in one combined table."""
 
-import importlib.util
 import json
 import os
 import pickle
