@@ -46,6 +46,25 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return float(np.real(m + np.trace(sigma1 + sigma2 - s * 2)))
 
 
+def fvd_from_features(source: np.ndarray, edited: np.ndarray) -> float:
+    """FVD between two (N, D) feature sets: Frechet distance of their Gaussian fits (edited first, as StyleGAN-V
+    passes fake then real)."""
+    return frechet_distance(*feature_stats(edited), *feature_stats(source))
+
+
+def fvd_notes(n: int) -> dict[str, str]:
+    """The warning that goes with an FVD over ``n`` videos (empty from StyleGAN-V's 2048 on)."""
+    if n >= STYLEGAN_V_NUM_VIDEOS:
+        return {}
+    if n < 2:
+        return {"fvd": f"FVD needs at least 2 videos, got {n}"}
+    if n < FEATURE_DIM:
+        return {"fvd": f"FVD over {n} videos: fewer than the {FEATURE_DIM} needed for a full-rank covariance of "
+                       f"the {FEATURE_DIM}-d I3D features (StyleGAN-V uses {STYLEGAN_V_NUM_VIDEOS}); biased, "
+                       f"compare only at equal set size"}
+    return {"fvd": f"FVD over {n} videos (StyleGAN-V's protocol uses {STYLEGAN_V_NUM_VIDEOS})"}
+
+
 class FVD(EditMetric):
     """Set metric: ``update(sample, edited)`` per sample, then ``compute()`` -> {'fvd'} and ``notes()``."""
 
@@ -91,13 +110,24 @@ class FVD(EditMetric):
             out.append(f.double().cpu())
         return torch.cat(out)
 
-    def update(self, sample, edited) -> None:  # type: ignore[override]
+    def sample_features(self, sample, edited) -> dict[str, np.ndarray]:
+        """This sample's contribution to the sets: {'source': (400,), 'edited': (400,)} float64 I3D features.
+
+        Stored with the sample's record, so FVD over the union of shards or workers is computed from every
+        sample's features (``from_features``), never averaged over parts."""
         check_same_shape(sample, edited)
         key = fingerprint(sample.source_video, self.describe())
         src = self.cache.get_or_compute(key, lambda: self.features([sample.source_video]))
-        # states live on the metric's state device (torchmetrics moves them with .to()); features are CPU tensors
-        self.source_features.append(src.to(self.device))
-        self.edited_features.append(self.features([edited]).to(self.device))
+        return {"source": src[0].double().cpu().numpy(), "edited": self.features([edited])[0].cpu().numpy()}
+
+    def update_features(self, features: dict[str, np.ndarray]) -> None:
+        """Add one sample's ``sample_features`` to the sets."""
+        # states live on the metric's state device (torchmetrics moves them with .to())
+        self.source_features.append(torch.as_tensor(features["source"], dtype=torch.float64).reshape(1, -1).to(self.device))
+        self.edited_features.append(torch.as_tensor(features["edited"], dtype=torch.float64).reshape(1, -1).to(self.device))
+
+    def update(self, sample, edited) -> None:  # type: ignore[override]
+        self.update_features(self.sample_features(sample, edited))
 
     def score(self, sample, edited):
         raise TypeError("FVD is a set metric: call update() per sample and compute() once")
@@ -110,19 +140,18 @@ class FVD(EditMetric):
             return {"fvd": torch.tensor(float("nan"), dtype=torch.float64)}
         src = dim_zero_cat(self.source_features).cpu().numpy()
         ed = dim_zero_cat(self.edited_features).cpu().numpy()
-        return {"fvd": torch.tensor(frechet_distance(*feature_stats(ed), *feature_stats(src)), dtype=torch.float64)}
+        return {"fvd": torch.tensor(fvd_from_features(src, ed), dtype=torch.float64)}
+
+    @staticmethod
+    def from_features(features: dict[str, np.ndarray]) -> tuple[dict[str, float], dict[str, str]]:
+        """(values, notes) from stacked ``sample_features``: {'source': (N, 400), 'edited': (N, 400)}; no model
+        needed (``python -m experiments.merge`` computes FVD over all shards' samples this way)."""
+        src, ed = np.asarray(features["source"]), np.asarray(features["edited"])
+        n = len(ed)
+        return {"fvd": fvd_from_features(src, ed) if n >= 2 else float("nan")}, fvd_notes(n)
 
     def notes(self) -> dict[str, str]:
-        n = self.num_videos()
-        if n >= STYLEGAN_V_NUM_VIDEOS:
-            return {}
-        if n < 2:
-            return {"fvd": f"FVD needs at least 2 videos, got {n}"}
-        if n < FEATURE_DIM:
-            return {"fvd": f"FVD over {n} videos: fewer than the {FEATURE_DIM} needed for a full-rank covariance of "
-                           f"the {FEATURE_DIM}-d I3D features (StyleGAN-V uses {STYLEGAN_V_NUM_VIDEOS}); biased, "
-                           f"compare only at equal set size"}
-        return {"fvd": f"FVD over {n} videos (StyleGAN-V's protocol uses {STYLEGAN_V_NUM_VIDEOS})"}
+        return fvd_notes(self.num_videos())
 
     def protocol(self):
         return {"fvd": self.describe()}

@@ -4,28 +4,42 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from hydra.experimental.callback import Callback
 
-from .store import ResultStore
+from .merge import merge_run, read_protocol, set_metric_frame, sweep_run_dirs
+from .store import ResultStore, atomic_write_text
 from .tables import records_to_frame, write_tables
 
 log = logging.getLogger(__name__)
 
+JOBS = ".jobs"  # <sweep dir>/.jobs/<job num>.json: each job's output folder, written by the job's own process
+
 
 def combine_runs(job_dirs: list[Path], out_dir: Path, paper_table: str | None = None) -> dict[str, pd.DataFrame]:
-    """Concatenate the records (and set metrics) of several runs and write combined_* tables into ``out_dir``;
-    with ``paper_table`` (e.g. ``table2``) also ``combined_vs_paper.{csv,md}``: ours beside the paper's numbers."""
+    """Concatenate the records of several runs and write combined_* tables into ``out_dir``; with ``paper_table``
+    (e.g. ``table2``) also ``combined_vs_paper.{csv,md}``: ours beside the paper's numbers.
+
+    Set metrics (FVD) are computed per run from the features stored with its records (so a run written by
+    several shards or workers counts all its samples); a sharded run's own tables are merged first.
+    """
     records, set_frames, protocol = [], [], {}
-    for d in job_dirs:
-        records.extend(ResultStore(d).records())
-        if (d / "set_metrics.csv").is_file():
-            set_frames.append(pd.read_csv(d / "set_metrics.csv", index_col="label"))
-        if (d / "protocol.json").is_file():
-            protocol.update(json.loads((d / "protocol.json").read_text()))
+    for d in dict.fromkeys(Path(p) for p in job_dirs):  # shards of one config share a folder: once each
+        if (d / "shards").is_dir():
+            merge_run(d)
+        store = ResultStore(d)
+        run_records = list(store.records())
+        records.extend(run_records)
+        set_df, _ = set_metric_frame(run_records, store.load_features)
+        if set_df.empty and (d / "set_metrics.csv").is_file():  # a run from before features were stored
+            set_df = pd.read_csv(d / "set_metrics.csv", index_col="label")
+        if not set_df.empty:
+            set_frames.append(set_df)
+        protocol.update(read_protocol(d))
     set_df = pd.concat(set_frames) if set_frames else None
     tables = write_tables(records_to_frame(records), out_dir, protocol, set_df, prefix="combined_")
     log.info("combined table of %d runs: %s\n%s", len(job_dirs), out_dir / "combined_summary.md",
@@ -42,18 +56,32 @@ def combine_runs(job_dirs: list[Path], out_dir: Path, paper_table: str | None = 
 
 
 class CombineTables(Callback):
+    """Collects each job's output folder and, at the end of the multirun, writes one combined table.
+
+    Jobs may run in other processes or on other machines (hydra/launcher=submitit_local, submitit_slurm): there
+    ``on_job_end`` runs in the job's process, on a copy of this callback, so each job also leaves its folder in
+    ``<sweep dir>/.jobs/<job num>.json``, which the launching process reads in ``on_multirun_end``.
+    """
+
     def __init__(self) -> None:
         self.job_dirs: list[Path] = []
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         self.job_dirs = []
+        shutil.rmtree(Path(config.hydra.sweep.dir) / JOBS, ignore_errors=True)
 
     def on_job_end(self, config: Any, job_return: Any, **kwargs: Any) -> None:
         try:
-            self.job_dirs.append(Path(job_return.hydra_cfg.hydra.runtime.output_dir))
-        except Exception:  # noqa: BLE001
-            pass
+            hydra_cfg = job_return.hydra_cfg.hydra
+            out = Path(hydra_cfg.runtime.output_dir)
+            self.job_dirs.append(out)
+            jobs = Path(hydra_cfg.sweep.dir) / JOBS
+            jobs.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(jobs / f"{hydra_cfg.job.num}.json", json.dumps({"output_dir": str(out)}))
+        except Exception as e:  # noqa: BLE001  (a single run, or a job that failed before Hydra set it up)
+            log.debug("CombineTables: no job folder recorded (%s)", e)
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
-        if self.job_dirs:
-            combine_runs(self.job_dirs, Path(config.hydra.sweep.dir), config.get("paper_table"))
+        dirs = self.job_dirs + sweep_run_dirs(config.hydra.sweep.dir)
+        if dirs:
+            combine_runs(dirs, Path(config.hydra.sweep.dir), config.get("paper_table"))

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import resource
 import time
 import traceback
@@ -22,14 +23,15 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from datasets.base import select_ids
+from datasets.base import select_ids, shard_ids
 from datasets.schema import Sample
 
 from eval.cache import fingerprint
 
 from .prepare import fit_edited_image, fit_frame_count, to_sample_size
+from .claims import HOST, ClaimBook, ClaimLost
+from .merge import class_path, counts_for_set_metrics, set_metric_frame, write_run_tables
 from .store import ResultStore
-from .tables import records_to_frame, write_tables
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +70,22 @@ class Runner:
 
         self.cfg = cfg
         self.out = Path(cfg.paths.output)
-        self.store = ResultStore(self.out)
+        claim = cfg.get("claim") or {}
+        try:
+            self.claims = ClaimBook(self.out / ".claims", claim.get("stale_after_s", 300), claim.get("heartbeat_s", 10))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        self.poll_s = float(claim.get("poll_s", 2))
+        self.store = ResultStore(self.out, claims=self.claims)
         self.label = label or cfg.method.name
         self.task = cfg.task
         self.dataset = instantiate(cfg.dataset.loader)
         self.ids = select_ids(self.dataset.sample_ids(), cfg.dataset.get("limit"), cfg.dataset.get("ids"))
+        self.num_shards, self.shard = int(cfg.dataset.get("num_shards", 1)), int(cfg.dataset.get("shard", 0))
+        try:
+            self.ids = shard_ids(self.ids, self.num_shards, self.shard)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         if cfg.method.get("uses_video_model", True):
             self.pipeline = build_pipeline(cfg.model, cfg.device)  # fails fast on missing weights
             self.pipeline.set_progress_bar_config(disable=not cfg.get("progress_bars", False), leave=False)
@@ -87,7 +100,7 @@ class Runner:
                                      | {"dataset": _container(cfg.dataset.loader)}
                                      | ({"prompts": self.prompt_overrides} if self.prompt_overrides else {}))
         self.metrics_hash = stable_hash(_container(cfg.get("metrics")))
-        self._set_metric_done: set[str] = set()  # samples already fed to the set metrics (FVD) during the loop
+        self.set_metrics_ = {k: m for k, m in self.metrics.items() if not m.per_sample}  # FVD: features per sample
 
     # ------------------------------------------------------------------ one sample
     def prepare(self, sample_id: str) -> tuple[Sample, list[str]]:
@@ -124,7 +137,8 @@ class Runner:
     def base_record(self, sample_id: str) -> dict[str, Any]:
         return dict(sample_id=sample_id, label=self.label, method=self.cfg.method.name, task=self.task,
                     dataset=self.cfg.dataset.name, model=self.cfg.model.name, edit_hash=self.edit_hash,
-                    metrics_hash=self.metrics_hash, status="failed", error=None, notes=[], metrics={})
+                    metrics_hash=self.metrics_hash, status="failed", error=None, notes=[], metrics={},
+                    worker=f"{HOST}:{os.getpid()}")
 
     def process(self, sample_id: str) -> dict[str, Any]:
         rec = self.base_record(sample_id)
@@ -149,13 +163,26 @@ class Runner:
         rec["metrics"], metric_errors = self.score(sample, frames, result.finite)
         rec["status"] = "failed" if metric_errors else "ok"
         rec["error"] = "; ".join(metric_errors) or None
-        if rec["status"] == "ok" and result.finite:  # feed set metrics now: no reload from disk at the end
-            for m in self.metrics.values():
-                if not m.per_sample:
-                    m.update(sample, frames)
-            self._set_metric_done.add(sample_id)
-        self.store.write(sample_id, rec, frames, fps=sample.fps, save_mp4=self.cfg.get("save_mp4", True))
+        features = self.set_features(rec, sample, frames)
+        self.store.write(sample_id, rec, frames, fps=sample.fps, save_mp4=self.cfg.get("save_mp4", True), **features)
+        log.info("%s: edited by %s, %s", sample_id, rec["worker"], rec["status"])
         return rec
+
+    def set_features(self, rec: dict, sample: Sample, frames: np.ndarray) -> dict[str, Any]:
+        """This sample's set-metric inputs (I3D features for FVD), stored with its record so FVD can be computed
+        over any union of shards or workers (experiments/merge.py). A failure fails the sample (one line)."""
+        features: dict[str, np.ndarray] = {}
+        meta: dict[str, str] = {}
+        if not counts_for_set_metrics(rec):
+            return {}
+        for key, metric in self.set_metrics_.items():
+            try:
+                features.update({f"{key}/{n}": a for n, a in metric.sample_features(sample, frames).items()})
+                meta[key] = class_path(metric)
+            except Exception as e:  # noqa: BLE001
+                rec.update(status="failed", error="; ".join(filter(None, [rec.get("error"), f"metric {key}: {one_line(e)}"])))
+                return {}
+        return {"features": features, "features_meta": meta}
 
     def _fail(self, rec: dict, stage: str, e: BaseException) -> dict:
         rec.update(error=f"{stage}: {one_line(e)}", traceback=traceback.format_exc(limit=8))
@@ -168,7 +195,8 @@ class Runner:
         frames = self.store.edited_frames(sample_id)
         rec["metrics"], errors = self.score(sample, frames, bool(rec.get("finite", True)))
         rec.update(metrics_hash=self.metrics_hash, status="failed" if errors else "ok", error="; ".join(errors) or None)
-        self.store.write(sample_id, rec, frames, fps=sample.fps, save_mp4=self.cfg.get("save_mp4", True))
+        features = self.set_features(rec, sample, frames)
+        self.store.write(sample_id, rec, frames, fps=sample.fps, save_mp4=self.cfg.get("save_mp4", True), **features)
         return rec
 
     def reusable(self, sample_id: str, rec: dict) -> Optional[Sample]:
@@ -187,49 +215,97 @@ class Runner:
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> dict[str, pd.DataFrame]:
-        records = []
-        for sid in tqdm(self.ids, desc=f"{self.label} on {self.cfg.dataset.name}", disable=not self.ids):
-            old = self.store.load_record(sid)
-            if old and old.get("status") == "ok" and old.get("edit_hash") == self.edit_hash and not self.cfg.get("overwrite"):
-                sample = self.reusable(sid, old)
-                if sample is not None:
-                    records.append(old if old.get("metrics_hash") == self.metrics_hash else self.rescore(sid, old, sample))
-                    continue
-            records.append(self.process(sid))
-        df = records_to_frame(records)
+        records = self.run_samples()
         set_df, set_notes = self.set_metrics(records)
         protocol = {"model": self.cfg.model.name, "task": self.task, "seed": self.cfg.seed}
         for m in self.metrics.values():
             protocol.update(m.protocol())
             if m.per_sample:
                 set_notes.update(getattr(m, "notes", lambda: {})())
-        tables = write_tables(df, self.out, protocol, set_df)
-        if not set_df.empty:
-            set_df.to_csv(self.out / "set_metrics.csv")
-        (self.out / "protocol.json").write_text(json.dumps(protocol | set_notes, indent=1, default=str))
-        log.info("results in %s\n%s", self.out, tables["summary"].to_string(index=False))
+        # a shard's tables cover its own samples: the run's come from `python -m experiments.merge RUN_DIR`
+        out = self.out if self.num_shards == 1 else self.out / "shards" / f"{self.shard}-of-{self.num_shards}"
+        tables = write_run_tables(out, records, protocol, set_df, set_notes)
+        log.info("results in %s\n%s", out, tables["summary"].to_string(index=False))
+        if self.num_shards > 1:
+            log.info("shard %d of %d done; when every shard is, merge them: python -m experiments.merge %s",
+                     self.shard, self.num_shards, self.out)
         self.log(tables)
         return tables
 
+    def run_samples(self) -> list[dict]:
+        """Every selected sample's record, each edited by exactly one of the workers sharing this run folder.
+
+        A sample is claimed before it is looked at (experiments/claims.py); one claimed by another live worker is
+        revisited after this worker's other samples, until that worker finishes it or its claim goes stale.
+        """
+        self.store.cleanup(older_than_s=max(3600.0, self.claims.stale_after_s))
+        started = time.time()
+        done: dict[str, dict] = {}
+        pending = list(self.ids)
+        bar = tqdm(total=len(pending), desc=f"{self.label} on {self.cfg.dataset.name}", disable=not pending)
+        while pending:
+            waiting = []
+            for sid in pending:
+                claim = self.claims.acquire(sid)
+                if claim is None:
+                    waiting.append(sid)
+                    continue
+                try:
+                    with claim:
+                        done[sid] = self.resume_or_process(sid, started)
+                    bar.update()
+                except ClaimLost as e:  # we were judged dead: the new holder writes this sample
+                    log.warning("%s", e)
+                    waiting.append(sid)
+            if waiting:
+                if waiting != pending:  # say it once per change, not every poll
+                    log.info("waiting for %d sample(s) claimed by other workers: %s", len(waiting), waiting[:5])
+                time.sleep(self.poll_s)
+            pending = waiting
+        bar.close()
+        self.store.cleanup(older_than_s=max(3600.0, self.claims.stale_after_s))  # what workers killed meanwhile left
+        return [done[sid] for sid in self.ids]
+
+    def resume_or_process(self, sample_id: str, since: float) -> dict:
+        """Under this sample's claim: keep a record another worker wrote during this run (even a failed one: one
+        try per sample and run), reuse or rescore a finished one, else edit."""
+        old = self.store.load_record(sample_id)
+        if old is None:
+            return self.process(sample_id)
+        if (self._written_since(sample_id, since) and old.get("edit_hash") == self.edit_hash
+                and old.get("metrics_hash") == self.metrics_hash):
+            return old
+        if old.get("status") == "ok" and old.get("edit_hash") == self.edit_hash and not self.cfg.get("overwrite"):
+            sample = self.reusable(sample_id, old)
+            if sample is not None:
+                return old if old.get("metrics_hash") == self.metrics_hash else self.rescore(sample_id, old, sample)
+        return self.process(sample_id)
+
+    def _written_since(self, sample_id: str, since: float) -> bool:
+        try:
+            return self.store.record_path(sample_id).stat().st_mtime >= since
+        except FileNotFoundError:
+            return False
+
     def set_metrics(self, records: list[dict]) -> tuple[pd.DataFrame, dict]:
-        """Dataset-level metrics (FVD): updated with every successful, finite sample, computed once."""
-        set_metrics = {k: m for k, m in self.metrics.items() if not m.per_sample}
-        if not set_metrics:
+        """Dataset-level metrics (FVD) over every successful, finite sample, from the features stored with each
+        record (experiments/merge.py computes them the same way over the union of shards)."""
+        if not self.set_metrics_:
             return pd.DataFrame(), {}
         for r in records:
-            if r.get("status") != "ok" or not r.get("finite", True) or r["sample_id"] in self._set_metric_done:
+            sid = r["sample_id"]
+            arrays, meta = self.store.load_features(sid)
+            if not counts_for_set_metrics(r) or all(k in meta for k in self.set_metrics_):
                 continue
-            sample, _ = self.prepare(r["sample_id"])
-            frames = self.store.edited_frames(r["sample_id"])
-            for m in set_metrics.values():
-                m.update(sample, frames)
-        row: dict[str, Any] = {}
-        notes: dict[str, str] = {}
-        for m in set_metrics.values():
-            row.update({k: float(v) for k, v in m.compute().items()})
-            notes.update({f"{k}_warning": v for k, v in getattr(m, "notes", lambda: {})().items()})
-        row.update(notes)
-        return pd.DataFrame([row], index=pd.Index([self.label], name="label")), notes
+            try:  # a record from before features were stored with it: compute them once from its saved frames
+                sample, _ = self.prepare(sid)
+                extra = self.set_features(dict(r), sample, self.store.edited_frames(sid))
+            except Exception as e:  # noqa: BLE001
+                log.error("%s: no set-metric features (%s); left out of FVD", sid, one_line(e))
+                continue
+            if extra:
+                self.store.write_features(sid, arrays | extra["features"], meta | extra["features_meta"])
+        return set_metric_frame(records, self.store.load_features, {k: class_path(m) for k, m in self.set_metrics_.items()})
 
     def log(self, tables: dict[str, pd.DataFrame]) -> None:
         from .loggers import make_logger

@@ -1,11 +1,25 @@
-"""The results store: one folder per sample with lossless frames, an mp4 and record.json, written atomically."""
+"""The results store: one folder per sample with lossless frames, an mp4, record.json and the sample's set-metric
+features (features.safetensors), written atomically and safe under concurrent writers.
+
+Many workers (processes, SLURM jobs) may share one run folder. A sample folder is built under a private scratch
+name ``.<id>.tmp.<host>.<pid>.<nonce>`` and renamed into place; a folder already there is first renamed away
+(``.<id>.old...``) and deleted after. Renames are atomic, so a reader sees the old or the new folder, never a mix;
+concurrent writers of one sample end with one complete folder (the last one). Editing the same sample twice at
+once is prevented one level up by claims (experiments/claims.py). A crashed writer leaves scratch folders;
+``cleanup()`` (run at the start of every run) restores a sample folder whose swap was interrupted and deletes the
+rest. Tables (results.csv, summaries) go through ``atomic_write_text``: a temporary file, then ``os.replace``.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import math
 import os
 import shutil
+import time
+import uuid
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -13,7 +27,53 @@ import numpy as np
 
 from datasets.video_io import read_video, write_frames, write_video
 
+from .claims import HOST, ClaimBook, pid_alive
+
+log = logging.getLogger(__name__)
+
 RECORD = "record.json"
+FEATURES = "features.safetensors"
+_HOST_TAG = HOST.replace(".", "_")
+
+
+def scratch_name(name: str, kind: str) -> str:
+    """A private sibling name for ``name``: ``.<name>.<kind>.<host>.<pid>.<nonce>`` (parsed by ``scratch_owner``)."""
+    return f".{name}.{kind}.{_HOST_TAG}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+
+
+def scratch_owner(entry: str) -> Optional[tuple[str, str, str, int]]:
+    """(name, kind, host tag, pid) of a scratch entry, or None if ``entry`` is not one."""
+    if not entry.startswith("."):
+        return None
+    parts = entry[1:].rsplit(".", 4)
+    if len(parts) != 5 or parts[1] not in ("tmp", "old") or not parts[3].isdigit():
+        return None
+    return parts[0], parts[1], parts[2], int(parts[3])
+
+
+def scratch_abandoned(path: Path, older_than_s: float) -> bool:
+    """A scratch entry whose writer is dead (this host) or that is older than ``older_than_s`` (other hosts)."""
+    owner = scratch_owner(path.name)
+    if owner is None:
+        return False
+    if owner[2] == _HOST_TAG and owner[3] != os.getpid():
+        return not pid_alive(owner[3])
+    try:
+        return owner[3] != os.getpid() and time.time() - path.stat().st_mtime > older_than_s
+    except FileNotFoundError:
+        return False
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to a temporary sibling, then ``os.replace`` it onto ``path`` (readers never see half a file)."""
+    path = Path(path)
+    tmp = path.with_name(scratch_name(path.name, "tmp"))
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def _json_default(o: Any):
@@ -43,51 +103,159 @@ def _restore(v: Any) -> Any:
     return v
 
 
+def _read_record(path: Path) -> Optional[dict]:
+    try:
+        return _restore(json.loads(path.read_text()))
+    except FileNotFoundError:  # swapped away by a concurrent writer, or never written
+        return None
+    except ValueError as e:
+        log.warning("%s: unreadable record (%s), treated as missing", path, e)
+        return None
+
+
 class ResultStore:
-    def __init__(self, root: str | Path):
+    """``claims``: when given, a write of a sample this process claimed raises ``ClaimLost`` if the claim was lost."""
+
+    def __init__(self, root: str | Path, claims: Optional[ClaimBook] = None):
         self.root = Path(root)
         self.samples = self.root / "samples"
+        self.claims = claims
 
     def sample_dir(self, sample_id: str) -> Path:
         return self.samples / sample_id
 
+    def record_path(self, sample_id: str) -> Path:
+        return self.sample_dir(sample_id) / RECORD
+
     def load_record(self, sample_id: str) -> Optional[dict]:
-        p = self.sample_dir(sample_id) / RECORD
-        if not p.is_file():
-            return None
-        return _restore(json.loads(p.read_text()))
+        return _read_record(self.record_path(sample_id))
 
     def is_done(self, sample_id: str, config_hash: str) -> bool:
         r = self.load_record(sample_id)
         return r is not None and r.get("status") == "ok" and r.get("config_hash") == config_hash
 
     def write(self, sample_id: str, record: dict, frames: Optional[np.ndarray] = None, fps: float = 7.0,
-              save_mp4: bool = True) -> Path:
-        """Write frames, mp4 and record into a temporary folder, then swap it in (never a half-written sample)."""
+              save_mp4: bool = True, features: Optional[dict[str, np.ndarray]] = None,
+              features_meta: Optional[dict[str, str]] = None) -> Path:
+        """Write frames, mp4, features and record into a scratch folder, then swap it in (never a half-written
+        sample, whatever other writers do). ``features``: named arrays (set-metric inputs such as I3D features,
+        named ``<metric key>/<name>``), ``features_meta``: string metadata stored with them (metric key -> class)."""
+        if self.claims is not None:
+            self.claims.check(sample_id)
         final = self.sample_dir(sample_id)
-        tmp = final.with_name(f".{final.name}.tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        if frames is not None:
-            write_frames(tmp / "edited", frames)
-            if save_mp4:
-                write_video(tmp / "edited.mp4", frames, fps)
-        (tmp / RECORD).write_text(json.dumps(_clean(record), indent=1, default=_json_default))
-        if final.exists():
-            old = final.with_name(f".{final.name}.old{os.getpid()}")
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        self.samples.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(scratch_name(final.name, "tmp"))
+        tmp.mkdir()
+        try:
+            if frames is not None:
+                write_frames(tmp / "edited", frames)
+                if save_mp4:
+                    write_video(tmp / "edited.mp4", frames, fps)
+            if features:
+                save_features(tmp / FEATURES, features, features_meta)
+            (tmp / RECORD).write_text(json.dumps(_clean(record), indent=1, default=_json_default))  # last: complete
+            if self.claims is not None:
+                self.claims.check(sample_id)
+            self._swap_in(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         return final
+
+    @staticmethod
+    def _swap_in(tmp: Path, final: Path) -> None:
+        """Rename ``tmp`` onto ``final``; a folder in the way is renamed aside first (retried under races)."""
+        aside: list[Path] = []
+        try:
+            for _ in range(1000):
+                try:
+                    os.rename(tmp, final)  # fails while a (non-empty) folder is there
+                    return
+                except OSError as e:
+                    if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                        raise
+                old = final.with_name(scratch_name(final.name, "old"))
+                try:
+                    os.rename(final, old)
+                    aside.append(old)
+                except FileNotFoundError:  # another writer moved it first: try again
+                    continue
+            raise RuntimeError(f"{final}: could not swap in a new result (1000 concurrent replacements)")
+        finally:
+            for old in aside:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def write_features(self, sample_id: str, features: dict[str, np.ndarray],
+                       features_meta: Optional[dict[str, str]] = None) -> Path:
+        """Add or replace a finished sample's features file (atomic)."""
+        path = self.sample_dir(sample_id) / FEATURES
+        tmp = path.with_name(scratch_name(path.name, "tmp"))
+        try:
+            save_features(tmp, features, features_meta)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    def load_features(self, sample_id: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        """The sample's stored features (name -> array) and their metadata; empty dicts if it has none."""
+        return load_features(self.sample_dir(sample_id) / FEATURES)
 
     def edited_frames(self, sample_id: str) -> np.ndarray:
         return read_video(self.sample_dir(sample_id) / "edited")[0]
 
     def records(self) -> Iterator[dict]:
+        """Every finished sample's record, in sample-id order (scratch folders skipped)."""
         if not self.samples.is_dir():
             return
         for d in sorted(self.samples.iterdir()):
-            if not d.name.startswith(".") and (d / RECORD).is_file():
-                yield _restore(json.loads((d / RECORD).read_text()))
+            if not d.name.startswith("."):
+                rec = _read_record(d / RECORD)
+                if rec is not None:
+                    yield rec
+
+    def cleanup(self, older_than_s: float = 3600.0) -> list[str]:
+        """Finish or discard what crashed writers left: a sample folder whose swap was cut between its two renames
+        is restored from the newest complete scratch folder; other abandoned scratch entries (dead writer on this
+        host, or older than ``older_than_s``) are deleted, as are abandoned temporary table files in the root.
+        Returns what was done, one line per entry."""
+        done: list[str] = []
+        for folder in (self.samples, self.root):
+            if not folder.is_dir():
+                continue
+            entries = [p for p in folder.iterdir() if scratch_abandoned(p, older_than_s)]
+            entries.sort(key=lambda p: (scratch_owner(p.name)[1] != "tmp", -p.stat().st_mtime))  # newest tmp first
+            for p in entries:
+                final = p.with_name(scratch_owner(p.name)[0])
+                if folder == self.samples and p.is_dir() and not final.exists() and (p / RECORD).is_file():
+                    try:
+                        os.rename(p, final)
+                        done.append(f"restored {final.name} from {p.name}")
+                        continue
+                    except OSError:
+                        pass
+                if p.is_dir():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    p.unlink(missing_ok=True)
+                done.append(f"removed {p.name}")
+        for line in done:
+            log.warning("store cleanup in %s: %s", self.root, line)
+        return done
+
+
+def save_features(path: str | Path, features: dict[str, np.ndarray], meta: Optional[dict[str, str]] = None) -> None:
+    """Named arrays (and string metadata) to a safetensors file (no pickles)."""
+    from safetensors.numpy import save_file
+
+    save_file({k: np.ascontiguousarray(v) for k, v in features.items()}, str(path), metadata=meta or None)
+
+
+def load_features(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """(arrays, metadata) of a safetensors file written by ``save_features``; empty if it does not exist."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="np") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+    except FileNotFoundError:
+        return {}, {}

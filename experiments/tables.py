@@ -9,6 +9,8 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from .store import atomic_write_text
+
 PAPER_ORDER = ("clip_tgt", "clip_tgt_plus", "tifa", "clip_src", "clip_src_plus", "flow", "flow_plus", "fvd", "ssim",
                "clip_tc")
 INFO_COLUMNS = ("label", "method", "task", "dataset", "model", "sample_id", "edit_type", "status", "error", "finite",
@@ -74,8 +76,9 @@ def write_tables(df: pd.DataFrame, out_dir: str | Path, protocol: Optional[dict]
     summary = summarize(df, ("label",), set_metrics)
     by_type = summarize(df, ("label", "edit_type"))
     proto = json.dumps(protocol or {}, sort_keys=True)
-    df.to_csv(out_dir / f"{prefix}results.csv", index=False)
+    # each file atomically (temporary file + os.replace): concurrent writers of one run folder never corrupt it
+    atomic_write_text(out_dir / f"{prefix}results.csv", df.to_csv(index=False))
     for name, table, title in (("summary", summary, "Per method"), ("by_edit_type", by_type, "Per method and edit type")):
-        table.assign(protocol=proto).to_csv(out_dir / f"{prefix}{name}.csv", index=False)
-        (out_dir / f"{prefix}{name}.md").write_text(to_markdown(table, protocol, title))
+        atomic_write_text(out_dir / f"{prefix}{name}.csv", table.assign(protocol=proto).to_csv(index=False))
+        atomic_write_text(out_dir / f"{prefix}{name}.md", to_markdown(table, protocol, title))
     return {"results": df, "summary": summary, "by_edit_type": by_type}

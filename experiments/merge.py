@@ -1,0 +1,178 @@
+"""Merge a run folder written by several shards or workers into the run's tables, with set metrics over the union.
+
+    python -m experiments.merge RUN_DIR [RUN_DIR ...]
+    python -m experiments.merge --sweep SWEEP_DIR      # every job of a multirun, then its combined table
+
+Reads every sample record under ``RUN_DIR/samples`` and writes ``results.csv``, ``summary.{csv,md}``,
+``by_edit_type.{csv,md}``, ``set_metrics.csv`` and ``protocol.json`` into ``RUN_DIR``, exactly as one unsharded run
+would have. Set metrics (FVD) are computed from the features every sample stored with its record
+(``features.safetensors``: I3D features of its source and edited video), over all samples at once: FVD is a
+distance between two Gaussian fits, so an average of shard FVDs would be a different (wrong) number.
+No model is loaded: the merge takes seconds however large the backbones were. ``--sweep SWEEP_DIR`` merges the run
+folders of a multirun's jobs (each job lists its folder in ``SWEEP_DIR/.jobs/``) and writes the sweep's combined
+table, as the multirun does at its end: for a sweep whose launching process did not live to see its jobs finish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+import numpy as np
+import pandas as pd
+
+from .store import ResultStore, atomic_write_text
+from .tables import records_to_frame, write_tables
+
+log = logging.getLogger(__name__)
+
+FeatureLoader = Callable[[str], tuple[dict[str, np.ndarray], dict[str, str]]]
+
+
+def class_path(obj: Any) -> str:
+    """Importable name of ``obj``'s class, stored with each sample's features so a merge can find it again."""
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def _load_class(path: str):
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def counts_for_set_metrics(record: dict) -> bool:
+    """Set metrics pool the successful samples whose latents stayed finite."""
+    return record.get("status") == "ok" and bool(record.get("finite", True))
+
+
+def set_metric_frame(records: Iterable[dict], load_features: FeatureLoader,
+                     expected: Optional[dict[str, str]] = None) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Dataset-level metrics per label from the samples' stored features.
+
+    ``load_features(sample_id) -> (arrays named '<metric key>/<name>', {metric key: class path})``; each metric's
+    class computes its value from the stacked arrays with ``from_features`` (a static method, no model).
+    Samples are pooled in sample-id order, so any split into shards gives the same sums. ``expected``: metric
+    key -> class path of set metrics that must appear even when no sample has features for them (then NaN).
+    Returns a frame indexed by label (values and ``<name>_warning`` notes) and the notes of the last label.
+    """
+    stacks: dict[str, dict[str, dict[str, list[np.ndarray]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    expected = dict(expected or {})
+    classes: dict[str, str] = dict(expected)
+    missing: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    labels: list[str] = []
+    for r in sorted(records, key=lambda r: str(r["sample_id"])):
+        label = r.get("label") or r.get("method")
+        if label not in labels:
+            labels.append(label)
+        if not counts_for_set_metrics(r):
+            continue
+        arrays, meta = load_features(r["sample_id"])
+        classes.update(meta)
+        for key in set(meta) | set(expected):
+            named = {n.split("/", 1)[1]: a for n, a in arrays.items() if n.startswith(f"{key}/")}
+            if not named:
+                missing[label][key] += 1
+                continue
+            for n, a in named.items():
+                stacks[label][key][n].append(a)
+    keys = sorted(classes)
+    if not keys:
+        return pd.DataFrame(), {}
+    rows, notes = {}, {}
+    for label in labels:
+        row: dict[str, Any] = {}
+        notes = {}
+        for key in keys:
+            stacked = {n: np.stack(v) for n, v in stacks[label][key].items()}
+            values, key_notes = _load_class(classes[key]).from_features(stacked) if stacked else \
+                _empty_values(classes[key])
+            row.update({k: float(v) for k, v in values.items()})
+            notes.update({f"{k}_warning": v for k, v in key_notes.items()})
+            if missing[label][key]:
+                notes[f"{key}_warning"] = (f"{missing[label][key]} successful samples have no stored {key} features "
+                                           f"and are left out (rerun the run to add them); " + notes.get(f"{key}_warning", ""))
+        row.update(notes)
+        rows[label] = row
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "label"
+    return frame, notes
+
+
+def _empty_values(cls_path: str) -> tuple[dict[str, float], dict[str, str]]:
+    cls = _load_class(cls_path)
+    return {n: float("nan") for n in cls.names}, {n: "no successful sample to compute it from" for n in cls.names}
+
+
+def read_protocol(run_dir: Path) -> dict:
+    """The run's protocol (what every metric means), from its own and its shards' protocol.json; warnings dropped."""
+    protocol: dict = {}
+    for p in [run_dir / "protocol.json", *sorted((run_dir / "shards").glob("*/protocol.json"))]:
+        if p.is_file():
+            protocol.update(json.loads(p.read_text()))
+    return {k: v for k, v in protocol.items() if not k.endswith("_warning")}
+
+
+def write_run_tables(run_dir: Path, records: list[dict], protocol: dict, set_df: pd.DataFrame,
+                     set_notes: dict) -> dict[str, pd.DataFrame]:
+    """The run's tables, set_metrics.csv and protocol.json, each written atomically."""
+    tables = write_tables(records_to_frame(records), run_dir, protocol, set_df)
+    if not set_df.empty:
+        atomic_write_text(run_dir / "set_metrics.csv", set_df.to_csv())
+    atomic_write_text(run_dir / "protocol.json", json.dumps(protocol | set_notes, indent=1, default=str))
+    return tables
+
+
+def merge_run(run_dir: str | Path, expected: Optional[dict[str, str]] = None) -> dict[str, pd.DataFrame]:
+    """Merge every record under ``run_dir/samples`` into ``run_dir``'s tables (see the module docstring)."""
+    run_dir = Path(run_dir)
+    store = ResultStore(run_dir)
+    records = list(store.records())
+    if not records:
+        raise FileNotFoundError(f"{run_dir}: no sample records under {store.samples} (is this a run folder?)")
+    set_df, set_notes = set_metric_frame(records, store.load_features, expected)
+    tables = write_run_tables(run_dir, records, read_protocol(run_dir), set_df, set_notes)
+    log.info("merged %d records into %s\n%s", len(records), run_dir / "summary.md",
+             tables["summary"].to_string(index=False))
+    return tables
+
+
+def sweep_run_dirs(sweep_dir: str | Path) -> list[Path]:
+    """The run folders of a multirun's jobs, as each job recorded it in ``<sweep dir>/.jobs/<job num>.json``."""
+    jobs = Path(sweep_dir) / ".jobs"
+    found = sorted(jobs.glob("*.json"), key=lambda p: int(p.stem) if p.stem.isdigit() else -1) if jobs.is_dir() else []
+    return list(dict.fromkeys(Path(json.loads(p.read_text())["output_dir"]) for p in found))
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.merge", description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="run folder(s) holding samples/<id>/record.json")
+    parser.add_argument("--sweep", metavar="SWEEP_DIR", help="a multirun's folder: merge its jobs' runs and write "
+                                                             "its combined table")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    run_dirs = [Path(d) for d in args.run_dirs] + (sweep_run_dirs(args.sweep) if args.sweep else [])
+    if not run_dirs:
+        parser.error("give RUN_DIR(s), or --sweep SWEEP_DIR of a multirun whose jobs have finished")
+    for d in run_dirs:
+        try:
+            tables = merge_run(d)
+        except FileNotFoundError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        s = tables["summary"]
+        print(f"{d}: {int(s['n'].sum())} samples, {len(s)} label(s) -> {d / 'summary.md'}")
+    if args.sweep:
+        from .callbacks import combine_runs
+
+        combine_runs(run_dirs, Path(args.sweep))
+        print(f"combined table of {len(run_dirs)} runs -> {Path(args.sweep) / 'combined_summary.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
