@@ -27,9 +27,9 @@ from datasets.schema import Sample
 
 from eval.cache import fingerprint
 
-from .prepare import fit_edited_image, fit_frame_count, to_sample_size
+from .prepare import check_aspect, check_input_limits, fit_edited_image, fit_frame_count, to_sample_size
 from .store import ResultStore
-from .tables import records_to_frame, write_tables
+from .tables import atomic_write_text, records_to_frame, skip_protocol, write_tables
 
 log = logging.getLogger(__name__)
 
@@ -85,18 +85,28 @@ class Runner:
     # ------------------------------------------------------------------ one sample
     def prepare(self, sample_id: str) -> tuple[Sample, list[str]]:
         sample = self.dataset.load(sample_id)
+        notes = [str(n) for n in (sample.meta.get("load_notes") or [])]
+        check_input_limits(sample, self.cfg.get("limits") or {})
         if self.task == "reconstruct":
             sample = sample.as_reconstruction()
-        if getattr(self.method, "handles_any_length", False):  # e.g. block-recurrent long-video editing
-            notes: list[str] = []
-        else:
-            sample, notes = fit_frame_count(sample, int(self.cfg.model.num_frames), self.cfg.frames_policy)
+        if not getattr(self.method, "handles_any_length", False):  # e.g. block-recurrent long-video editing
+            sample, more = fit_frame_count(sample, int(self.cfg.model.num_frames), self.cfg.frames_policy)
+            notes += more
+        notes += check_aspect(sample, int(self.cfg.model.height), int(self.cfg.model.width),
+                              self.cfg.get("aspect_policy", "note"),
+                              float((self.cfg.get("limits") or {}).get("aspect_tolerance", 0.02)))
+        if sample.edit_mask is not None and sample.edit_mask.all():
+            notes.append("edit mask covers the whole frame: metrics that compare outside the region are skipped")
         sample, more = fit_edited_image(sample)
         return sample.validate(), notes + more
 
     def score(self, sample: Sample, frames: np.ndarray, finite: bool) -> tuple[dict[str, float], list[str]]:
+        """This sample's metric values and errors; names a metric could not compute go to ``self.last_skipped``
+        (name -> reason), recorded as the record's ``skipped`` and counted in the tables, never a NaN."""
         values: dict[str, float] = {}
         errors: list[str] = []
+        self.last_skipped: dict[str, str] = {}
+        self.last_notes: list[str] = []
         for key, metric in self.metrics.items():
             if not metric.per_sample:
                 continue
@@ -104,10 +114,18 @@ class Runner:
                 values.update({n: math.nan for n in metric.names})
                 continue
             try:
-                values.update({n: v for n, v in metric.score(sample, frames).items() if v is not None})
+                got = metric.score(sample, frames)
             except Exception as e:  # noqa: BLE001
                 errors.append(f"metric {key}: {one_line(e)}")
                 values.update({n: math.nan for n in metric.names})
+                continue
+            for n in metric.names:
+                v = got.get(n)
+                if v is None:
+                    self.last_skipped[n] = metric.skip_reason(n, sample)
+                else:
+                    values[n] = v
+            self.last_notes += metric.sample_notes(sample)
         return values, errors
 
     def base_record(self, sample_id: str) -> dict[str, Any]:
@@ -116,6 +134,8 @@ class Runner:
                     metrics_hash=self.metrics_hash, status="failed", error=None, notes=[], metrics={})
 
     def process(self, sample_id: str) -> dict[str, Any]:
+        """Load, validate, edit, score and write one sample; any failure is recorded as one line naming the stage
+        (load | edit | score | write) and the file or field, and the run goes on."""
         rec = self.base_record(sample_id)
         try:
             sample, rec["notes"] = self.prepare(sample_id)
@@ -134,29 +154,41 @@ class Runner:
         if not result.finite:
             rec["notes"].append("non-finite latents: metrics recorded as NaN")
             log.warning("%s: non-finite latents (metrics are NaN)", sample_id)
-        frames = to_sample_size(result.frames, sample)
-        rec["metrics"], metric_errors = self.score(sample, frames, result.finite)
-        rec["status"] = "failed" if metric_errors else "ok"
-        rec["error"] = "; ".join(metric_errors) or None
-        if rec["status"] == "ok" and result.finite:  # feed set metrics now: no reload from disk at the end
-            for m in self.metrics.values():
-                if not m.per_sample:
-                    m.update(sample, frames)
-            self._set_metric_done.add(sample_id)
-        self.store.write(sample_id, rec, frames, fps=sample.fps, save_mp4=self.cfg.get("save_mp4", True))
+        try:
+            frames = to_sample_size(result.frames, sample)
+            rec["metrics"], metric_errors = self.score(sample, frames, result.finite)
+            rec["skipped"], rec["notes"] = self.last_skipped, rec["notes"] + self.last_notes
+            rec["status"] = "failed" if metric_errors else "ok"
+            rec["error"] = "; ".join(metric_errors) or None
+            if rec["status"] == "ok" and result.finite:  # feed set metrics now: no reload from disk at the end
+                for m in self.metrics.values():
+                    if not m.per_sample:
+                        m.update(sample, frames)
+                self._set_metric_done.add(sample_id)
+        except Exception as e:  # noqa: BLE001
+            return self._fail(rec, "score", e)
+        try:
+            self.store.write(sample_id, rec, frames, fps=sample.fps, save_mp4=self.cfg.get("save_mp4", True))
+        except Exception as e:  # noqa: BLE001
+            return self._fail(rec, "write", e)
         return rec
 
     def _fail(self, rec: dict, stage: str, e: BaseException) -> dict:
-        rec.update(error=f"{stage}: {one_line(e)}", traceback=traceback.format_exc(limit=8))
+        rec.update(status="failed", error=f"{stage}: {one_line(e)}", traceback=traceback.format_exc(limit=8))
         log.error("%s failed at %s: %s", rec["sample_id"], stage, one_line(e))
-        self.store.write(rec["sample_id"], rec)
+        try:  # the failure record alone (no frames); if even that cannot be written, keep it for the tables
+            self.store.write(rec["sample_id"], rec)
+        except Exception as w:  # noqa: BLE001
+            rec["error"] += f"; record not written: {one_line(w)}"
+            log.error("%s: record not written: %s", rec["sample_id"], one_line(w))
         return rec
 
     def rescore(self, sample_id: str, rec: dict, sample: Sample) -> dict:
         """Edit settings unchanged, metric settings changed: recompute metrics from the saved lossless frames."""
         frames = self.store.edited_frames(sample_id)
         rec["metrics"], errors = self.score(sample, frames, bool(rec.get("finite", True)))
-        rec.update(metrics_hash=self.metrics_hash, status="failed" if errors else "ok", error="; ".join(errors) or None)
+        rec.update(metrics_hash=self.metrics_hash, status="failed" if errors else "ok", error="; ".join(errors) or None,
+                   skipped=self.last_skipped)
         self.store.write(sample_id, rec, frames, fps=sample.fps, save_mp4=self.cfg.get("save_mp4", True))
         return rec
 
@@ -182,7 +214,13 @@ class Runner:
             if old and old.get("status") == "ok" and old.get("edit_hash") == self.edit_hash and not self.cfg.get("overwrite"):
                 sample = self.reusable(sid, old)
                 if sample is not None:
-                    records.append(old if old.get("metrics_hash") == self.metrics_hash else self.rescore(sid, old, sample))
+                    if old.get("metrics_hash") == self.metrics_hash:
+                        records.append(old)
+                        continue
+                    try:
+                        records.append(self.rescore(sid, old, sample))
+                    except Exception as e:  # noqa: BLE001
+                        records.append(self._fail(dict(old, metrics={}), "score", e))
                     continue
             records.append(self.process(sid))
         df = records_to_frame(records)
@@ -190,12 +228,11 @@ class Runner:
         protocol = {"model": self.cfg.model.name, "task": self.task, "seed": self.cfg.seed}
         for m in self.metrics.values():
             protocol.update(m.protocol())
-            if m.per_sample:
-                set_notes.update(getattr(m, "notes", lambda: {})())
+        protocol |= skip_protocol(records)  # counted over every record of the run (resumed ones included)
         tables = write_tables(df, self.out, protocol, set_df)
         if not set_df.empty:
-            set_df.to_csv(self.out / "set_metrics.csv")
-        (self.out / "protocol.json").write_text(json.dumps(protocol | set_notes, indent=1, default=str))
+            atomic_write_text(self.out / "set_metrics.csv", set_df.to_csv())
+        atomic_write_text(self.out / "protocol.json", json.dumps(protocol | set_notes, indent=1, default=str))
         log.info("results in %s\n%s", self.out, tables["summary"].to_string(index=False))
         self.log(tables)
         return tables
@@ -208,10 +245,13 @@ class Runner:
         for r in records:
             if r.get("status") != "ok" or not r.get("finite", True) or r["sample_id"] in self._set_metric_done:
                 continue
-            sample, _ = self.prepare(r["sample_id"])
-            frames = self.store.edited_frames(r["sample_id"])
-            for m in set_metrics.values():
-                m.update(sample, frames)
+            try:
+                sample, _ = self.prepare(r["sample_id"])
+                frames = self.store.edited_frames(r["sample_id"])
+                for m in set_metrics.values():
+                    m.update(sample, frames)
+            except Exception as e:  # noqa: BLE001
+                log.error("%s: left out of the set metrics: %s", r["sample_id"], one_line(e))
         row: dict[str, Any] = {}
         notes: dict[str, str] = {}
         for m in set_metrics.values():
@@ -238,6 +278,26 @@ class ConfigError(RuntimeError):
     """A component could not be built from its config (one line naming the key)."""
 
 
+class ConfigErrors(ConfigError):
+    """The config failed validation (experiments/config_schema.py): one line per problem in ``problems``."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+def _anticipated() -> tuple[type[BaseException], ...]:
+    """Errors a user can cause and fix (bad config, missing weights or files, bad manifest): one line in run.py."""
+    from datasets.schema import SampleError
+    from videoshop.models import MissingWeightsError
+
+    return (ConfigError, MissingWeightsError, SampleError, FileNotFoundError, NotADirectoryError, PermissionError,
+            KeyError, ValueError)
+
+
+ANTICIPATED = _anticipated()
+
+
 def _instantiate_metric(key: str, node):
     """Build one metric; a failure (e.g. missing weights) becomes one line naming metrics.<key>."""
     from hydra.errors import InstantiationException
@@ -257,7 +317,13 @@ def _peak_memory_mb() -> float:
 
 
 def main_task(cfg: DictConfig, label: Optional[str] = None):
-    """Dispatch on ``task``: edit | reconstruct (run the method on the dataset) | build (make a dataset)."""
+    """Validate the whole config (before any work), then dispatch on ``task``: edit | reconstruct (run the method on
+    the dataset) | build (make a dataset) | train_toy."""
+    from .config_schema import validate_config
+
+    problems = validate_config(cfg)
+    if problems:
+        raise ConfigErrors(problems)
     if cfg.task in ("edit", "reconstruct"):
         return Runner(cfg, label).run()
     if cfg.task == "build":
