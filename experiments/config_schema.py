@@ -168,7 +168,7 @@ SECTIONS: tuple[tuple[str, type, Callable[[dict], bool]], ...] = (
     ("model", ModelSchema, lambda c: True),
     ("method", MethodSchema, lambda c: c.get("task") in ("edit", "reconstruct")),
     ("dataset", DatasetSchema, lambda c: True),
-    ("logger", LoggerSchema, lambda c: c.get("logger") is not None),
+    ("logger", LoggerSchema, lambda c: True),
 )
 
 
@@ -261,9 +261,21 @@ def cross_key_problems(c: dict) -> list[str]:
     return problems
 
 
+def missing_value_problems(cfg: DictConfig, task: Any) -> list[str]:
+    """Mandatory values (``???``) the task reads and nobody set, e.g. ``dataset.loader.root`` of dataset=folder."""
+    read = {"edit": ("dataset.loader", "model", "method", "metrics", "tracking"),
+            "reconstruct": ("dataset.loader", "model", "method", "metrics", "tracking"),
+            "build": ("dataset.build",), "train_toy": ("model",)}.get(task, ())
+    out = []
+    for key in sorted(OmegaConf.missing_keys(cfg)):
+        if any(key == p or key.startswith(p + ".") for p in read):
+            out.append(f"{key}: missing value; set {key}=...")
+    return out
+
+
 def validate_config(cfg: DictConfig) -> list[str]:
     """Every problem of ``cfg`` as one line naming the key; [] when the run may start."""
-    problems: list[str] = []
+    problems: list[str] = missing_value_problems(cfg, cfg.get("task"))
     resolved: dict[str, Any] = {}
     top = _resolved_section(cfg, "", problems)
     resolved[""] = top

@@ -75,6 +75,10 @@ class Runner:
         self.ids = select_ids(self.dataset.sample_ids(), cfg.dataset.get("limit"), cfg.dataset.get("ids"))
         self.pipeline = build_pipeline(cfg.model, cfg.device)  # fails fast on missing weights
         self.pipeline.set_progress_bar_config(disable=not cfg.get("progress_bars", False), leave=False)
+        m = int(getattr(self.pipeline, "size_multiple", 1) or 1)
+        bad = [f"{k}={cfg.model[k]}" for k in ("height", "width") if int(cfg.model[k]) % m]
+        if bad:  # known only once the model is built; still before the first sample
+            raise ConfigError(f"model.{bad[0]}: must be a multiple of {m} for model={cfg.model.name}")
         self.method = instantiate(cfg.method, pipeline=self.pipeline, _convert_="all")
         self.metrics = {k: _instantiate_metric(k, v) for k, v in (cfg.get("metrics") or {}).items()}
         self.edit_hash = stable_hash({k: _container(cfg.get(k)) for k in ("task", "seed", "frames_policy", "method", "model")}

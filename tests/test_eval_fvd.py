@@ -39,7 +39,7 @@ def test_fvd_tiny_end_to_end(tmp_path):
                            *feature_stats(m.features([s.source_video for s in samples]).numpy()))
     assert got == pytest.approx(ref, rel=1e-6) and got > 0
     assert "400" in m.notes()["fvd"] and "2048" in m.notes()["fvd"]
-    assert list(tmp_path.glob("i3d/*.pt"))  # source features cached
+    assert list(tmp_path.glob("i3d/*.safetensors"))  # source features cached (no pickles)
     same = FVD(backbone="tiny", device="cpu")
     for s in samples:
         same.update(s, s.source_video)
