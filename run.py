@@ -1,6 +1,8 @@
 """Entry point: `python run.py [group=option ...] [key=value ...]`, `python run.py -m key=a,b` for sweeps.
 
-Composes conf/ with Hydra and hands the config to experiments.runner; no logic of its own.
+Composes conf/ with Hydra, validates the whole config (experiments/config_schema.py: one line and a non-zero exit
+per problem, before any work) and hands it to experiments.runner. Every error becomes one line on stderr;
+`debug=true` (or VIDEOSHOP_DEBUG=1) shows the traceback instead.
 """
 
 import os
@@ -35,15 +37,36 @@ def smoke_switch(argv: list[str]) -> list[str]:
     return [SMOKE_SWITCH.get(a.lower(), a) for a in argv]
 
 
+def _debug(cfg: DictConfig) -> bool:
+    return bool(cfg.get("debug", False) is True or os.environ.get("VIDEOSHOP_DEBUG", "") not in ("", "0"))
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig):
-    from experiments.runner import ConfigError, main_task
-    from videoshop.models import MissingWeightsError
+    from experiments.loggers import set_privacy_env
+
+    set_privacy_env((cfg.get("logger") or {}).get("mode")
+                    if (cfg.get("logger") or {}).get("name") == "wandb" else None)  # before any W&B client loads
+    from experiments.runner import ANTICIPATED, ConfigErrors, main_task
 
     try:
-        main_task(cfg, job_label(cfg))
-    except (ConfigError, MissingWeightsError) as e:  # one line, no traceback: the message says what to set
-        raise SystemExit(f"error: {e}") from None
+        main_task(cfg, job_label(cfg))  # validates the whole config first (experiments/config_schema.py)
+    except ConfigErrors as e:  # one line per problem, nothing started
+        if _debug(cfg):
+            raise
+        for p in e.problems:
+            print(f"error: {p}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except ANTICIPATED as e:  # one line, no traceback: the message names the key or file to fix
+        if _debug(cfg):
+            raise
+        raise SystemExit(f"error: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+    except Exception as e:  # noqa: BLE001  (a bug: one line, the traceback on request)
+        if _debug(cfg):
+            raise
+        msg = str(e).strip().splitlines()
+        raise SystemExit(f"error: internal {type(e).__name__}: {msg[0] if msg else ''} "
+                         f"(rerun with debug=true for the traceback)") from None
 
 
 if __name__ == "__main__":

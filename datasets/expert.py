@@ -234,7 +234,7 @@ def convert_entry(e: dict, *, num_frames: int = 14, height: int = 576, width: in
         mask = read_image(e["mask"], mode="mask")
         _check_aspect("mask", e["mask"], mask.shape, video.shape[1:3])
         if not mask.any():
-            raise SampleError(f"mask {e['mask']}: empty (no pixel above 127; white = edited region)")
+            raise SampleError(f"mask {e['mask']}: empty (no pixel is 255; white = edited region)")
     out_fps = float(sample_fps) if sample_fps else float(num_frames) / max(total / src_fps, 1e-6)
     frames = fit_frames(video, int(height), int(width), fit)
     meta = {"dataset": dataset, "original": {"video": str(e["video"]), "edited": str(e["edited"]),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -141,11 +142,70 @@ def _read_frames_dir(folder: Path, mode: str = "RGB") -> np.ndarray:
     return np.stack(frames)
 
 
+FILE_KEYS = ("source", "edited", "mask", "gt", "gt_masks")
+
+
+def _sample_fields(rec: dict, meta_path: Path) -> dict[str, Any]:
+    """The typed fields of a sample.json; one line naming the file and the key for any value that does not fit."""
+    def bad(key: str, why: str) -> SampleError:
+        return SampleError(f"{meta_path}: {key}={rec.get(key)!r}: {why}")
+
+    out: dict[str, Any] = {}
+    for key in ("instruction", "source_prompt", "target_prompt", "edit_type", "sample_id"):
+        v = rec.get(key)
+        if v is not None and not isinstance(v, str):
+            raise bad(key, "must be a string")
+        out[key] = v
+    fps = rec.get("fps", 7.0)
+    if fps is None:
+        fps = 7.0
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or not 0 < fps <= 1000:
+        raise bad("fps", "must be a number in (0, 1000]")
+    out["fps"] = float(fps)
+    for key in ("num_frames", "height", "width"):
+        v = rec.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise bad(key, "must be a positive integer")
+        out[key] = v
+    meta = rec.get("meta")
+    if meta is not None and not isinstance(meta, dict):
+        raise bad("meta", "must be an object")
+    out["meta"] = dict(meta or {})
+    return out
+
+
+def _sample_files(rec: dict, folder: Path, meta_path: Path) -> dict[str, Path]:
+    """``files`` entries as paths that stay inside the sample folder (no absolute paths, no '..' out of it)."""
+    files = rec.get("files")
+    if files is None:
+        files = {"source": "source", "edited": "edited.png"}
+    if not isinstance(files, dict):
+        raise SampleError(f"{meta_path}: files must be an object mapping {', '.join(FILE_KEYS)} to paths")
+    unknown = sorted(set(files) - set(FILE_KEYS))
+    if unknown:
+        raise SampleError(f"{meta_path}: unknown files key(s) {unknown}; expected {', '.join(FILE_KEYS)}")
+    out: dict[str, Path] = {}
+    root = folder.resolve()
+    for key in FILE_KEYS:
+        rel = files.get(key, {"source": "source", "edited": "edited.png"}.get(key))
+        if rel in (None, ""):
+            continue
+        if not isinstance(rel, str):
+            raise SampleError(f"{meta_path}: files.{key}={rel!r}: must be a path relative to the sample folder")
+        target = (folder / rel).resolve()
+        if Path(rel).is_absolute() or not target.is_relative_to(root):
+            raise SampleError(f"{meta_path}: files.{key}={rel!r} leaves the sample folder {folder}")
+        out[key] = folder / rel
+    return out
+
+
 def read_sample(folder, num_frames: Optional[int] = None, height: Optional[int] = None,
                 width: Optional[int] = None) -> Sample:
     """Read one sample folder (optionally resampled to ``num_frames`` and resized to ``height`` x ``width``).
 
-    Raises SampleError with one line naming the file at fault.
+    Validated, not coerced (docs/datasets.md "Input rules"): sample.json's fields are type- and range-checked,
+    ``files`` entries must stay inside the folder, images are 8-bit RGB/grey without transparency, masks follow
+    ``video_io.MASK_RULE`` and must not be empty. Raises SampleError with one line naming the file or key at fault.
     """
     folder = Path(folder)
     meta_path = folder / SAMPLE_FILE
@@ -157,36 +217,44 @@ def read_sample(folder, num_frames: Optional[int] = None, height: Optional[int] 
         raise SampleError(f"cannot parse {meta_path}: {e}".splitlines()[0]) from e
     if not isinstance(rec, dict):
         raise SampleError(f"{meta_path}: expected a JSON object")
-    files = rec.get("files") or {"source": "source", "edited": "edited.png"}
-    video = _read_frames_dir(folder / files.get("source", "source"))
-    n = rec.get("num_frames")
+    fields_ = _sample_fields(rec, meta_path)
+    files = _sample_files(rec, folder, meta_path)
+    if "source" not in files or "edited" not in files:
+        raise SampleError(f"{meta_path}: files.source and files.edited are required")
+    video = _read_frames_dir(files["source"])
+    n = fields_["num_frames"]
     if n is not None and int(n) != video.shape[0]:
-        raise SampleError(f"{folder / files.get('source', 'source')}: {video.shape[0]} frames, sample.json says {n}")
-    edited_path = folder / files.get("edited", "edited.png")
+        raise SampleError(f"{files['source']}: {video.shape[0]} frames, sample.json says {n}")
+    edited_path = files["edited"]
     if not edited_path.is_file():
         raise SampleError(f"missing edited first frame {edited_path}")
     edited = np.array(read_image(edited_path))  # writable (PIL arrays are read-only)
     if edited.shape[:2] != video.shape[1:3]:
         raise SampleError(f"{edited_path}: size {edited.shape[:2]} != source frame size {video.shape[1:3]}")
     mask = gt = gt_masks = None
-    if files.get("mask"):
-        mask = read_image(folder / files["mask"], mode="mask")
+    if "mask" in files:
+        mask = read_image(files["mask"], mode="mask")
         if mask.shape != video.shape[1:3]:
-            raise SampleError(f"{folder / files['mask']}: size {mask.shape} != source frame size {video.shape[1:3]}")
-    if files.get("gt"):
-        gt = _read_frames_dir(folder / files["gt"])
+            raise SampleError(f"{files['mask']}: size {mask.shape} != source frame size {video.shape[1:3]}")
+        if not mask.any():
+            raise SampleError(f"{files['mask']}: empty mask (no pixel is 255); omit files.mask for a sample "
+                              f"without an edit region")
+    if "gt" in files:
+        gt = _read_frames_dir(files["gt"])
         if gt.shape != video.shape:
-            raise SampleError(f"{folder / files['gt']}: shape {gt.shape} != source {video.shape}")
-    if files.get("gt_masks"):
-        gt_masks = _read_frames_dir(folder / files["gt_masks"], mode="mask")
+            raise SampleError(f"{files['gt']}: shape {gt.shape} != source {video.shape}")
+    if "gt_masks" in files:
+        gt_masks = _read_frames_dir(files["gt_masks"], mode="mask")
         if gt_masks.shape != video.shape[:3]:
-            raise SampleError(f"{folder / files['gt_masks']}: shape {gt_masks.shape} != {video.shape[:3]}")
+            raise SampleError(f"{files['gt_masks']}: shape {gt_masks.shape} != {video.shape[:3]}")
     sample = Sample(
-        sample_id=str(rec.get("sample_id", folder.name)), source_video=video, edited_image=edited, edit_mask=mask,
-        instruction=str(rec.get("instruction") or ""), source_prompt=rec.get("source_prompt"),
-        target_prompt=rec.get("target_prompt"), edit_type=str(rec.get("edit_type") or "unknown"),
-        gt_edited_video=gt, gt_masks=gt_masks, fps=float(rec.get("fps") or 7.0), meta=dict(rec.get("meta") or {}),
+        sample_id=str(fields_["sample_id"] or folder.name), source_video=video, edited_image=edited, edit_mask=mask,
+        instruction=fields_["instruction"] or "", source_prompt=fields_["source_prompt"],
+        target_prompt=fields_["target_prompt"], edit_type=fields_["edit_type"] or "unknown",
+        gt_edited_video=gt, gt_masks=gt_masks, fps=fields_["fps"], meta=fields_["meta"],
     )
+    if sample.sample_id != folder.name:
+        raise SampleError(f"{meta_path}: sample_id={sample.sample_id!r} differs from its folder name {folder.name!r}")
     sample = conform_sample(sample, num_frames, height, width)
     try:
         return sample.validate()
@@ -204,6 +272,10 @@ def conform_sample(sample: Sample, num_frames: Optional[int] = None, height: Opt
         if sample.gt_masks is not None:
             sample.gt_masks = resample_frames(sample.gt_masks, int(num_frames))
     h, w = int(height or sample.size[0]), int(width or sample.size[1])
+    if (h, w) != sample.size and abs((w / h) / (sample.size[1] / sample.size[0]) - 1) > 0.02:
+        sample.meta.setdefault("load_notes", []).append(
+            f"loader resized {sample.size[1]}x{sample.size[0]} -> {w}x{h}: aspect ratio "
+            f"{sample.size[1] / sample.size[0]:.2f} stretched to {w / h:.2f}")
     if (h, w) != sample.size:
         sample.source_video = fit_frames(sample.source_video, h, w, "resize")
         sample.edited_image = fit_frames(sample.edited_image[None], h, w, "resize")[0]
@@ -235,8 +307,9 @@ class FolderDataset:
                                     f"python run.py task=build dataset=..., or set dataset.loader.root)")
 
     def sample_ids(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir()
-                      if p.is_dir() and not p.name.startswith(".") and (p / SAMPLE_FILE).is_file())
+        """Every visible sub-folder: one without sample.json is listed too, so that it fails (one line) instead of
+        vanishing from the run."""
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def load(self, sample_id: str) -> Sample:
         folder = self.root / str(sample_id)

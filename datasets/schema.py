@@ -59,6 +59,10 @@ class Sample:
             raise SampleError(f"{self.sample_id}: gt_edited_video shape {self.gt_edited_video.shape} != source {v.shape}")
         if self.gt_masks is not None and self.gt_masks.shape != v.shape[:3]:
             raise SampleError(f"{self.sample_id}: gt_masks shape {self.gt_masks.shape} != {v.shape[:3]}")
+        if isinstance(self.fps, bool) or not isinstance(self.fps, (int, float)) or not 0 < self.fps <= 1000:
+            raise SampleError(f"{self.sample_id}: fps={self.fps!r} must be a number in (0, 1000]")
+        if self.edit_mask is not None and np.asarray(self.edit_mask).dtype != bool:
+            raise SampleError(f"{self.sample_id}: edit_mask must be bool, got {np.asarray(self.edit_mask).dtype}")
         if self.edit_type not in EDIT_TYPES:
             raise SampleError(f"{self.sample_id}: edit_type {self.edit_type!r} not in {EDIT_TYPES}")
         return self

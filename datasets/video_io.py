@@ -22,17 +22,62 @@ class VideoReadError(SampleError):
     pass
 
 
+IMAGE_MODES = ("RGB", "L", "P", "RGBA", "LA", "PA", "1")  # 8-bit (or 1-bit) colour / grey, alpha only if opaque
+MASK_RULE = ("a mask is an 8-bit grey (or 1-bit, or RGB with equal channels) image holding only 0 (outside the edit "
+             "region) and 255 (inside), fully opaque")
+
+
+def png_bit_depth(path) -> Optional[int]:
+    """Bits per channel from a PNG's IHDR chunk (None for other formats); PIL reads 48-bit RGB PNGs as 8-bit RGB."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(26)
+    except OSError:
+        return None
+    return head[24] if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 26 else None
+
+
+def _opaque_rgb(im, path) -> "Image.Image":
+    """The image as 8-bit RGB; refuses (one line naming the file) what would be coerced: other bit depths, other
+    channel layouts (CMYK, 16-bit grey, float), transparency that converting would drop."""
+    depth = png_bit_depth(path)
+    if depth is not None and depth > 8 or im.mode.startswith(("I", "F")):
+        raise VideoReadError(f"{path}: {depth or im.mode} bits per channel ({im.mode}); store 8-bit images")
+    if im.mode not in IMAGE_MODES:
+        raise VideoReadError(f"{path}: colour mode {im.mode} ({len(im.getbands())} channels); store RGB or grey")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        alpha = np.asarray(im.convert("RGBA"))[..., 3]
+        if (alpha < 255).any():
+            raise VideoReadError(f"{path}: has transparency ({int((alpha < 255).sum())} pixels with alpha < 255); "
+                                 f"flatten it onto a background first")
+    return im.convert("RGB")
+
+
 def read_image(path, mode: str = "RGB") -> np.ndarray:
-    """(H, W, 3) uint8 RGB, or (H, W) bool for ``mode='mask'`` (any non-zero pixel is inside)."""
+    """(H, W, 3) uint8 RGB, or (H, W) bool for ``mode='mask'`` (``MASK_RULE``: 0 outside, 255 inside).
+
+    Validated, never coerced: a 16-bit or float image, CMYK, transparency, or a mask with any value other than
+    0 and 255 (0/1 masks, antialiased or JPEG masks) raises ``VideoReadError`` naming the file.
+    """
     from PIL import Image
 
     try:
         with Image.open(path) as im:
-            if mode == "mask":
-                return np.array(im.convert("L")) > 127
-            return np.array(im.convert("RGB"))
+            im.load()
+            rgb = np.array(_opaque_rgb(im, path))
+    except VideoReadError:
+        raise
     except Exception as e:  # noqa: BLE001
         raise VideoReadError(f"cannot read image {path}: {type(e).__name__}: {e}".splitlines()[0]) from e
+    if mode != "mask":
+        return rgb
+    if not ((rgb[..., 0] == rgb[..., 1]) & (rgb[..., 1] == rgb[..., 2])).all():
+        raise VideoReadError(f"{path}: mask has colour (channels differ); {MASK_RULE}")
+    values = np.unique(rgb[..., 0])
+    if not set(values.tolist()) <= {0, 255}:
+        shown = ", ".join(map(str, values[:6].tolist())) + (", ..." if len(values) > 6 else "")
+        raise VideoReadError(f"{path}: mask values {{{shown}}}; {MASK_RULE}")
+    return rgb[..., 0] == 255
 
 
 def write_image(path, array: np.ndarray) -> None:

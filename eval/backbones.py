@@ -14,6 +14,7 @@ instance for ``dev`` (loaded on first use) instead of moving the shared instance
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import tempfile
@@ -246,18 +247,44 @@ def write_tiny_i3d(path: str, seed: int = 0) -> str:
     return path
 
 
-def _fetch_url(url: str, dest: str, timeout: float = 20.0) -> None:
+def _fetch_url(url: str, dest: str, sha256: str, timeout: float = 20.0) -> None:
+    """Download ``url`` to ``dest`` only if its bytes hash to ``sha256`` (else nothing is kept)."""
     os.makedirs(os.path.dirname(dest), exist_ok=True)
-    with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 (configured URL)
+    with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 (configured URL, pinned by sha256)
         data = r.read()
+    got = hashlib.sha256(data).hexdigest()
+    if got != sha256.lower():
+        raise MissingWeightsError(f"metrics.fvd.detector_sha256: {url} has SHA-256 {got[:16]}..., not the "
+                                  f"configured {sha256[:16]}...; not kept")
     with open(dest + ".tmp", "wb") as f:
         f.write(data)
     os.replace(dest + ".tmp", dest)
 
 
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_sha256(path: str, sha256: Optional[str], key: str) -> None:
+    """Refuse a file whose SHA-256 differs from the configured ``sha256`` (None: nothing to check)."""
+    if sha256 and file_sha256(path) != sha256.lower():
+        raise MissingWeightsError(f"{key}: {path} has SHA-256 {file_sha256(path)[:16]}..., not the configured "
+                                  f"{sha256[:16]}...; remove it or fix {key}")
+
+
 def load_i3d(detector: str = STYLEGAN_V_I3D_URL, backbone: str = "real", device: str | torch.device = "cpu",
-             seed: int = 0, cache_dir: Optional[str] = None, config_key: str = "metrics.fvd"):
-    """The I3D TorchScript detector (torch.jit.load) from a local path or URL; tiny: a scripted TinyI3D file."""
+             seed: int = 0, cache_dir: Optional[str] = None, config_key: str = "metrics.fvd",
+             sha256: Optional[str] = None):
+    """The I3D TorchScript detector (torch.jit.load) from a local path or URL; tiny: a scripted TinyI3D file.
+
+    Every downloaded file is pinned: a URL ``detector`` is fetched (and a copy fetched earlier is used) only when
+    ``sha256`` (``metrics.fvd.detector_sha256``) is set, and only if the file matches it. This project cannot know
+    the checksum offline, so it ships none: take it from a copy you trust (``sha256sum i3d_torchscript.pt``). A local
+    ``detector`` path is checked when ``sha256`` is given."""
     _check_backbone(backbone, config_key)
     dev = resolve_device(device)
     if backbone == "random":
@@ -272,15 +299,23 @@ def load_i3d(detector: str = STYLEGAN_V_I3D_URL, backbone: str = "real", device:
                 write_tiny_i3d(path, seed)
         elif os.path.exists(detector):
             path = detector
+            verify_sha256(path, sha256, f"{config_key}.detector_sha256")
         elif detector.startswith(("http://", "https://")):
-            path = os.path.join(torch.hub.get_dir(), "checkpoints", "i3d_torchscript.pt")
+            if not sha256:
+                raise MissingWeightsError(
+                    f"{config_key}.detector_sha256: not set; a file is downloaded only when pinned by its SHA-256 "
+                    f"(set {config_key}.detector_sha256=HEX, or {config_key}.detector=PATH to a local copy)")
+            path = os.path.join(torch.hub.get_dir(), "checkpoints", f"i3d_torchscript-{sha256[:12]}.pt")
             if not os.path.exists(path):
                 try:
-                    _fetch_url(detector, path)
+                    _fetch_url(detector, path, sha256)
+                except MissingWeightsError:
+                    raise
                 except Exception as e:
                     raise MissingWeightsError(
                         f"{config_key}.detector: I3D TorchScript i3d_torchscript.pt not found offline at {detector}; "
                         f"set {config_key}.detector=PATH ({type(e).__name__})") from None
+            verify_sha256(path, sha256, f"{config_key}.detector_sha256")
         else:
             raise MissingWeightsError(f"{config_key}.detector: {detector} does not exist; set "
                                       f"{config_key}.detector=PATH to StyleGAN-V's i3d_torchscript.pt")

@@ -133,6 +133,22 @@ class EditMetric(Metric):
     def protocol(self) -> dict[str, Any]:
         return {}
 
+    def skip_reason(self, name: str, sample) -> str:
+        """Why ``score`` gave no value (None) for ``name`` on ``sample``: named in the results and counted in the
+        tables (``skipped``, ``n_skipped``); the mean leaves the sample out for that metric only."""
+        if name.endswith("_plus") and getattr(self, "plus", True) is False:
+            return "disabled (plus: false)"
+        if name.endswith("_plus") or name.endswith("_in") or name.endswith("_out"):
+            mask = getattr(sample, "edit_mask", None)
+            if mask is None and getattr(sample, "gt_masks", None) is None:
+                return "no edit mask"
+            return "tracked edit region empty or covering the whole frame"
+        return "not applicable to this sample"
+
+    def sample_notes(self, sample) -> list[str]:
+        """Notes about how this sample was scored (e.g. a fallback used), kept in its record."""
+        return []
+
     def notes(self) -> dict[str, str]:
         """Warnings about this metric's value (e.g. FVD over too few videos), for a results table's warning column."""
         return {}

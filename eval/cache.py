@@ -4,6 +4,9 @@ Keys are dataset-independent: a hash of the array bytes (shape and dtype include
 the backbone and every choice that changes the numbers. Ten methods evaluated on one dataset therefore compute each
 source-side quantity once. Entries are written atomically (temp file + rename) so concurrent runs never read a
 half-written file. ``cache_dir=None`` keeps an in-memory cache only.
+
+No pickles: entries are safetensors files (a tensor or a numpy array, with its kind in the file's metadata) and
+JSON; nothing in the cache folder can execute code when read, wherever ``paths.cache`` points.
 """
 
 from __future__ import annotations
@@ -41,8 +44,42 @@ def fingerprint(*parts: Any) -> str:
     return h.hexdigest()
 
 
+def save_array(path: str, value: Any) -> None:
+    """One tensor or numpy array as safetensors, atomically (temp file + rename)."""
+    from safetensors.torch import save_file
+
+    if isinstance(value, np.ndarray):
+        tensor, kind = torch.from_numpy(np.ascontiguousarray(value)), "numpy"
+    elif isinstance(value, torch.Tensor):
+        tensor, kind = value.detach().cpu().contiguous(), "torch"
+    else:
+        raise TypeError(f"FeatureCache stores tensors or numpy arrays, got {type(value).__name__}")
+    d = os.path.dirname(path)
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file({"value": tensor}, tmp, metadata={"kind": kind})
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load_array(path: str) -> Any:
+    """The value ``save_array`` wrote (safetensors: no code runs while reading)."""
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as f:
+        kind = (f.metadata() or {}).get("kind", "torch")
+        t = f.get_tensor("value")
+    return t.numpy() if kind == "numpy" else t
+
+
 class FeatureCache:
-    """``get_or_compute(key, fn)``: memory first, then ``cache_dir/namespace/key.pt``, else ``fn()`` (stored)."""
+    """``get_or_compute(key, fn)``: memory first, then ``cache_dir/namespace/key.safetensors``, else ``fn()``
+    (stored). Values are tensors or numpy arrays."""
 
     def __init__(self, cache_dir: Optional[str], namespace: str, memory_items: int = 64) -> None:
         self.dir = os.path.join(str(cache_dir), namespace) if cache_dir else None
@@ -61,23 +98,19 @@ class FeatureCache:
             self.hits += 1
             self.memory.move_to_end(key)
             return self.memory[key]
-        path = os.path.join(self.dir, f"{key}.pt") if self.dir else None
+        path = os.path.join(self.dir, f"{key}.safetensors") if self.dir else None
         if path and os.path.exists(path):
             try:
-                value = torch.load(path, map_location="cpu", weights_only=False)
+                value = load_array(path)
                 self.hits += 1
                 self._remember(key, value)
                 return value
-            except Exception:  # a corrupt entry is recomputed
+            except Exception:  # noqa: BLE001  (a corrupt entry is recomputed)
                 pass
         self.misses += 1
         value = fn()
         if path:
-            os.makedirs(self.dir, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
-            os.close(fd)
-            torch.save(value, tmp)
-            os.replace(tmp, path)
+            save_array(path, value)
         self._remember(key, value)
         return value
 

@@ -176,6 +176,8 @@ class CLIPSource(_ClipMetric):
             "clip_src": 100.0 * float((self.clip.embed(list(edited)) * src).sum(-1).mean()), "clip_src_plus": None}
         if self.plus:
             masks = self.tracker.track(sample, edited)
+            if masks.all():  # nothing outside the region to compare: skipped (counted), not a meaningless 100
+                return out
             src_m = self._cached_embed("source_masked", fill_region(sample.source_video, masks, self.fill))
             ed_m = self.clip.embed(list(fill_region(edited, masks, self.fill)))
             out["clip_src_plus"] = 100.0 * float((ed_m * src_m).sum(-1).mean())

@@ -96,3 +96,10 @@ class GroundTruthFidelity(EditMetric):
 
     def protocol(self):
         return {"psnr_gt": "dB over all pixels vs ground truth", "ssim_gt": "skimage defaults, x100"}
+
+    def skip_reason(self, name, sample):
+        if sample.gt_edited_video is None:
+            return "no ground-truth edited video"
+        if sample.gt_masks is None:
+            return "no ground-truth masks"
+        return "ground-truth masks empty or covering every pixel"

@@ -115,7 +115,8 @@ class FlowEPE(EditMetric):
         out: dict[str, Optional[float]] = {"flow": end_point_error(src, ed), "flow_plus": None}
         if self.plus:
             m = torch.from_numpy(self.tracker.track(sample, edited))
-            out["flow_plus"] = end_point_error(src, ed, ~(m[:-1] | m[1:]))
+            valid = ~(m[:-1] | m[1:])
+            out["flow_plus"] = end_point_error(src, ed, valid) if bool(valid.any()) else None  # skipped, not NaN
         return out
 
     def protocol(self):

@@ -74,11 +74,12 @@ class FVD(EditMetric):
     config_key = "metrics.fvd"
 
     def __init__(self, detector: str = STYLEGAN_V_I3D_URL, backbone: str = "real", batch_size: int = 8,
-                 device: str = "auto", seed: int = 0, cache_dir: Optional[str] = None, **kwargs: Any) -> None:
+                 device: str = "auto", seed: int = 0, cache_dir: Optional[str] = None,
+                 detector_sha256: Optional[str] = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.detector_path, self.backbone, self.batch_size = detector, backbone, batch_size
         # a handle, not a submodule: nn.Module._apply must never move (or cast) the shared detector in place
-        self.i3d = SharedBackbone(partial(load_i3d, detector, backbone, seed=seed, cache_dir=cache_dir,
+        self.i3d = SharedBackbone(partial(load_i3d, detector, backbone, seed=seed, cache_dir=cache_dir, sha256=detector_sha256,
                                           config_key=self.config_key), device)
         self.cache = FeatureCache(cache_dir, "i3d")
         self.add_state("source_features", default=[], dist_reduce_fx="cat")

@@ -427,7 +427,14 @@ class TIFA(EditMetric):
                 correct[i, j] = self.match(ans, qa["choices"]) == qa["answer"]  # as tifascore.tifa_score
         return {"tifa": 100.0 * float(correct.mean(axis=1).mean())}
 
+    def skip_reason(self, name, sample):
+        return "no usable question for this sample's edit"
+
+    def sample_notes(self, sample) -> list[str]:
+        return ["tifa: template question (qg_fallback=template)"] if sample.sample_id in self.template_samples else []
+
     def notes(self) -> dict[str, str]:
+        """This process's counts (the run's tables count from every record: ``skipped`` and the samples' notes)."""
         parts = []
         if self.no_question_samples:
             parts.append(f"{len(self.no_question_samples)} sample(s) had no usable question and were skipped")

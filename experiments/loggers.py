@@ -13,6 +13,17 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 
+def set_privacy_env(mode: Optional[str]) -> None:
+    """Nothing leaves the machine unless asked: W&B runs offline unless ``logger.mode=online`` (``disabled`` stays
+    disabled), whatever WANDB_MODE said; its error reporting and the hub's telemetry are off. Call before the W&B
+    client is imported or initialised (run.py does, first thing)."""
+    os.environ["WANDB_MODE"] = mode if mode in ("online", "disabled") else "offline"
+    if mode != "online":
+        os.environ["WANDB_ERROR_REPORTING"] = "false"
+        os.environ["WANDB_DISABLE_CODE"] = "true"
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
 class NullLogger:
     def log_tables(self, tables: dict[str, pd.DataFrame], video_paths: dict[str, str]) -> None:
         pass
@@ -25,6 +36,9 @@ class WandbLogger:
     def __init__(self, project: str = "videoshop-bench", mode: str = "offline", dir: Optional[str] = None,
                  name: Optional[str] = None, group: Optional[str] = None, entity: Optional[str] = None,
                  config: Optional[dict[str, Any]] = None, log_videos: bool = True):
+        if mode not in ("offline", "online", "disabled"):
+            raise ValueError(f"logger.mode={mode!r}: expected offline, online or disabled")
+        set_privacy_env(mode)  # before the client loads its settings
         import wandb
 
         if dir:

@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from .store import ResultStore, atomic_write_text
-from .tables import records_to_frame, write_tables
+
+from .tables import records_to_frame, skip_protocol, write_tables
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,8 @@ def merge_run(run_dir: str | Path, expected: Optional[dict[str, str]] = None) ->
     if not records:
         raise FileNotFoundError(f"{run_dir}: no sample records under {store.samples} (is this a run folder?)")
     set_df, set_notes = set_metric_frame(records, store.load_features, expected)
-    tables = write_run_tables(run_dir, records, read_protocol(run_dir), set_df, set_notes)
+    protocol = read_protocol(run_dir) | skip_protocol(records)  # skip counts over the union of the shards' records
+    tables = write_run_tables(run_dir, records, protocol, set_df, set_notes)
     log.info("merged %d records into %s\n%s", len(records), run_dir / "summary.md",
              tables["summary"].to_string(index=False))
     return tables

@@ -48,3 +48,38 @@ def to_sample_size(frames: np.ndarray, sample: Sample) -> np.ndarray:
     """Resize method output (model resolution) back to the source video's size for saving and metrics."""
     h, w = sample.size
     return resize_video(frames, h, w)
+
+
+def check_input_limits(sample: Sample, limits) -> None:
+    """Refuse a source video beyond ``limits`` (conf ``limits.*``) before any model or metric allocates for it."""
+    t, h, w = sample.source_video.shape[:3]
+    max_side, max_frames = limits.get("max_side"), limits.get("max_frames")
+    max_mp = limits.get("max_video_megapixels")
+    if max_side and max(h, w) > int(max_side):
+        raise SampleError(f"{sample.sample_id}: source video is {w}x{h} px, larger than limits.max_side={max_side}")
+    if max_frames and t > int(max_frames):
+        raise SampleError(f"{sample.sample_id}: source video has {t} frames, more than limits.max_frames={max_frames}")
+    if max_mp and t * h * w / 1e6 > float(max_mp):
+        raise SampleError(f"{sample.sample_id}: source video is {t}x{w}x{h} = {t * h * w / 1e6:.0f} megapixels, more "
+                          f"than limits.max_video_megapixels={max_mp}")
+
+
+def check_aspect(sample: Sample, height: int, width: int, policy: str = "note", tolerance: float = 0.02) -> list[str]:
+    """The model sees frames at ``width`` x ``height``: a source of another aspect ratio is stretched to it.
+
+    ``policy='note'`` records the stretch in the sample's notes; ``'refuse'`` fails the sample (one line). Relative
+    differences below ``tolerance`` (rounding to multiples of 8) pass without a note.
+    """
+    h, w = sample.size
+    src, model = w / h, width / height
+    if abs(src / model - 1.0) <= tolerance:
+        return []
+    msg = (f"aspect ratio {src:.2f} ({w}x{h}) differs from the model's {model:.2f} ({width}x{height}): frames are "
+           f"stretched")
+    if policy == "refuse":
+        raise SampleError(f"{sample.sample_id}: {msg}; set aspect_policy=note to accept the stretch, or crop the "
+                          f"video to {model:.2f}")
+    if policy != "note":
+        raise ValueError(f"aspect_policy={policy!r}: expected 'note' or 'refuse'")
+    log.warning("%s: %s", sample.sample_id, msg)
+    return [msg]

@@ -28,10 +28,11 @@ from datasets.schema import Sample
 
 from eval.cache import fingerprint
 
-from .prepare import fit_edited_image, fit_frame_count, to_sample_size
+from .prepare import check_aspect, check_input_limits, fit_edited_image, fit_frame_count, to_sample_size
 from .claims import HOST, ClaimBook, ClaimLost
 from .merge import class_path, counts_for_set_metrics, set_metric_frame, write_run_tables
 from .store import ResultStore
+from .tables import skip_protocol
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,10 @@ class Runner:
         if cfg.method.get("uses_video_model", True):
             self.pipeline = build_pipeline(cfg.model, cfg.device)  # fails fast on missing weights
             self.pipeline.set_progress_bar_config(disable=not cfg.get("progress_bars", False), leave=False)
+            m = int(getattr(self.pipeline, "size_multiple", 1) or 1)
+            bad = [f"{k}={cfg.model[k]}" for k in ("height", "width") if int(cfg.model[k]) % m]
+            if bad:  # known only once the model is built; still before the first sample
+                raise ConfigError(f"model.{bad[0]}: must be a multiple of {m} for model={cfg.model.name}")
             self.method = instantiate(cfg.method, pipeline=self.pipeline, _convert_="all")
         else:  # a method with its own models (text-driven baselines): no SVD pipeline, the device instead
             self.pipeline = None
@@ -105,12 +110,18 @@ class Runner:
     # ------------------------------------------------------------------ one sample
     def prepare(self, sample_id: str) -> tuple[Sample, list[str]]:
         sample = self.dataset.load(sample_id)
+        notes = [str(n) for n in (sample.meta.get("load_notes") or [])]
+        check_input_limits(sample, self.cfg.get("limits") or {})
         if self.task == "reconstruct":
             sample = sample.as_reconstruction()
-        if getattr(self.method, "handles_any_length", False):  # e.g. block-recurrent long-video editing
-            notes: list[str] = []
-        else:
-            sample, notes = fit_frame_count(sample, int(self.cfg.model.num_frames), self.cfg.frames_policy)
+        if not getattr(self.method, "handles_any_length", False):  # e.g. block-recurrent long-video editing
+            sample, more = fit_frame_count(sample, int(self.cfg.model.num_frames), self.cfg.frames_policy)
+            notes += more
+        notes += check_aspect(sample, int(self.cfg.model.height), int(self.cfg.model.width),
+                              self.cfg.get("aspect_policy", "note"),
+                              float((self.cfg.get("limits") or {}).get("aspect_tolerance", 0.02)))
+        if sample.edit_mask is not None and sample.edit_mask.all():
+            notes.append("edit mask covers the whole frame: metrics that compare outside the region are skipped")
         sample, more = fit_edited_image(sample)
         if self.prompt_overrides is not None:  # dataset.prompts=FILE wins over the dataset's own prompts
             from baselines.text.prompts import apply_prompt_overrides
@@ -119,8 +130,12 @@ class Runner:
         return sample.validate(), notes + more
 
     def score(self, sample: Sample, frames: np.ndarray, finite: bool) -> tuple[dict[str, float], list[str]]:
+        """This sample's metric values and errors; names a metric could not compute go to ``self.last_skipped``
+        (name -> reason), recorded as the record's ``skipped`` and counted in the tables, never a NaN."""
         values: dict[str, float] = {}
         errors: list[str] = []
+        self.last_skipped: dict[str, str] = {}
+        self.last_notes: list[str] = []
         for key, metric in self.metrics.items():
             if not metric.per_sample:
                 continue
@@ -128,10 +143,18 @@ class Runner:
                 values.update({n: math.nan for n in metric.names})
                 continue
             try:
-                values.update({n: v for n, v in metric.score(sample, frames).items() if v is not None})
+                got = metric.score(sample, frames)
             except Exception as e:  # noqa: BLE001
                 errors.append(f"metric {key}: {one_line(e)}")
                 values.update({n: math.nan for n in metric.names})
+                continue
+            for n in metric.names:
+                v = got.get(n)
+                if v is None:
+                    self.last_skipped[n] = metric.skip_reason(n, sample)
+                else:
+                    values[n] = v
+            self.last_notes += metric.sample_notes(sample)
         return values, errors
 
     def base_record(self, sample_id: str) -> dict[str, Any]:
@@ -141,6 +164,8 @@ class Runner:
                     worker=f"{HOST}:{os.getpid()}")
 
     def process(self, sample_id: str) -> dict[str, Any]:
+        """Load, validate, edit, score and write one sample; any failure is recorded as one line naming the stage
+        (load | edit | score | write) and the file or field, and the run goes on."""
         rec = self.base_record(sample_id)
         try:
             sample, rec["notes"] = self.prepare(sample_id)
@@ -159,12 +184,21 @@ class Runner:
         if not result.finite:
             rec["notes"].append("non-finite latents: metrics recorded as NaN")
             log.warning("%s: non-finite latents (metrics are NaN)", sample_id)
-        frames = to_sample_size(result.frames, sample)
-        rec["metrics"], metric_errors = self.score(sample, frames, result.finite)
-        rec["status"] = "failed" if metric_errors else "ok"
-        rec["error"] = "; ".join(metric_errors) or None
-        features = self.set_features(rec, sample, frames)
-        self.store.write(sample_id, rec, frames, fps=sample.fps, save_mp4=self.cfg.get("save_mp4", True), **features)
+        try:
+            frames = to_sample_size(result.frames, sample)
+            rec["metrics"], metric_errors = self.score(sample, frames, result.finite)
+            rec["skipped"], rec["notes"] = self.last_skipped, rec["notes"] + self.last_notes
+            rec["status"] = "failed" if metric_errors else "ok"
+            rec["error"] = "; ".join(metric_errors) or None
+            features = self.set_features(rec, sample, frames)
+        except Exception as e:  # noqa: BLE001
+            return self._fail(rec, "score", e)
+        try:
+            self.store.write(sample_id, rec, frames, fps=sample.fps, save_mp4=self.cfg.get("save_mp4", True), **features)
+        except ClaimLost:
+            raise
+        except Exception as e:  # noqa: BLE001
+            return self._fail(rec, "write", e)
         log.info("%s: edited by %s, %s", sample_id, rec["worker"], rec["status"])
         return rec
 
@@ -185,16 +219,21 @@ class Runner:
         return {"features": features, "features_meta": meta}
 
     def _fail(self, rec: dict, stage: str, e: BaseException) -> dict:
-        rec.update(error=f"{stage}: {one_line(e)}", traceback=traceback.format_exc(limit=8))
+        rec.update(status="failed", error=f"{stage}: {one_line(e)}", traceback=traceback.format_exc(limit=8))
         log.error("%s failed at %s: %s", rec["sample_id"], stage, one_line(e))
-        self.store.write(rec["sample_id"], rec)
+        try:  # the failure record alone (no frames); if even that cannot be written, keep it for the tables
+            self.store.write(rec["sample_id"], rec)
+        except Exception as w:  # noqa: BLE001
+            rec["error"] += f"; record not written: {one_line(w)}"
+            log.error("%s: record not written: %s", rec["sample_id"], one_line(w))
         return rec
 
     def rescore(self, sample_id: str, rec: dict, sample: Sample) -> dict:
         """Edit settings unchanged, metric settings changed: recompute metrics from the saved lossless frames."""
         frames = self.store.edited_frames(sample_id)
         rec["metrics"], errors = self.score(sample, frames, bool(rec.get("finite", True)))
-        rec.update(metrics_hash=self.metrics_hash, status="failed" if errors else "ok", error="; ".join(errors) or None)
+        rec.update(metrics_hash=self.metrics_hash, status="failed" if errors else "ok", error="; ".join(errors) or None,
+                   skipped=self.last_skipped)
         features = self.set_features(rec, sample, frames)
         self.store.write(sample_id, rec, frames, fps=sample.fps, save_mp4=self.cfg.get("save_mp4", True), **features)
         return rec
@@ -220,8 +259,7 @@ class Runner:
         protocol = {"model": self.cfg.model.name, "task": self.task, "seed": self.cfg.seed}
         for m in self.metrics.values():
             protocol.update(m.protocol())
-            if m.per_sample:
-                set_notes.update(getattr(m, "notes", lambda: {})())
+        protocol |= skip_protocol(records)  # counted over every record of the run (resumed ones included)
         # a shard's tables cover its own samples: the run's come from `python -m experiments.merge RUN_DIR`
         out = self.out if self.num_shards == 1 else self.out / "shards" / f"{self.shard}-of-{self.num_shards}"
         tables = write_run_tables(out, records, protocol, set_df, set_notes)
@@ -278,7 +316,14 @@ class Runner:
         if old.get("status") == "ok" and old.get("edit_hash") == self.edit_hash and not self.cfg.get("overwrite"):
             sample = self.reusable(sample_id, old)
             if sample is not None:
-                return old if old.get("metrics_hash") == self.metrics_hash else self.rescore(sample_id, old, sample)
+                if old.get("metrics_hash") == self.metrics_hash:
+                    return old
+                try:
+                    return self.rescore(sample_id, old, sample)
+                except ClaimLost:
+                    raise
+                except Exception as e:  # noqa: BLE001
+                    return self._fail(dict(old, metrics={}), "score", e)
         return self.process(sample_id)
 
     def _written_since(self, sample_id: str, since: float) -> bool:
@@ -323,6 +368,26 @@ class Runner:
 
 class ConfigError(RuntimeError):
     """A component could not be built from its config (one line naming the key)."""
+
+
+class ConfigErrors(ConfigError):
+    """The config failed validation (experiments/config_schema.py): one line per problem in ``problems``."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+def _anticipated() -> tuple[type[BaseException], ...]:
+    """Errors a user can cause and fix (bad config, missing weights or files, bad manifest): one line in run.py."""
+    from datasets.schema import SampleError
+    from videoshop.models import MissingWeightsError
+
+    return (ConfigError, MissingWeightsError, SampleError, FileNotFoundError, NotADirectoryError, PermissionError,
+            KeyError, ValueError)
+
+
+ANTICIPATED = _anticipated()
 
 
 def _instantiate_metric(key: str, node):
@@ -372,7 +437,13 @@ def _peak_memory_mb() -> float:
 
 
 def main_task(cfg: DictConfig, label: Optional[str] = None):
-    """Dispatch on ``task``: edit | reconstruct (run the method on the dataset) | build (make a dataset)."""
+    """Validate the whole config (before any work), then dispatch on ``task``: edit | reconstruct (run the method on
+    the dataset) | build (make a dataset) | train_toy."""
+    from .config_schema import validate_config
+
+    problems = validate_config(cfg)
+    if problems:
+        raise ConfigErrors(problems)
     if cfg.task in ("edit", "reconstruct"):
         return Runner(cfg, label).run()
     if cfg.task == "build":

@@ -17,19 +17,25 @@ INFO_COLUMNS = ("label", "method", "task", "dataset", "model", "sample_id", "edi
                 "nfe", "seconds", "peak_mem_mb", "notes")
 
 
+SKIPPED = "skipped"  # per sample: "metric: reason; ..." for the metrics that could not be computed
+
+
 def records_to_frame(records: Iterable[dict]) -> pd.DataFrame:
-    """One row per sample; metric values flattened into columns."""
+    """One row per sample; metric values flattened into columns; a metric the sample skipped is a missing value
+    and is named, with its reason, in the ``skipped`` column."""
     rows = []
     for r in records:
         row = {k: r.get(k) for k in INFO_COLUMNS}
         row["notes"] = "; ".join(r.get("notes") or [])
+        row[SKIPPED] = "; ".join(f"{k}: {v}" for k, v in sorted((r.get("skipped") or {}).items()))
         row.update({k: (np.nan if v is None else float(v)) for k, v in (r.get("metrics") or {}).items()})
+        row.update({k: np.nan for k in (r.get("skipped") or {}) if k not in row})
         rows.append(row)
     return pd.DataFrame(rows, columns=None if rows else list(INFO_COLUMNS))
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
-    cols = [c for c in df.columns if c not in INFO_COLUMNS]
+    cols = [c for c in df.columns if c not in INFO_COLUMNS and c != SKIPPED]
     return [c for c in PAPER_ORDER if c in cols] + sorted(c for c in cols if c not in PAPER_ORDER)
 
 
@@ -37,8 +43,10 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = ("label",), set_metrics: Opt
     """Mean of each metric over the successfully edited samples of each group.
 
     NaN is not skipped: a sample whose latents diverged makes its group's mean NaN (as the paper's Table 5).
-    Counts: n (samples), n_failed (errors), n_nonfinite (diverged). ``set_metrics`` (indexed by ``by``) adds
-    dataset-level metrics such as FVD.
+    A metric a sample could NOT compute (named in its ``skipped`` column: no ground truth, an empty tracked region,
+    no usable TIFA question) is left out of that metric's mean explicitly, and counted: ``n_skipped`` (samples
+    with any skipped metric) and ``skipped`` ("metric: count (reason)"). Counts: n (samples), n_failed (errors),
+    n_nonfinite (diverged). ``set_metrics`` (indexed by ``by``) adds dataset-level metrics such as FVD.
     """
     by = list(by)
     if df.empty:
@@ -51,13 +59,54 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = ("label",), set_metrics: Opt
         "n_failed": groups["status"].apply(lambda s: int((s != "ok").sum())),
         "n_nonfinite": groups["finite"].apply(lambda s: int((s == False).sum())),  # noqa: E712
     })
+    skipped = df[SKIPPED] if SKIPPED in df.columns else pd.Series("", index=df.index)
+    skipped = skipped.fillna("").astype(str)
+    out["n_skipped"] = skipped.ne("").groupby([df[b] for b in by], sort=False, dropna=False).sum().astype(int)
+    out["skipped"] = skipped.groupby([df[b] for b in by], sort=False, dropna=False).agg(_count_reasons)
     if mcols and not ok.empty:
-        means = ok.groupby(by, sort=False, dropna=False)[mcols + [c for c in ("nfe", "seconds", "peak_mem_mb") if c in ok.columns]].agg(lambda s: s.mean(skipna=False))
+        cols = mcols + [c for c in ("nfe", "seconds", "peak_mem_mb") if c in ok.columns]
+        vals = ok[cols].copy()
+        ok_skipped = skipped.loc[ok.index]
+        for c in mcols:  # skipped values out of the mean; NaN from diverged latents stays in (and propagates)
+            vals[c] = vals[c].astype(object).where(~ok_skipped.map(lambda s, c=c: _skips(s, c)), None)
+        vals[by] = ok[by]
+        means = vals.groupby(by, sort=False, dropna=False)[cols].agg(_mean_of_present)
         out = out.join(means)
     if set_metrics is not None and not set_metrics.empty:
         out = out.join(set_metrics, how="left")
     cols = [c for c in PAPER_ORDER if c in out.columns] + [c for c in out.columns if c not in PAPER_ORDER]
     return out[cols].reset_index()
+
+
+def _skips(skipped: str, metric: str) -> bool:
+    return any(part.split(": ", 1)[0] == metric for part in skipped.split("; ") if part)
+
+
+def _mean_of_present(s: pd.Series) -> float:
+    """Mean over the values that exist (None = skipped, left out); NaN among them (diverged) propagates."""
+    present = [float(v) for v in s if v is not None]
+    return float(np.mean(present)) if present else np.nan
+
+
+def _count_reasons(s: pd.Series) -> str:
+    """'clip_tgt_plus: 2 (empty tracked region); tifa: 1 (no usable question)' over a group's samples."""
+    counts: dict[tuple[str, str], int] = {}
+    for text in s:
+        for part in filter(None, str(text).split("; ")):
+            name, _, why = part.partition(": ")
+            counts[(name, why)] = counts.get((name, why), 0) + 1
+    return "; ".join(f"{n}: {c} ({w})" for (n, w), c in sorted(counts.items()))
+
+
+def skip_protocol(records: Iterable[dict]) -> dict[str, str]:
+    """protocol.json entries: how skipped metrics are averaged, and how many samples skipped each, with why."""
+    frame = pd.Series(["; ".join(f"{k}: {v}" for k, v in sorted((r.get("skipped") or {}).items())) for r in records],
+                      dtype=object)
+    counted = _count_reasons(frame) if len(frame) else ""
+    return {"skip_policy": "a metric that cannot be computed for a sample (no ground truth, empty or full tracked "
+                           "region, no usable question) is left out of that metric's mean; n_skipped and skipped "
+                           "count it per table row. NaN from diverged latents is not skipped.",
+            "skipped_samples": counted or "none"}
 
 
 def to_markdown(df: pd.DataFrame, protocol: Optional[dict] = None, title: Optional[str] = None) -> str:

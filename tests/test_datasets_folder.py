@@ -52,7 +52,9 @@ def test_existing_sample_kept_unless_overwrite(tmp_path):
 def test_half_written_sample_is_not_built_and_gets_replaced(tmp_path):
     (tmp_path / "s1" / "source").mkdir(parents=True)  # an interrupted non-atomic writer would leave this
     (tmp_path / ".tmp-s2-123").mkdir()  # an interrupted atomic write
-    assert not is_built(tmp_path, "s1") and FolderDataset(tmp_path).sample_ids() == []
+    assert not is_built(tmp_path, "s1") and FolderDataset(tmp_path).sample_ids() == ["s1"]  # listed, not hidden:
+    with pytest.raises(SampleError, match="missing .*s1/sample.json"):  # it fails with one line naming the file
+        FolderDataset(tmp_path).load("s1")
     write_sample(tmp_path, make_sample("s1"))
     assert FolderDataset(tmp_path).sample_ids() == ["s1"]
 

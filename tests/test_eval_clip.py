@@ -74,7 +74,7 @@ def test_identical_videos_give_100(tmp_path):
     out = CLIPSource(cache_dir=str(tmp_path), **KW).score(s, s.source_video.copy())
     assert out["clip_src"] == pytest.approx(100.0, abs=1e-3)
     assert out["clip_src_plus"] == pytest.approx(100.0, abs=1e-3)
-    assert list(tmp_path.glob("clip/*.pt"))  # source embeddings cached on disk
+    assert list(tmp_path.glob("clip/*.safetensors"))  # source embeddings cached on disk (no pickles)
 
 
 def test_update_compute_and_shape_error():

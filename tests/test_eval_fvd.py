@@ -39,7 +39,7 @@ def test_fvd_tiny_end_to_end(tmp_path):
                            *feature_stats(m.features([s.source_video for s in samples]).numpy()))
     assert got == pytest.approx(ref, rel=1e-6) and got > 0
     assert "400" in m.notes()["fvd"] and "2048" in m.notes()["fvd"]
-    assert list(tmp_path.glob("i3d/*.pt"))  # source features cached
+    assert list(tmp_path.glob("i3d/*.safetensors"))  # source features cached (no pickles)
     same = FVD(backbone="tiny", device="cpu")
     for s in samples:
         same.update(s, s.source_video)
@@ -52,3 +52,15 @@ def test_missing_detector_one_line():
     with pytest.raises(MissingWeightsError) as e:
         FVD(detector="/nonexistent/i3d_torchscript.pt", backbone="real", device="cpu")
     assert "\n" not in str(e.value) and "metrics.fvd.detector=PATH" in str(e.value)
+
+
+def test_detector_download_is_pinned_by_sha256(tmp_path):
+    """A URL detector is never fetched without metrics.fvd.detector_sha256; a local file is checked against it."""
+    from eval.backbones import MissingWeightsError, file_sha256, load_i3d, write_tiny_i3d
+
+    with pytest.raises(MissingWeightsError, match="metrics.fvd.detector_sha256: not set"):
+        load_i3d("https://example.invalid/i3d_torchscript.pt", "real", device="cpu")
+    path = write_tiny_i3d(str(tmp_path / "i3d.pt"))
+    with pytest.raises(MissingWeightsError, match="detector_sha256"):
+        load_i3d(path, "real", device="cpu", sha256="0" * 64)
+    assert load_i3d(path, "real", device="cpu", sha256=file_sha256(path)) is not None

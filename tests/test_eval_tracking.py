@@ -131,7 +131,7 @@ def test_tracker_choice_and_cache(tmp_path):
     tr = MaskTracker("gt_or_flow", cache_dir=str(tmp_path), device="cpu")
     assert (tr.track(with_gt) == masks).all()
     got = tr.track(no_gt)
-    assert list(tmp_path.glob("tracked_masks/*.pt"))
+    assert list(tmp_path.glob("tracked_masks/*.safetensors"))  # cached without pickles
     again = MaskTracker("flow", cache_dir=str(tmp_path), device="cpu")
     assert (again.track(no_gt) == flow_track_masks(video, masks[0])).all()
     assert (got == again.track(no_gt)).all()

@@ -1,0 +1,294 @@
+"""The config schema: every key a run reads, with its type, range and choices, checked before any work.
+
+One mechanism: each config section is a dataclass whose fields carry a ``Check`` (``spec(...)``) in their metadata;
+``validate_config(cfg)`` walks the composed config against these schemas (plus a few cross-key rules written as
+functions of the resolved config) and returns one line per problem, naming the key (``method.strength=2: must be
+in (0, 1]``). ``run.py`` prints each line and exits non-zero; nothing is loaded, edited or written before it passes.
+
+Types are checked, never coerced: ``seed=abc`` is a string and is refused, ``overwrite=1`` is not a bool. Keys a
+section's schema does not list are left to their component (method-specific options are checked by the method's own
+dataclass, e.g. ``videoshop.config.VideoshopConfig``, when it is built, still before the first sample).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+TASKS = ("edit", "reconstruct", "build", "train_toy")
+FRAMES_POLICIES = ("resample", "refuse")
+ASPECT_POLICIES = ("note", "refuse")
+DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+
+
+@dataclass(frozen=True)
+class Check:
+    """What one key may hold. ``kind``: int | float | str | bool | list; ranges are inclusive unless ``*_open``."""
+
+    kind: str
+    nullable: bool = False
+    required: bool = False  # the key must be present in the composed config
+    min: Optional[float] = None
+    max: Optional[float] = None
+    min_open: bool = False
+    max_open: bool = False
+    choices: Optional[tuple] = None
+    multiple_of: Optional[int] = None
+    pattern: Optional[str] = None
+    hint: str = ""
+
+    def problem(self, value: Any) -> Optional[str]:
+        """None when ``value`` fits, else the reason (without the key)."""
+        if value is None:
+            return None if self.nullable else "must be set (got null)"
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                return f"must be true or false (got {value!r})"
+            return None
+        if self.kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+            return f"must be an integer (got {value!r})"
+        if self.kind == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return f"must be a number (got {value!r})"
+            if not math.isfinite(value):
+                return f"must be a finite number (got {value!r})"
+        if self.kind == "str" and not isinstance(value, str):
+            return f"must be a string (got {value!r})"
+        if self.kind == "list" and not isinstance(value, (list, tuple)):
+            return f"must be a list (got {value!r})"
+        if self.choices is not None and value not in self.choices:
+            return f"must be one of {', '.join(map(str, self.choices))} (got {value!r})"
+        if self.pattern is not None and not re.match(self.pattern, str(value)):
+            return f"{self.hint or 'has an invalid form'} (got {value!r})"
+        if self.kind in ("int", "float"):
+            lo_bad = self.min is not None and (value <= self.min if self.min_open else value < self.min)
+            hi_bad = self.max is not None and (value >= self.max if self.max_open else value > self.max)
+            if lo_bad or hi_bad:
+                lo = "" if self.min is None else ("(" if self.min_open else "[") + f"{self.min:g}"
+                hi = "" if self.max is None else f"{self.max:g}" + (")" if self.max_open else "]")
+                rng = f"in {lo}, {hi}" if lo and hi else (f">{'' if self.min_open else '='} {self.min:g}" if lo else
+                                                           f"<{'' if self.max_open else '='} {self.max:g}")
+                return f"must be {rng} (got {value!r})"
+            if self.multiple_of and value % self.multiple_of:
+                return f"must be a multiple of {self.multiple_of} (got {value!r})"
+        return None
+
+
+def spec(kind: str, **kw: Any) -> Any:
+    """A schema field: ``threshold: float = spec("float", nullable=True, min=0)``."""
+    return field(default=None, metadata={"check": Check(kind, **kw)})
+
+
+# ------------------------------------------------------------------------------------------------ sections
+@dataclass
+class TopSchema:
+    task: str = spec("str", required=True, choices=TASKS)
+    seed: int = spec("int", required=True, min=0)
+    device: str = spec("str", required=True, pattern=DEVICE_RE.pattern, hint="must be auto, cpu, cuda, cuda:N or mps")
+    frames_policy: str = spec("str", required=True, choices=FRAMES_POLICIES)
+    aspect_policy: str = spec("str", choices=ASPECT_POLICIES)
+    overwrite: bool = spec("bool")
+    save_mp4: bool = spec("bool")
+    progress_bars: bool = spec("bool")
+    debug: bool = spec("bool")
+
+
+@dataclass
+class LimitsSchema:
+    """Inputs beyond these are refused per sample (one line naming the file), before any model or metric sees them."""
+
+    max_side: int = spec("int", required=True, min=2)
+    max_frames: int = spec("int", required=True, min=2)
+    max_video_megapixels: float = spec("float", required=True, min=0, min_open=True)
+    aspect_tolerance: float = spec("float", required=True, min=0)
+
+
+@dataclass
+class ModelSchema:
+    name: str = spec("str", required=True)
+    kind: str = spec("str", required=True, choices=("pretrained", "tiny", "random"))
+    dtype: str = spec("str", choices=("auto", "float32", "float16", "bfloat16"))
+    num_frames: int = spec("int", required=True, min=2)
+    height: int = spec("int", required=True, min=8, multiple_of=8)
+    width: int = spec("int", required=True, min=8, multiple_of=8)
+    seed: int = spec("int", min=0)
+    allow_download: bool = spec("bool")
+
+
+@dataclass
+class MethodSchema:
+    """Options shared by the Videoshop-family methods (videoshop.config.VideoshopConfig) and the baselines."""
+
+    name: str = spec("str", required=True)
+    height: int = spec("int", nullable=True, min=8, multiple_of=8)
+    width: int = spec("int", nullable=True, min=8, multiple_of=8)
+    num_inference_steps: int = spec("int", min=2)
+    strength: float = spec("float", min=0, max=1, min_open=True)
+    threshold: float = spec("float", nullable=True, min=0)
+    threshold_compare: str = spec("str", choices=("lower", "upper"))
+    noise: str = spec("str", choices=("fixed", "fresh"))
+    noise_std: str = spec("str", choices=("x0", "unit"))
+    inversion: str = spec("str", choices=("extrapolate", "naive", "fixed_point", "edict", "bdia"))
+    fixed_point_iterations: int = spec("int", min=1)
+    edict_p: float = spec("float", min=0, max=1, min_open=True)
+    bdia_gamma: float = spec("float", min=0, max=1)
+    normalize: str = spec("str", choices=("frame", "channel", "none"))
+    rescale_formula: str = spec("str", choices=("code", "paper"))
+    inversion_guidance_scale: float = spec("float", min=0)
+    min_guidance_scale: float = spec("float", min=0)
+    max_guidance_scale: float = spec("float", min=0)
+    noise_aug_strength: float = spec("float", min=0)
+    fps: int = spec("int", min=1)
+    motion_bucket_id: int = spec("int", min=0)
+    decode_chunk_size: int = spec("int", nullable=True, min=1)
+    state_dtype: str = spec("str", choices=("float32", "float64"))
+
+
+@dataclass
+class DatasetSchema:
+    name: str = spec("str", required=True)
+    limit: int = spec("int", nullable=True, min=1, hint="")
+    ids: list = spec("list", nullable=True)
+
+
+@dataclass
+class LoggerSchema:
+    name: str = spec("str", required=True, choices=("none", "wandb"))
+    mode: str = spec("str", choices=("offline", "online", "disabled"))
+
+
+# (config path, schema, when it applies)
+SECTIONS: tuple[tuple[str, type, Callable[[dict], bool]], ...] = (
+    ("", TopSchema, lambda c: True),
+    ("limits", LimitsSchema, lambda c: c.get("task") in ("edit", "reconstruct")),
+    ("model", ModelSchema, lambda c: True),
+    ("method", MethodSchema, lambda c: c.get("task") in ("edit", "reconstruct")),
+    ("dataset", DatasetSchema, lambda c: True),
+    ("logger", LoggerSchema, lambda c: True),
+)
+
+
+# ------------------------------------------------------------------------------------------------ checking
+def _resolved_section(cfg: DictConfig, path: str, problems: list[str]) -> Any:
+    """The section as plain Python with interpolations resolved; a key that cannot resolve becomes a problem."""
+    node = cfg if not path else OmegaConf.select(cfg, path, throw_on_missing=False)
+    if node is None or not isinstance(node, DictConfig):
+        return node
+    out: dict[str, Any] = {}
+    for key in node.keys():
+        full = f"{path}.{key}" if path else str(key)
+        try:
+            if OmegaConf.is_missing(node, key):
+                out[key] = "???"
+                continue
+            if path == "" and OmegaConf.is_config(node._get_node(key)):
+                continue  # sections are resolved on their own
+            v = node[key]
+            out[key] = OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+        except Exception as e:  # noqa: BLE001  (bad interpolation)
+            problems.append(f"{full}: cannot be resolved: {str(e).splitlines()[0]}")
+    return out
+
+
+def check_section(values: dict, schema: type, prefix: str = "") -> list[str]:
+    """One line per key of ``values`` that does not fit ``schema`` (or that the schema requires and is absent)."""
+    problems = []
+    for f in fields(schema):
+        chk: Check = f.metadata["check"]
+        key = f"{prefix}{f.name}"
+        if f.name not in values:
+            if chk.required:
+                problems.append(f"{key}: missing (required)")
+            continue
+        value = values[f.name]
+        if value == "???":
+            problems.append(f"{key}: missing value; set {key}=...")
+            continue
+        why = chk.problem(value)
+        if why:
+            problems.append(f"{key}={_show(value)}: {why}")
+    return problems
+
+
+def _show(v: Any) -> str:
+    return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def device_problem(device: str) -> Optional[str]:
+    """Whether ``device`` exists on this machine (CUDA built and visible, index in range)."""
+    import torch
+
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            return (f"device={device}: CUDA is not available here (torch {torch.__version__}, "
+                    f"{'no CUDA build' if torch.version.cuda is None else 'no visible GPU'}); use device=cpu or auto")
+        if ":" in device and int(device.split(":")[1]) >= torch.cuda.device_count():
+            return f"device={device}: only {torch.cuda.device_count()} CUDA device(s) visible"
+    if device == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        return "device=mps: MPS is not available here; use device=cpu or auto"
+    return None
+
+
+def cross_key_problems(c: dict) -> list[str]:
+    """Rules that involve several keys (c: the resolved sections by path)."""
+    problems = []
+    top, method = c.get("", {}), c.get("method") or {}
+    dev = top.get("device")
+    if isinstance(dev, str) and DEVICE_RE.match(dev):
+        p = device_problem(dev)
+        if p:
+            problems.append(p)
+    steps, strength = method.get("num_inference_steps"), method.get("strength")
+    if (isinstance(steps, int) and not isinstance(steps, bool) and steps >= 2 and isinstance(strength, (int, float))
+            and not isinstance(strength, bool) and 0 < strength <= 1 and int(steps * strength) < 1):
+        problems.append(f"method.strength={strength}: with method.num_inference_steps={steps} no step runs "
+                        f"(int(steps * strength) = 0); raise either")
+    lo, hi = method.get("min_guidance_scale"), method.get("max_guidance_scale")
+    if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > hi:
+        problems.append(f"method.min_guidance_scale={lo}: larger than method.max_guidance_scale={hi}")
+    if top.get("task") in ("edit", "reconstruct"):
+        metrics = c.get("metrics") or {}
+        if not isinstance(metrics, dict):
+            problems.append("metrics: must be a mapping of metric name -> {_target_: ...}")
+        else:
+            for k, v in metrics.items():
+                if not isinstance(v, dict) or "_target_" not in v:
+                    problems.append(f"metrics.{k}: needs a _target_ (a class path such as eval.clip.CLIPTarget)")
+    return problems
+
+
+def missing_value_problems(cfg: DictConfig, task: Any) -> list[str]:
+    """Mandatory values (``???``) the task reads and nobody set, e.g. ``dataset.loader.root`` of dataset=folder."""
+    read = {"edit": ("dataset.loader", "model", "method", "metrics", "tracking"),
+            "reconstruct": ("dataset.loader", "model", "method", "metrics", "tracking"),
+            "build": ("dataset.build",), "train_toy": ("model",)}.get(task, ())
+    out = []
+    for key in sorted(OmegaConf.missing_keys(cfg)):
+        if any(key == p or key.startswith(p + ".") for p in read):
+            out.append(f"{key}: missing value; set {key}=...")
+    return out
+
+
+def validate_config(cfg: DictConfig) -> list[str]:
+    """Every problem of ``cfg`` as one line naming the key; [] when the run may start."""
+    problems: list[str] = missing_value_problems(cfg, cfg.get("task"))
+    resolved: dict[str, Any] = {}
+    top = _resolved_section(cfg, "", problems)
+    resolved[""] = top
+    for path in ("limits", "model", "method", "dataset", "logger", "metrics"):
+        resolved[path] = _resolved_section(cfg, path, problems) if path in cfg else None
+    for path, schema, applies in SECTIONS:
+        values = resolved.get(path)
+        if not applies(top):
+            continue
+        if values is None:
+            if any(f.metadata["check"].required for f in fields(schema)) and path:
+                problems.append(f"{path}: missing config section")
+            continue
+        problems += check_section(values, schema, f"{path}." if path else "")
+    problems += cross_key_problems(resolved)
+    return problems
