@@ -47,4 +47,11 @@ class CombineTables(Callback):
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         if self.job_dirs:
-            combine_runs(self.job_dirs, Path(config.hydra.sweep.dir))
+            from omegaconf import OmegaConf
+
+            from .report import report_multirun
+
+            out = Path(config.hydra.sweep.dir)
+            tables = combine_runs(self.job_dirs, out)
+            logger = OmegaConf.to_container(config.logger, resolve=True) if config.get("logger") else None
+            report_multirun(self.job_dirs, out, tables, logger, f"{config.task}/{config.get('sweep_name', 'sweep')}")

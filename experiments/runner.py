@@ -197,7 +197,9 @@ class Runner:
             set_df.to_csv(self.out / "set_metrics.csv")
         (self.out / "protocol.json").write_text(json.dumps(protocol | set_notes, indent=1, default=str))
         log.info("results in %s\n%s", self.out, tables["summary"].to_string(index=False))
-        self.log(tables)
+        from .report import report_run  # media beside each edited video, gallery.html, plots
+
+        self.log(tables, *report_run(self.out, self.ids, lambda sid: self.prepare(sid)[0]))
         return tables
 
     def set_metrics(self, records: list[dict]) -> tuple[pd.DataFrame, dict]:
@@ -220,15 +222,13 @@ class Runner:
         row.update(notes)
         return pd.DataFrame([row], index=pd.Index([self.label], name="label")), notes
 
-    def log(self, tables: dict[str, pd.DataFrame]) -> None:
-        from .loggers import make_logger
+    def log(self, tables: dict[str, pd.DataFrame], media: Optional[dict] = None, plots: Optional[dict] = None) -> None:
+        from .loggers import make_logger, multirun_group
 
         cfg_log = _container(self.cfg.get("logger"))
         try:
-            logger = make_logger(cfg_log, _container(self.cfg), default_dir=str(self.out))
-            videos = {sid: str(self.store.sample_dir(sid) / "edited.mp4") for sid in self.ids
-                      if (self.store.sample_dir(sid) / "edited.mp4").is_file()}
-            logger.log_tables(tables, videos)
+            logger = make_logger(multirun_group(cfg_log, self.cfg), _container(self.cfg), default_dir=str(self.out))
+            logger.log_tables(tables, media or {}, plots)
             logger.finish()
         except Exception as e:  # noqa: BLE001  (logging must never lose the results already written)
             log.error("logger %s failed: %s", (cfg_log or {}).get("name"), one_line(e))
@@ -264,8 +264,12 @@ def main_task(cfg: DictConfig, label: Optional[str] = None):
         from .build import run_build
 
         return run_build(cfg)
+    if cfg.task == "regression":
+        from .regression import run_regression
+
+        return run_regression(cfg)
     if cfg.task == "train_toy":
         from .train_toy import run_train
 
         return run_train(cfg)
-    raise ValueError(f"task={cfg.task!r}: expected edit, reconstruct, build or train_toy")
+    raise ValueError(f"task={cfg.task!r}: expected edit, reconstruct, build, train_toy or regression")
