@@ -86,8 +86,7 @@ def _read_csv(path: Path, columns: Sequence[str], what: str) -> pd.DataFrame:
         raise GoldenError(f"{what} {path}: missing (create it with `python run.py experiment=regression "
                           f"regression.update=true`)")
     try:
-        df = pd.read_csv(path, comment="#", dtype={c: str for c in columns if c not in ("value", "tolerance",
-                                                                                         "measured_max_abs_diff")})
+        df = pd.read_csv(path, comment="#", dtype=str, keep_default_na=False)
     except Exception as e:  # noqa: BLE001
         raise GoldenError(f"{what} {path}: malformed ({type(e).__name__}: {str(e).strip().splitlines()[0]})") from e
     missing = [c for c in columns if c not in df.columns]
@@ -96,7 +95,7 @@ def _read_csv(path: Path, columns: Sequence[str], what: str) -> pd.DataFrame:
     for c in ("value", "tolerance", "measured_max_abs_diff"):
         if c in columns:
             num = pd.to_numeric(df[c], errors="coerce")
-            bad = num.isna() & ~df[c].astype(str).str.strip().str.lower().isin(["nan"])
+            bad = num.isna() & (df[c].str.strip().str.lower() != "nan")  # NaN is written "nan"; empty is malformed
             if bad.any():
                 raise GoldenError(f"{what} {path}: malformed (non-numeric {c} {df[c][bad].iloc[0]!r} on data row "
                                   f"{int(bad.idxmax()) + 1})")
@@ -118,7 +117,7 @@ def read_tolerances(path: str | Path) -> dict[str, float]:
 def write_csv_with_header(df: pd.DataFrame, path: str | Path, header: Iterable[str]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(f"# {h}\n" for h in header) + df.to_csv(index=False, float_format="%.9g")
+    text = "".join(f"# {h}\n" for h in header) + df.to_csv(index=False, float_format="%.9g", na_rep="nan")
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)
@@ -211,7 +210,11 @@ def run_subset(reg: dict, out: Path, threads: int, extra: Sequence[str] = ()) ->
             set_df = pd.read_csv(set_path, index_col="label") if set_path.is_file() else None
             values.append(long_values(tables["results"], set_df, method, ds))
             job_dirs.append(job)
-    combine_runs(job_dirs, out)
+    tables = combine_runs(job_dirs, out)
+    from .report import write_gallery, write_plots
+
+    write_gallery(job_dirs, out / "gallery.html", title="videoshop-bench: CI regression subset")
+    write_plots(tables, out, prefix="combined_")
     return pd.concat(values, ignore_index=True)
 
 
@@ -248,7 +251,11 @@ def run_regression(cfg) -> pd.DataFrame:
     if reg.get("update"):
         old = read_golden(golden_path) if golden_path.is_file() else None
         tolerances = read_tolerances(tol_path) if tol_path.is_file() else {}
-        _write_golden(now, golden_path, subset, reg["threads"])
+        if old is not None:  # a smaller methods/datasets list rewrites only its own rows
+            kept = old[~old.index.isin(_in_scope(old, reg).index)]
+            old = _in_scope(old, reg)
+        _write_golden(now if old is None else pd.concat([kept, now], ignore_index=True), golden_path, subset,
+                      reg["threads"])
         if old is None:
             print(f"regression: created {golden_path} ({len(now)} values)")
         else:
@@ -259,6 +266,7 @@ def run_regression(cfg) -> pd.DataFrame:
             print(f"regression: rewrote {golden_path}: {len(beyond)} value(s) changed beyond tolerance, "
                   f"{len(changed) - len(beyond)} within tolerance, {len(now)} in all")
         return now
+    golden = _in_scope(golden, reg)
     drifts = compare(golden, now, tolerances)
     for d in drifts:
         print(d.line())
@@ -268,6 +276,12 @@ def run_regression(cfg) -> pd.DataFrame:
         raise SystemExit(1)
     print(f"regression: all {len(now)} values within tolerance of {golden_path}")
     return now
+
+
+def _in_scope(golden: pd.DataFrame, reg: dict) -> pd.DataFrame:
+    """The golden rows of the (method, dataset) pairs this invocation runs."""
+    pairs = {(m, d) for d in reg["datasets"] for m in reg["methods"]}
+    return golden[[(m, d) in pairs for m, d in zip(golden["method"], golden["dataset"])]]
 
 
 def _write_golden(now: pd.DataFrame, path: Path, subset: str, threads: Any) -> None:
