@@ -318,6 +318,38 @@ def report_run(out: Path, ids: Iterable[str], load: Callable[[str], Any]) -> tup
     return media, plots
 
 
+def write_sigma_sweep_plot(results: pd.DataFrame, out_dir: str | Path, prefix: str = "combined_") -> Optional[Path]:
+    """Each metric against the noise-extrapolation threshold Sigma (Eq. 6) of a sweep: every sample as a dot, the
+    mean over samples as a line. Runs whose label carries no ``threshold=`` are left out; None below 2 values."""
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sig = results["label"].astype(str).str.extract(r"threshold=([-+0-9.eE]+)")[0].astype(float)
+    df = results.assign(sigma=sig).dropna(subset=["sigma"])
+    if df["sigma"].nunique() < 2:
+        return None
+    mcols = [c for c in metric_columns(df) if c != "sigma" and pd.api.types.is_numeric_dtype(df[c])]
+    fig, axes = plt.subplots(1, len(mcols), figsize=(2.2 * len(mcols), 2.8), squeeze=False)
+    for ax, m in zip(axes[0], mcols):
+        ax.plot(df["sigma"], df[m], "o", alpha=0.35, ms=3, color="C0")
+        mean = df.groupby("sigma")[m].mean()
+        ax.plot(mean.index, mean.values, "-", color="C1")
+        ax.set_xscale("log")
+        ax.set_xticks(list(mean.index), [f"{x:g}" for x in mean.index])
+        ax.minorticks_off()
+        ax.set_title(m, fontsize=9)
+        ax.set_xlabel("Sigma", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    path = Path(out_dir) / f"{prefix}sigma_sweep.png"
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
 def report_multirun(job_dirs: list[Path], out: Path, tables: dict[str, pd.DataFrame], logger_cfg: Optional[dict],
                     group: Optional[str]) -> None:
     """After a multirun's combined tables: one gallery over every job, plots, and one W&B run in the sweep's group
@@ -327,6 +359,9 @@ def report_multirun(job_dirs: list[Path], out: Path, tables: dict[str, pd.DataFr
     try:
         write_gallery(job_dirs, Path(out) / "gallery.html", title=f"videoshop-bench: {Path(out).name}")
         plots = write_plots(tables, out, prefix="combined_")
+        sweep = write_sigma_sweep_plot(tables["results"], out) if "results" in tables else None
+        if sweep is not None:
+            plots["sigma_sweep"] = sweep
         media: dict = {}
         records, files, _ = read_records(job_dirs)
         for rec, f in zip(records, files):

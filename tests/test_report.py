@@ -178,3 +178,16 @@ def test_gallery_loads_without_errors_and_every_video_plays_in_headless_chromium
         browser.eval("document.getElementById('typeFilter').value = ''; gallery.filter()")
         png = browser.call("Page.captureScreenshot", format="png")["data"]
         Path(os.environ["GALLERY_SCREENSHOT"]).write_bytes(base64.b64decode(png))
+
+
+def test_sigma_sweep_plot_has_one_point_per_sample_and_sigma(tmp_path):
+    import matplotlib.image as mpimg
+    import pandas as pd
+
+    from experiments.report import write_sigma_sweep_plot
+
+    rows = [dict(label=f"videoshop[threshold={s}]", sample_id=f"s{i}", status="ok", ssim=50.0 + s + i)
+            for s in (0.5, 1, 2, 5) for i in range(3)]
+    path = write_sigma_sweep_plot(pd.DataFrame(rows), tmp_path)
+    assert path == tmp_path / "combined_sigma_sweep.png" and mpimg.imread(path).shape[0] > 100
+    assert write_sigma_sweep_plot(pd.DataFrame(rows[:3]), tmp_path / "x") is None  # one Sigma: no sweep
