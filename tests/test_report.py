@@ -191,3 +191,18 @@ def test_sigma_sweep_plot_has_one_point_per_sample_and_sigma(tmp_path):
     path = write_sigma_sweep_plot(pd.DataFrame(rows), tmp_path)
     assert path == tmp_path / "combined_sigma_sweep.png" and mpimg.imread(path).shape[0] > 100
     assert write_sigma_sweep_plot(pd.DataFrame(rows[:3]), tmp_path / "x") is None  # one Sigma: no sweep
+
+
+def test_multirun_report_writes_one_gallery_and_a_combined_wandb_run_in_the_sweep_group(run_dir, tmp_path):
+    from experiments.callbacks import combine_runs
+    from experiments.report import report_multirun
+
+    tables = combine_runs([run_dir], tmp_path)
+    report_multirun([run_dir], tmp_path, tables, {"name": "wandb", "mode": "offline", "log_videos": True},
+                    "edit/my_sweep")
+    assert (tmp_path / "gallery.html").read_text().count('class="sample"') == 3
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and b"edit/my_sweep" in next(runs[0].glob("*.wandb")).read_bytes()
+    table = json.loads(next((runs[0] / "files" / "media" / "table").glob("combined_samples_*.json")).read_text())
+    files = [dict(zip(table["columns"], r))["output_video_file"] for r in table["data"]]
+    assert len(files) == 3 and all((runs[0] / "files" / f).is_file() for f in files)
