@@ -127,11 +127,11 @@ def write_csv_with_header(df: pd.DataFrame, path: str | Path, header: Iterable[s
 def compare(golden: pd.DataFrame, now: pd.DataFrame, tolerances: dict[str, float]) -> list[Drift]:
     """Every (method, sample, metric) whose value moved by more than its metric's tolerance, appeared, vanished,
     or turned NaN (or finite); NaN equals NaN (a diverged sample that still diverges is no drift)."""
-    m = golden.merge(now, on=list(KEYS), how="outer", suffixes=("_golden", "_now"), indicator=True)
+    m = golden.merge(now, on=list(KEYS), how="outer", suffixes=("_golden", "_now"), indicator="where")
     drifts = []
     for r in m.itertuples(index=False):
-        g = None if r._merge == "right_only" else float(r.value_golden)
-        n = None if r._merge == "left_only" else float(r.value_now)
+        g = None if r.where == "right_only" else float(r.value_golden)
+        n = None if r.where == "left_only" else float(r.value_now)
         tol = tolerances.get(r.metric)
         if g is None or n is None or tol is None:
             bad = True
