@@ -108,7 +108,8 @@ def write_gallery(run_dirs: Iterable[Path], out_path: str | Path, title: str = "
         row["inputs"] = row["inputs"] or {k: v for k, v in files.items() if k != "output"}
         vals = {m: (None if pd.isna(r[m]) else float(r[m])) for m in metrics if m in r}
         row["methods"][r["label"]] = {"output": files.get("output"), "metrics": vals, "status": r["status"],
-                                      "error": r["error"] if isinstance(r["error"], str) else ""}
+                                      "error": r["error"] if isinstance(r["error"], str) else
+                                      ("non-finite latents: metrics NaN" if r["finite"] is False else "")}
     for rec in records:
         key = (rec.get("dataset"), rec.get("sample_id"))
         if key in rows and not rows[key]["instruction"]:
