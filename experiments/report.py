@@ -273,12 +273,19 @@ def write_plots(tables: dict[str, pd.DataFrame], out_dir: str | Path, prefix: st
     summary, by_type = tables.get("summary"), tables.get("by_edit_type")
     if summary is None or summary.empty:
         return plots
+    # a multirun over several datasets repeats a label in the combined summary (one row per set-metric row)
+    summary = summary.drop_duplicates("label").reset_index(drop=True)
     mcols = [c for c in metric_columns(summary.drop(columns=["n", "n_failed", "n_nonfinite", "nfe", "seconds",
                                                              "peak_mem_mb"], errors="ignore"))
              if pd.api.types.is_numeric_dtype(summary[c])]
+    mcols = [m for m in mcols if summary[m].notna().any()]  # e.g. FVD over too few videos
     if mcols:
-        fig, axes = plt.subplots(1, len(mcols), figsize=(2.0 * len(mcols), 3.2), squeeze=False)
-        for ax, m in zip(axes[0], mcols):
+        ncol = min(5, len(mcols))
+        nrow = -(-len(mcols) // ncol)
+        fig, axes = plt.subplots(nrow, ncol, figsize=(2.6 * ncol, 3.0 * nrow), squeeze=False)
+        for ax in axes.flat[len(mcols):]:
+            ax.axis("off")
+        for ax, m in zip(axes.flat, mcols):
             ax.bar(range(len(summary)), summary[m].astype(float), color=[f"C{i}" for i in range(len(summary))])
             ax.set_title(m, fontsize=9)
             ax.set_xticks(range(len(summary)), summary["label"], rotation=90, fontsize=7)
