@@ -359,9 +359,9 @@ def write_sigma_sweep_plot(results: pd.DataFrame, out_dir: str | Path, prefix: s
 
 
 def report_multirun(job_dirs: list[Path], out: Path, tables: dict[str, pd.DataFrame], logger_cfg: Optional[dict],
-                    group: Optional[str]) -> None:
+                    group: Optional[str]) -> Optional[str]:
     """After a multirun's combined tables: one gallery over every job, plots, and one W&B run in the sweep's group
-    holding the combined tables with their media."""
+    holding the combined tables with their media; returns that W&B run's group (None without W&B)."""
     from .loggers import make_logger
 
     try:
@@ -380,6 +380,9 @@ def report_multirun(job_dirs: list[Path], out: Path, tables: dict[str, pd.DataFr
             logger = make_logger(cfg, {"jobs": [str(d) for d in job_dirs]}, default_dir=str(out))
             logger.run.name = "combined"
             logger.log_tables(tables, media, plots, prefix="combined_")
+            joined = logger.run.group
             logger.finish()
+            return joined
     except Exception as e:  # noqa: BLE001
         log.error("report of multirun %s failed: %s: %s", out, type(e).__name__, e)
+    return None
