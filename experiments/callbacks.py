@@ -82,6 +82,13 @@ class CombineTables(Callback):
             log.debug("CombineTables: no job folder recorded (%s)", e)
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
-        dirs = self.job_dirs + sweep_run_dirs(config.hydra.sweep.dir)
+        dirs = list(dict.fromkeys(self.job_dirs + sweep_run_dirs(config.hydra.sweep.dir)))
         if dirs:
-            combine_runs(dirs, Path(config.hydra.sweep.dir), config.get("paper_table"))
+            from omegaconf import OmegaConf
+
+            from .report import report_multirun
+
+            out = Path(config.hydra.sweep.dir)
+            tables = combine_runs(dirs, out, config.get("paper_table"))
+            logger = OmegaConf.to_container(config.logger, resolve=True) if config.get("logger") else None
+            report_multirun(dirs, out, tables, logger, f"{config.task}/{config.get('sweep_name', 'sweep')}")

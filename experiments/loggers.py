@@ -24,8 +24,13 @@ def set_privacy_env(mode: Optional[str]) -> None:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
+MEDIA_COLUMNS = (("source", "source_video"), ("first_frame", "edited_first_frame"), ("mask", "mask"),
+                 ("output", "output_video"))
+
+
 class NullLogger:
-    def log_tables(self, tables: dict[str, pd.DataFrame], video_paths: dict[str, str]) -> None:
+    def log_tables(self, tables: dict[str, pd.DataFrame], media: dict[str, dict[str, Any]],
+                   plots: Optional[dict[str, Any]] = None, prefix: str = "") -> None:
         pass
 
     def finish(self) -> None:
@@ -48,23 +53,57 @@ class WandbLogger:
         self.run = wandb.init(project=project, mode=mode, dir=dir, name=name, group=group, entity=entity,
                               config=config, reinit="finish_previous")
 
-    def log_tables(self, tables: dict[str, pd.DataFrame], video_paths: dict[str, str]) -> None:
+    def log_tables(self, tables: dict[str, pd.DataFrame], media: dict[str, dict[str, Any]],
+                   plots: Optional[dict[str, Any]] = None, prefix: str = "") -> None:
+        """Summary and per-edit-type tables; the per-sample table with its media stored in the run (source video,
+        edited first frame, mask, output video) beside every metric; plots (PNG paths) as images."""
         import wandb
 
         for key in ("summary", "by_edit_type"):
             if key in tables:
-                self.run.log({key: wandb.Table(dataframe=tables[key].astype(object).where(tables[key].notna(), None))})
+                self.run.log({prefix + key: wandb.Table(dataframe=_plain(tables[key]))})
         df = tables.get("results")
-        if df is None or df.empty:
-            return
-        df = df.astype(object).where(df.notna(), None)
-        if self.log_videos:
-            df = df.assign(video=[wandb.Video(video_paths[s], format="mp4") if s in video_paths else None
-                                  for s in df["sample_id"]])
-        self.run.log({"samples": wandb.Table(dataframe=df)})
+        if df is not None and not df.empty:
+            self.run.log({prefix + "samples": samples_table(self.run, df, media if self.log_videos else {}, prefix)})
+        for name, path in (plots or {}).items():
+            self.run.log({f"{prefix}plots/{name}": wandb.Image(str(path))})
 
     def finish(self) -> None:
         self.run.finish()
+
+
+def _plain(df: pd.DataFrame) -> pd.DataFrame:
+    return df.astype(object).where(df.notna(), None)
+
+
+def samples_table(run, df: pd.DataFrame, media: dict[Any, dict[str, Any]], prefix: str = ""):
+    """A wandb.Table, one row per sample: info, the media as wandb.Video / wandb.Image cells, the path of each
+    stored media file inside the run (``<column>_file``, relative to the run's files/ folder), then every column of
+    the per-sample results. ``media`` is keyed by sample id, or by (label, sample id) for a combined table.
+
+    Each row's media are first logged as one step under ``<prefix>sample_media/``: that copies them into the run
+    (files/media/videos, files/media/images), so an offline run holds the files themselves (a table cell alone is
+    serialised offline as the bare word "Video")."""
+    import wandb
+
+    plain = _plain(df)
+    rest = [c for c in df.columns if c not in ("label", "sample_id")]
+    columns = (["label", "sample_id"] + [c for _, c in MEDIA_COLUMNS] + [f"{c}_file" for _, c in MEDIA_COLUMNS]
+               + rest)
+    rows = []
+    for (_, r), (_, p) in zip(df.iterrows(), plain.iterrows()):
+        files = media.get((r["label"], r["sample_id"])) or media.get(r["sample_id"]) or {}
+        cells: dict[str, Any] = {}
+        for kind, col in MEDIA_COLUMNS:
+            f = files.get(kind)
+            if f is not None and Path(f).is_file():
+                cells[col] = wandb.Video(str(f), format="mp4") if str(f).endswith(".mp4") else wandb.Image(str(f))
+        if cells:
+            run.log({f"{prefix}sample_media/{k}": v for k, v in cells.items()})
+        stored = [os.path.relpath(cells[c]._path, run.dir) if c in cells else None for _, c in MEDIA_COLUMNS]
+        rows.append([p["label"], p["sample_id"], *[cells.get(c) for _, c in MEDIA_COLUMNS], *stored,
+                     *[p[c] for c in rest]])
+    return wandb.Table(columns=columns, data=rows)
 
 
 def make_logger(cfg: Optional[dict[str, Any]], run_config: Optional[dict] = None, default_dir: Optional[str] = None):
@@ -74,3 +113,19 @@ def make_logger(cfg: Optional[dict[str, Any]], run_config: Optional[dict] = None
     kwargs = {k: v for k, v in cfg.items() if k != "name"}
     kwargs["dir"] = kwargs.get("dir") or default_dir
     return WandbLogger(config=run_config, **kwargs)
+
+
+def multirun_group(cfg: Optional[dict[str, Any]], run_cfg) -> Optional[dict[str, Any]]:
+    """Inside a Hydra multirun, every job's W&B run joins one group, ``<task>/<sweep_name>`` (unless logger.group
+    is set), where the combined run of the sweep also goes."""
+    if not cfg or cfg.get("name") != "wandb" or cfg.get("group"):
+        return cfg
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            return cfg
+    except Exception:  # noqa: BLE001  (no Hydra: a plain run)
+        return cfg
+    return {**cfg, "group": f"{run_cfg.task}/{run_cfg.get('sweep_name', 'sweep')}"}

@@ -264,10 +264,14 @@ class Runner:
         out = self.out if self.num_shards == 1 else self.out / "shards" / f"{self.shard}-of-{self.num_shards}"
         tables = write_run_tables(out, records, protocol, set_df, set_notes)
         log.info("results in %s\n%s", out, tables["summary"].to_string(index=False))
-        if self.num_shards > 1:
+        from .report import report_run, write_run_media  # media beside each edited video, gallery.html, plots
+
+        if self.num_shards > 1:  # this shard's media now; the gallery and plots when the shards are merged
             log.info("shard %d of %d done; when every shard is, merge them: python -m experiments.merge %s",
                      self.shard, self.num_shards, self.out)
-        self.log(tables)
+            self.log(tables, write_run_media(self.out / "samples", self.ids, lambda sid: self.prepare(sid)[0]))
+        else:
+            self.log(tables, *report_run(self.out, self.ids, lambda sid: self.prepare(sid)[0]))
         return tables
 
     def run_samples(self) -> list[dict]:
@@ -352,15 +356,13 @@ class Runner:
                 self.store.write_features(sid, arrays | extra["features"], meta | extra["features_meta"])
         return set_metric_frame(records, self.store.load_features, {k: class_path(m) for k, m in self.set_metrics_.items()})
 
-    def log(self, tables: dict[str, pd.DataFrame]) -> None:
-        from .loggers import make_logger
+    def log(self, tables: dict[str, pd.DataFrame], media: Optional[dict] = None, plots: Optional[dict] = None) -> None:
+        from .loggers import make_logger, multirun_group
 
         cfg_log = _container(self.cfg.get("logger"))
         try:
-            logger = make_logger(cfg_log, _container(self.cfg), default_dir=str(self.out))
-            videos = {sid: str(self.store.sample_dir(sid) / "edited.mp4") for sid in self.ids
-                      if (self.store.sample_dir(sid) / "edited.mp4").is_file()}
-            logger.log_tables(tables, videos)
+            logger = make_logger(multirun_group(cfg_log, self.cfg), _container(self.cfg), default_dir=str(self.out))
+            logger.log_tables(tables, media or {}, plots)
             logger.finish()
         except Exception as e:  # noqa: BLE001  (logging must never lose the results already written)
             log.error("logger %s failed: %s", (cfg_log or {}).get("name"), one_line(e))
@@ -450,8 +452,12 @@ def main_task(cfg: DictConfig, label: Optional[str] = None):
         from .build import run_build
 
         return run_build(cfg)
+    if cfg.task == "regression":
+        from .regression import run_regression
+
+        return run_regression(cfg)
     if cfg.task == "train_toy":
         from .train_toy import run_train
 
         return run_train(cfg)
-    raise ValueError(f"task={cfg.task!r}: expected edit, reconstruct, build or train_toy")
+    raise ValueError(f"task={cfg.task!r}: expected edit, reconstruct, build, train_toy or regression")
