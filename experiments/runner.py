@@ -73,11 +73,11 @@ class Runner:
         self.task = cfg.task
         self.dataset = instantiate(cfg.dataset.loader)
         self.ids = select_ids(self.dataset.sample_ids(), cfg.dataset.get("limit"), cfg.dataset.get("ids"))
-        self.pipeline = build_pipeline(cfg.model, cfg.device)  # fails fast on missing weights
+        self.pipeline = build_pipeline(cfg.model, cfg.device, _container(cfg.get("runtime")))  # fails fast on missing weights
         self.pipeline.set_progress_bar_config(disable=not cfg.get("progress_bars", False), leave=False)
         self.method = instantiate(cfg.method, pipeline=self.pipeline, _convert_="all")
         self.metrics = {k: _instantiate_metric(k, v) for k, v in (cfg.get("metrics") or {}).items()}
-        self.edit_hash = stable_hash({k: _container(cfg.get(k)) for k in ("task", "seed", "frames_policy", "method", "model")}
+        self.edit_hash = stable_hash({k: _container(cfg.get(k)) for k in ("task", "seed", "frames_policy", "method", "model", "runtime")}
                                      | {"dataset": _container(cfg.dataset.loader)})
         self.metrics_hash = stable_hash(_container(cfg.get("metrics")))
         self._set_metric_done: set[str] = set()  # samples already fed to the set metrics (FVD) during the loop
