@@ -141,3 +141,26 @@ def test_timings_cover_every_stage(plain):
 def test_compiled_unet_agrees(tiny_components, plain):
     out = _edit(_pipeline(tiny_components, compile=True))
     assert _max_diff(out, plain) <= 1e-4
+
+
+def test_benchmark_edit_times_every_stage_against_diffusers_at_equal_work(tmp_path):
+    """experiments/benchmark_edit.py composed like run.py (tiny model): every stage timed, the reference ran the
+    same UNet passes per batch size (the script raises otherwise), a ratio is reported."""
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    from experiments.benchmark_edit import benchmark, to_markdown
+
+    conf = str(Path(__file__).resolve().parents[1] / "conf")
+    with initialize_config_dir(config_dir=conf, version_base="1.3"):
+        cfg = compose("benchmark_edit", overrides=[
+            "model=tiny", "model.num_frames=4", "model.height=64", "model.width=64", "method.num_inference_steps=4",
+            "metrics=default", "bench.repeats=1", "bench.warmup=1", f"bench.out={tmp_path}",
+            f"paths.cache={tmp_path}/cache"])
+    r = benchmark(cfg)
+    assert r["unet_passes_by_batch"] == {1: 2, 2: 2}  # strength 0.55 of 4 steps: 2 inversion + 2 CFG generation
+    for stage in ("prepare", "encode", "invert", "generate", "decode", "edit", "metrics", "write", "overhead"):
+        assert r["ours"][stage]["median"] >= 0, stage
+    assert r["ours"]["nfe"]["median"] == 4 and r["reference"]["total"]["median"] > 0
+    assert r["ratio_edit_to_reference_median"] > 0 and "edit / reference" in to_markdown(r)
