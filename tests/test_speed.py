@@ -164,3 +164,20 @@ def test_benchmark_edit_times_every_stage_against_diffusers_at_equal_work(tmp_pa
         assert r["ours"][stage]["median"] >= 0, stage
     assert r["ours"]["nfe"]["median"] == 4 and r["reference"]["total"]["median"] > 0
     assert r["ratio_edit_to_reference_median"] > 0 and "edit / reference" in to_markdown(r)
+
+
+def test_a_batch_of_edits_equals_one_edit_per_video(tiny_components):
+    """Two videos in one call (every UNet pass of batch 2, or 4 with CFG), one generator per video: each output equals
+    that video's edit alone within 1e-4 (batched kernels may reassociate sums); NFE is per call, not per video."""
+    pipe = _pipeline(tiny_components)
+    videos, images = [_video(0), _video(2)], [_video(1)[0], _video(3)[0]]
+    singles = [pipe(video=v, edited_image=e, generator=torch.Generator().manual_seed(10 + i), **STEPS)
+               for i, (v, e) in enumerate(zip(videos, images))]
+    batch = pipe(video=videos, edited_image=images, **STEPS,
+                 generator=[torch.Generator().manual_seed(10), torch.Generator().manual_seed(11)])
+    assert batch.frames.shape == (2, *singles[0].frames.shape) and batch.nfe == singles[0].nfe
+    for b, one in enumerate(singles):
+        assert float((batch.latents[b] - one.latents[0]).abs().max()) <= 1e-4
+        assert np.abs(batch.frames[b].astype(int) - one.frames.astype(int)).max() <= 1
+    with pytest.raises(ValueError, match="one per video"):
+        pipe(video=videos, edited_image=images, generator=[torch.Generator()], **STEPS)

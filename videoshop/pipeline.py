@@ -36,6 +36,11 @@ from .speed import RuntimeOptions, attention_kernel, on_device
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+def _cat(tensors: list) -> torch.Tensor:
+    """torch.cat, except that one tensor is returned as it is (its memory layout, hence its reductions, unchanged)."""
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
+
+
 @dataclass
 class VideoshopOutput(BaseOutput):
     frames: np.ndarray  # (F, H, W, 3) uint8 at the model resolution
@@ -44,6 +49,7 @@ class VideoshopOutput(BaseOutput):
     inversion_branches: list  # per inversion step: naive | extrapolate | noise
     finite: bool  # False when the latents went non-finite (e.g. the '- Threshold' ablation)
     timings: dict = field(default_factory=dict)  # seconds per stage: encode, invert, generate, decode
+    finite_each: list = field(default_factory=list)  # per video of a batch
 
 
 class VideoshopPipeline(DiffusionPipeline):
@@ -132,18 +138,21 @@ class VideoshopPipeline(DiffusionPipeline):
         return latents.float()[None]
 
     def conditioned_network(self, image: torch.Tensor, num_frames: int, cfg: VideoshopConfig,
-                            generator: Optional[torch.Generator], guidance: tuple[float, float],
-                            normalize_condition: bool) -> SVDNetwork:
-        """SVD conditioning on one image (1, 3, H, W): CLIP embedding, noise-augmented latent, time ids, CFG."""
-        emb = clip_image_embeddings(self.image_encoder, self.feature_extractor, image.to(self.compute_device))
+                            generator, guidance: tuple[float, float], normalize_condition: bool) -> SVDNetwork:
+        """SVD conditioning on images (B, 3, H, W), one per video: CLIP embedding, noise-augmented latent, time ids,
+        CFG. ``generator``: one CPU generator, or a list with one per image (each image's noise from its own)."""
+        image = image.to(self.compute_device)
+        emb = clip_image_embeddings(self.image_encoder, self.feature_extractor, image)
+        gens = generator if isinstance(generator, (list, tuple)) else [generator]
+        images = [image[b : b + 1] for b in range(len(gens))] if len(gens) > 1 else [image]
         with self._encoding_vae():
-            lat = noise_augmented_image_latent(self.vae, image.to(self.compute_device), cfg.noise_aug_strength,
-                                               generator)
-        lat = lat.float()[None]
+            lat = _cat([noise_augmented_image_latent(self.vae, im, cfg.noise_aug_strength, g)
+                        for im, g in zip(images, gens)])
+        lat = lat.float()[:, None]
         if normalize_condition:  # authors' code: normalised like the video, then divided by the scaling factor
             lat = normalize_latents(lat, cfg.normalize, cfg.normalize_center) / self.vae.config.scaling_factor
         lat = lat.repeat(1, num_frames, 1, 1, 1)
-        ids = added_time_ids(cfg.fps, cfg.motion_bucket_id, cfg.noise_aug_strength)
+        ids = added_time_ids(cfg.fps, cfg.motion_bucket_id, cfg.noise_aug_strength, batch=image.shape[0])
         return SVDNetwork(self.unet, emb, lat, ids, frame_guidance_scales(*guidance, num_frames),
                           cfg_batch=cfg.cfg_batch, device=self.compute_device)
 
@@ -166,9 +175,8 @@ class VideoshopPipeline(DiffusionPipeline):
     # ----------------------------------------------------------------- the algorithm
     @torch.no_grad()
     def __call__(self, video, edited_image, *, config: Optional[VideoshopConfig] = None,
-                 generator: Optional[torch.Generator] = None, height: Optional[int] = None,
-                 width: Optional[int] = None, sigmas: Optional[torch.Tensor] = None,
-                 callback_on_step_end: Optional[Callable[..., dict]] = None,
+                 generator=None, height: Optional[int] = None, width: Optional[int] = None,
+                 sigmas: Optional[torch.Tensor] = None, callback_on_step_end: Optional[Callable[..., dict]] = None,
                  callback_on_step_end_tensor_inputs: tuple = ("latents",), **options) -> VideoshopOutput:
         """Edit ``video`` (T, H, W, 3 uint8) so that its first frame becomes ``edited_image`` (H', W', 3 uint8).
 
@@ -177,25 +185,37 @@ class VideoshopPipeline(DiffusionPipeline):
         (descending, ending at 0) replaces the schedule given by num_inference_steps and strength (e.g. AnimateLCM's).
         ``callback_on_step_end(pipe, step, sigma, {"latents": x})`` runs after every generation step, as in diffusers:
         a ``"latents"`` entry in the dict it returns replaces x; setting ``pipe._interrupt = True`` stops generation.
+
+        A batch: lists of videos (same frame count) and edited images, and a list of generators (one per video, so
+        each edit makes the same random draws as alone; agreement with one-by-one edits is within float tolerance,
+        tests/test_speed.py). Every UNet pass then runs the whole batch; frames come back as (B, T, H, W, 3).
         """
         cfg = replace(config or VideoshopConfig(), **options)
+        batched = isinstance(video, (list, tuple))
+        videos = [np.asarray(v) for v in (video if batched else [video])]
+        images = [np.asarray(e) for e in (edited_image if batched else [edited_image])]
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
-        video = np.asarray(video)
-        h, w = self._resolve_size(video.shape, height, width)
-        num_frames = video.shape[0]
+        if batched and (len(images) != len(videos) or len({v.shape[0] for v in videos}) != 1):
+            raise ValueError(f"a batch needs one edited image per video and equal frame counts; got {len(videos)} "
+                             f"videos with {sorted({v.shape[0] for v in videos})} frames and {len(images)} images")
+        if isinstance(generator, (list, tuple)) and len(generator) != len(videos):
+            raise ValueError(f"{len(generator)} generators for {len(videos)} videos: give one per video")
+        h, w = self._resolve_size(videos[0].shape, height, width)
+        num_frames = videos[0].shape[0]
         state = _DTYPES[cfg.state_dtype]
         self._interrupt = False
         timings: dict[str, float] = {}
-        video_px = to_model_pixels(video, h, w).to(self.compute_device)
-        image_px = to_model_pixels(np.asarray(edited_image), h, w).to(self.compute_device)
+        video_px = [to_model_pixels(v, h, w).to(self.compute_device) for v in videos]
+        image_px = _cat([to_model_pixels(e, h, w) for e in images]).to(self.compute_device)
         sigmas = self.sigma_schedule(cfg.num_inference_steps, cfg.strength) if sigmas is None else sigmas.double()
         bar = self.progress_bar(total=2 * (len(sigmas) - 1))
 
         # 1. Encode & normalise (Sec. 3.6, Eq. 8 left); the source frame's conditioning for the inversion
         with self._stage("encode", timings, self.vae, self.image_encoder):
-            x_hat0 = normalize_latents(self.encode_video(video_px, cfg.encode_chunk_size or cfg.decode_chunk_size),
+            chunk = cfg.encode_chunk_size or cfg.decode_chunk_size
+            x_hat0 = normalize_latents(_cat([self.encode_video(px, chunk) for px in video_px]),
                                        cfg.normalize, cfg.normalize_center).to(state)
-            inv_net = self.conditioned_network(video_px[:1], num_frames, cfg, generator,
+            inv_net = self.conditioned_network(_cat([px[:1] for px in video_px]), num_frames, cfg, generator,
                                                (cfg.inversion_guidance_scale,) * 2,
                                                cfg.normalize_inversion_condition and cfg.normalize != "none")
         # 2. Invert with noise extrapolation (Sec. 3.5, Eq. 6-7; or cfg.inversion), conditioned on the source frame
@@ -213,12 +233,15 @@ class VideoshopPipeline(DiffusionPipeline):
         with self._stage("decode", timings, self.vae):
             # 4. Rescale to the edited image's latent statistics (Eq. 8 right)
             if cfg.rescale:
-                x0 = rescale_latents(x0, self.encode_video(image_px).to(x0.dtype), cfg.rescale_formula)
-            finite = bool(torch.isfinite(x0).all())
+                image_latents = _cat([self.encode_video(image_px[b : b + 1]) for b in range(len(images))])
+                x0 = rescale_latents(x0, image_latents.to(x0.dtype), cfg.rescale_formula)
+            finite = [bool(torch.isfinite(x).all()) for x in x0]
             # 5. Decode
-            frames = to_uint8_frames(self.decode(x0.float(), cfg.decode_chunk_size))
-        return VideoshopOutput(frames=frames, latents=x0, nfe=inv_net.nfe + gen_net.nfe,
-                               inversion_branches=inverted.branches, finite=finite, timings=timings)
+            frames = np.stack([to_uint8_frames(self.decode(x0[b : b + 1].float(), cfg.decode_chunk_size))
+                               for b in range(len(videos))])
+        return VideoshopOutput(frames=frames if batched else frames[0], latents=x0, nfe=inv_net.nfe + gen_net.nfe,
+                               inversion_branches=inverted.branches, finite=all(finite), timings=timings,
+                               finite_each=finite)
 
     @torch.no_grad()
     def generate(self, image, num_frames: int, *, config: Optional[VideoshopConfig] = None,
