@@ -145,7 +145,22 @@ class MethodSchema:
     fps: int = spec("int", min=1)
     motion_bucket_id: int = spec("int", min=0)
     decode_chunk_size: int = spec("int", nullable=True, min=1)
+    encode_chunk_size: int = spec("int", nullable=True, min=1)
+    cfg_batch: bool = spec("bool")
     state_dtype: str = spec("str", choices=("float32", "float64"))
+
+
+@dataclass
+class RuntimeSchema:
+    """How the video model runs (videoshop.speed.RuntimeOptions, conf/runtime/)."""
+
+    attention: str = spec("str", choices=("sdpa", "flash", "efficient", "cudnn", "math", "eager"))
+    compile: bool = spec("bool")
+    compile_mode: str = spec("str", nullable=True, choices=("default", "reduce-overhead", "max-autotune",
+                                                            "max-autotune-no-cudagraphs"))
+    channels_last: bool = spec("bool")
+    offload: str = spec("str", choices=("none", "model"))
+    encode_upcast: bool = spec("bool")
 
 
 @dataclass
@@ -167,6 +182,7 @@ SECTIONS: tuple[tuple[str, type, Callable[[dict], bool]], ...] = (
     ("limits", LimitsSchema, lambda c: c.get("task") in ("edit", "reconstruct")),
     ("model", ModelSchema, lambda c: True),
     ("method", MethodSchema, lambda c: c.get("task") in ("edit", "reconstruct")),
+    ("runtime", RuntimeSchema, lambda c: True),
     ("dataset", DatasetSchema, lambda c: True),
     ("logger", LoggerSchema, lambda c: True),
 )
@@ -279,7 +295,7 @@ def validate_config(cfg: DictConfig) -> list[str]:
     resolved: dict[str, Any] = {}
     top = _resolved_section(cfg, "", problems)
     resolved[""] = top
-    for path in ("limits", "model", "method", "dataset", "logger", "metrics"):
+    for path in ("limits", "model", "method", "runtime", "dataset", "logger", "metrics"):
         resolved[path] = _resolved_section(cfg, path, problems) if path in cfg else None
     for path, schema, applies in SECTIONS:
         values = resolved.get(path)

@@ -88,7 +88,7 @@ class Runner:
         except ValueError as e:
             raise ConfigError(str(e)) from None
         if cfg.method.get("uses_video_model", True):
-            self.pipeline = build_pipeline(cfg.model, cfg.device)  # fails fast on missing weights
+            self.pipeline = build_pipeline(cfg.model, cfg.device, _container(cfg.get("runtime")))  # fails fast: weights
             self.pipeline.set_progress_bar_config(disable=not cfg.get("progress_bars", False), leave=False)
             m = int(getattr(self.pipeline, "size_multiple", 1) or 1)
             bad = [f"{k}={cfg.model[k]}" for k in ("height", "width") if int(cfg.model[k]) % m]
@@ -101,7 +101,7 @@ class Runner:
         prompts_file = cfg.dataset.get("prompts")
         self.prompt_overrides = _read_prompt_overrides(prompts_file) if prompts_file else None
         self.metrics = {k: _instantiate_metric(k, v) for k, v in (cfg.get("metrics") or {}).items()}
-        self.edit_hash = stable_hash({k: _container(cfg.get(k)) for k in ("task", "seed", "frames_policy", "method", "model")}
+        self.edit_hash = stable_hash({k: _container(cfg.get(k)) for k in ("task", "seed", "frames_policy", "method", "model", "runtime")}
                                      | {"dataset": _container(cfg.dataset.loader)}
                                      | ({"prompts": self.prompt_overrides} if self.prompt_overrides else {}))
         self.metrics_hash = stable_hash(_container(cfg.get("metrics")))

@@ -23,6 +23,18 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger(__name__)
 
 
+def render_training_videos(seed: int, num_videos: int, num_frames: int, height: int, width: int,
+                           difficulty: str = "easy") -> np.ndarray:
+    """(N, T, H, W, 3) uint8 source videos of the synthetic world, scene i drawn from ``default_rng([seed, i])``."""
+    from datasets.synthetic import random_scene, render
+
+    out = np.empty((num_videos, num_frames, height, width, 3), np.uint8)
+    for i in range(num_videos):
+        rng = np.random.default_rng([seed, i])
+        out[i] = render(random_scene(rng, num_frames, difficulty), height, width, num_frames)[0]
+    return out
+
+
 def _lr(step: int, total: int, base: float, warmup: int, final_frac: float) -> float:
     """Linear warm-up, then cosine decay to ``final_frac * base``."""
     if step < warmup:
@@ -128,7 +140,7 @@ def _final(history: list, stage: str, key: str = "loss", last: int = 100) -> flo
 def run_train(cfg: DictConfig) -> dict[str, Any]:
     from videoshop.models import build_random_components
     from videoshop.pipeline import VideoshopPipeline
-    from videoshop.toy import (image_embeddings, latent_scaling_factor, render_training_videos, toy_component_configs,
+    from videoshop.toy import (image_embeddings, latent_scaling_factor, toy_component_configs,
                                uint8_to_pixels)
 
     t = cfg.train

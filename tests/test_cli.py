@@ -37,3 +37,20 @@ def test_cli_missing_weights_fail_fast_with_one_line(tmp_path):
                            str(tmp_path / "no_such_checkpoint")], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "model.path" in proc.stderr
+
+
+def test_cli_model_presets_agree_with_the_hydra_model_configs():
+    """The CLI's in-package presets and conf/model/*.yaml describe each model with the same values."""
+    import os
+
+    from omegaconf import OmegaConf
+
+    from videoshop.models import MODEL_PRESETS, _repo_relative
+
+    for name, preset in MODEL_PRESETS.items():
+        conf = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / f"{name}.yaml"))
+        for key, value in preset.items():
+            if key == "path":
+                assert os.path.samefile(_repo_relative(conf[key]), value), name
+            else:
+                assert conf.get(key) == value, (name, key, conf.get(key), value)

@@ -42,3 +42,19 @@ def test_paper_rescaling_formula_as_printed(latents):
     mu0, s0 = channel_stats_of_frame0(latents)
     mui, si = channel_stats_of_frame0(image)
     torch.testing.assert_close(rescale_latents(latents, image, "paper"), si / s0 * (latents - mu0 + mui))
+
+
+def test_rescaling_a_flat_channel_stays_finite():
+    """Eq. 8 (right) with a constant channel in frame 0: no division by zero, the channel takes the image's mean."""
+    import torch
+
+    from videoshop.latents import rescale_latents
+
+    x0 = torch.randn(1, 3, 4, 5, 6, dtype=torch.float64)
+    x0[:, 0, 1] = 2.0  # channel 1 of frame 0 is flat
+    img = torch.randn(1, 1, 4, 5, 6, dtype=torch.float64)
+    for formula in ("code", "paper"):
+        out = rescale_latents(x0, img, formula)
+        assert torch.isfinite(out).all()
+    out = rescale_latents(x0, img, "code")
+    assert torch.allclose(out[:, 0, 1], img[:, 0, 1].mean().expand_as(out[:, 0, 1]))

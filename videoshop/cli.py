@@ -1,8 +1,9 @@
 """One video, like the authors' script: `python -m videoshop.cli --video in.mp4 --image edited.png --output out.mp4`.
 
 The input video must have the model's frame count (14 for SVD) unless --resample is given; the edited image is
-resized to the model resolution as the authors do. --model takes svd | svd_xt | tiny | svd_random or a local
-checkpoint directory.
+resized to the model resolution as the authors do. --model takes svd | svd_xt | tiny | svd_random | toy (presets in
+videoshop.models.MODEL_PRESETS) or a local checkpoint directory. Only the library itself is used (no conf/, no
+Hydra), so it runs from any install.
 """
 
 from __future__ import annotations
@@ -14,15 +15,12 @@ from pathlib import Path
 
 from . import _compat  # noqa: F401
 
-MODELS = {"svd": "conf/model/svd.yaml", "svd_xt": "conf/model/svd_xt.yaml", "tiny": "conf/model/tiny.yaml",
-          "svd_random": "conf/model/svd_random.yaml"}
-
-
 def model_config(name: str) -> dict:
-    from omegaconf import OmegaConf
+    """A preset by name, else a local SVD checkpoint directory at SVD's size."""
+    from .models import MODEL_PRESETS
 
-    if name in MODELS:
-        return OmegaConf.to_container(OmegaConf.load(Path(__file__).resolve().parents[1] / MODELS[name]))
+    if name in MODEL_PRESETS:
+        return dict(MODEL_PRESETS[name])
     return {"name": Path(name).name, "kind": "pretrained", "path": name, "dtype": "auto", "num_frames": 14,
             "height": 576, "width": 1024}
 
@@ -47,8 +45,7 @@ def main(argv=None) -> int:
     import torch
 
     from datasets.video_io import read_image, read_video, resample_frames, write_frames, write_video
-    from experiments.common import build_pipeline
-    from videoshop.models import MissingWeightsError
+    from .models import MissingWeightsError, build_pipeline
 
     cfg = model_config(a.model)
     try:

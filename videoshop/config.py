@@ -43,6 +43,8 @@ class VideoshopConfig:
     fps: int = 7
     motion_bucket_id: int = 127
     decode_chunk_size: Optional[int] = None  # None = all frames at once (code)
+    encode_chunk_size: Optional[int] = None  # frames per VAE encode call; None = decode_chunk_size (all at once)
+    cfg_batch: bool = True  # CFG as one batch of 2 (diffusers, code) | two passes of batch 1 (less memory)
     state_dtype: str = "float32"  # dtype of the sampler state (float32 | float64)
 
     def inversion_options(self) -> InversionOptions:

@@ -117,6 +117,21 @@ def noised_network_input(x0: torch.Tensor, eps: torch.Tensor, sigma_next: float,
     return x0 + eps * (sigma_next * scale)
 
 
+def standard_normal(x0: torch.Tensor, generator) -> torch.Tensor:
+    """eps ~ N(0, I) shaped like ``x0``, drawn on the CPU from ``generator``; a list of generators (one per sample of
+    a batch) draws each sample's eps from its own, so a batched edit makes the same draws as one edit per sample."""
+    if isinstance(generator, (list, tuple)):
+        return torch.cat([standard_normal(x0[b : b + 1], g) for b, g in enumerate(generator)])
+    return torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device="cpu").to(x0.device)
+
+
+def latent_std(x0: torch.Tensor, per_sample: bool) -> torch.Tensor:
+    """std(x0), the authors' scale of the below-threshold noise: over the whole tensor, or per sample of a batch."""
+    if not per_sample:
+        return x0.std()
+    return torch.stack([x.std() for x in x0]).view(-1, *([1] * (x0.ndim - 1)))
+
+
 def uses_extrapolation(sigma_t: float, sigma_next: float, threshold: Optional[float], compare: str = "lower") -> bool:
     """The branch condition of Eq. 6: extrapolate when the compared sigma exceeds Sigma (always if Sigma is None)."""
     if threshold is None:
@@ -145,8 +160,8 @@ def invert(
         return invert_bdia(x0, sigmas_up, network, options.bdia_gamma, options.naive_input_scaling,
                            keep_trajectory, progress)
     x_t = x0
-    eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device="cpu").to(x0.device)
-    noise_scale = x0.std() if options.noise_std == "x0" else 1.0
+    eps = standard_normal(x0, generator)
+    noise_scale = latent_std(x0, isinstance(generator, (list, tuple))) if options.noise_std == "x0" else 1.0
     result = InversionResult(latents=x0, nfe=0, trajectory=[x0] if keep_trajectory else [],
                              method=options.inversion)
     for i in range(len(sigmas_up) - 1):
@@ -161,7 +176,7 @@ def invert(
                 x_bar, branch = extrapolated_network_input(x_t, x0, sigma_t, sigma_next), "extrapolate"
             else:
                 if options.noise == "fresh":
-                    eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device="cpu").to(x0.device)
+                    eps = standard_normal(x0, generator)
                 x_bar, branch = noised_network_input(x0, eps, sigma_next, noise_scale), "noise"
             F = network(x_bar, sigma_next)
             x_t = inverse_euler_step(x_t, F.to(x_t.dtype), sigma_t, sigma_next)

@@ -33,6 +33,9 @@ def normalize_latents(x_in: torch.Tensor, granularity: str = "frame", center: bo
     return x / (x_in.std(dim=dims, keepdim=True) + _NORM_EPS)
 
 
+_RESCALE_FLOOR = 1e-12
+
+
 def channel_stats_of_frame0(latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std of frame 0 of (B, F, C, h, w) latents, shaped (B, 1, C, 1, 1)."""
     frame0 = latents[:, :1]
@@ -45,8 +48,11 @@ def rescale_latents(x0: torch.Tensor, image_latent: torch.Tensor, formula: str =
     ``formula="code"``: x_out = (x0 - mu_0) / sigma_0 * sigma_img + mu_img (authors' code).
     ``formula="paper"``: x_out = sigma_img / sigma_0 * (x0 - mu_0 + mu_img) (Eq. 8 as printed).
     ``image_latent`` is the scaled VAE latent of the edited image, (B, 1, C, h, w).
+    A flat channel of frame 0 (sigma_0 = 0) is divided by a floor of 1e-12 instead of 0 (its centred values are 0,
+    so it takes the image's mean) rather than turning the video into inf; any sigma_0 above the floor is untouched.
     """
     mu_0, sigma_0 = channel_stats_of_frame0(x0)
+    sigma_0 = sigma_0.clamp_min(_RESCALE_FLOOR)
     mu_img, sigma_img = channel_stats_of_frame0(image_latent)
     if formula == "code":
         return (x0 - mu_0) / sigma_0 * sigma_img + mu_img

@@ -50,4 +50,5 @@ class VideoshopMethod:
         out = self.pipeline(video=sample.source_video, edited_image=sample.edited_image, config=self.config,
                             generator=generator, height=self.height, width=self.width)
         return EditResult(frames=out.frames, nfe=out.nfe, finite=out.finite,
-                          info={"inversion_branches": "".join(b[0] for b in out.inversion_branches)})
+                          info={"inversion_branches": "".join(b[0] for b in out.inversion_branches),
+                                "timings": out.timings})

@@ -192,3 +192,45 @@ def load_components(kind: str, *, hub_id: Optional[str] = None, path: Optional[s
     if kind == "pretrained":
         return load_pretrained_components(resolve_pretrained(hub_id, path, allow_download), dtype, variant)
     raise ValueError(f"model.kind={kind!r}: expected 'pretrained', 'tiny' or 'random'")
+
+
+# Model presets of the one-video command line (videoshop/cli.py), so that it runs from any install without conf/;
+# conf/model/<name>.yaml carries the same values for Hydra runs (tests/test_cli.py checks that they agree).
+TOY_WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "toy")
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    "svd": dict(name="svd", kind="pretrained", hub_id="stabilityai/stable-video-diffusion-img2vid", dtype="auto",
+                num_frames=14, height=576, width=1024, allow_download=True),
+    "svd_xt": dict(name="svd_xt", kind="pretrained", hub_id="stabilityai/stable-video-diffusion-img2vid-xt",
+                   dtype="auto", num_frames=25, height=576, width=1024, allow_download=True),
+    "svd_random": dict(name="svd_random", kind="random", dtype="auto", num_frames=14, height=576, width=1024,
+                       allow_download=False),
+    "tiny": dict(name="tiny", kind="tiny", dtype="float32", num_frames=14, height=64, width=112, allow_download=False),
+    "toy": dict(name="toy", kind="pretrained", path=TOY_WEIGHTS, dtype="float32", num_frames=8, height=32, width=56,
+                allow_download=False),
+}
+
+
+def build_pipeline(model_cfg: dict[str, Any], device: str = "auto", runtime: Optional[dict[str, Any]] = None):
+    """A ``VideoshopPipeline`` on ``device`` from a model mapping (a conf/model/*.yaml node or a MODEL_PRESETS
+    entry; fails fast on missing weights), set up with the speed/memory options ``runtime``
+    (``videoshop.speed.RuntimeOptions`` fields, conf/runtime/*.yaml)."""
+    from .pipeline import VideoshopPipeline
+    from .speed import RuntimeOptions, apply_runtime_options
+
+    options = RuntimeOptions.from_dict(dict(runtime or {}))
+    dev = resolve_device(device)
+    dtype = resolve_dtype(str(model_cfg.get("dtype", "auto")), dev)
+    comps = load_components(
+        model_cfg["kind"], hub_id=model_cfg.get("hub_id"), path=model_cfg.get("path"), seed=int(model_cfg.get("seed", 0)),
+        num_frames=int(model_cfg.get("num_frames", 14)), dtype=dtype, variant=model_cfg.get("variant"),
+        allow_download=bool(model_cfg.get("allow_download", True)),
+    )
+    pipe = VideoshopPipeline(**comps)
+    if options.offload == "model":  # weights stay on the CPU; each stage moves its modules to `dev` while it runs
+        pipe.execution_device = dev
+    else:
+        pipe = pipe.to(dev)
+    apply_runtime_options(pipe, options)
+    if dev.type == "cpu":
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+    return pipe

@@ -11,13 +11,25 @@ from .edm import denoised, edm_coefficients, euler_step
 from .inversion import InversionOptions, InversionResult, Network, bdia_step, edict_denoise_step
 
 
+class StopSampling(Exception):
+    """Raised by a step callback to end sampling after the current step (diffusers' ``pipe.interrupt``)."""
+
+
+StepCallback = Callable[[int, float, torch.Tensor], Optional[torch.Tensor]]
+
+
 def sample_euler(
     x: torch.Tensor,
     sigmas_down: torch.Tensor,
     network: Network,
     progress: Optional[Callable[[int], None]] = None,
+    callback: Optional[StepCallback] = None,
 ) -> tuple[torch.Tensor, int]:
-    """Run Eq. 3 from sigmas_down[0] to sigmas_down[-1]; returns (x at the last sigma, network evaluations)."""
+    """Run Eq. 3 from sigmas_down[0] to sigmas_down[-1]; returns (x at the last sigma, network evaluations).
+
+    ``callback(i, sigma_t, x_t)`` runs after each step; a tensor it returns replaces x_t (diffusers'
+    ``callback_on_step_end`` contract); it may raise ``StopSampling`` to end the loop early.
+    """
     nfe = 0
     for i in range(len(sigmas_down) - 1):
         sigma_next, sigma_t = float(sigmas_down[i]), float(sigmas_down[i + 1])
@@ -26,6 +38,12 @@ def sample_euler(
         nfe += 1
         if progress is not None:
             progress(i)
+        if callback is not None:
+            try:
+                new = callback(i, sigma_t, x)
+            except StopSampling:
+                break
+            x = x if new is None else new.to(x.device, x.dtype)
     return x, nfe
 
 
@@ -67,14 +85,19 @@ def sample_bdia(z_top: torch.Tensor, z_below: Optional[torch.Tensor], sigmas_dow
 
 def regenerate(inverted: InversionResult, sigmas_down: torch.Tensor, network: Network,
                options: InversionOptions = InversionOptions(),
-               progress: Optional[Callable[[int], None]] = None) -> tuple[torch.Tensor, int]:
+               progress: Optional[Callable[[int], None]] = None,
+               callback: Optional[StepCallback] = None) -> tuple[torch.Tensor, int]:
     """Generate from an inversion with the sampler that matches it (paper Sec. 3.5 'Diffusion' stage):
-    EDICT's and BDIA's own coupled samplers for their inversions, stock Euler (Eq. 3) for all others."""
+    EDICT's and BDIA's own coupled samplers for their inversions, stock Euler (Eq. 3) for all others.
+    ``callback``: see ``sample_euler`` (Euler only: EDICT's and BDIA's coupled states have no single latent to
+    replace, so a callback with them is refused)."""
+    if callback is not None and inverted.method in ("edict", "bdia"):
+        raise ValueError(f"callback_on_step_end is supported with Euler sampling, not with inversion={inverted.method}")
     if inverted.method == "edict":
         return sample_edict(inverted.latents, inverted.aux, sigmas_down, network, options.edict_p, progress)
     if inverted.method == "bdia":
         return sample_bdia(inverted.latents, inverted.aux, sigmas_down, network, options.bdia_gamma, progress)
-    return sample_euler(inverted.latents, sigmas_down, network, progress)
+    return sample_euler(inverted.latents, sigmas_down, network, progress, callback)
 
 
 def sample_consistency(x: torch.Tensor, sigmas_down: torch.Tensor, network: Network,

@@ -53,18 +53,6 @@ def toy_component_configs(num_frames: int = 8) -> dict[str, dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------------------------- data
-def render_training_videos(seed: int, num_videos: int, num_frames: int, height: int, width: int,
-                           difficulty: str = "easy") -> np.ndarray:
-    """(N, T, H, W, 3) uint8 source videos of the synthetic world, scene i drawn from ``default_rng([seed, i])``."""
-    from datasets.synthetic import random_scene, render
-
-    out = np.empty((num_videos, num_frames, height, width, 3), np.uint8)
-    for i in range(num_videos):
-        rng = np.random.default_rng([seed, i])
-        out[i] = render(random_scene(rng, num_frames, difficulty), height, width, num_frames)[0]
-    return out
-
-
 def uint8_to_pixels(videos: np.ndarray) -> torch.Tensor:
     """(..., H, W, 3) uint8 -> (..., 3, H, W) float in [-1, 1]."""
     x = torch.from_numpy(np.ascontiguousarray(videos)).float() / 127.5 - 1.0
