@@ -47,7 +47,8 @@ def main(cfg: DictConfig):
 
     set_privacy_env((cfg.get("logger") or {}).get("mode")
                     if (cfg.get("logger") or {}).get("name") == "wandb" else None)  # before any W&B client loads
-    from experiments.runner import ANTICIPATED, ConfigErrors, main_task
+    from experiments.runner import ANTICIPATED, ConfigErrors
+    from experiments.tasks import main_task
 
     try:
         main_task(cfg, job_label(cfg))  # validates the whole config first (experiments/config_schema.py)

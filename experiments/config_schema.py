@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-TASKS = ("edit", "reconstruct", "build", "train_toy")
+TASKS = ("edit", "reconstruct", "build", "train_toy", "regression", "trajectory")
 FRAMES_POLICIES = ("resample", "refuse")
 ASPECT_POLICIES = ("note", "refuse")
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")

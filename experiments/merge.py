@@ -147,6 +147,41 @@ def merge_run(run_dir: str | Path, expected: Optional[dict[str, str]] = None) ->
     return tables
 
 
+def combine_runs(job_dirs: list[Path], out_dir: Path, paper_table: str | None = None) -> dict[str, pd.DataFrame]:
+    """Concatenate the records of several runs and write combined_* tables into ``out_dir``; with ``paper_table``
+    (e.g. ``table2``) also ``combined_vs_paper.{csv,md}``: ours beside the paper's numbers.
+
+    Set metrics (FVD) are computed per run from the features stored with its records (so a run written by
+    several shards or workers counts all its samples); a sharded run's own tables are merged first.
+    """
+    records, set_frames, protocol = [], [], {}
+    for d in dict.fromkeys(Path(p) for p in job_dirs):  # shards of one config share a folder: once each
+        if (d / "shards").is_dir():
+            merge_run(d)
+        store = ResultStore(d)
+        run_records = list(store.records())
+        records.extend(run_records)
+        set_df, _ = set_metric_frame(run_records, store.load_features)
+        if set_df.empty and (d / "set_metrics.csv").is_file():  # a run from before features were stored
+            set_df = pd.read_csv(d / "set_metrics.csv", index_col="label")
+        if not set_df.empty:
+            set_frames.append(set_df)
+        protocol.update(read_protocol(d))
+    set_df = pd.concat(set_frames) if set_frames else None
+    tables = write_tables(records_to_frame(records), out_dir, protocol, set_df, prefix="combined_")
+    log.info("combined table of %d runs: %s\n%s", len(job_dirs), out_dir / "combined_summary.md",
+             tables["summary"].to_string(index=False))
+    if paper_table:
+        from .paper import write_paper_comparison
+
+        summary = pd.read_csv(out_dir / "combined_summary.csv")
+        vs = write_paper_comparison(summary, paper_table, out_dir)
+        tables["vs_paper"] = vs
+        log.info("ours / paper / difference (%s): %s\n%s", paper_table, out_dir / "combined_vs_paper.md",
+                 vs.to_string(index=False))
+    return tables
+
+
 def sweep_run_dirs(sweep_dir: str | Path) -> list[Path]:
     """The run folders of a multirun's jobs, as each job recorded it in ``<sweep dir>/.jobs/<job num>.json``."""
     jobs = Path(sweep_dir) / ".jobs"
@@ -173,8 +208,6 @@ def main(argv: Optional[list[str]] = None) -> int:
         s = tables["summary"]
         print(f"{d}: {int(s['n'].sum())} samples, {len(s)} label(s) -> {d / 'summary.md'}")
     if args.sweep:
-        from .callbacks import combine_runs
-
         combine_runs(run_dirs, Path(args.sweep))
         print(f"combined table of {len(run_dirs)} runs -> {Path(args.sweep) / 'combined_summary.md'}")
     return 0

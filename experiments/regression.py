@@ -188,7 +188,7 @@ def run_subset(reg: dict, out: Path, threads: int, extra: Sequence[str] = ()) ->
     import torch
     from hydra import compose
 
-    from .callbacks import combine_runs
+    from .merge import combine_runs
     from .runner import Runner
 
     torch.set_num_threads(int(threads))

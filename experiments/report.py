@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .store import RECORD, _restore
-from .tables import metric_columns, records_to_frame
+from .tables import PAPER_ORDER, metric_columns, records_to_frame
 
 log = logging.getLogger(__name__)
 
@@ -292,6 +292,18 @@ def write_plots(tables: dict[str, pd.DataFrame], out_dir: str | Path, prefix: st
         fig.tight_layout()
         plots["metrics_per_method"] = out_dir / f"{prefix}metrics_per_method.png"
         fig.savefig(plots["metrics_per_method"], dpi=80)
+        plt.close(fig)
+    paper_cols = [m for m in PAPER_ORDER if m in summary.columns and summary[m].notna().any()]
+    if paper_cols:  # the paper's ten metrics, one panel each, in the paper's column order (Tables 2-3)
+        fig, axes = plt.subplots(1, len(paper_cols), figsize=(1.9 * len(paper_cols), 3.4), squeeze=False)
+        for ax, m in zip(axes[0], paper_cols):
+            ax.bar(range(len(summary)), summary[m].astype(float), color=[f"C{i}" for i in range(len(summary))])
+            ax.set_title(m, fontsize=9)
+            ax.set_xticks(range(len(summary)), summary["label"], rotation=90, fontsize=7)
+        fig.suptitle("the paper's metrics (CLIP, TIFA, SSIM, CLIP_TC x100; Flow px; FVD)", fontsize=9)
+        fig.tight_layout()
+        plots["paper_metrics"] = out_dir / f"{prefix}paper_metrics.png"
+        fig.savefig(plots["paper_metrics"], dpi=80)
         plt.close(fig)
     if by_type is not None and not by_type.empty and mcols:
         shown = [m for m in mcols if m in by_type.columns][:6]

@@ -436,28 +436,3 @@ def _peak_memory_mb() -> float:
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process high-water mark (CPU)
-
-
-def main_task(cfg: DictConfig, label: Optional[str] = None):
-    """Validate the whole config (before any work), then dispatch on ``task``: edit | reconstruct (run the method on
-    the dataset) | build (make a dataset) | train_toy."""
-    from .config_schema import validate_config
-
-    problems = validate_config(cfg)
-    if problems:
-        raise ConfigErrors(problems)
-    if cfg.task in ("edit", "reconstruct"):
-        return Runner(cfg, label).run()
-    if cfg.task == "build":
-        from .build import run_build
-
-        return run_build(cfg)
-    if cfg.task == "regression":
-        from .regression import run_regression
-
-        return run_regression(cfg)
-    if cfg.task == "train_toy":
-        from .train_toy import run_train
-
-        return run_train(cfg)
-    raise ValueError(f"task={cfg.task!r}: expected edit, reconstruct, build, train_toy or regression")

@@ -194,7 +194,7 @@ def test_sigma_sweep_plot_has_one_point_per_sample_and_sigma(tmp_path):
 
 
 def test_multirun_report_writes_one_gallery_and_a_combined_wandb_run_in_the_sweep_group(run_dir, tmp_path):
-    from experiments.callbacks import combine_runs
+    from experiments.merge import combine_runs
     from experiments.report import report_multirun
 
     tables = combine_runs([run_dir], tmp_path)

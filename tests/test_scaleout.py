@@ -33,6 +33,7 @@ TINY = ["model=tiny", "model.num_frames=4", "model.height=32", "model.width=64",
         "+metrics.fvd._target_=eval.fvd.FVD", "+metrics.fvd.backbone=tiny", "save_mp4=false"]
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE="offline", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 VOLATILE = ("seconds", "peak_mem_mb", "worker")  # what may differ between two runs of one sample
+VOLATILE_INFO = ("timings",)  # the method's seconds per stage (info.timings)
 
 
 def run_py(*overrides, **kw) -> subprocess.Popen:
@@ -47,7 +48,10 @@ def finish(proc: subprocess.Popen, timeout: float = 240) -> str:
 
 
 def stable(rec: dict) -> dict:
-    return {k: v for k, v in rec.items() if k not in VOLATILE}
+    out = {k: v for k, v in rec.items() if k not in VOLATILE}
+    if isinstance(out.get("info"), dict):
+        out["info"] = {k: v for k, v in out["info"].items() if k not in VOLATILE_INFO}
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- claims and store
