@@ -94,6 +94,7 @@ class TopSchema:
     overwrite: bool = spec("bool")
     save_mp4: bool = spec("bool")
     progress_bars: bool = spec("bool")
+    prefetch: bool = spec("bool")
     debug: bool = spec("bool")
 
 

@@ -14,6 +14,7 @@ import os
 import resource
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Optional
 
@@ -77,6 +78,9 @@ class Runner:
         except ValueError as e:
             raise ConfigError(str(e)) from None
         self.poll_s = float(claim.get("poll_s", 2))
+        self.prefetch = bool(cfg.get("prefetch", True))  # load + prepare the next sample while this one is edited
+        self._prepared: dict[str, Any] = {}  # sample id -> Future of prepare(id)
+        self._loader: Optional[ThreadPoolExecutor] = None
         self.store = ResultStore(self.out, claims=self.claims)
         self.label = label or cfg.method.name
         self.task = cfg.task
@@ -129,6 +133,20 @@ class Runner:
             sample = apply_prompt_overrides(sample, self.prompt_overrides, self.cfg.dataset.prompts)
         return sample.validate(), notes + more
 
+    def prefetch_sample(self, sample_id: str) -> None:
+        """Start loading and preparing ``sample_id`` on a background thread (``prefetch=true``), so that reading its
+        frames overlaps the current sample's edit; ``prepared`` picks the result up (or its exception, unchanged)."""
+        if not self.prefetch or sample_id in self._prepared:
+            return
+        if self._loader is None:
+            self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
+        self._prepared[sample_id] = self._loader.submit(self.prepare, sample_id)
+
+    def prepared(self, sample_id: str) -> tuple[Sample, list[str]]:
+        """``prepare(sample_id)``, from the prefetch thread when it was started there."""
+        future = self._prepared.pop(sample_id, None)
+        return future.result() if future is not None else self.prepare(sample_id)
+
     def score(self, sample: Sample, frames: np.ndarray, finite: bool) -> tuple[dict[str, float], list[str]]:
         """This sample's metric values and errors; names a metric could not compute go to ``self.last_skipped``
         (name -> reason), recorded as the record's ``skipped`` and counted in the tables, never a NaN."""
@@ -168,7 +186,7 @@ class Runner:
         (load | edit | score | write) and the file or field, and the run goes on."""
         rec = self.base_record(sample_id)
         try:
-            sample, rec["notes"] = self.prepare(sample_id)
+            sample, rec["notes"] = self.prepared(sample_id)
             rec["edit_type"], rec["input_hash"] = sample.edit_type, input_hash(sample)
         except Exception as e:  # noqa: BLE001  (unreadable or invalid sample: record and go on)
             return self._fail(rec, "load", e)
@@ -244,7 +262,7 @@ class Runner:
         Same settings are not enough: a rebuilt dataset or a changed generator can give a sample id other content.
         """
         try:
-            sample, _ = self.prepare(sample_id)
+            sample, _ = self.prepared(sample_id)
         except Exception:  # noqa: BLE001  (process() records the failure)
             return None
         if rec.get("input_hash") != input_hash(sample):
@@ -287,7 +305,9 @@ class Runner:
         bar = tqdm(total=len(pending), desc=f"{self.label} on {self.cfg.dataset.name}", disable=not pending)
         while pending:
             waiting = []
-            for sid in pending:
+            for k, sid in enumerate(pending):
+                if k + 1 < len(pending):
+                    self.prefetch_sample(pending[k + 1])
                 claim = self.claims.acquire(sid)
                 if claim is None:
                     waiting.append(sid)
@@ -305,6 +325,10 @@ class Runner:
                 time.sleep(self.poll_s)
             pending = waiting
         bar.close()
+        self._prepared.clear()
+        if self._loader is not None:
+            self._loader.shutdown(wait=True)
+            self._loader = None
         self.store.cleanup(older_than_s=max(3600.0, self.claims.stale_after_s))  # what workers killed meanwhile left
         return [done[sid] for sid in self.ids]
 

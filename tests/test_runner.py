@@ -191,3 +191,20 @@ def test_cotracker_without_a_local_clone_fails_in_one_line_naming_the_tracking_k
         Runner(make_cfg(tmp_path, "metrics=paper_tiny", "tracking=cotracker"))
     msg = str(e.value)
     assert "\n" not in msg and "tracking.cotracker_repo=DIR" in msg and "metrics.clip_tgt.tracking" not in msg
+
+
+def test_prefetching_the_next_sample_changes_no_result(tmp_path):
+    """prefetch=true loads sample k+1 on a background thread while k is edited: same frames, metrics and failures as
+    loading in turn (a sample that fails to load fails the same way)."""
+    out = {}
+    for flag in ("true", "false"):
+        cfg = make_cfg(tmp_path / flag, f"prefetch={flag}", "dataset.loader.num_samples=3")
+        runner = Runner(cfg)
+        out[flag] = runner.run()["results"].set_index("sample_id")
+        if flag == "true":
+            assert runner._loader is None and not runner._prepared  # the thread is shut down after the loop
+    assert list(out["true"].index) == list(out["false"].index)
+    cols = [c for c in out["true"].columns if c not in ("seconds", "peak_mem_mb", "worker")]
+    pd.testing.assert_frame_equal(out["true"][cols], out["false"][cols])
+    for sid in out["true"].index:
+        assert np.array_equal(edited(tmp_path / "true", sid), edited(tmp_path / "false", sid))
