@@ -302,6 +302,8 @@ def validate_config(cfg: DictConfig) -> list[str]:
         values = resolved.get(path)
         if not applies(top):
             continue
+        if path == "method" and isinstance(values, dict) and values.get("uses_video_model") is False:
+            continue  # a text-driven baseline's options are its own (checked by its constructor at start-up)
         if values is None:
             if any(f.metadata["check"].required for f in fields(schema)) and path:
                 problems.append(f"{path}: missing config section")

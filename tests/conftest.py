@@ -29,3 +29,12 @@ def tiny_pipeline(tiny_components):
     pipe = VideoshopPipeline(**tiny_components)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models gain nothing from intra-op threads; on a shared 2-core machine one thread is ~10x faster."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -180,7 +180,6 @@ def test_paper_presets_compose_every_row_on_tiny_stand_ins_in_smoke_mode(tmp_pat
                 assert cfg.method.weights == "tiny"
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("preset", sorted(PAPER_PRESETS))
 def test_paper_preset_runs_in_smoke_mode_and_ends_in_the_table_beside_the_paper(tmp_path, preset):
     """`python run.py experiment=<preset> smoke=true`: every row of the paper's table, ours / paper / difference."""

@@ -21,13 +21,7 @@ PIX2VIDEO_SCHED = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled
 
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads; on a shared 2-core machine one thread is ~10x faster."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # ------------------------------------------------------------------------------------------- RAVE grids
 @pytest.mark.parametrize("num_frames", [14, 9, 4])

@@ -145,9 +145,13 @@ def test_wandb_offline_logging_writes_a_run(tmp_path):
 
 @pytest.mark.parametrize("preset", sorted(p.stem for p in (Path(CONF) / "experiment").glob("*.yaml")))
 def test_every_experiment_preset_composes(tmp_path, preset):
+    from experiments.config_schema import validate_config
+
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose("config", overrides=[f"paths.output={tmp_path}", f"experiment={preset}"])
+        smoke = compose("config", overrides=[f"paths.output={tmp_path}", f"experiment={preset}", "smoke=on"])
     assert cfg.method.name and cfg.dataset.name
+    assert validate_config(smoke) == [], preset  # the offline variant of every preset passes the config schema
     if preset == "reconstruction":  # a preset's values win over conf/config.yaml's
         assert cfg.task == "reconstruct"
 

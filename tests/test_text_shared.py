@@ -20,13 +20,7 @@ SD15_SCHED = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_line
 
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads; on a shared 2-core machine one thread is ~10x faster."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # ------------------------------------------------------------------------------------------- DDIM
 def test_schedule_matches_the_official_timesteps():

@@ -33,7 +33,7 @@ from videoshop.method import EditResult
 from .attention import installed_processors
 from .ddim import classifier_free_guidance, ddim_invert, ddim_sample, ddim_schedule
 from .fatezero_attention import FateZeroController, fatezero_processors
-from .method import TextDrivenMethod
+from .method import TextDrivenMethod, frame_windows
 from .sd import encode_prompts, frames_to_tensor, resize_frames, vae_decode
 from .t2v_models import SD14_SCHEDULER, load_fatezero_components
 
@@ -196,13 +196,7 @@ class FateZero(TextDrivenMethod):
 
     def clips(self, num_frames: int) -> list[tuple[int, int]]:
         """Frame ranges edited together: one clip of all frames, or consecutive clips of ``clip_length``."""
-        L = self.opts["clip_length"]
-        if not L or L >= num_frames:
-            return [(0, num_frames)]
-        starts = list(range(0, num_frames - L + 1, L))
-        if starts[-1] + L < num_frames:
-            starts.append(num_frames - L)
-        return [(s, s + L) for s in starts]
+        return frame_windows(num_frames, self.opts["clip_length"])
 
     # ------------------------------------------------------------------ EditMethod
     def edit(self, sample, generator: torch.Generator) -> EditResult:

@@ -16,6 +16,17 @@ from .models import check_weights, resolve_dtype
 from .prompts import PromptResolver, Prompts
 
 
+def frame_windows(num_frames: int, length: Optional[int]) -> list[tuple[int, int]]:
+    """Frame ranges processed together: all frames when ``length`` is None or covers them, else consecutive windows
+    of ``length`` frames, the last one aligned to the video's end (it overlaps the one before)."""
+    if not length or length >= num_frames:
+        return [(0, num_frames)]
+    starts = list(range(0, num_frames - length + 1, length))
+    if starts[-1] + length < num_frames:
+        starts.append(num_frames - length)
+    return [(s, s + length) for s in starts]
+
+
 class TextDrivenMethod:
     """Base: device/dtype, the ``weights`` switch, and prompt resolution (``prompts`` = PromptResolver options)."""
 

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from videoshop.method import EditResult
 
 from .ddim import classifier_free_guidance, ddim_invert, ddim_schedule, ddim_transfer
-from .method import TextDrivenMethod
+from .method import TextDrivenMethod, frame_windows
 from .sd import encode_prompts, frames_to_tensor, resize_frames, vae_decode
 from .t2v_models import ZEROSCOPE_SCHEDULER, load_t2v_components
 
@@ -302,13 +302,7 @@ class Spacetime(TextDrivenMethod):
     def chunks(self, num_frames: int) -> list[tuple[int, int]]:
         """Frame ranges generated together: all frames, or consecutive chunks of ``max_frames`` (last one aligned
         to the end) for longer videos (the official code truncates to ``max_frames``)."""
-        L = int(self.opts["max_frames"])
-        if num_frames <= L:
-            return [(0, num_frames)]
-        starts = list(range(0, num_frames - L + 1, L))
-        if starts[-1] + L < num_frames:
-            starts.append(num_frames - L)
-        return [(s, s + L) for s in starts]
+        return frame_windows(num_frames, int(self.opts["max_frames"]))
 
     def edit(self, sample, generator: torch.Generator) -> EditResult:
         prompts = self.resolve_prompts(sample)
