@@ -35,7 +35,7 @@ import torch
 from videoshop.config import VideoshopConfig
 from videoshop.edm import truncate_by_strength
 from videoshop.method import EditResult
-from videoshop.models import MissingWeightsError, _hub_reachable
+from videoshop.models import MissingWeightsError, downloads_possible
 
 HUB_ID = "wangfuyun/AnimateLCM-SVD-xt"
 WEIGHTS_FILE = "AnimateLCM-SVD-xt.safetensors"
@@ -77,8 +77,7 @@ def resolve_animatelcm_weights(weights: str, filename: str = WEIGHTS_FILE, allow
         return hf_hub_download(weights, filename, local_files_only=True)
     except Exception:  # noqa: BLE001  (not cached)
         pass
-    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-    if offline or not allow_download or not _hub_reachable():
+    if not downloads_possible(allow_download):
         raise MissingWeightsError(f"AnimateLCM weights {weights}/{filename} are not cached and cannot be downloaded "
                                   f"here: set method.weights=PATH to a local copy of {filename}")
     return hf_hub_download(weights, filename)

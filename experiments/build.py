@@ -55,7 +55,7 @@ def run_build(cfg) -> dict:
 
     if kind == "magicbrush":
         from datasets.magicbrush import build_magicbrush
-        from experiments.common import build_pipeline
+        from videoshop.models import build_pipeline
 
         model = _plain(cfg.model)
         device = str(cfg.get("device", "auto") or "auto")

@@ -50,7 +50,7 @@ MODEL_OVERRIDES: list[str] = []  # extra model.* overrides (e.g. model.path=DIR 
 def build(method: str, model: str, pipe=None):
     from hydra.utils import instantiate
 
-    from experiments.common import build_pipeline
+    from videoshop.models import build_pipeline
 
     cfg = compose([f"model={model}", f"method={method}", *MODEL_OVERRIDES])
     pipe = pipe or build_pipeline(cfg.model, "cpu")

@@ -65,7 +65,7 @@ def svd_case(model: str, seed: int = 0):
     from omegaconf import OmegaConf
 
     from datasets.synthetic import SyntheticDataset
-    from experiments.common import build_pipeline
+    from videoshop.models import build_pipeline
     from videoshop.conditioning import to_model_pixels
     from videoshop.config import VideoshopConfig
     from videoshop.latents import normalize_latents

@@ -68,7 +68,7 @@ class Runner:
     def __init__(self, cfg: DictConfig, label: Optional[str] = None):
         from hydra.utils import instantiate
 
-        from .common import build_pipeline
+        from videoshop.models import build_pipeline
 
         self.cfg = cfg
         self.out = Path(cfg.paths.output)

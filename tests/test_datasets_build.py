@@ -41,7 +41,7 @@ def compose_cfg(overrides, conf_dir):
 def test_magicbrush_build_through_config(tmp_path, monkeypatch, conf_dir):
     src = write_fake_magicbrush(tmp_path / "mb")
     stub = StubPipe()
-    monkeypatch.setattr("experiments.common.build_pipeline", lambda model, device: stub)
+    monkeypatch.setattr("videoshop.models.build_pipeline", lambda model, device: stub)
     cfg = compose_cfg(["task=build", "dataset=magicbrush", f"paths.data={tmp_path / 'data'}",
                        f"dataset.build.source={src}", "dataset.build.num_inference_steps=2", "dataset.limit=2",
                        "seed=5"], conf_dir)

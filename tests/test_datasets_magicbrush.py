@@ -199,7 +199,7 @@ def test_bad_sources_fail_in_one_line(tmp_path):
 
 def test_end_to_end_with_tiny_svd(mb_dir, tmp_path):
     """The real path: tiny SVD (random weights) animates each first turn at 64x112, 14 frames."""
-    from experiments.common import build_pipeline
+    from videoshop.models import build_pipeline
 
     def factory():
         pipe = build_pipeline({"kind": "tiny", "seed": 0, "dtype": "float32", "num_frames": 14}, "cpu")

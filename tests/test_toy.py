@@ -46,7 +46,7 @@ def test_train_toy_runs_and_is_deterministic(tmp_path):
 
 
 def test_shipped_toy_model_loads_offline_and_generates():
-    from experiments.common import build_pipeline
+    from videoshop.models import build_pipeline
 
     cfg = _cfg(["model=toy"])
     root = Path(__file__).resolve().parents[1] / cfg.model.path

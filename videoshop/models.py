@@ -114,6 +114,13 @@ def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
         return False
 
 
+def downloads_possible(allow_download: bool = True) -> bool:
+    """Whether a file missing from the hub cache may be fetched now: downloads allowed by the config, HF_HUB_OFFLINE
+    unset, and the hub reachable (checked in seconds, so missing weights fail at start-up, not after retries)."""
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    return bool(allow_download) and not offline and _hub_reachable()
+
+
 def _repo_relative(path: str) -> str:
     """A relative ``path`` that does not exist from the working directory is taken relative to the repository root
     (so ``model=toy``'s ``videoshop/assets/toy`` loads from anywhere)."""
@@ -143,8 +150,7 @@ def resolve_pretrained(hub_id: Optional[str], path: Optional[str], allow_downloa
         return snapshot_download(hub_id, local_files_only=True, allow_patterns=["*.json", "*.txt"]) and hub_id
     except Exception:  # noqa: BLE001  (not cached)
         pass
-    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-    if offline or not allow_download or not _hub_reachable():
+    if not downloads_possible(allow_download):
         raise MissingWeightsError(
             f"weights for {hub_id} are not cached and cannot be downloaded here: set model.path=DIR to a local copy "
             f"(e.g. from `huggingface-cli download {hub_id}` on a connected machine)")

@@ -21,7 +21,7 @@ from videoshop import _compat  # noqa: F401  (torchvision shim before diffusers/
 
 import torch
 
-from videoshop.models import MissingWeightsError, _hub_reachable, _repo_relative
+from videoshop.models import MissingWeightsError, downloads_possible, _repo_relative
 
 WEIGHTS = ("pretrained", "tiny", "random")
 
@@ -56,8 +56,7 @@ def resolve_source(hub_id: Optional[str], path: Optional[str], key: str, allow_d
         return hub_id
     except Exception:  # noqa: BLE001  (not cached)
         pass
-    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-    if offline or not allow_download or not _hub_reachable():
+    if not downloads_possible(allow_download):
         raise MissingWeightsError(f"{key}: {hub_id} is not cached and cannot be downloaded here: set {key}.path=DIR "
                                   f"(e.g. from `huggingface-cli download {hub_id}` on a connected machine)")
     return hub_id

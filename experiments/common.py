@@ -1,3 +1,0 @@
-"""Glue between configs and the library (kept for imports): the pipeline builder lives in videoshop.models."""
-
-from videoshop.models import build_pipeline  # noqa: F401
