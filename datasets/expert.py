@@ -31,7 +31,7 @@ from .base import select_ids
 from .edit_types import normalize_edit_type
 from .folder import build_samples, check_sample_id, fit_frames, fit_image, report_path, safe_sample_id, shard_ids
 from .schema import Sample, SampleError
-from .video_io import IMAGE_EXTS, VIDEO_EXTS, read_image, read_video
+from videoshop.video_io import IMAGE_EXTS, VIDEO_EXTS, read_image, read_video
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def read_selected_frames(path, num_frames: int, sample_fps: Optional[float] = No
                 if i >= idx.max():
                     break
         video = np.stack([kept[int(i)] for i in idx])
-    except SampleError:
+    except SampleError:  # also VideoReadError: already one line naming the file
         raise
     except Exception as err:  # noqa: BLE001
         raise SampleError(f"cannot read video {path}: {type(err).__name__}: {err}".splitlines()[0]) from err

@@ -19,16 +19,15 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
-import shutil
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
 from .schema import Sample, SampleError
-from .video_io import IMAGE_EXTS, read_image, resample_frames, resize_video, write_frames, write_image
+from videoshop.files import atomic_folder, atomic_write_json
+from videoshop.video_io import IMAGE_EXTS, read_image, resample_frames, resize_video, write_frames, write_image
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +68,7 @@ def _json_default(o: Any):
 
 
 def write_json_atomic(path, data: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default))
-    os.replace(tmp, path)
+    atomic_write_json(path, data, indent=2, default=_json_default)
 
 
 def write_sample(root, sample: Sample, overwrite: bool = False) -> Path:
@@ -91,11 +86,7 @@ def write_sample(root, sample: Sample, overwrite: bool = False) -> Path:
     final = root / sid
     if final.exists() and not overwrite and is_built(root, sid):
         return final
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".tmp-{sid}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
+    with atomic_folder(final) as tmp:  # an incomplete leftover or (overwrite) the old folder is swapped out
         write_frames(tmp / "source", sample.source_video)
         write_image(tmp / "edited.png", sample.edited_image)
         files = {"source": "source", "edited": "edited.png"}
@@ -116,16 +107,6 @@ def write_sample(root, sample: Sample, overwrite: bool = False) -> Path:
             "width": int(w), "files": files, "meta": sample.meta,
         }
         (tmp / SAMPLE_FILE).write_text(json.dumps(record, indent=2, default=_json_default))
-        if final.exists():  # incomplete leftover, or overwrite: move aside, then swap in
-            old = root / f".old-{sid}-{os.getpid()}"
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 

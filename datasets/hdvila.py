@@ -27,7 +27,7 @@ import numpy as np
 
 from .folder import safe_sample_id, write_json_atomic
 from .schema import SampleError
-from .video_io import VIDEO_EXTS, read_video, write_image
+from videoshop.video_io import VIDEO_EXTS, read_video, write_image
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import logging
-import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
@@ -29,6 +28,7 @@ from .base import select_ids
 from .edit_types import infer_edit_type_with_rule
 from .folder import build_samples, fit_image, is_built, report_path, shard_ids
 from .schema import Sample, SampleError
+from videoshop.method import sample_seed
 
 log = logging.getLogger(__name__)
 
@@ -225,11 +225,6 @@ def decode_mask(mask_img, source: Optional[np.ndarray] = None, polarity: str = "
 
 
 # ----------------------------------------------------------------------------- one sample
-def sample_seed(base_seed: int, sample_id: str) -> int:
-    """A per-sample seed independent of build order, sharding and resumption."""
-    return (int(base_seed) * 1_000_003 + zlib.crc32(sample_id.encode())) % (2**31 - 1)
-
-
 def make_magicbrush_sample(row: dict, pipe, *, split: str, num_frames: int, height: int, width: int,
                            fit: str = "resize", mask_polarity: str = "auto", seed: int = 0,
                            svd_options: Optional[dict] = None, model_info: Optional[dict] = None,
@@ -250,7 +245,7 @@ def make_magicbrush_sample(row: dict, pipe, *, split: str, num_frames: int, heig
         raise RuntimeError("SVD generation produced non-finite latents")
     frames = np.asarray(out.frames)
     if frames.shape[1:3] != (height, width):
-        from .video_io import resize_video
+        from videoshop.video_io import resize_video
 
         frames = resize_video(frames, int(height), int(width))
     if replace_first_frame:

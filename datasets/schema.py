@@ -11,12 +11,10 @@ from typing import Any, Optional
 
 import numpy as np
 
+from videoshop.video_io import SampleError  # noqa: F401  (defined once, in the bottom library)
+
 EDIT_TYPES = ("add_object", "remove_object", "replace_object", "change_color", "change_appearance",
               "change_action", "reconstruction", "unknown")
-
-
-class SampleError(ValueError):
-    """A sample that cannot be used, with a one-line reason naming the file or field at fault."""
 
 
 @dataclass

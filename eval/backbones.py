@@ -27,7 +27,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from videoshop.models import MissingWeightsError  # noqa: F401  (re-exported)
+from videoshop.files import atomic_path
+from videoshop.models import MissingWeightsError, resolve_device  # noqa: F401  (re-exported)
 
 from .base import OnDevice, canonical_device
 
@@ -35,12 +36,6 @@ BACKBONES = ("real", "random", "tiny")
 _SHARED: dict[Any, Any] = {}
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if isinstance(device, torch.device):
-        return device
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def shared(key: Any, builder: Callable[[], Any]) -> Any:
@@ -238,12 +233,9 @@ class TinyI3D(nn.Module):
 
 def write_tiny_i3d(path: str, seed: int = 0) -> str:
     """Script a seeded TinyI3D and save it as TorchScript at ``path`` (loaded back with torch.jit.load)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     m = _seeded(seed, TinyI3D).eval()
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-    os.close(fd)
-    torch.jit.save(torch.jit.script(m), tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.jit.save(torch.jit.script(m), str(tmp))
     return path
 
 
@@ -256,9 +248,8 @@ def _fetch_url(url: str, dest: str, sha256: str, timeout: float = 20.0) -> None:
     if got != sha256.lower():
         raise MissingWeightsError(f"metrics.fvd.detector_sha256: {url} has SHA-256 {got[:16]}..., not the "
                                   f"configured {sha256[:16]}...; not kept")
-    with open(dest + ".tmp", "wb") as f:
-        f.write(data)
-    os.replace(dest + ".tmp", dest)
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
 
 
 def file_sha256(path: str) -> str:

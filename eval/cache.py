@@ -14,12 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections import OrderedDict
 from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
+
+from videoshop.files import atomic_path, atomic_write_json
 
 
 def fingerprint(*parts: Any) -> str:
@@ -54,17 +55,8 @@ def save_array(path: str, value: Any) -> None:
         tensor, kind = value.detach().cpu().contiguous(), "torch"
     else:
         raise TypeError(f"FeatureCache stores tensors or numpy arrays, got {type(value).__name__}")
-    d = os.path.dirname(path)
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({"value": tensor}, tmp, metadata={"kind": kind})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        save_file({"value": tensor}, str(tmp), metadata={"kind": kind})
 
 
 def load_array(path: str) -> Any:
@@ -128,9 +120,4 @@ def load_json_cache(cache_dir: Optional[str], namespace: str, key: str) -> Optio
 def save_json_cache(cache_dir: Optional[str], namespace: str, key: str, value: Any) -> None:
     if not cache_dir:
         return
-    d = os.path.join(str(cache_dir), namespace)
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(value, f, indent=1)
-    os.replace(tmp, os.path.join(d, f"{key}.json"))
+    atomic_write_json(os.path.join(str(cache_dir), namespace, f"{key}.json"), value, indent=1, default=None)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 import string
 import tempfile
 from typing import Any, Optional

@@ -161,7 +161,6 @@ def benchmark(cfg: DictConfig) -> dict[str, Any]:
     clock.wrap(runner.method, "edit", "edit")
     clock.wrap(runner.store, "write", "write")
     counter = UNetCallCounter(pipe.unet)
-    stage_times: list[dict] = []
 
     def run_once() -> dict[str, float]:
         clock.seconds = {}

@@ -11,7 +11,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 
 from .merge import combine_runs, sweep_run_dirs
-from .store import atomic_write_text
+from videoshop.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -17,37 +17,20 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Optional
 
+from videoshop.files import HOST, pid_alive  # noqa: F401  (HOST is re-exported to the runner)
+
 log = logging.getLogger(__name__)
 
-HOST = socket.gethostname()
 
 
 class ClaimLost(RuntimeError):
     """Another worker took over this sample's claim (it judged ours stale): our result must not be written."""
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` on this host is running (a zombie counts as dead)."""
-    if pid <= 0:  # never signal a process group
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def _read_json(path: Path) -> Optional[dict]:

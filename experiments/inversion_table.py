@@ -14,7 +14,6 @@ normalised latents (the state the inversion sees), in float64 state; NFE are cou
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 

@@ -27,7 +27,9 @@ from typing import Any, Callable, Iterable, Optional
 import numpy as np
 import pandas as pd
 
-from .store import ResultStore, atomic_write_text
+from videoshop.files import atomic_write_text
+
+from .store import ResultStore
 
 from .tables import records_to_frame, skip_protocol, write_tables
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 
 from datasets.schema import Sample, SampleError
-from datasets.video_io import resample_frames, resize_video
+from videoshop.video_io import resample_frames, resize_video
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ MEDIA_FILES = {"source": "source.mp4", "first_frame": "edited_first_frame.png", 
 # ---------------------------------------------------------------------------------------------- media
 def write_sample_media(sample_dir: Path, sample) -> None:
     """source.mp4, edited_first_frame.png and mask.png of a (prepared) sample next to its edited.mp4."""
-    from datasets.video_io import write_image, write_video
+    from videoshop.video_io import write_image, write_video
 
     if not (sample_dir / MEDIA_FILES["source"]).is_file():
         write_video(sample_dir / MEDIA_FILES["source"], np.asarray(sample.source_video), getattr(sample, "fps", 7.0))

@@ -29,6 +29,8 @@ from datasets.schema import Sample
 
 from eval.cache import fingerprint
 
+from videoshop.method import sample_seed  # noqa: F401  (re-exported: experiments.runner.sample_seed)
+
 from .prepare import check_aspect, check_input_limits, fit_edited_image, fit_frame_count, to_sample_size
 from .claims import HOST, ClaimBook, ClaimLost
 from .merge import class_path, counts_for_set_metrics, set_metric_frame, write_run_tables
@@ -45,11 +47,6 @@ def one_line(e: BaseException) -> str:
 
 def stable_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def sample_seed(seed: int, sample_id: str) -> int:
-    """Per-sample seed: independent of order and subset, so resumed and sharded runs match full ones."""
-    return int(hashlib.sha256(f"{seed}:{sample_id}".encode()).hexdigest()[:15], 16)
 
 
 def _container(node) -> Any:

@@ -12,68 +12,26 @@ rest. Tables (results.csv, summaries) go through ``atomic_write_text``: a tempor
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import math
 import os
 import shutil
-import time
-import uuid
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from datasets.video_io import read_video, write_frames, write_video
+from videoshop.video_io import read_video, write_frames, write_video
 
-from .claims import HOST, ClaimBook, pid_alive
+from videoshop.files import atomic_path, scratch_abandoned, scratch_name, scratch_owner, swap_in_folder
+
+from .claims import ClaimBook
 
 log = logging.getLogger(__name__)
 
 RECORD = "record.json"
 FEATURES = "features.safetensors"
-_HOST_TAG = HOST.replace(".", "_")
-
-
-def scratch_name(name: str, kind: str) -> str:
-    """A private sibling name for ``name``: ``.<name>.<kind>.<host>.<pid>.<nonce>`` (parsed by ``scratch_owner``)."""
-    return f".{name}.{kind}.{_HOST_TAG}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-
-
-def scratch_owner(entry: str) -> Optional[tuple[str, str, str, int]]:
-    """(name, kind, host tag, pid) of a scratch entry, or None if ``entry`` is not one."""
-    if not entry.startswith("."):
-        return None
-    parts = entry[1:].rsplit(".", 4)
-    if len(parts) != 5 or parts[1] not in ("tmp", "old") or not parts[3].isdigit():
-        return None
-    return parts[0], parts[1], parts[2], int(parts[3])
-
-
-def scratch_abandoned(path: Path, older_than_s: float) -> bool:
-    """A scratch entry whose writer is dead (this host) or that is older than ``older_than_s`` (other hosts)."""
-    owner = scratch_owner(path.name)
-    if owner is None:
-        return False
-    if owner[2] == _HOST_TAG and owner[3] != os.getpid():
-        return not pid_alive(owner[3])
-    try:
-        return owner[3] != os.getpid() and time.time() - path.stat().st_mtime > older_than_s
-    except FileNotFoundError:
-        return False
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to a temporary sibling, then ``os.replace`` it onto ``path`` (readers never see half a file)."""
-    path = Path(path)
-    tmp = path.with_name(scratch_name(path.name, "tmp"))
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def _json_default(o: Any):
@@ -130,10 +88,6 @@ class ResultStore:
     def load_record(self, sample_id: str) -> Optional[dict]:
         return _read_record(self.record_path(sample_id))
 
-    def is_done(self, sample_id: str, config_hash: str) -> bool:
-        r = self.load_record(sample_id)
-        return r is not None and r.get("status") == "ok" and r.get("config_hash") == config_hash
-
     def write(self, sample_id: str, record: dict, frames: Optional[np.ndarray] = None, fps: float = 7.0,
               save_mp4: bool = True, features: Optional[dict[str, np.ndarray]] = None,
               features_meta: Optional[dict[str, str]] = None) -> Path:
@@ -156,44 +110,17 @@ class ResultStore:
             (tmp / RECORD).write_text(json.dumps(_clean(record), indent=1, default=_json_default))  # last: complete
             if self.claims is not None:
                 self.claims.check(sample_id)
-            self._swap_in(tmp, final)
+            swap_in_folder(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return final
-
-    @staticmethod
-    def _swap_in(tmp: Path, final: Path) -> None:
-        """Rename ``tmp`` onto ``final``; a folder in the way is renamed aside first (retried under races)."""
-        aside: list[Path] = []
-        try:
-            for _ in range(1000):
-                try:
-                    os.rename(tmp, final)  # fails while a (non-empty) folder is there
-                    return
-                except OSError as e:
-                    if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                        raise
-                old = final.with_name(scratch_name(final.name, "old"))
-                try:
-                    os.rename(final, old)
-                    aside.append(old)
-                except FileNotFoundError:  # another writer moved it first: try again
-                    continue
-            raise RuntimeError(f"{final}: could not swap in a new result (1000 concurrent replacements)")
-        finally:
-            for old in aside:
-                shutil.rmtree(old, ignore_errors=True)
 
     def write_features(self, sample_id: str, features: dict[str, np.ndarray],
                        features_meta: Optional[dict[str, str]] = None) -> Path:
         """Add or replace a finished sample's features file (atomic)."""
         path = self.sample_dir(sample_id) / FEATURES
-        tmp = path.with_name(scratch_name(path.name, "tmp"))
-        try:
+        with atomic_path(path) as tmp:
             save_features(tmp, features, features_meta)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
         return path
 
     def load_features(self, sample_id: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:

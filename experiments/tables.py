@@ -9,7 +9,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from .store import atomic_write_text
+from videoshop.files import atomic_write_text
 
 PAPER_ORDER = ("clip_tgt", "clip_tgt_plus", "tifa", "clip_src", "clip_src_plus", "flow", "flow_plus", "fvd", "ssim",
                "clip_tc")

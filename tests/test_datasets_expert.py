@@ -9,7 +9,7 @@ import pytest
 from datasets.expert import ExpertDataset, build_expert, convert_entry, read_entries, temporal_indices
 from datasets.folder import FolderDataset
 from datasets.schema import SampleError
-from datasets.video_io import write_frames, write_image, write_video
+from videoshop.video_io import write_frames, write_image, write_video
 
 
 def _frames(t, h, w, seed=0):
@@ -135,7 +135,7 @@ def test_temporal_indices():
 
 def test_streaming_reader_matches_full_decode(tmp_path):
     from datasets.expert import read_selected_frames
-    from datasets.video_io import read_video
+    from videoshop.video_io import read_video
 
     write_video(tmp_path / "v.mp4", _frames(40, 36, 64), fps=25)
     full, fps = read_video(tmp_path / "v.mp4")

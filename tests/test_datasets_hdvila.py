@@ -7,7 +7,7 @@ import numpy as np
 from datasets.expert import build_expert
 from datasets.folder import FolderDataset
 from datasets.hdvila import parse_time, read_hdvila_metadata, sample_hdvila_clips, write_selection
-from datasets.video_io import write_image, write_video
+from videoshop.video_io import write_image, write_video
 
 
 def make_hdvila(tmp_path, n_videos=6, clips_per_video=3, downloaded_every=1):

@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 
 from baselines.pix2video import Pix2Video, guided_latent_update
 from baselines.rave import (arrange_grids, frames_kept, grid_cells, rave_cell_size, unarrange_grids)
-from datasets.video_io import read_video
+from videoshop.video_io import read_video
 from experiments.runner import Runner
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")

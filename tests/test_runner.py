@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from datasets.schema import SampleError
-from datasets.video_io import VideoReadError, read_video
+from videoshop.video_io import read_video
 from experiments.runner import Runner
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")

@@ -23,7 +23,8 @@ from experiments.callbacks import CombineTables
 from experiments.claims import ClaimBook, ClaimLost
 from experiments.merge import main as merge_main, merge_run
 from experiments.runner import ConfigError, Runner
-from experiments.store import ResultStore, atomic_write_text, scratch_name
+from experiments.store import ResultStore
+from videoshop.files import atomic_write_text, scratch_name
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")

@@ -44,7 +44,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from datasets.video_io import read_image, read_video, resample_frames, write_frames, write_video
+    from .video_io import read_image, read_video, resample_frames, write_frames, write_video
     from .models import MissingWeightsError, build_pipeline
 
     cfg = model_config(a.model)

@@ -1,19 +1,27 @@
 """The method interface every editing method implements, and Videoshop behind it.
 
 A method is constructed from its config (conf/method/*.yaml: ``name`` plus options) and the loaded pipeline, and
-edits one Sample at a time: ``edit(sample, generator) -> EditResult`` with frames at the model resolution. Frame
+edits one Sample at a time: ``edit(sample, generator) -> EditResult`` with frames at the model resolution (the
+whole interface: a ``name`` attribute and ``edit``; the runner needs nothing else). Frame
 count and size adaptation happen in the runner (experiments/prepare.py), not here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Protocol
+import hashlib
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
 from .config import VideoshopConfig
+
+
+def sample_seed(seed: int, sample_id: str) -> int:
+    """Per-sample seed: independent of order, subset and sharding, so resumed and sharded runs match full ones (the
+    runner seeds each edit's generator with it; dataset builders seed each sample's generation with it)."""
+    return int(hashlib.sha256(f"{seed}:{sample_id}".encode()).hexdigest()[:15], 16)
 
 
 @dataclass
@@ -24,16 +32,6 @@ class EditResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-class EditMethod(Protocol):
-    name: str
-
-    def edit(self, sample, generator: torch.Generator) -> EditResult:
-        ...
-
-    def options(self) -> dict[str, Any]:
-        ...
-
-
 class VideoshopMethod:
     """Videoshop and its ablations: all are this class with different options (conf/method/videoshop*.yaml)."""
 
@@ -42,9 +40,6 @@ class VideoshopMethod:
         self.pipeline, self.name = pipeline, name
         self.height, self.width = height, width
         self.config = VideoshopConfig.from_dict(options)
-
-    def options(self) -> dict[str, Any]:
-        return self.config.to_dict()
 
     def edit(self, sample, generator: torch.Generator) -> EditResult:
         out = self.pipeline(video=sample.source_video, edited_image=sample.edited_image, config=self.config,

@@ -172,8 +172,11 @@ def load_pretrained_components(source: str, dtype=torch.float32, variant: Option
     )
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """'auto' (or None) = CUDA when available, else the CPU; anything else as ``torch.device`` reads it."""
+    if isinstance(device, torch.device):
+        return device
+    if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 

@@ -22,8 +22,7 @@ maps are stored as queries/keys (the same maps, recomputed) instead of probabili
 from __future__ import annotations
 
 import difflib
-import time
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -31,7 +30,7 @@ import torch
 from videoshop.method import EditResult
 
 from .attention import installed_processors
-from .ddim import classifier_free_guidance, ddim_invert, ddim_sample, ddim_schedule
+from .ddim import ddim_invert, ddim_sample, ddim_schedule
 from .fatezero_attention import FateZeroController, fatezero_processors
 from .method import TextDrivenMethod, frame_windows
 from .sd import encode_prompts, frames_to_tensor, resize_frames, vae_decode
@@ -198,7 +197,7 @@ class FateZero(TextDrivenMethod):
         """Frame ranges edited together: one clip of all frames, or consecutive clips of ``clip_length``."""
         return frame_windows(num_frames, self.opts["clip_length"])
 
-    # ------------------------------------------------------------------ EditMethod
+    # ------------------------------------------------------------------ the method interface
     def edit(self, sample, generator: torch.Generator) -> EditResult:
         prompts = self.resolve_prompts(sample)
         video = resize_frames(sample.source_video, int(self.opts["height"]), int(self.opts["width"]))

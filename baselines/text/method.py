@@ -1,4 +1,4 @@
-"""What every SD-family text-driven baseline shares behind the EditMethod interface (videoshop/method.py).
+"""What every SD-family text-driven baseline shares behind the method interface (videoshop/method.py).
 
 Such a method loads its own models (``uses_video_model: false`` in its config: the runner builds no SVD pipeline
 and passes ``device=``), processes every source frame at its own resolution (``handles_any_length``: the runner

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from datasets.video_io import resize_video
+from videoshop.video_io import resize_video
 
 Tensor = torch.Tensor
 

@@ -24,7 +24,7 @@ feature loss leaves out the i = j pairs of the official mean (their cosine is 0 
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 import torch

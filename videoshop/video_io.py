@@ -6,20 +6,25 @@ message names the file.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from .schema import SampleError
+from .files import atomic_path
+
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
 
 
+class SampleError(ValueError):
+    """Input that cannot be used, with a one-line reason naming the file or field at fault (also exported as
+    ``datasets.SampleError``: datasets raise it for bad samples, the runner records it and goes on)."""
+
+
 class VideoReadError(SampleError):
-    pass
+    """A video or image file that cannot be read as what it should be (named in the message)."""
 
 
 IMAGE_MODES = ("RGB", "L", "P", "RGBA", "LA", "PA", "1")  # 8-bit (or 1-bit) colour / grey, alpha only if opaque
@@ -138,9 +143,7 @@ def write_video(path, frames: np.ndarray, fps: float = 7.0, crf: int = 18) -> No
     h, w = frames.shape[1] + frames.shape[1] % 2, frames.shape[2] + frames.shape[2] % 2
     if (h, w) != frames.shape[1:3]:
         frames = np.pad(frames, ((0, 0), (0, h - frames.shape[1]), (0, w - frames.shape[2]), (0, 0)), mode="edge")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f"{path}.tmp.mp4"
-    with av.open(tmp, mode="w") as container:
+    with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=int(round(fps)))
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.options = {"crf": str(crf)}
@@ -149,7 +152,6 @@ def write_video(path, frames: np.ndarray, fps: float = 7.0, crf: int = 18) -> No
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    os.replace(tmp, path)
 
 
 def resample_frames(video: np.ndarray, num_frames: int) -> np.ndarray:
