@@ -12,70 +12,19 @@ dataclass, e.g. ``videoshop.config.VideoshopConfig``, when it is built, still be
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any, Callable, Optional
 
 from omegaconf import DictConfig, OmegaConf
+
+from videoshop.config import VideoshopConfig
+from videoshop.options import Check, option_checks
 
 TASKS = ("edit", "reconstruct", "build", "train_toy", "regression", "trajectory")
 FRAMES_POLICIES = ("resample", "refuse")
 ASPECT_POLICIES = ("note", "refuse")
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
-
-
-@dataclass(frozen=True)
-class Check:
-    """What one key may hold. ``kind``: int | float | str | bool | list; ranges are inclusive unless ``*_open``."""
-
-    kind: str
-    nullable: bool = False
-    required: bool = False  # the key must be present in the composed config
-    min: Optional[float] = None
-    max: Optional[float] = None
-    min_open: bool = False
-    max_open: bool = False
-    choices: Optional[tuple] = None
-    multiple_of: Optional[int] = None
-    pattern: Optional[str] = None
-    hint: str = ""
-
-    def problem(self, value: Any) -> Optional[str]:
-        """None when ``value`` fits, else the reason (without the key)."""
-        if value is None:
-            return None if self.nullable else "must be set (got null)"
-        if self.kind == "bool":
-            if not isinstance(value, bool):
-                return f"must be true or false (got {value!r})"
-            return None
-        if self.kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
-            return f"must be an integer (got {value!r})"
-        if self.kind == "float":
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                return f"must be a number (got {value!r})"
-            if not math.isfinite(value):
-                return f"must be a finite number (got {value!r})"
-        if self.kind == "str" and not isinstance(value, str):
-            return f"must be a string (got {value!r})"
-        if self.kind == "list" and not isinstance(value, (list, tuple)):
-            return f"must be a list (got {value!r})"
-        if self.choices is not None and value not in self.choices:
-            return f"must be one of {', '.join(map(str, self.choices))} (got {value!r})"
-        if self.pattern is not None and not re.match(self.pattern, str(value)):
-            return f"{self.hint or 'has an invalid form'} (got {value!r})"
-        if self.kind in ("int", "float"):
-            lo_bad = self.min is not None and (value <= self.min if self.min_open else value < self.min)
-            hi_bad = self.max is not None and (value >= self.max if self.max_open else value > self.max)
-            if lo_bad or hi_bad:
-                lo = "" if self.min is None else ("(" if self.min_open else "[") + f"{self.min:g}"
-                hi = "" if self.max is None else f"{self.max:g}" + (")" if self.max_open else "]")
-                rng = f"in {lo}, {hi}" if lo and hi else (f">{'' if self.min_open else '='} {self.min:g}" if lo else
-                                                           f"<{'' if self.max_open else '='} {self.max:g}")
-                return f"must be {rng} (got {value!r})"
-            if self.multiple_of and value % self.multiple_of:
-                return f"must be a multiple of {self.multiple_of} (got {value!r})"
-        return None
 
 
 def spec(kind: str, **kw: Any) -> Any:
@@ -120,35 +69,18 @@ class ModelSchema:
     allow_download: bool = spec("bool")
 
 
-@dataclass
-class MethodSchema:
-    """Options shared by the Videoshop-family methods (videoshop.config.VideoshopConfig) and the baselines."""
+def _method_schema() -> type:
+    """Every method's ``name``, ``height``, ``width``, plus every Videoshop option exactly as
+    ``videoshop.config.VideoshopConfig`` declares it (type, range, choices: one declaration, two checkers)."""
+    own = [("name", str, spec("str", required=True)),
+           ("height", int, spec("int", nullable=True, min=8, multiple_of=8)),
+           ("width", int, spec("int", nullable=True, min=8, multiple_of=8))]
+    library = [(name, Any, field(default=None, metadata={"check": check}))
+               for name, check in option_checks(VideoshopConfig).items()]
+    return make_dataclass("MethodSchema", own + library)
 
-    name: str = spec("str", required=True)
-    height: int = spec("int", nullable=True, min=8, multiple_of=8)
-    width: int = spec("int", nullable=True, min=8, multiple_of=8)
-    num_inference_steps: int = spec("int", min=2)
-    strength: float = spec("float", min=0, max=1, min_open=True)
-    threshold: float = spec("float", nullable=True, min=0)
-    threshold_compare: str = spec("str", choices=("lower", "upper"))
-    noise: str = spec("str", choices=("fixed", "fresh"))
-    noise_std: str = spec("str", choices=("x0", "unit"))
-    inversion: str = spec("str", choices=("extrapolate", "naive", "fixed_point", "edict", "bdia"))
-    fixed_point_iterations: int = spec("int", min=1)
-    edict_p: float = spec("float", min=0, max=1, min_open=True)
-    bdia_gamma: float = spec("float", min=0, max=1)
-    normalize: str = spec("str", choices=("frame", "channel", "none"))
-    rescale_formula: str = spec("str", choices=("code", "paper"))
-    inversion_guidance_scale: float = spec("float", min=0)
-    min_guidance_scale: float = spec("float", min=0)
-    max_guidance_scale: float = spec("float", min=0)
-    noise_aug_strength: float = spec("float", min=0)
-    fps: int = spec("int", min=1)
-    motion_bucket_id: int = spec("int", min=0)
-    decode_chunk_size: int = spec("int", nullable=True, min=1)
-    encode_chunk_size: int = spec("int", nullable=True, min=1)
-    cfg_batch: bool = spec("bool")
-    state_dtype: str = spec("str", choices=("float32", "float64"))
+
+MethodSchema = _method_schema()
 
 
 @dataclass

@@ -79,8 +79,7 @@ def test_unknown_inversion_is_refused():
 
 def test_default_config_is_unchanged():
     cfg = VideoshopConfig()
-    assert (cfg.inversion, cfg.extrapolate, cfg.threshold, cfg.num_inference_steps, cfg.strength) == (
-        "extrapolate", True, 1.0, 25, 0.55)
+    assert (cfg.inversion, cfg.threshold, cfg.num_inference_steps, cfg.strength) == ("extrapolate", 1.0, 25, 0.55)
 
 
 def test_svd_no_source_ignores_the_source_video(counting):

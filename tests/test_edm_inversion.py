@@ -130,7 +130,7 @@ def test_no_threshold_divides_by_zero_on_first_step_and_goes_non_finite():
 def test_inversion_branches_and_nfe_follow_the_options():
     model, x0 = _analytic()
     up = SVD_SIGMAS.flip(0)
-    assert invert(x0, up, model, InversionOptions(extrapolate=False)).branches == ["naive"] * 13
+    assert invert(x0, up, model, InversionOptions(inversion="naive")).branches == ["naive"] * 13
     res = invert(x0, up, model, InversionOptions(threshold=1.0), torch.Generator().manual_seed(0))
     assert res.branches == ["noise"] * 8 + ["extrapolate"] * 5 and res.nfe == 13
     assert torch.isfinite(res.latents).all()
@@ -152,7 +152,7 @@ def test_reconstruction_error_per_threshold_is_finite_and_reported():
         inv = invert(x0, SVD_SIGMAS.flip(0), model, InversionOptions(threshold=sigma), torch.Generator().manual_seed(0))
         rec, _ = sample_euler(inv.latents, SVD_SIGMAS, model)
         errors[sigma] = float((rec - x0).pow(2).mean().sqrt())
-    naive = invert(x0, SVD_SIGMAS.flip(0), model, InversionOptions(extrapolate=False))
+    naive = invert(x0, SVD_SIGMAS.flip(0), model, InversionOptions(inversion="naive"))
     errors["naive"] = float((sample_euler(naive.latents, SVD_SIGMAS, model)[0] - x0).pow(2).mean().sqrt())
     print("analytic reconstruction RMSE per Sigma:", errors)
     assert all(math.isfinite(v) for v in errors.values())
@@ -228,7 +228,7 @@ def test_naive_option_equals_extrapolate_false_and_default_path_is_unchanged():
     model, x0 = _analytic()
     up = SVD_SIGMAS.flip(0)
     a = invert(x0, up, model, InversionOptions(inversion="naive"), torch.Generator().manual_seed(0))
-    b = invert(x0, up, model, InversionOptions(extrapolate=False), torch.Generator().manual_seed(0))
+    b = invert(x0, up, model, InversionOptions(inversion="naive"), torch.Generator().manual_seed(0))
     assert torch.equal(a.latents, b.latents) and a.branches == b.branches == ["naive"] * 13
     with pytest.raises(ValueError, match="inversion"):
         InversionOptions(inversion="ddim")

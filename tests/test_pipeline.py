@@ -32,7 +32,7 @@ def test_no_threshold_reports_non_finite_latents(tiny_pipeline):
 
 def test_every_inversion_variant_runs(tiny_pipeline):
     v = _video()
-    for opts in (dict(extrapolate=False), dict(normalize="none"), dict(rescale=False), dict(normalize="channel",
+    for opts in (dict(inversion="naive"), dict(normalize="none"), dict(rescale=False), dict(normalize="channel",
                  normalize_center=False, noise="fresh", noise_std="unit", rescale_formula="paper")):
         out = tiny_pipeline(video=v, edited_image=v[0], **FAST, **opts)
         assert out.finite and out.frames.shape == v.shape

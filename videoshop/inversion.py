@@ -16,6 +16,7 @@ from typing import Callable, Optional
 import torch
 
 from .edm import denoised, edm_coefficients, inverse_euler_step
+from .options import check_options, option
 
 Network = Callable[[torch.Tensor, float], torch.Tensor]
 INVERSIONS = ("extrapolate", "naive", "fixed_point", "edict", "bdia")
@@ -25,9 +26,15 @@ INVERSIONS = ("extrapolate", "naive", "fixed_point", "edict", "bdia")
 class InversionOptions:
     """Every choice in the inversion that the paper and the authors' code make differently.
 
-    Defaults reproduce the authors' code (shared/paper/official_code_notes.md).
+    Defaults reproduce the authors' code (shared/paper/official_code_notes.md). Each option is declared once, with its
+    type, range and choices (``videoshop.options.option``); ``videoshop.config.VideoshopConfig`` inherits them and
+    the run's config schema reads them.
 
-    extrapolate: True = noise extrapolation (Eq. 6); False = naive inversion (Eq. 5, the '- Extrapolation' ablation).
+    inversion: which inversion runs. "extrapolate" = Videoshop (noise extrapolation, Eq. 6-7); "naive" = Eq. 5 (the
+        '- Extrapolation' ablation); "fixed_point" = Eq. 4 solved by ``fixed_point_iterations`` network evaluations
+        per step (Meiri et al. 2023); "edict" = EDICT's coupled x/y sequences with mixing ``edict_p`` (Wallace et al.
+        2023, 2 evaluations per step); "bdia" = BDIA with ``bdia_gamma`` (Zhang et al. 2023, 1 evaluation per step).
+        "edict" and "bdia" change the generation sampler too (``regenerate``).
     threshold: Sigma in Eq. 6. ``None`` = always extrapolate (the '- Threshold' ablation, which divides by
         sigma_0 = 0 on the first step and yields non-finite latents, as the paper's Table 5 reports).
     threshold_compare: which sigma is compared with Sigma: "lower" (sigma_t, Eq. 6 and the code) or "upper".
@@ -36,38 +43,21 @@ class InversionOptions:
     noise_std: "x0" scales that noise by std(x0) (code) or "unit" does not (paper).
     naive_input_scaling: for naive inversion, "paper" evaluates F(c_in^t x_t; c_noise^{t+1}) exactly as Eq. 5;
         "next" uses c_in^{t+1} (plain x_bar = x_t).
-    inversion: which inversion runs. "extrapolate" = Videoshop (Eq. 6-7, or Eq. 5 when ``extrapolate`` is False);
-        "naive" = Eq. 5 whatever ``extrapolate`` says; "fixed_point" = Eq. 4 solved by ``fixed_point_iterations``
-        network evaluations per step (Meiri et al. 2023); "edict" = EDICT's coupled x/y sequences with mixing
-        ``edict_p`` (Wallace et al. 2023, 2 evaluations per step); "bdia" = BDIA with ``bdia_gamma`` (Zhang et al.
-        2023, 1 evaluation per step). "edict" and "bdia" change the generation sampler too (``regenerate``).
     """
 
-    extrapolate: bool = True
-    threshold: Optional[float] = 1.0
-    threshold_compare: str = "lower"
-    noise: str = "fixed"
-    noise_std: str = "x0"
-    naive_input_scaling: str = "paper"
-    inversion: str = "extrapolate"
-    fixed_point_iterations: int = 5
-    edict_p: float = 0.93
-    bdia_gamma: float = 0.5
+    inversion: str = option("extrapolate", "str", choices=INVERSIONS)
+    threshold: Optional[float] = option(1.0, "float", nullable=True, min=0)
+    threshold_compare: str = option("lower", "str", choices=("lower", "upper"))
+    noise: str = option("fixed", "str", choices=("fixed", "fresh"))
+    noise_std: str = option("x0", "str", choices=("x0", "unit"))
+    naive_input_scaling: str = option("paper", "str", choices=("paper", "next"))
+    fixed_point_iterations: int = option(5, "int", min=1)
+    edict_p: float = option(0.93, "float", min=0, max=1, min_open=True, why="EDICT divides by p when inverting")
+    bdia_gamma: float = option(0.5, "float", min=0, max=1, max_open=True,
+                               why="gamma = 1 is plain Euler, which BDIA cannot invert (its inverse divides by 1 - gamma)")
 
     def __post_init__(self) -> None:
-        checks = {"threshold_compare": ("lower", "upper"), "noise": ("fixed", "fresh"),
-                  "noise_std": ("x0", "unit"), "naive_input_scaling": ("paper", "next"),
-                  "inversion": INVERSIONS}
-        for key, allowed in checks.items():
-            if getattr(self, key) not in allowed:
-                raise ValueError(f"inversion option {key}={getattr(self, key)!r}: expected one of {allowed}")
-        if int(self.fixed_point_iterations) < 1:
-            raise ValueError(f"fixed_point_iterations={self.fixed_point_iterations}: expected >= 1")
-        if not 0.0 < float(self.edict_p) <= 1.0:
-            raise ValueError(f"edict_p={self.edict_p}: expected 0 < p <= 1 (EDICT divides by p when inverting)")
-        if not 0.0 <= float(self.bdia_gamma) < 1.0:
-            raise ValueError(f"bdia_gamma={self.bdia_gamma}: expected 0 <= gamma < 1 (gamma = 1 is plain Euler, "
-                             "which BDIA cannot invert: its inverse divides by 1 - gamma)")
+        check_options(self, "inversion option")
 
 
 @dataclass
@@ -170,7 +160,7 @@ def invert(
             x_t, n = fixed_point_inverse_step(x_t, network, sigma_t, sigma_next, int(options.fixed_point_iterations))
             result.record_step(i, x_t, "fixed_point", n, keep_trajectory, progress)
         else:
-            if options.inversion == "naive" or not options.extrapolate:
+            if options.inversion == "naive":
                 x_bar, branch = naive_network_input(x_t, sigma_t, sigma_next, options.naive_input_scaling), "naive"
             elif uses_extrapolation(sigma_t, sigma_next, options.threshold, options.threshold_compare):
                 x_bar, branch = extrapolated_network_input(x_t, x0, sigma_t, sigma_next), "extrapolate"

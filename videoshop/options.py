@@ -1,0 +1,86 @@
+"""Typed, checked options: each option of a library dataclass (``videoshop.config.VideoshopConfig``,
+``videoshop.inversion.InversionOptions``) declares its default, type, range and choices once, with ``option(...)``.
+
+The dataclass validates itself with ``check_options`` when built (a ValueError naming the option), and the run's
+config schema (experiments/config_schema.py) reads the same declarations to check ``method.<option>`` keys before any
+work, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional
+
+
+@dataclass(frozen=True)
+class Check:
+    """What one key may hold. ``kind``: int | float | str | bool | list; ranges are inclusive unless ``*_open``."""
+
+    kind: str
+    nullable: bool = False
+    required: bool = False  # the key must be present in the composed config
+    min: Optional[float] = None
+    max: Optional[float] = None
+    min_open: bool = False
+    max_open: bool = False
+    choices: Optional[tuple] = None
+    multiple_of: Optional[int] = None
+    pattern: Optional[str] = None
+    hint: str = ""  # message for a value that does not match ``pattern``
+    why: str = ""  # appended to a range problem (the reason for the bound)
+
+    def problem(self, value: Any) -> Optional[str]:
+        """None when ``value`` fits, else the reason (without the key)."""
+        if value is None:
+            return None if self.nullable else "must be set (got null)"
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                return f"must be true or false (got {value!r})"
+            return None
+        if self.kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+            return f"must be an integer (got {value!r})"
+        if self.kind == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return f"must be a number (got {value!r})"
+            if not math.isfinite(value):
+                return f"must be a finite number (got {value!r})"
+        if self.kind == "str" and not isinstance(value, str):
+            return f"must be a string (got {value!r})"
+        if self.kind == "list" and not isinstance(value, (list, tuple)):
+            return f"must be a list (got {value!r})"
+        if self.choices is not None and value not in self.choices:
+            return f"must be one of {', '.join(map(str, self.choices))} (got {value!r})"
+        if self.pattern is not None and not re.match(self.pattern, str(value)):
+            return f"{self.hint or 'has an invalid form'} (got {value!r})"
+        if self.kind in ("int", "float"):
+            lo_bad = self.min is not None and (value <= self.min if self.min_open else value < self.min)
+            hi_bad = self.max is not None and (value >= self.max if self.max_open else value > self.max)
+            if lo_bad or hi_bad:
+                lo = "" if self.min is None else ("(" if self.min_open else "[") + f"{self.min:g}"
+                hi = "" if self.max is None else f"{self.max:g}" + (")" if self.max_open else "]")
+                rng = f"in {lo}, {hi}" if lo and hi else (f">{'' if self.min_open else '='} {self.min:g}" if lo else
+                                                           f"<{'' if self.max_open else '='} {self.max:g}")
+                return f"must be {rng} (got {value!r})" + (f": {self.why}" if self.why else "")
+            if self.multiple_of and value % self.multiple_of:
+                return f"must be a multiple of {self.multiple_of} (got {value!r})"
+        return None
+
+
+def option(default: Any, kind: str, **kw: Any) -> Any:
+    """A dataclass field with a default and a ``Check``: ``noise: str = option("fixed", "str", choices=("fixed", "fresh"))``."""
+    return field(default=default, metadata={"check": Check(kind, **kw)})
+
+
+def option_checks(cls) -> dict[str, Check]:
+    """Field name -> Check for every checked field of the dataclass ``cls``."""
+    return {f.name: f.metadata["check"] for f in fields(cls) if "check" in f.metadata}
+
+
+def check_options(obj: Any, what: str = "option") -> None:
+    """Raise ValueError naming the first field of ``obj`` whose value its Check refuses."""
+    for name, check in option_checks(type(obj)).items():
+        problem = check.problem(getattr(obj, name))
+        if problem:
+            raise ValueError(f"{what} {name}={getattr(obj, name)!r}: {problem}")
