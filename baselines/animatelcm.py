@@ -33,7 +33,7 @@ from typing import Any, Optional
 import torch
 
 from videoshop.config import VideoshopConfig
-from videoshop.edm import truncate_by_strength
+from videoshop.edm import karras_sigmas_at, truncate_by_strength
 from videoshop.method import EditResult
 from videoshop.models import MissingWeightsError, downloads_possible
 
@@ -56,8 +56,7 @@ def animatelcm_sigmas(num_inference_steps: int, sigma_min: float = 0.002, sigma_
     if not 1 <= n <= num_train_timesteps:
         raise ValueError(f"num_inference_steps={n}: AnimateLCM supports 1..{num_train_timesteps} steps")
     ramp = torch.arange(n, dtype=torch.float64) * (num_train_timesteps // n) / (num_train_timesteps - 1)
-    min_inv, max_inv = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
-    return torch.cat([(max_inv + ramp * (min_inv - max_inv)) ** rho, torch.zeros(1, dtype=torch.float64)])
+    return karras_sigmas_at(ramp, sigma_min, sigma_max, rho)
 
 
 def resolve_animatelcm_weights(weights: str, filename: str = WEIGHTS_FILE, allow_download: bool = True) -> str:
@@ -124,11 +123,6 @@ class AnimateLCMVideoshop:
         self.weights = None if weights is None else resolve_animatelcm_weights(weights, weights_file, allow_download)
         if self.weights is not None:
             load_animatelcm_unet(pipeline.unet, self.weights)
-        self._opts = {"weights": self.weights, "weights_file": weights_file, "sampler": sampler,
-                      "num_train_timesteps": self.num_train_timesteps}
-
-    def options(self) -> dict[str, Any]:
-        return {**self._opts, **self.config.to_dict()}
 
     def edit(self, sample, generator: torch.Generator) -> EditResult:
         out = self.pipeline(video=sample.source_video, edited_image=sample.edited_image, config=self.config,

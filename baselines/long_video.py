@@ -57,9 +57,6 @@ class BlockRecurrentVideoshop:
         self.block_frames, self.last_block = int(block_frames), last_block
         self.config = VideoshopConfig.from_dict(options)
 
-    def options(self) -> dict[str, Any]:
-        return {"block_frames": self.block_frames, "last_block": self.last_block, **self.config.to_dict()}
-
     def edit(self, sample, generator: torch.Generator) -> EditResult:
         video = np.asarray(sample.source_video)
         pieces, nfe, finite, branches = [], 0, True, []

@@ -9,6 +9,15 @@ NaN scores propagate to the mean (a sample whose latents diverged makes the aver
 Set-level metrics (FVD) set ``per_sample = False``: they accumulate in ``update`` and only ``compute`` is meaningful.
 ``protocol()`` returns the choices that define the numbers (backbone, scale, masking) for the results table.
 
+One design, two uses. ``score`` (per sample) and ``sample_features`` (a set metric's per-sample contribution) are
+the functional form: they read the metric's backbones but never its states. The runner uses only these: each
+sample's values and features go into its record, and tables aggregate the records (pandas), because records are what
+survive resumption, sharding and merging (experiments/merge.py computes FVD from every shard's stored features with
+the same ``fvd_from_features``). The torchmetrics states (``update``/``compute``/``reset``, sums and counts reduced
+with "sum", FVD's feature lists with "cat") are the in-process aggregation for library users, and sync across
+processes under torch.distributed like any torchmetrics ``Metric``; ``reset()`` clears everything a metric keeps
+per run (TIFA's notes included).
+
 Devices: a metric computes with backbones (CLIP, RAFT, I3D, TIFA's models, CoTracker) held by ``OnDevice`` parts
 (eval/backbones.py ``SharedBackbone`` and the objects built on it). They start on the constructor's ``device=``;
 ``metric.to(dev)`` / ``.cuda()`` / ``.cpu()`` moves the torchmetrics states as usual AND every part whose device

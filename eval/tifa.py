@@ -429,6 +429,13 @@ class TIFA(EditMetric):
     def skip_reason(self, name, sample):
         return "no usable question for this sample's edit"
 
+    def reset(self) -> None:
+        """Reset the sums and counts (torchmetrics) and this run's notes: which samples had no usable question or
+        used the template question (a reset metric starts a new run; the question sets stay cached)."""
+        super().reset()
+        self.no_question_samples.clear()
+        self.template_samples.clear()
+
     def sample_notes(self, sample) -> list[str]:
         return ["tifa: template question (qg_fallback=template)"] if sample.sample_id in self.template_samples else []
 

@@ -1,19 +1,21 @@
 """The Hydra edge of the dataset builders: ``python run.py task=build dataset=<magicbrush|expert|...>``.
 
 ``run_build(cfg)`` reads ``cfg.dataset.build`` (plus ``cfg.dataset.limit`` / ``cfg.dataset.ids``, ``cfg.model``,
-``cfg.seed``, ``cfg.device``) and calls the plain library builders in ``datasets/``. ``dataset.build.kind``
-picks the builder: ``magicbrush`` (SVD-animated MagicBrush turns), ``expert`` (raw user videos from a
-manifest or folder), ``hdvila_sample`` (seeded selection of downloaded HD-VILA-100M clips for an expert set).
+``cfg.seed``, ``cfg.device``) and calls the builder function ``dataset.build._target_`` names, one per kind
+(conf/dataset/*.yaml: ``_target_: experiments.build.${dataset.build.kind}_from_config``), each a thin adapter onto
+the plain library builders in ``datasets/``: ``magicbrush`` (SVD-animated MagicBrush turns), ``expert`` (raw user
+videos from a manifest or folder), ``hdvila_sample`` (seeded selection of downloaded HD-VILA-100M clips for an expert
+set). A new builder is one ``<kind>_from_config(cfg, build, out, limit, ids, seed, shard)`` function.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Optional
 
 log = logging.getLogger(__name__)
 
-BUILDERS = ("magicbrush", "expert", "hdvila_sample")
+BUILDERS = ("magicbrush", "expert", "hdvila_sample")  # the kinds this module has a <kind>_from_config for
 
 
 def _plain(node) -> Any:
@@ -36,76 +38,96 @@ def _require(build: dict, key: str, hint: str = "") -> Any:
     return value
 
 
-def run_build(cfg) -> dict:
+def run_build(cfg, label: Optional[str] = None) -> dict:
     """Build the dataset ``cfg.dataset`` describes; returns the build report (also written next to the data)."""
+    from hydra.utils import get_method
+
     dataset = cfg.dataset
     build = _plain(dataset.get("build")) if "build" in dataset else None
     if not build:
         raise ValueError(f"dataset={dataset.get('name')} has nothing to build (no dataset.build node); "
                          f"buildable datasets: magicbrush, expert")
-    kind = build.get("kind") or dataset.get("name")
-    if kind not in BUILDERS:
-        raise ValueError(f"dataset.build.kind={kind!r}: expected one of {BUILDERS}")
+    kind, target = build.get("kind") or dataset.get("name"), build.get("_target_")
+    if not target:
+        raise ValueError("dataset.build._target_ is not set: the builder function (e.g. "
+                         "experiments.build.magicbrush_from_config)")
+    try:
+        builder = get_method(target)
+    except Exception:  # noqa: BLE001  (hydra wraps the import error)
+        raise ValueError(f"dataset.build.kind={kind!r}: no builder {target} (expected one of {BUILDERS})") from None
     limit, ids = _plain(dataset.get("limit")), _plain(dataset.get("ids"))
     if isinstance(ids, str):
         ids = [s for s in ids.replace(",", " ").split() if s]
     seed = int(build["seed"] if build.get("seed") is not None else cfg.get("seed", 0) or 0)
     shard = dict(shard_index=int(build.get("shard_index") or 0), num_shards=int(build.get("num_shards") or 1))
     out = _require(build, "out", "where the built samples go")
-
-    if kind == "magicbrush":
-        from datasets.magicbrush import build_magicbrush
-        from videoshop.models import build_pipeline
-
-        model = _plain(cfg.model)
-        device = str(cfg.get("device", "auto") or "auto")
-
-        def pipeline():
-            log.info("loading model %s on %s", model.get("name", model.get("kind")), device)
-            pipe = build_pipeline(model, device)
-            pipe.set_progress_bar_config(disable=True)
-            return pipe
-
-        report = build_magicbrush(
-            _require(build, "source", "a hub id (osunlp/MagicBrush) or a folder of its parquet files"), out,
-            pipeline, split=build.get("split", "dev"), turns=build.get("turns", "first"), limit=limit, ids=ids,
-            num_frames=int(build.get("num_frames") or model.get("num_frames", 14)),
-            height=int(build.get("height") or model.get("height", 576)),
-            width=int(build.get("width") or model.get("width", 1024)), fit=build.get("fit", "resize"),
-            num_inference_steps=int(build.get("num_inference_steps", 25)),
-            noise_aug_strength=float(build.get("noise_aug_strength", 0.02)),
-            min_guidance_scale=float(build.get("min_guidance_scale", 1.0)),
-            max_guidance_scale=float(build.get("max_guidance_scale", 3.0)), fps=int(build.get("fps", 7)),
-            motion_bucket_id=int(build.get("motion_bucket_id", 127)),
-            decode_chunk_size=build.get("decode_chunk_size"), seed=seed,
-            mask_polarity=build.get("mask_polarity", "auto"),
-            replace_first_frame=bool(build.get("replace_first_frame", False)),
-            overwrite=bool(build.get("overwrite", False)), model_info=_model_info(model),
-            cache_dir=build.get("cache_dir"), **shard)
-    elif kind == "expert":
-        from datasets.expert import build_expert
-
-        model = _plain(cfg.get("model")) or {}
-        report = build_expert(
-            _require(build, "source", "a CSV/JSONL manifest or a folder of sample folders"), out,
-            name=str(dataset.get("name") or "expert"),
-            num_frames=int(build.get("num_frames") or model.get("num_frames", 14)),
-            height=int(build.get("height") or model.get("height", 576)),
-            width=int(build.get("width") or model.get("width", 1024)), fit=build.get("fit", "crop"),
-            sample_fps=build.get("sample_fps"), require_mask=bool(build.get("require_mask", True)),
-            limit=limit, ids=ids, overwrite=bool(build.get("overwrite", False)), **shard)
-    else:  # hdvila_sample
-        from datasets.hdvila import sample_hdvila_clips, write_selection
-
-        settings = {"metadata": _require(build, "metadata", "a local HD-VILA-100M metadata JSONL file"),
-                    "clips_dir": _require(build, "clips_dir", "the folder of downloaded clips"),
-                    "n": int(build.get("n") or 45), "seed": seed, "min_duration": build.get("min_duration"),
-                    "max_duration": build.get("max_duration"), "one_per_video": bool(build.get("one_per_video", True))}
-        chosen = sample_hdvila_clips(**settings)
-        out = build.get("selection_out") or out
-        manifest = write_selection(chosen, out, export_first_frames=bool(build.get("export_first_frames", True)),
-                                   settings=settings)
-        report = {"root": str(out), "manifest": str(manifest), "selected": [c["clip_id"] for c in chosen],
-                  "counts": {"selected": len(chosen)}, "settings": settings}
+    report = builder(cfg, build, out=out, limit=limit, ids=ids, seed=seed, shard=shard)
     log.info("build %s: %s", kind, report.get("counts"))
+    return report
+
+
+def magicbrush_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
+    """MagicBrush turns animated with the configured SVD (``cfg.model`` on ``cfg.device``)."""
+    from datasets.magicbrush import build_magicbrush
+    from videoshop.models import build_pipeline
+
+    model = _plain(cfg.model)
+    device = str(cfg.get("device", "auto") or "auto")
+
+    def pipeline():
+        log.info("loading model %s on %s", model.get("name", model.get("kind")), device)
+        pipe = build_pipeline(model, device)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    report = build_magicbrush(
+        _require(build, "source", "a hub id (osunlp/MagicBrush) or a folder of its parquet files"), out,
+        pipeline, split=build.get("split", "dev"), turns=build.get("turns", "first"), limit=limit, ids=ids,
+        num_frames=int(build.get("num_frames") or model.get("num_frames", 14)),
+        height=int(build.get("height") or model.get("height", 576)),
+        width=int(build.get("width") or model.get("width", 1024)), fit=build.get("fit", "resize"),
+        num_inference_steps=int(build.get("num_inference_steps", 25)),
+        noise_aug_strength=float(build.get("noise_aug_strength", 0.02)),
+        min_guidance_scale=float(build.get("min_guidance_scale", 1.0)),
+        max_guidance_scale=float(build.get("max_guidance_scale", 3.0)), fps=int(build.get("fps", 7)),
+        motion_bucket_id=int(build.get("motion_bucket_id", 127)),
+        decode_chunk_size=build.get("decode_chunk_size"), seed=seed,
+        mask_polarity=build.get("mask_polarity", "auto"),
+        replace_first_frame=bool(build.get("replace_first_frame", False)),
+        overwrite=bool(build.get("overwrite", False)), model_info=_model_info(model),
+        cache_dir=build.get("cache_dir"), **shard)
+    return report
+
+
+def expert_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
+    """Raw user videos (a manifest or a folder of sample folders) converted to the model's frames and size."""
+    dataset = cfg.dataset
+    from datasets.expert import build_expert
+
+    model = _plain(cfg.get("model")) or {}
+    report = build_expert(
+        _require(build, "source", "a CSV/JSONL manifest or a folder of sample folders"), out,
+        name=str(dataset.get("name") or "expert"),
+        num_frames=int(build.get("num_frames") or model.get("num_frames", 14)),
+        height=int(build.get("height") or model.get("height", 576)),
+        width=int(build.get("width") or model.get("width", 1024)), fit=build.get("fit", "crop"),
+        sample_fps=build.get("sample_fps"), require_mask=bool(build.get("require_mask", True)),
+        limit=limit, ids=ids, overwrite=bool(build.get("overwrite", False)), **shard)
+    return report
+
+
+def hdvila_sample_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
+    """A seeded selection of downloaded HD-VILA-100M clips, written as a manifest for the experts to fill in."""
+    from datasets.hdvila import sample_hdvila_clips, write_selection
+
+    settings = {"metadata": _require(build, "metadata", "a local HD-VILA-100M metadata JSONL file"),
+                "clips_dir": _require(build, "clips_dir", "the folder of downloaded clips"),
+                "n": int(build.get("n") or 45), "seed": seed, "min_duration": build.get("min_duration"),
+                "max_duration": build.get("max_duration"), "one_per_video": bool(build.get("one_per_video", True))}
+    chosen = sample_hdvila_clips(**settings)
+    out = build.get("selection_out") or out
+    manifest = write_selection(chosen, out, export_first_frames=bool(build.get("export_first_frames", True)),
+                               settings=settings)
+    report = {"root": str(out), "manifest": str(manifest), "selected": [c["clip_id"] for c in chosen],
+              "counts": {"selected": len(chosen)}, "settings": settings}
     return report

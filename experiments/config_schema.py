@@ -21,7 +21,6 @@ from omegaconf import DictConfig, OmegaConf
 from videoshop.config import VideoshopConfig
 from videoshop.options import Check, option_checks
 
-TASKS = ("edit", "reconstruct", "build", "train_toy", "regression", "trajectory")
 FRAMES_POLICIES = ("resample", "refuse")
 ASPECT_POLICIES = ("note", "refuse")
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
@@ -35,7 +34,7 @@ def spec(kind: str, **kw: Any) -> Any:
 # ------------------------------------------------------------------------------------------------ sections
 @dataclass
 class TopSchema:
-    task: str = spec("str", required=True, choices=TASKS)
+    task: str = spec("str", required=True)  # one of the keys of `tasks` (cross_key_problems)
     seed: int = spec("int", required=True, min=0)
     device: str = spec("str", required=True, pattern=DEVICE_RE.pattern, hint="must be auto, cpu, cuda, cuda:N or mps")
     frames_policy: str = spec("str", required=True, choices=FRAMES_POLICIES)
@@ -105,7 +104,8 @@ class DatasetSchema:
 
 @dataclass
 class LoggerSchema:
-    name: str = spec("str", required=True, choices=("none", "wandb"))
+    _target_: str = spec("str", required=True)  # the logger class (experiments.loggers.WandbLogger, NullLogger)
+    name: str = spec("str", required=True)
     mode: str = spec("str", choices=("offline", "online", "disabled"))
 
 
@@ -186,6 +186,9 @@ def cross_key_problems(c: dict) -> list[str]:
     """Rules that involve several keys (c: the resolved sections by path)."""
     problems = []
     top, method = c.get("", {}), c.get("method") or {}
+    tasks = c.get("tasks")
+    if isinstance(top.get("task"), str) and isinstance(tasks, dict) and top["task"] not in tasks:
+        problems.append(f"task={top['task']}: must be one of {', '.join(tasks)} (the keys of `tasks`, conf/config.yaml)")
     dev = top.get("device")
     if isinstance(dev, str) and DEVICE_RE.match(dev):
         p = device_problem(dev)
@@ -228,7 +231,7 @@ def validate_config(cfg: DictConfig) -> list[str]:
     resolved: dict[str, Any] = {}
     top = _resolved_section(cfg, "", problems)
     resolved[""] = top
-    for path in ("limits", "model", "method", "runtime", "dataset", "logger", "metrics"):
+    for path in ("limits", "model", "method", "runtime", "dataset", "logger", "metrics", "tasks"):
         resolved[path] = _resolved_section(cfg, path, problems) if path in cfg else None
     for path, schema, applies in SECTIONS:
         values = resolved.get(path)

@@ -29,6 +29,11 @@ MEDIA_COLUMNS = (("source", "source_video"), ("first_frame", "edited_first_frame
 
 
 class NullLogger:
+    """No tracker: accepts a tracker's arguments and logs nothing."""
+
+    def __init__(self, **_: Any):
+        pass
+
     def log_tables(self, tables: dict[str, pd.DataFrame], media: dict[str, dict[str, Any]],
                    plots: Optional[dict[str, Any]] = None, prefix: str = "") -> None:
         pass
@@ -107,12 +112,17 @@ def samples_table(run, df: pd.DataFrame, media: dict[Any, dict[str, Any]], prefi
 
 
 def make_logger(cfg: Optional[dict[str, Any]], run_config: Optional[dict] = None, default_dir: Optional[str] = None):
-    """From conf/logger/*.yaml: ``name: none`` or ``name: wandb`` with WandbLogger kwargs."""
-    if not cfg or cfg.get("name", "none") == "none":
+    """The logger conf/logger/*.yaml names with ``_target_`` (its other keys are the class's arguments; ``name`` is
+    the option's label), given the run's config and its output folder as the default ``dir``."""
+    if not cfg:
         return NullLogger()
-    kwargs = {k: v for k, v in cfg.items() if k != "name"}
+    from hydra.utils import get_class
+
+    kwargs = {k: v for k, v in cfg.items() if k not in ("name", "_target_")}
     kwargs["dir"] = kwargs.get("dir") or default_dir
-    return WandbLogger(config=run_config, **kwargs)
+    if "_target_" not in cfg:
+        raise ValueError(f"logger.name={cfg.get('name')}: no logger._target_ (e.g. experiments.loggers.WandbLogger)")
+    return get_class(cfg["_target_"])(config=run_config, **kwargs)
 
 
 def multirun_group(cfg: Optional[dict[str, Any]], run_cfg) -> Optional[dict[str, Any]]:

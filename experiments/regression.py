@@ -218,7 +218,7 @@ def run_subset(reg: dict, out: Path, threads: int, extra: Sequence[str] = ()) ->
     return pd.concat(values, ignore_index=True)
 
 
-def run_regression(cfg) -> pd.DataFrame:
+def run_regression(cfg, label: Optional[str] = None) -> pd.DataFrame:
     """``task=regression``: check (default), ``regression.update=true`` (rewrite goldens, print what changed) or
     ``regression.measure=true`` (derive tolerances from runs at ``regression.measure_threads``)."""
     from omegaconf import OmegaConf

@@ -401,6 +401,11 @@ class ConfigErrors(ConfigError):
         self.problems = list(problems)
 
 
+def run_edit(cfg: DictConfig, label: Optional[str] = None) -> dict[str, pd.DataFrame]:
+    """The edit and reconstruct tasks: every selected sample through the method, scored and stored."""
+    return Runner(cfg, label).run()
+
+
 def _anticipated() -> tuple[type[BaseException], ...]:
     """Errors a user can cause and fix (bad config, missing weights or files, bad manifest): one line in run.py."""
     from datasets.schema import SampleError

@@ -1,17 +1,19 @@
 """What `python run.py` does with a composed config: validate all of it before any work, then run its ``task``.
 
-Each task is one plain function of the config, in its own module: edit | reconstruct (experiments/runner.py),
-build (experiments/build.py), train_toy (experiments/train_toy.py), regression (experiments/regression.py),
-trajectory (experiments/trajectory.py).
+Each task is one plain function ``fn(cfg, label=None)`` in its own module, named by the config's ``tasks`` table
+(conf/config.yaml: ``tasks.<name>._target_``): edit | reconstruct (experiments/runner.py), build
+(experiments/build.py), train_toy (experiments/train_toy.py), regression (experiments/regression.py), trajectory
+(experiments/trajectory.py). A new task is one function plus one entry in that table.
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from .runner import ConfigErrors, Runner
+from .runner import ConfigErrors
 
 
 def main_task(cfg: DictConfig, label: Optional[str] = None):
@@ -21,22 +23,4 @@ def main_task(cfg: DictConfig, label: Optional[str] = None):
     problems = validate_config(cfg)
     if problems:
         raise ConfigErrors(problems)
-    if cfg.task in ("edit", "reconstruct"):
-        return Runner(cfg, label).run()
-    if cfg.task == "build":
-        from .build import run_build
-
-        return run_build(cfg)
-    if cfg.task == "regression":
-        from .regression import run_regression
-
-        return run_regression(cfg)
-    if cfg.task == "train_toy":
-        from .train_toy import run_train
-
-        return run_train(cfg)
-    if cfg.task == "trajectory":
-        from .trajectory import run_trajectory
-
-        return run_trajectory(cfg)
-    raise ValueError(f"task={cfg.task!r}: expected edit, reconstruct, build, train_toy, regression or trajectory")
+    return instantiate(cfg.tasks[cfg.task])(cfg, label)

@@ -14,7 +14,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -137,7 +137,7 @@ def _final(history: list, stage: str, key: str = "loss", last: int = 100) -> flo
     return float(np.mean(vals[-last:])) if vals else float("nan")
 
 
-def run_train(cfg: DictConfig) -> dict[str, Any]:
+def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
     from videoshop.models import build_random_components
     from videoshop.pipeline import VideoshopPipeline
     from videoshop.toy import (image_embeddings, latent_scaling_factor, toy_component_configs,

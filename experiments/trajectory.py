@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -96,7 +96,7 @@ def plot_matrix(mean: np.ndarray, stats: dict[str, float], path: Path, title: st
     plt.close(fig)
 
 
-def run_trajectory(cfg: DictConfig) -> pd.DataFrame:
+def run_trajectory(cfg: DictConfig, label: Optional[str] = None) -> pd.DataFrame:
     """``task=trajectory``: record, measure, plot and compare with the paper (outputs in ``paths.output``)."""
     from hydra.utils import instantiate
 

@@ -109,3 +109,17 @@ def test_unifiedqa_filter_logic(tmp_path):
     m._generate_text = lambda model, tok, prompt, causal, max_new_tokens, num_beams=1: replies[prompt]
     kept = m.filter_questions(qas, ctx)
     assert [q["question"] for q in kept] == ["is there a dog?", "what color is the hat?"]
+
+
+def test_reset_clears_the_runs_notes_with_the_states(tmp_path):
+    """A reset TIFA starts a new run: its sums, counts and per-run notes (template / no-question samples) are gone,
+    and the same sample scores the same again (the question set comes back from the cache)."""
+    s = _sample()
+    m = TIFA(cache_dir=str(tmp_path), **TINY)
+    m.update(s, s.source_video)
+    first = float(m.compute()["tifa"])
+    assert "template" in m.notes()["tifa"] and int(m.tifa_count) == 1
+    m.reset()
+    assert m.notes() == {} and int(m.tifa_count) == 0 and np.isnan(float(m.compute()["tifa"]))
+    m.update(s, s.source_video)
+    assert float(m.compute()["tifa"]) == first and "1 sample(s) used the template" in m.notes()["tifa"]

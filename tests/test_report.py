@@ -198,7 +198,8 @@ def test_multirun_report_writes_one_gallery_and_a_combined_wandb_run_in_the_swee
     from experiments.report import report_multirun
 
     tables = combine_runs([run_dir], tmp_path)
-    group = report_multirun([run_dir], tmp_path, tables, {"name": "wandb", "mode": "offline", "log_videos": True},
+    group = report_multirun([run_dir], tmp_path, tables, {"_target_": "experiments.loggers.WandbLogger", "name": "wandb",
+                                                          "mode": "offline", "log_videos": True},
                             "edit/my_sweep")
     assert group == "edit/my_sweep"
     assert (tmp_path / "gallery.html").read_text().count('class="sample"') == 3

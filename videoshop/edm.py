@@ -45,12 +45,19 @@ def edm_coefficients(sigma: float, sigma_data: float = 1.0, prediction: str = "v
     return EDMCoefficients(c_skip=c_skip, c_out=c_out, c_in=c_in, c_noise=c_noise)
 
 
-def karras_sigmas(num_steps: int, sigma_min: float = 0.002, sigma_max: float = 700.0, rho: float = 7.0) -> torch.Tensor:
-    """Karras et al. (2022) Eq. 5 noise levels, descending, with a final 0 appended (float64, length n + 1)."""
-    ramp = torch.linspace(0, 1, num_steps, dtype=torch.float64)
+def karras_sigmas_at(ramp: torch.Tensor, sigma_min: float = 0.002, sigma_max: float = 700.0,
+                     rho: float = 7.0) -> torch.Tensor:
+    """Karras et al. (2022) Eq. 5 at positions ``ramp`` in [0, 1] (0 -> sigma_max, 1 -> sigma_min), with a final 0
+    appended: (sigma_max^(1/rho) + ramp (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho."""
     min_inv, max_inv = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
     sigmas = (max_inv + ramp * (min_inv - max_inv)) ** rho
     return torch.cat([sigmas, sigmas.new_zeros(1)])
+
+
+def karras_sigmas(num_steps: int, sigma_min: float = 0.002, sigma_max: float = 700.0, rho: float = 7.0) -> torch.Tensor:
+    """Karras et al. (2022) Eq. 5 noise levels at ``num_steps`` evenly spaced positions, descending, with a final 0
+    appended (float64, length n + 1)."""
+    return karras_sigmas_at(torch.linspace(0, 1, num_steps, dtype=torch.float64), sigma_min, sigma_max, rho)
 
 
 def truncate_by_strength(sigmas: torch.Tensor, strength: float) -> torch.Tensor:

@@ -43,10 +43,6 @@ class TextDrivenMethod:
         self.prompt_options = dict(prompts or {})
         self.prompt_resolver = PromptResolver(backbone="tiny" if self.weights == "tiny" else "real",
                                               device=self.device, **self.prompt_options)
-        self._options = dict(options, weights=weights, dtype=dtype, prompts=self.prompt_options)
-
-    def options(self) -> dict[str, Any]:
-        return dict(self._options)
 
     def resolve_prompts(self, sample) -> Prompts:
         return self.prompt_resolver.resolve(sample)
