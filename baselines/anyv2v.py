@@ -30,17 +30,26 @@ from videoshop.method import EditResult
 
 from .pix2video import fill_dropped_frames, select_frames
 from .text.ddim import DDIMSchedule, ddim_invert, ddim_sample, ddim_schedule
-from .text.i2vgen import (clip_image_embedding, decode_video, first_frame_latents, load_i2vgen_components, v_to_eps,
-                          video_latents)
+from .text.i2vgen import (clip_image_embedding, decode_video, encode_text, first_frame_latents, load_i2vgen_components,
+                          v_to_eps, video_latents)
 from .text.method import TextDrivenMethod
 from .text.pnp import KINDS, InjectionState, injection_steps, pnp_installed
-from .text.sd import NFECounter, encode_prompts, frames_to_tensor, resize_frames
+from .text.sd import NFECounter, frames_to_tensor, resize_frames
 
 Tensor = torch.Tensor
 
 NEGATIVE = ("Distorted, discontinuous, Ugly, blurry, low resolution, motionless, static, disfigured, disconnected "
             "limbs, Ugly faces, incomplete arms")
 DECODER_BLOCKS_4_TO_11 = ((1, 1), (1, 2), (2, 0), (2, 1), (2, 2), (3, 0), (3, 1), (3, 2))
+
+
+def invert_latents(v_fn, z0: Tensor, schedule: DDIMSchedule) -> dict[int, Tensor]:
+    """DDIM inversion (ddim.py's ``ddim_invert``) of a v-prediction model ``v_fn(x, t)``: step k takes the latent at
+    level abar_prev to timestep t = timesteps[n-1-k] with eps = v_to_eps(v_fn(x, t), x, abar_prev) (diffusers'
+    ``DDIMInverseScheduler`` with the pipeline passing t). Returns {t: latent at level t} for every timestep."""
+    n = len(schedule)
+    traj = ddim_invert(lambda x, t, k: v_to_eps(v_fn(x, t), x, schedule.alpha_prev[n - 1 - k]), z0, schedule)
+    return {int(schedule.timesteps[n - 1 - k]): traj[k + 1] for k in range(n)}
 
 
 class AnyV2V(TextDrivenMethod):
@@ -57,7 +66,7 @@ class AnyV2V(TextDrivenMethod):
                  conv_layers: Sequence[Sequence[int]] = ((1, 1),),
                  spatial_attn_layers: Sequence[Sequence[int]] = DECODER_BLOCKS_4_TO_11,
                  temporal_attn_layers: Sequence[Sequence[int]] = DECODER_BLOCKS_4_TO_11,
-                 decode_chunk_size: int = 1, native: Optional[dict] = None, **extra: Any) -> None:
+                 clip_skip: Optional[int] = 1, decode_chunk_size: int = 1, native: Optional[dict] = None, **extra: Any) -> None:
         super().__init__(name, device, weights, dtype, allow_download, prompts)
         select_frames(2, frame_policy, max_frames)  # validates the policy at start-up
         if float(inversion_guidance_scale) != 1.0:
@@ -74,7 +83,7 @@ class AnyV2V(TextDrivenMethod):
                               temporal=float(temporal_attn_injection))
         self.layers = dict(conv=[tuple(p) for p in conv_layers], spatial=[tuple(p) for p in spatial_attn_layers],
                            temporal=[tuple(p) for p in temporal_attn_layers])
-        self.decode_chunk_size = int(decode_chunk_size)
+        self.decode_chunk_size, self.clip_skip = int(decode_chunk_size), clip_skip
         self.trace: Optional[list] = None  # set to a list to record what the injection sites receive
         self.models = load_i2vgen_components(self.weights, self.base, allow_download=self.allow_download,
                                              dtype=self.dtype, seed=int(seed)).to(self.device, self.dtype)
@@ -112,24 +121,21 @@ class AnyV2V(TextDrivenMethod):
 
     def text(self, prompts: Sequence[str]) -> list[Tensor]:
         m = self.models
-        return list(encode_prompts(m.tokenizer, m.text_encoder, list(prompts), self.device).float().split(1))
+        return list(encode_text(m.tokenizer, m.text_encoder, list(prompts), self.device, self.clip_skip).float().split(1))
 
     # ------------------------------------------------------------------------------------- inversion
     def invert(self, z0: Tensor, source_frame: np.ndarray, generator: torch.Generator,
                nfe: NFECounter) -> dict[int, Tensor]:
         """DDIM inversion of the source latents (guidance 1, ``inversion_prompt``, source first frame):
         {timestep: latent at that noise level} for every inversion timestep (AnyV2V saves ddim_latents_{t}.pt)."""
-        sched = self.inversion_schedule
         lat, emb = self.frame_condition(source_frame, z0.shape[2], generator)
         (text,) = self.text([self.inversion_prompt])
-        n = len(sched)
 
-        def eps_fn(x, t, k):
+        def v_fn(x, t):
             nfe.add("unet_inversion", x.shape[0])
-            return v_to_eps(self.unet_v(x, t, text, emb, lat), x, sched.alpha_prev[n - 1 - k])
+            return self.unet_v(x, t, text, emb, lat)
 
-        traj = ddim_invert(eps_fn, z0.float(), sched)
-        return {int(sched.timesteps[n - 1 - k]): traj[k + 1] for k in range(n)}
+        return invert_latents(v_fn, z0.float(), self.inversion_schedule)
 
     # ------------------------------------------------------------------------------------- sampling
     def conditions(self, source_frame: Optional[np.ndarray], edited_frame: np.ndarray, target_prompt: str,

@@ -46,7 +46,9 @@ class I2VGenXLComponents:
 
     def to(self, device, dtype: Optional[torch.dtype] = None) -> "I2VGenXLComponents":
         for m in self.modules():
-            m.to(device) if dtype is None else m.to(device, dtype)
+            m.to(device)
+            if dtype is not None and dtype != torch.float32:
+                m.to(dtype)
         return self
 
 
@@ -127,6 +129,18 @@ def v_to_eps(v: Tensor, x: Tensor, alpha_t) -> Tensor:
     what diffusers' DDIM step computes as ``pred_epsilon`` for ``prediction_type="v_prediction"``."""
     a = torch.as_tensor(alpha_t, dtype=x.dtype, device=x.device)
     return a.sqrt() * v.to(x.dtype) + (1 - a).sqrt() * x
+
+
+@torch.no_grad()
+def encode_text(tokenizer, text_encoder, prompts: list[str], device, clip_skip: Optional[int] = 1) -> Tensor:
+    """CLIP text embeddings padded to 77 tokens; ``clip_skip`` k >= 1: the hidden state k layers before the last,
+    through the final LayerNorm (I2VGen-XL's pipeline methods, and AnyV2V's, default to clip_skip = 1)."""
+    ids = tokenizer(list(prompts), padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                    return_tensors="pt").input_ids.to(device)
+    if not clip_skip:
+        return text_encoder(ids)[0]
+    hidden = text_encoder(ids, output_hidden_states=True).hidden_states[-(int(clip_skip) + 1)]
+    return getattr(text_encoder, "text_model", text_encoder).final_layer_norm(hidden)
 
 
 def center_crop_wide(image, size: tuple[int, int]):
