@@ -165,9 +165,11 @@ def test_full_size_stand_in_has_i2vgen_xl_size_on_the_meta_device():
     assert c.unet.config.cross_attention_dim == c.image_encoder.config.projection_dim == c.text_encoder.config.hidden_size
 
 
-def test_run_py_runs_anyv2v_end_to_end_like_the_runner(tmp_path):
+def test_run_py_runs_anyv2v_end_to_end_like_the_runner(tmp_path, one_thread):
     """`python run.py method=anyv2v model=tiny ...` finishes, and its edited videos equal an in-process Runner's
-    (determinism across processes)."""
+    (determinism across processes, both on one thread: float reductions depend on the thread count)."""
+    import os
+
     from hydra import compose, initialize_config_dir
 
     from experiments.runner import Runner
@@ -176,7 +178,8 @@ def test_run_py_runs_anyv2v_end_to_end_like_the_runner(tmp_path):
               "logger=none", "metrics=default"]
     cmd = [sys.executable, "run.py", "method=anyv2v", f"paths.output={tmp_path}/a", f"paths.cache={tmp_path}/cache",
            *shrink]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=[f"paths.output={tmp_path}/b", f"paths.cache={tmp_path}/cache",
