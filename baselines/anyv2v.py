@@ -66,7 +66,7 @@ class AnyV2V(TextDrivenMethod):
                  conv_layers: Sequence[Sequence[int]] = ((1, 1),),
                  spatial_attn_layers: Sequence[Sequence[int]] = DECODER_BLOCKS_4_TO_11,
                  temporal_attn_layers: Sequence[Sequence[int]] = DECODER_BLOCKS_4_TO_11,
-                 clip_skip: Optional[int] = 1, decode_chunk_size: int = 1, native: Optional[dict] = None, **extra: Any) -> None:
+                 clip_skip: Optional[int] = 1, decode_chunk_size: int = 1, native: Optional[dict] = None) -> None:
         super().__init__(name, device, weights, dtype, allow_download, prompts)
         select_frames(2, frame_policy, max_frames)  # validates the policy at start-up
         if float(inversion_guidance_scale) != 1.0:
@@ -93,7 +93,7 @@ class AnyV2V(TextDrivenMethod):
         self._options.update(num_inference_steps=self.num_inference_steps, num_inversion_steps=self.num_inversion_steps,
                              guidance_scale=self.guidance_scale, height=self.height, width=self.width,
                              frame_policy=frame_policy, max_frames=self.max_frames, init_step=self.init_step,
-                             injection=self.fractions, **extra)
+                             injection=self.fractions)
 
     def _check_steps(self) -> None:
         if not 0 <= self.init_step < self.num_inference_steps:

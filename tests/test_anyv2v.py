@@ -82,6 +82,27 @@ def _round_trip(inversion_steps: int, steps: int) -> float:
     return float((rec - x0).pow(2).mean().sqrt())
 
 
+def test_inversion_equals_diffusers_ddim_inverse_scheduler_for_v_prediction():
+    """``invert_latents`` = AnyV2V's loop (DDIMInverseScheduler on I2VGen-XL's config, the model called with the
+    target timestep) for the same model outputs (float64 state, tolerance 1e-6)."""
+    from diffusers import DDIMInverseScheduler
+
+    g = torch.Generator().manual_seed(0)
+    outputs = [torch.randn(1, 4, 2, 3, 3, generator=g, dtype=torch.float64) for _ in range(10)]
+    x0 = torch.randn(1, 4, 2, 3, 3, generator=g, dtype=torch.float64)
+    sched = DDIMInverseScheduler(**I2VGEN_SCHEDULER)
+    sched.set_timesteps(10)
+    x, ref = x0, {}
+    for k, t in enumerate(sched.timesteps):
+        x = sched.step(outputs[k], t, x).prev_sample
+        ref[int(t)] = x
+    calls = iter(outputs)
+    ours = invert_latents(lambda x, t: next(calls), x0, ddim_schedule(I2VGEN_SCHEDULER, 10))
+    assert sorted(ours) == sorted(ref) == [1 + 100 * k for k in range(10)]
+    for t in ref:
+        assert torch.allclose(ours[t], ref[t].double(), atol=1e-6), t
+
+
 def test_ddim_inversion_then_sampling_reconstructs_on_the_analytic_v_model():
     """AnyV2V's arrangement on I2VGen-XL's zero-SNR v-prediction schedule: invert with 500 steps, keep every
     timestep's latent, sample 50 steps from the one at t = 981. With the exact v of Gaussian data the only error is
