@@ -224,6 +224,7 @@ class AnyV2V(TextDrivenMethod):
         out, nfe, finite = self.edit_frames(frames, edited_first, prompts.target_prompt, generator)
         info = {"prompts": prompts.to_dict(), "frames_edited": n, "frame_policy": self.frame_policy,
                 "resolution": [self.height, self.width], "network_passes": dict(nfe.by_name),
+                "batched_unet_calls": self.num_inversion_steps + self.num_inference_steps - self.init_step,
                 "method_seconds": time.perf_counter() - t0}
         if n < sample.num_frames:
             info["note"] = f"official frame cap: frames {n}..{sample.num_frames - 1} repeat the last edited frame"
