@@ -20,7 +20,7 @@ Per video (``AnyV2V.edit``), with the edited first frame from the sample (as Vid
 from __future__ import annotations
 
 import time
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch

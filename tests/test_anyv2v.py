@@ -48,7 +48,8 @@ def test_sampler_without_injection_equals_diffusers_i2vgenxl_pipeline(one_thread
     # transformers 4's CLIPTextModel.text_model for it)
     torch.manual_seed(7)  # the pipeline's only draw: the VAE posterior sample of the image (global RNG)
     ref = pipe(prompt_embeds=pos, negative_prompt_embeds=neg, image=Image.fromarray(image), height=SIDE, width=SIDE,
-               num_frames=FRAMES, num_inference_steps=4, guidance_scale=m.guidance_scale, target_fps=m.target_fps, latents=x_T.clone(), output_type="latent").frames
+               num_frames=FRAMES, num_inference_steps=4, guidance_scale=m.guidance_scale, target_fps=m.target_fps,
+               latents=x_T.clone(), output_type="latent").frames
     cond = m.conditions(None, image, prompt, FRAMES, torch.Generator().manual_seed(7))
     ours = m.sample(x_T.clone(), cond, None, NFECounter(), start_step=0)
     assert torch.allclose(ours, ref.float(), rtol=1e-4, atol=1e-4 * ref.abs().max().item()), (ours - ref).abs().max()
