@@ -1,0 +1,231 @@
+"""AnyV2V (Ku, Wei, Ren, Yang, Chen, TMLR 2024): training-free first-frame edit propagation with an image-to-video
+model, here on I2VGen-XL as the official code does it (TIGER-AI-Lab/AnyV2V, i2vgen-xl/: run_group_ddim_inversion.py,
+run_group_pnp_edit.py, pnp_utils.py, pipelines/pipeline_i2vgen_xl.py; defaults in docs/baselines.md), on diffusers'
+I2VGen-XL components and this project's DDIM helpers (baselines/text/ddim.py).
+
+Per video (``AnyV2V.edit``), with the edited first frame from the sample (as Videoshop):
+1. the first 16 frames (``frame_policy=official``; ``all``: every frame) resized to 512 x 512; VAE posterior samples;
+2. DDIM inversion of the source video with I2VGen-XL conditioned on the *source* first frame and the empty prompt,
+   guidance 1, 500 steps, keeping the latent at every timestep (AnyV2V Sec. 3.2);
+3. sampling, 50 DDIM steps with CFG 9 (target prompt vs the official negative prompt; the unconditional half also
+   gets a zero CLIP image embedding), conditioned on the *edited* first frame, from the inverted latent at the
+   first timestep (``init_step`` 0: t = 981); at each step the UNet also runs the source branch (the inverted latent
+   at that timestep, empty prompt, source first frame) in the same batch, and plug-and-play injection replaces
+   features of the edited branch by the source branch's (Sec. 3.3, baselines/text/pnp.py): the residual output of
+   decoder ResNet ``up_blocks[1].resnets[1]`` on the first 20% of the steps, spatial self-attention Q/K on 20%,
+   temporal self-attention Q/K on 50%, in decoder blocks 4-11 (``up_blocks[1].*[1, 2]``, ``up_blocks[2..3].*[0..2]``);
+4. VAE decode, one frame at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from datasets.schema import SampleError
+from videoshop.method import EditResult
+
+from .pix2video import fill_dropped_frames, select_frames
+from .text.ddim import DDIMSchedule, ddim_invert, ddim_sample, ddim_schedule
+from .text.i2vgen import (clip_image_embedding, decode_video, encode_text, first_frame_latents, load_i2vgen_components,
+                          v_to_eps, video_latents)
+from .text.method import TextDrivenMethod
+from .text.pnp import KINDS, InjectionState, injection_steps, pnp_installed
+from .text.sd import NFECounter, frames_to_tensor, resize_frames
+
+Tensor = torch.Tensor
+
+NEGATIVE = ("Distorted, discontinuous, Ugly, blurry, low resolution, motionless, static, disfigured, disconnected "
+            "limbs, Ugly faces, incomplete arms")
+DECODER_BLOCKS_4_TO_11 = ((1, 1), (1, 2), (2, 0), (2, 1), (2, 2), (3, 0), (3, 1), (3, 2))
+
+
+def invert_latents(v_fn, z0: Tensor, schedule: DDIMSchedule) -> dict[int, Tensor]:
+    """DDIM inversion (ddim.py's ``ddim_invert``) of a v-prediction model ``v_fn(x, t)``: step k takes the latent at
+    level abar_prev to timestep t = timesteps[n-1-k] with eps = v_to_eps(v_fn(x, t), x, abar_prev) (diffusers'
+    ``DDIMInverseScheduler`` with the pipeline passing t). Returns {t: latent at level t} for every timestep."""
+    n = len(schedule)
+    traj = ddim_invert(lambda x, t, k: v_to_eps(v_fn(x, t), x, schedule.alpha_prev[n - 1 - k]), z0, schedule)
+    return {int(schedule.timesteps[n - 1 - k]): traj[k + 1] for k in range(n)}
+
+
+class AnyV2V(TextDrivenMethod):
+    """``method=anyv2v``. Every option is in conf/method/anyv2v.yaml with the official default."""
+
+    def __init__(self, name: str = "anyv2v", device: str = "cpu", weights: str = "pretrained", dtype: str = "auto",
+                 allow_download: bool = True, prompts: Optional[dict] = None, base: Optional[dict] = None,
+                 seed: int = 0, height: int = 512, width: int = 512, frame_policy: str = "all",
+                 max_frames: int = 16, num_inference_steps: int = 50, num_inversion_steps: Optional[int] = 500,
+                 guidance_scale: float = 9.0, negative_prompt: str = NEGATIVE, inversion_prompt: str = "",
+                 inversion_guidance_scale: float = 1.0, source_branch_prompt: str = "", target_fps: int = 8,
+                 init_step: int = 0, random_ratio: float = 0.0, conv_injection: float = 0.2,
+                 spatial_attn_injection: float = 0.2, temporal_attn_injection: float = 0.5,
+                 conv_layers: Sequence[Sequence[int]] = ((1, 1),),
+                 spatial_attn_layers: Sequence[Sequence[int]] = DECODER_BLOCKS_4_TO_11,
+                 temporal_attn_layers: Sequence[Sequence[int]] = DECODER_BLOCKS_4_TO_11,
+                 clip_skip: Optional[int] = 1, decode_chunk_size: int = 1, native: Optional[dict] = None) -> None:
+        super().__init__(name, device, weights, dtype, allow_download, prompts)
+        select_frames(2, frame_policy, max_frames)  # validates the policy at start-up
+        if float(inversion_guidance_scale) != 1.0:
+            raise ValueError(f"method.inversion_guidance_scale={inversion_guidance_scale}: only 1.0 (the official "
+                             f"inversion: conditional only) is implemented")
+        self.base = dict(base or {"hub_id": "ali-vilab/i2vgen-xl"})
+        self.height, self.width, self.frame_policy, self.max_frames = int(height), int(width), frame_policy, int(max_frames)
+        self.num_inference_steps = int(num_inference_steps)
+        self.num_inversion_steps = int(num_inversion_steps or num_inference_steps)
+        self.guidance_scale, self.negative_prompt = float(guidance_scale), negative_prompt
+        self.inversion_prompt, self.source_branch_prompt = inversion_prompt, source_branch_prompt
+        self.target_fps, self.init_step, self.random_ratio = int(target_fps), int(init_step), float(random_ratio)
+        self.fractions = dict(conv=float(conv_injection), spatial=float(spatial_attn_injection),
+                              temporal=float(temporal_attn_injection))
+        self.layers = dict(conv=[tuple(p) for p in conv_layers], spatial=[tuple(p) for p in spatial_attn_layers],
+                           temporal=[tuple(p) for p in temporal_attn_layers])
+        self.decode_chunk_size, self.clip_skip = int(decode_chunk_size), clip_skip
+        self.trace: Optional[list] = None  # set to a list to record what the injection sites receive
+        self.models = load_i2vgen_components(self.weights, self.base, allow_download=self.allow_download,
+                                             dtype=self.dtype, seed=int(seed)).to(self.device, self.dtype)
+        self.schedule = ddim_schedule(self.models.scheduler_config, self.num_inference_steps)
+        self.inversion_schedule = ddim_schedule(self.models.scheduler_config, self.num_inversion_steps)
+        self._check_steps()
+        self._options.update(num_inference_steps=self.num_inference_steps, num_inversion_steps=self.num_inversion_steps,
+                             guidance_scale=self.guidance_scale, height=self.height, width=self.width,
+                             frame_policy=frame_policy, max_frames=self.max_frames, init_step=self.init_step,
+                             injection=self.fractions)
+
+    def _check_steps(self) -> None:
+        if not 0 <= self.init_step < self.num_inference_steps:
+            raise ValueError(f"method.init_step={self.init_step}: expected 0 <= init_step < num_inference_steps "
+                             f"({self.num_inference_steps})")
+        missing = {int(t) for t in self.schedule.timesteps} - {int(t) for t in self.inversion_schedule.timesteps}
+        if missing:
+            raise ValueError(f"method.num_inversion_steps={self.num_inversion_steps}: its DDIM timesteps miss the "
+                             f"sampling timesteps {sorted(missing)[:3]}...; use a multiple of num_inference_steps "
+                             f"({self.num_inference_steps}) whose step 1000 // n divides 1000 // {self.num_inference_steps}")
+
+    # ------------------------------------------------------------------------------------- conditions
+    def unet_v(self, x: Tensor, t: int, text: Tensor, image_emb: Tensor, image_lat: Tensor) -> Tensor:
+        """I2VGen-XL's v-prediction for a batch of video latents (B, C, F, h, w) and their conditions."""
+        fps = torch.full((x.shape[0],), self.target_fps, device=self.device)
+        return self.models.unet(x.to(self.dtype), t, fps=fps, image_latents=image_lat.to(self.dtype),
+                                image_embeddings=image_emb.to(self.dtype), encoder_hidden_states=text.to(self.dtype),
+                                return_dict=False)[0].float()
+
+    def frame_condition(self, frame: np.ndarray, num_frames: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """(image latents, CLIP image embedding) of a (H, W, 3) uint8 first frame at the method resolution."""
+        m = self.models
+        lat = first_frame_latents(m.vae, frames_to_tensor(frame[None], self.device, self.dtype), num_frames, generator)
+        return lat.float(), clip_image_embedding(m, frame, self.device).float()
+
+    def text(self, prompts: Sequence[str]) -> list[Tensor]:
+        m = self.models
+        return list(encode_text(m.tokenizer, m.text_encoder, list(prompts), self.device, self.clip_skip).float().split(1))
+
+    # ------------------------------------------------------------------------------------- inversion
+    def invert(self, z0: Tensor, source_frame: np.ndarray, generator: torch.Generator,
+               nfe: NFECounter) -> dict[int, Tensor]:
+        """DDIM inversion of the source latents (guidance 1, ``inversion_prompt``, source first frame):
+        {timestep: latent at that noise level} for every inversion timestep (AnyV2V saves ddim_latents_{t}.pt)."""
+        lat, emb = self.frame_condition(source_frame, z0.shape[2], generator)
+        (text,) = self.text([self.inversion_prompt])
+
+        def v_fn(x, t):
+            nfe.add("unet_inversion", x.shape[0])
+            return self.unet_v(x, t, text, emb, lat)
+
+        return invert_latents(v_fn, z0.float(), self.inversion_schedule)
+
+    # ------------------------------------------------------------------------------------- sampling
+    def conditions(self, source_frame: Optional[np.ndarray], edited_frame: np.ndarray, target_prompt: str,
+                   num_frames: int, generator: torch.Generator) -> dict[str, Tensor]:
+        """Batched conditions in the order [source ; uncond ; cond] (uncond only with CFG, guidance > 1): texts
+        [source branch prompt ; negative ; target], CLIP image embeddings [source ; zeros ; edited], image latents
+        [source ; edited ; edited]. Draw order from ``generator``: edited first frame, then source first frame."""
+        cfg = self.guidance_scale > 1.0
+        lat_e, emb_e = self.frame_condition(edited_frame, num_frames, generator)
+        src_txt, neg, tgt = self.text([self.source_branch_prompt, self.negative_prompt, target_prompt])
+        edit = dict(text=torch.cat([neg, tgt]) if cfg else tgt,
+                    image_emb=torch.cat([torch.zeros_like(emb_e), emb_e]) if cfg else emb_e,
+                    image_lat=torch.cat([lat_e, lat_e]) if cfg else lat_e)
+        if source_frame is None:
+            return dict(edit=edit)
+        lat_s, emb_s = self.frame_condition(source_frame, num_frames, generator)
+        return dict(edit=edit, source=dict(text=src_txt, image_emb=emb_s, image_lat=lat_s))
+
+    def active_kinds(self, step: int) -> set[str]:
+        n = len(self.schedule)
+        return {k for k in KINDS if step in injection_steps(n, self.fractions[k]) and self.layers[k]}
+
+    def sample(self, x: Tensor, cond: dict, inverted: Optional[dict[int, Tensor]], nfe: NFECounter,
+               start_step: Optional[int] = None) -> Tensor:
+        """DDIM sampling (AnyV2V ``sample_with_pnp``) from ``x`` at ``timesteps[start_step]``. The source branch runs
+        only at steps where some injection is active (elsewhere the official code computes and discards it)."""
+        sched: DDIMSchedule = self.schedule
+        state = InjectionState(trace=self.trace)
+        e = cond["edit"]
+        halves = e["text"].shape[0]
+
+        def eps_fn(x, t, i):
+            state.step, state.active = i, self.active_kinds(i) if inverted is not None else set()
+            parts = [x] * halves
+            text, emb, lat = e["text"], e["image_emb"], e["image_lat"]
+            state.chunks = 1
+            if state.active:
+                s = cond["source"]
+                parts = [inverted[t].to(x)] + parts
+                text, emb = torch.cat([s["text"], text]), torch.cat([s["image_emb"], emb])
+                lat, state.chunks = torch.cat([s["image_lat"], lat]), halves + 1
+            v = self.unet_v(torch.cat(parts), t, text, emb, lat)[-halves * x.shape[0]:]
+            nfe.add("unet_sampling", halves * x.shape[0])
+            if state.chunks > 1:
+                nfe.add("unet_source_branch", x.shape[0])
+            eps = v_to_eps(v, torch.cat([x] * halves), sched.alpha[i])
+            return tuple(eps.chunk(2)) if halves == 2 else eps
+
+        with pnp_installed(self.models.unet, state, self.layers["conv"], self.layers["spatial"],
+                           self.layers["temporal"]):
+            return ddim_sample(eps_fn, x, sched, self.guidance_scale,
+                               start_step=self.init_step if start_step is None else start_step)
+
+    def initial_latent(self, inverted: dict[int, Tensor], generator: torch.Generator) -> Tensor:
+        """The inverted latent at ``timesteps[init_step]``, blended with noise when ``random_ratio`` > 0
+        (official: random * r + inverted * (1 - r))."""
+        x = inverted[int(self.schedule.timesteps[self.init_step])]
+        if self.random_ratio > 0:
+            noise = torch.randn(x.shape, generator=generator, dtype=torch.float32).to(x.device)
+            x = noise * self.random_ratio + x * (1 - self.random_ratio)
+        return x
+
+    # ------------------------------------------------------------------------------------- the method
+    @torch.no_grad()
+    def edit_frames(self, frames: np.ndarray, edited_first: np.ndarray, target_prompt: str,
+                    generator: torch.Generator) -> tuple[np.ndarray, NFECounter, bool]:
+        """Edit (T, H, W, 3) uint8 frames at the method resolution given the edited first frame (H, W, 3)."""
+        nfe, m = NFECounter(), self.models
+        z0 = video_latents(m.vae, frames_to_tensor(frames, self.device, self.dtype), generator).float()
+        inverted = self.invert(z0, frames[0], generator, nfe)
+        cond = self.conditions(frames[0], edited_first, target_prompt, frames.shape[0], generator)
+        z = self.sample(self.initial_latent(inverted, generator), cond, inverted, nfe)
+        finite = bool(torch.isfinite(z).all())
+        return decode_video(m.vae, z.to(self.dtype), self.decode_chunk_size), nfe, finite
+
+    def edit(self, sample, generator: torch.Generator) -> EditResult:
+        t0 = time.perf_counter()
+        prompts = self.resolve_prompts(sample)
+        if sample.edited_image is None:
+            raise SampleError(f"{sample.sample_id}: AnyV2V needs the edited first frame (field 'edited_image')")
+        n = select_frames(sample.num_frames, self.frame_policy, self.max_frames)
+        if n < 2:
+            raise SampleError(f"{sample.sample_id}: AnyV2V needs at least 2 frames (I2VGen-XL's frame-position mask)")
+        frames = resize_frames(sample.source_video[:n], self.height, self.width)
+        edited_first = resize_frames(np.asarray(sample.edited_image)[None], self.height, self.width)[0]
+        out, nfe, finite = self.edit_frames(frames, edited_first, prompts.target_prompt, generator)
+        info = {"prompts": prompts.to_dict(), "frames_edited": n, "frame_policy": self.frame_policy,
+                "resolution": [self.height, self.width], "network_passes": dict(nfe.by_name),
+                "batched_unet_calls": self.num_inversion_steps + self.num_inference_steps - self.init_step,
+                "method_seconds": time.perf_counter() - t0}
+        if n < sample.num_frames:
+            info["note"] = f"official frame cap: frames {n}..{sample.num_frames - 1} repeat the last edited frame"
+        return EditResult(frames=fill_dropped_frames(out, sample.num_frames), nfe=nfe.total, finite=finite, info=info)
