@@ -90,10 +90,6 @@ class AnyV2V(TextDrivenMethod):
         self.schedule = ddim_schedule(self.models.scheduler_config, self.num_inference_steps)
         self.inversion_schedule = ddim_schedule(self.models.scheduler_config, self.num_inversion_steps)
         self._check_steps()
-        self._options.update(num_inference_steps=self.num_inference_steps, num_inversion_steps=self.num_inversion_steps,
-                             guidance_scale=self.guidance_scale, height=self.height, width=self.width,
-                             frame_policy=frame_policy, max_frames=self.max_frames, init_step=self.init_step,
-                             injection=self.fractions)
 
     def _check_steps(self) -> None:
         if not 0 <= self.init_step < self.num_inference_steps:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from videoshop.config import VideoshopConfig
+from videoshop.models import COMPONENT_BUILDERS
 from videoshop.options import Check, option_checks
 
 FRAMES_POLICIES = ("resample", "refuse")
@@ -59,7 +60,7 @@ class LimitsSchema:
 @dataclass
 class ModelSchema:
     name: str = spec("str", required=True)
-    kind: str = spec("str", required=True, choices=("pretrained", "tiny", "random"))
+    kind: str = spec("str", required=True, choices=tuple(COMPONENT_BUILDERS))  # videoshop.models.COMPONENT_BUILDERS
     dtype: str = spec("str", choices=("auto", "float32", "float16", "bfloat16"))
     num_frames: int = spec("int", required=True, min=2)
     height: int = spec("int", required=True, min=8, multiple_of=8)

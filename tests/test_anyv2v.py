@@ -15,7 +15,7 @@ from baselines.text.ddim import ddim_sample, ddim_schedule
 from baselines.text.i2vgen import I2VGEN_SCHEDULER, build_random_i2vgen, v_to_eps
 from baselines.text.pnp import InjectionState, attention_layer_names, injection_steps, pnp_installed
 from baselines.text.sd import NFECounter
-from datasets.video_io import read_video
+from videoshop.video_io import read_video
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES, SIDE = 4, 64

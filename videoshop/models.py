@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from . import _compat  # noqa: F401  (torchvision shim before diffusers/transformers)
 
@@ -188,19 +188,39 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
 
 
-def load_components(kind: str, *, hub_id: Optional[str] = None, path: Optional[str] = None, seed: int = 0,
-                    num_frames: int = 14, dtype: torch.dtype = torch.float32, variant: Optional[str] = None,
-                    allow_download: bool = True) -> dict[str, Any]:
-    """Components for ``VideoshopPipeline`` by kind: 'pretrained', 'tiny' or 'random' (full-size SVD, random)."""
-    if kind == "tiny":
-        if path:
-            return load_pretrained_components(resolve_pretrained(None, path), dtype)
-        return build_random_components(tiny_component_configs(), seed=seed, dtype=dtype)
-    if kind == "random":
-        return build_random_components(svd_component_configs(num_frames), seed=seed, dtype=dtype)
-    if kind == "pretrained":
-        return load_pretrained_components(resolve_pretrained(hub_id, path, allow_download), dtype, variant)
-    raise ValueError(f"model.kind={kind!r}: expected 'pretrained', 'tiny' or 'random'")
+def tiny_components(*, path: Optional[str] = None, seed: int = 0, dtype: torch.dtype = torch.float32,
+                    **_: Any) -> dict[str, Any]:
+    """model.kind=tiny: the tiny random SVD (``tiny_component_configs``), or a tiny checkpoint saved at ``path``."""
+    if path:
+        return load_pretrained_components(resolve_pretrained(None, path), dtype)
+    return build_random_components(tiny_component_configs(), seed=seed, dtype=dtype)
+
+
+def random_svd_components(*, seed: int = 0, num_frames: int = 14, dtype: torch.dtype = torch.float32,
+                          **_: Any) -> dict[str, Any]:
+    """model.kind=random: full-size SVD with random weights (for timing and memory without a download)."""
+    return build_random_components(svd_component_configs(num_frames), seed=seed, dtype=dtype)
+
+
+def pretrained_components(*, hub_id: Optional[str] = None, path: Optional[str] = None,
+                          dtype: torch.dtype = torch.float32, variant: Optional[str] = None,
+                          allow_download: bool = True, **_: Any) -> dict[str, Any]:
+    """model.kind=pretrained: an SVD checkpoint from ``path`` or the hub (fails fast when it cannot be had)."""
+    return load_pretrained_components(resolve_pretrained(hub_id, path, allow_download), dtype, variant)
+
+
+# model.kind -> the function that builds VideoshopPipeline's components (keyword arguments: hub_id, path, seed,
+# num_frames, dtype, variant, allow_download; each takes what it needs). A new SVD-family kind is one entry here.
+COMPONENT_BUILDERS: dict[str, Callable[..., dict[str, Any]]] = {
+    "pretrained": pretrained_components, "tiny": tiny_components, "random": random_svd_components,
+}
+
+
+def load_components(kind: str, **kwargs: Any) -> dict[str, Any]:
+    """Components for ``VideoshopPipeline`` by ``kind`` (a key of ``COMPONENT_BUILDERS``)."""
+    if kind not in COMPONENT_BUILDERS:
+        raise ValueError(f"model.kind={kind!r}: expected one of {', '.join(COMPONENT_BUILDERS)}")
+    return COMPONENT_BUILDERS[kind](**kwargs)
 
 
 # Model presets of the one-video command line (videoshop/cli.py), so that it runs from any install without conf/;
