@@ -23,7 +23,7 @@ same numbers while keeping one step's features instead of 50.
 from __future__ import annotations
 
 import time
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -80,7 +80,8 @@ class Pix2Video(TextDrivenMethod):
                  injection: bool = True, injection_sources: str = "anchor_prev",
                  injection_layers: Sequence[str] = ("up_blocks",), latent_update: bool = True,
                  latent_update_weight: float = 100.0, latent_update_last_step: int = 25, depth_resize: str = "bilinear",
-                 batch_size: int = 8, seed: int = 0, prompts: Optional[dict] = None, **extra: Any) -> None:
+                 batch_size: int = 8, seed: int = 0, prompts: Optional[dict] = None,
+                 native_side: Optional[dict] = None) -> None:
         super().__init__(name, device, weights, dtype, allow_download, prompts)
         select_frames(2, frame_policy, max_frames)  # validates the policy at start-up
         self.base = dict(base or {"hub_id": "stabilityai/stable-diffusion-2-depth"})
@@ -101,9 +102,6 @@ class Pix2Video(TextDrivenMethod):
         self.models = load_sd_family(self.weights, base=self.base, depth=self.depth, in_channels=5, sd2=True,
                                      depth_kind="dpt", allow_download=self.allow_download, dtype=self.dtype,
                                      seed=int(seed), key="method").to(self.device, self.dtype)
-        self._options.update(num_inference_steps=self.num_inference_steps, guidance_scale=self.guidance_scale,
-                             height=self.height, width=self.width, frame_policy=frame_policy, injection=self.injection,
-                             latent_update=self.latent_update, **extra)
 
     # ------------------------------------------------------------------------------------- helpers
     def unet_eps(self, x: Tensor, depth: Tensor, t: int, context: Tensor) -> Tensor:

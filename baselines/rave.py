@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -120,7 +120,7 @@ class RAVE(TextDrivenMethod):
                  controlnet_conditioning_scale: float = 1.0, controlnet_guidance_start: float = 0.0,
                  controlnet_guidance_end: float = 1.0, control_inversion: bool = True,
                  depth_percentiles: tuple = (2.0, 85.0), frame_policy: str = "all", vae_batch_size: int = 1,
-                 seed: int = 0, prompts: Optional[dict] = None, **extra: Any) -> None:
+                 seed: int = 0, prompts: Optional[dict] = None, native_cell_area: Optional[dict] = None) -> None:
         super().__init__(name, device, weights, dtype, allow_download, prompts)
         frames_kept(9, int(grid_size), frame_policy)  # validates the policy at start-up
         self.base = dict(base or {"hub_id": "stable-diffusion-v1-5/stable-diffusion-v1-5"})
@@ -138,8 +138,6 @@ class RAVE(TextDrivenMethod):
         self.models = load_sd_family(self.weights, base=self.base, controlnet=self.controlnet_src, depth=self.depth_src,
                                      depth_kind="zoe", allow_download=self.allow_download, dtype=self.dtype,
                                      seed=int(seed), key="method").to(self.device, self.dtype)
-        self._options.update(num_inference_steps=self.num_inference_steps, grid_size=self.grid_size,
-                             frame_policy=frame_policy, shuffle=self.shuffle, **extra)
 
     # ------------------------------------------------------------------------------------- network
     def eps(self, x: Tensor, t: int, context: Tensor, control: Optional[Tensor], cn_scale: float) -> Tensor:

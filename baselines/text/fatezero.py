@@ -111,7 +111,6 @@ class FateZero(TextDrivenMethod):
         if opts["least_sc_channel"] is None:  # FateZero's 640 = SD's second block width
             opts["least_sc_channel"] = int(self.unet.config.block_out_channels[1])
         self.opts = opts
-        self._options.update(least_sc_channel=opts["least_sc_channel"])
         self.debug = debug
         self.last_controller: Optional[FateZeroController] = None
         self.last_latents: dict = {}
