@@ -1,0 +1,190 @@
+"""Flow-matching image-to-video models for Videoshop: Wan 2.1 I2V and LTX-Video I2V (diffusers classes).
+
+Kinds, as for SVD (videoshop/models.py):
+- ``pretrained``: ``from_pretrained`` of the model's diffusers repository (hub id or local ``path``); missing weights
+  fail at start-up with one line (``videoshop.models.resolve_pretrained``).
+- ``tiny``: the same diffusers/transformers classes at tiny sizes, random weights from ``seed``, built in code
+  (offline, a few seconds per edit on a CPU); an offline character-level ``T5TokenizerFast`` stands in for the
+  T5/UMT5 tokenizer.
+- ``random``: the full-size architecture with random weights, built directly on the target device (GPU timing
+  without downloads; outputs are meaningless). ``full_size_parameter_counts`` builds it on the ``meta`` device.
+
+The sampler is always the flow-matching Euler sampler (the one Videoshop inverts): a checkpoint that ships another
+scheduler (Wan's diffusers repos ship UniPCMultistepScheduler with ``flow_shift``) is run with
+FlowMatchEulerDiscreteScheduler at the same shift, so outputs differ from the official pipeline's default sampler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import string
+from typing import Any, Optional
+
+from . import _compat  # noqa: F401  (torchvision shim before diffusers/transformers)
+
+import torch
+
+FLOW_FAMILIES = ("wan21_i2v", "ltx_i2v")
+
+
+# ----------------------------------------------------------------------------- offline tiny tokenizer
+def tiny_t5_tokenizer():
+    """A real ``T5TokenizerFast`` over a character-level vocabulary (pad 0, eos 1, unk 2), built offline, appending
+    </s> like T5's; same call signature as Wan's and LTX's tokenizers."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import T5TokenizerFast
+
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
+    for c in " " + string.ascii_lowercase + string.digits + string.punctuation:
+        vocab.setdefault(c, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return T5TokenizerFast(tokenizer_object=tok, extra_ids=0, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+
+
+# ----------------------------------------------------------------------------- architectures
+def _t5_config(size: str, vocab_size: int) -> dict[str, Any]:
+    if size == "tiny":
+        return dict(vocab_size=vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=4,
+                    relative_attention_num_buckets=8)
+    # T5 v1.1 XXL encoder (LTX-Video) / UMT5-XXL encoder (Wan 2.1): same widths, UMT5 has a 256k vocabulary
+    return dict(vocab_size=vocab_size, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+                feed_forward_proj="gated-gelu", relative_attention_num_buckets=32, relative_attention_max_distance=128)
+
+
+def wan21_i2v_configs(size: str) -> dict[str, dict[str, Any]]:
+    """Component configs of Wan 2.1 I2V: ``full`` = Wan-AI/Wan2.1-I2V-14B-480P-Diffusers; ``tiny`` = test sizes."""
+    if size == "tiny":
+        return dict(
+            transformer=dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=36,
+                             out_channels=16, text_dim=32, freq_dim=32, ffn_dim=32, num_layers=2, cross_attn_norm=True,
+                             qk_norm="rms_norm_across_heads", rope_max_seq_len=32, image_dim=8, added_kv_proj_dim=24),
+            vae=dict(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]),
+            text_encoder=_t5_config("tiny", 100),
+            image_encoder=dict(hidden_size=8, projection_dim=8, num_hidden_layers=2, num_attention_heads=2,
+                               image_size=32, intermediate_size=16, patch_size=4),
+            image_processor=dict(crop_size=32, size=32),
+            scheduler=dict(shift=3.0),
+        )
+    return dict(
+        transformer=dict(patch_size=(1, 2, 2), num_attention_heads=40, attention_head_dim=128, in_channels=36,
+                         out_channels=16, text_dim=4096, freq_dim=256, ffn_dim=13824, num_layers=40,
+                         cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, image_dim=1280,
+                         added_kv_proj_dim=5120, rope_max_seq_len=1024),
+        vae=dict(base_dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, temperal_downsample=[False, True, True]),
+        text_encoder=_t5_config("full", 256384),
+        image_encoder=dict(hidden_size=1280, projection_dim=1024, num_hidden_layers=32, num_attention_heads=16,
+                           image_size=224, intermediate_size=5120, patch_size=14, hidden_act="gelu"),
+        image_processor=dict(crop_size=224, size=224),
+        scheduler=dict(shift=3.0),  # 480P checkpoints: flow_shift 3.0 (720P: 5.0)
+    )
+
+
+def ltx_i2v_configs(size: str) -> dict[str, dict[str, Any]]:
+    """Component configs of LTX-Video I2V: ``full`` = Lightricks/LTX-Video (0.9.0, 2B); ``tiny`` = test sizes."""
+    # LTX-Video's FlowMatchEulerDiscreteScheduler config (resolution-dependent shift, terminal sigma 0.1)
+    scheduler = dict(use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05, base_image_seq_len=1024,
+                     max_image_seq_len=4096, shift_terminal=0.1)
+    if size == "tiny":
+        return dict(
+            transformer=dict(in_channels=8, out_channels=8, patch_size=1, patch_size_t=1, num_attention_heads=4,
+                             attention_head_dim=8, cross_attention_dim=32, num_layers=1, caption_channels=32),
+            vae=dict(in_channels=3, out_channels=3, latent_channels=8, block_out_channels=(8, 8, 8, 8),
+                     decoder_block_out_channels=(8, 8, 8, 8), layers_per_block=(1, 1, 1, 1, 1),
+                     decoder_layers_per_block=(1, 1, 1, 1, 1), spatio_temporal_scaling=(True, True, False, False),
+                     decoder_spatio_temporal_scaling=(True, True, False, False), decoder_inject_noise=(False,) * 5,
+                     upsample_residual=(False,) * 4, upsample_factor=(1,) * 4, timestep_conditioning=False,
+                     patch_size=1, patch_size_t=1, encoder_causal=True, decoder_causal=False),
+            text_encoder=_t5_config("tiny", 100),
+            scheduler=scheduler,
+        )
+    return dict(transformer=dict(), vae=dict(), text_encoder=_t5_config("full", 32128), scheduler=scheduler)
+
+
+FAMILY_CONFIGS = {"wan21_i2v": wan21_i2v_configs, "ltx_i2v": ltx_i2v_configs}
+
+
+def build_flow_components(family: str, size: str, seed: int = 0, dtype: torch.dtype = torch.float32,
+                          device: Optional[torch.device | str] = None) -> dict[str, Any]:
+    """Randomly initialised components of ``family`` at ``size`` (tiny | full), from ``seed``, built on ``device``
+    (None: the CPU; "meta": no memory, for parameter counts)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    if family not in FAMILY_CONFIGS:
+        raise ValueError(f"model.family={family!r}: expected one of {FLOW_FAMILIES}")
+    cfg = FAMILY_CONFIGS[family](size)
+    torch.manual_seed(seed)
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        comps = _build_modules(family, cfg)
+    for k, m in comps.items():
+        if isinstance(m, torch.nn.Module):
+            comps[k] = m.eval() if str(device) == "meta" or dtype == torch.float32 else m.to(dtype=dtype).eval()
+    comps["scheduler"] = FlowMatchEulerDiscreteScheduler(**cfg["scheduler"])
+    # the character-level tokenizer also for the full-size random model: prompts are padded to max_sequence_length,
+    # so the text encoder's cost is the real one (its outputs are meaningless anyway)
+    comps["tokenizer"] = tiny_t5_tokenizer()
+    return comps
+
+
+def _build_modules(family: str, cfg: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    if family == "wan21_i2v":
+        from diffusers import AutoencoderKLWan, WanTransformer3DModel
+        from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
+
+        return dict(transformer=WanTransformer3DModel(**cfg["transformer"]), vae=AutoencoderKLWan(**cfg["vae"]),
+                    text_encoder=UMT5EncoderModel(UMT5Config(**cfg["text_encoder"])),
+                    image_encoder=CLIPVisionModel(CLIPVisionConfig(**cfg["image_encoder"])),
+                    image_processor=CLIPImageProcessor(**cfg["image_processor"]))
+    from diffusers import AutoencoderKLLTXVideo, LTXVideoTransformer3DModel
+    from transformers import T5Config, T5EncoderModel
+
+    return dict(transformer=LTXVideoTransformer3DModel(**cfg["transformer"]), vae=AutoencoderKLLTXVideo(**cfg["vae"]),
+                text_encoder=T5EncoderModel(T5Config(**cfg["text_encoder"])))
+
+
+def full_size_parameter_counts(family: str) -> dict[str, int]:
+    """Parameters of each full-size component, counted on the ``meta`` device (no memory, about a second)."""
+    comps = build_flow_components(family, "full", device="meta")
+    return {k: sum(p.numel() for p in m.parameters()) for k, m in comps.items() if isinstance(m, torch.nn.Module)}
+
+
+# ----------------------------------------------------------------------------- pipelines
+def pipeline_class(family: str):
+    from .flow_pipeline import LTXVideoshopPipeline, WanVideoshopPipeline
+
+    return {"wan21_i2v": WanVideoshopPipeline, "ltx_i2v": LTXVideoshopPipeline}[family]
+
+
+def euler_scheduler_for(scheduler):
+    """The flow-matching Euler scheduler Videoshop inverts, from a checkpoint's scheduler: kept if it already is one;
+    otherwise (Wan's UniPCMultistepScheduler) FlowMatchEulerDiscreteScheduler with the checkpoint's ``flow_shift``."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    if isinstance(scheduler, FlowMatchEulerDiscreteScheduler):
+        return scheduler
+    shift = float(scheduler.config.get("flow_shift", scheduler.config.get("shift", 1.0)) or 1.0)
+    return FlowMatchEulerDiscreteScheduler(shift=shift, num_train_timesteps=scheduler.config.num_train_timesteps)
+
+
+def load_flow_pipeline(model_cfg: dict[str, Any], dtype: torch.dtype, device: torch.device):
+    """A Videoshop flow pipeline for a conf/model entry with ``family`` set (kind: pretrained | tiny | random)."""
+    from .models import resolve_pretrained
+
+    family, kind = str(model_cfg["family"]), str(model_cfg["kind"])
+    cls = pipeline_class(family)
+    if kind == "pretrained":
+        source = resolve_pretrained(model_cfg.get("hub_id"), model_cfg.get("path"),
+                                    bool(model_cfg.get("allow_download", True)))
+        pipe = cls.from_pretrained(source, torch_dtype=dtype)
+        pipe.scheduler = euler_scheduler_for(pipe.scheduler)
+    elif kind in ("tiny", "random"):
+        on = None if kind == "tiny" else device
+        comps = build_flow_components(family, "tiny" if kind == "tiny" else "full", int(model_cfg.get("seed", 0)),
+                                      dtype, on)
+        pipe = cls(**comps)
+    else:
+        raise ValueError(f"model.kind={kind!r}: expected 'pretrained', 'tiny' or 'random'")
+    pipe.model_options = {k: model_cfg[k] for k in ("max_sequence_length", "frame_rate", "decode_timestep")
+                          if model_cfg.get(k) is not None}
+    return pipe.to(device)
