@@ -188,3 +188,19 @@ def load_flow_pipeline(model_cfg: dict[str, Any], dtype: torch.dtype, device: to
     pipe.model_options = {k: model_cfg[k] for k in ("max_sequence_length", "frame_rate", "decode_timestep")
                           if model_cfg.get(k) is not None}
     return pipe.to(device)
+
+
+def build_flow_pipeline(model_cfg: dict[str, Any], device: str = "auto", runtime: Optional[dict[str, Any]] = None):
+    """``videoshop.models.build_pipeline`` for a conf/model entry with a flow ``family``: device and dtype resolved as
+    for SVD; the speed/memory options of conf/runtime/ are SVD-only, so any non-default one is refused (one line)."""
+    from .models import resolve_device, resolve_dtype
+    from .speed import RuntimeOptions
+
+    options, default = RuntimeOptions.from_dict(dict(runtime or {})), RuntimeOptions()
+    changed = [k for k, v in options.to_dict().items() if k != "encode_upcast" and v != getattr(default, k)]
+    if changed:
+        raise ValueError(f"runtime.{changed[0]}={getattr(options, changed[0])!r} is not supported for "
+                         f"model={model_cfg.get('name')} (flow models run with the default runtime options)")
+    dev = resolve_device(device)
+    dtype = resolve_dtype(str(model_cfg.get("dtype", "auto")), dev)
+    return load_flow_pipeline(model_cfg, dtype, dev)
