@@ -124,3 +124,57 @@ def test_no_threshold_ablation_goes_non_finite_and_edict_is_refused():
     assert not torch.isfinite(inv.latents).all()
     with pytest.raises(ValueError, match="not available for flow models"):
         invert_flow(torch.ones(8), _sigmas_up(4), flow, InversionOptions(inversion="edict"))
+
+
+# ----------------------------------------------------------------------------- VP + DDIM (CogVideoX), videoshop/vp.py
+def _cogvideox_scheduler():
+    from diffusers import CogVideoXDDIMScheduler
+
+    from videoshop.flow_models import cogvideox_i2v_configs
+
+    return CogVideoXDDIMScheduler(**cogvideox_i2v_configs("tiny")["scheduler"])
+
+
+def test_ddim_step_is_cogvideox_schedulers_step_and_its_inverse_is_exact():
+    from videoshop.vp import ddim_step, inverse_ddim_step
+
+    sched = _cogvideox_scheduler()
+    sched.set_timesteps(4)
+    g = torch.Generator().manual_seed(5)
+    x, v = torch.randn(2, 3, 4, 4, 4, generator=g), torch.randn(2, 3, 4, 4, 4, generator=g)
+    ab = sched.alphas_cumprod.double()
+    levels = [float(ab[t]) for t in sched.timesteps] + [1.0]
+    assert levels[0] == 0.0  # zero terminal SNR: the first level is sigma = inf in EDM units
+    for i, t in enumerate(sched.timesteps):
+        ref = sched.step(v, t, x).prev_sample
+        assert (ddim_step(x, v, levels[i], levels[i + 1]) - ref).abs().max() <= 1e-5
+        x64, v64 = x.double(), v.double()
+        x_t = ddim_step(x64, v64, levels[i], levels[i + 1])
+        assert (inverse_ddim_step(x_t, v64, levels[i + 1], levels[i]) - x64).abs().max() <= 1e-9
+
+
+def test_vp_extrapolation_is_eq6_in_edm_units_and_inversion_is_exact_on_straight_paths():
+    from videoshop.inversion import extrapolated_network_input
+    from videoshop.vp import invert_vp, sample_ddim, vp_extrapolated_input
+
+    g = torch.Generator().manual_seed(6)
+    x0, x_t = torch.randn(64, generator=g, dtype=torch.float64), torch.randn(64, generator=g, dtype=torch.float64)
+    ab_t, ab_n = 0.7, 0.4
+    s_t, s_n = math.sqrt((1 - ab_t) / ab_t), math.sqrt((1 - ab_n) / ab_n)
+    edm = extrapolated_network_input(x_t / math.sqrt(ab_t), x0, s_t, s_n)
+    assert torch.allclose(vp_extrapolated_input(x_t, x0, ab_t, ab_n), math.sqrt(ab_n) * edm, atol=1e-12)
+
+    mu = torch.randn(64, generator=g, dtype=torch.float64)
+
+    def point_mass_v(x, ab):  # exact v-prediction for data = {mu}: eps = (x - sqrt(ab) mu) / sqrt(1 - ab)
+        eps = (x - math.sqrt(ab) * mu) / math.sqrt(1 - ab)
+        return math.sqrt(ab) * eps - math.sqrt(1 - ab) * mu
+
+    sched = _cogvideox_scheduler()
+    sched.set_timesteps(12)
+    ab = sched.alphas_cumprod.double()
+    down = torch.tensor([float(ab[t]) for t in sched.timesteps][2:] + [1.0], dtype=torch.float64)  # ab > 0 part
+    inv = invert_vp(mu, down.flip(0), point_mass_v, InversionOptions(threshold=0.0), torch.Generator().manual_seed(0))
+    assert inv.branches[0] == "noise" and set(inv.branches[1:]) == {"extrapolate"}
+    x_rec, _ = sample_ddim(inv.latents, down, point_mass_v)
+    assert (x_rec - mu).abs().max() <= 1e-10

@@ -24,7 +24,7 @@ from . import _compat  # noqa: F401  (torchvision shim before diffusers/transfor
 
 import torch
 
-FLOW_FAMILIES = ("wan21_i2v", "ltx_i2v")
+FLOW_FAMILIES = ("wan21_i2v", "ltx_i2v", "cogvideox_i2v")  # cogvideox_i2v is VP + DDIM, not a flow (videoshop/vp.py)
 
 
 # ----------------------------------------------------------------------------- offline tiny tokenizer
@@ -102,14 +102,45 @@ def ltx_i2v_configs(size: str) -> dict[str, dict[str, Any]]:
     return dict(transformer=dict(), vae=dict(), text_encoder=_t5_config("full", 32128), scheduler=scheduler)
 
 
-FAMILY_CONFIGS = {"wan21_i2v": wan21_i2v_configs, "ltx_i2v": ltx_i2v_configs}
+def cogvideox_i2v_configs(size: str) -> dict[str, dict[str, Any]]:
+    """Component configs of CogVideoX-I2V: ``full`` = THUDM/CogVideoX-5b-I2V; ``tiny`` = test sizes (32 x 64 px,
+    9 frames: the learned positional embeddings fix the latent size to sample_height x sample_width)."""
+    # CogVideoX-5b-I2V's scheduler: v-prediction, zero terminal SNR, trailing timesteps
+    scheduler = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                     num_train_timesteps=1000, prediction_type="v_prediction", rescale_betas_zero_snr=True,
+                     set_alpha_to_one=True, snr_shift_scale=1.0, steps_offset=0, timestep_spacing="trailing")
+    if size == "tiny":
+        return dict(
+            transformer=dict(num_attention_heads=2, attention_head_dim=16, in_channels=8, out_channels=4,
+                             time_embed_dim=2, text_embed_dim=32, num_layers=1, sample_width=8, sample_height=4,
+                             sample_frames=9, patch_size=2, temporal_compression_ratio=4, max_text_seq_length=16,
+                             use_rotary_positional_embeddings=True, use_learned_positional_embeddings=True),
+            vae=dict(in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
+                     up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
+                     layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4, scaling_factor=0.7),
+            text_encoder=_t5_config("tiny", 100),
+            scheduler=scheduler,
+        )
+    return dict(
+        transformer=dict(num_attention_heads=48, attention_head_dim=64, in_channels=32, out_channels=16,
+                         time_embed_dim=512, text_embed_dim=4096, num_layers=42, sample_width=90, sample_height=60,
+                         sample_frames=49, patch_size=2, temporal_compression_ratio=4, max_text_seq_length=226,
+                         use_rotary_positional_embeddings=True, use_learned_positional_embeddings=True,
+                         spatial_interpolation_scale=1.875, temporal_interpolation_scale=1.0, norm_eps=1e-5),
+        vae=dict(scaling_factor=0.7),
+        text_encoder=_t5_config("full", 32128),
+        scheduler=scheduler,
+    )
+
+
+FAMILY_CONFIGS = {"wan21_i2v": wan21_i2v_configs, "ltx_i2v": ltx_i2v_configs, "cogvideox_i2v": cogvideox_i2v_configs}
 
 
 def build_flow_components(family: str, size: str, seed: int = 0, dtype: torch.dtype = torch.float32,
                           device: Optional[torch.device | str] = None) -> dict[str, Any]:
     """Randomly initialised components of ``family`` at ``size`` (tiny | full), from ``seed``, built on ``device``
     (None: the CPU; "meta": no memory, for parameter counts)."""
-    from diffusers import FlowMatchEulerDiscreteScheduler
+    from diffusers import CogVideoXDDIMScheduler, FlowMatchEulerDiscreteScheduler
 
     if family not in FAMILY_CONFIGS:
         raise ValueError(f"model.family={family!r}: expected one of {FLOW_FAMILIES}")
@@ -120,7 +151,8 @@ def build_flow_components(family: str, size: str, seed: int = 0, dtype: torch.dt
     for k, m in comps.items():
         if isinstance(m, torch.nn.Module):
             comps[k] = m.eval() if str(device) == "meta" or dtype == torch.float32 else m.to(dtype=dtype).eval()
-    comps["scheduler"] = FlowMatchEulerDiscreteScheduler(**cfg["scheduler"])
+    scheduler_cls = CogVideoXDDIMScheduler if family == "cogvideox_i2v" else FlowMatchEulerDiscreteScheduler
+    comps["scheduler"] = scheduler_cls(**cfg["scheduler"])
     # the character-level tokenizer also for the full-size random model: prompts are padded to max_sequence_length,
     # so the text encoder's cost is the real one (its outputs are meaningless anyway)
     comps["tokenizer"] = tiny_t5_tokenizer()
@@ -136,8 +168,14 @@ def _build_modules(family: str, cfg: dict[str, dict[str, Any]]) -> dict[str, Any
                     text_encoder=UMT5EncoderModel(UMT5Config(**cfg["text_encoder"])),
                     image_encoder=CLIPVisionModel(CLIPVisionConfig(**cfg["image_encoder"])),
                     image_processor=CLIPImageProcessor(**cfg["image_processor"]))
-    from diffusers import AutoencoderKLLTXVideo, LTXVideoTransformer3DModel
     from transformers import T5Config, T5EncoderModel
+
+    if family == "cogvideox_i2v":
+        from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
+
+        return dict(transformer=CogVideoXTransformer3DModel(**cfg["transformer"]),
+                    vae=AutoencoderKLCogVideoX(**cfg["vae"]), text_encoder=T5EncoderModel(T5Config(**cfg["text_encoder"])))
+    from diffusers import AutoencoderKLLTXVideo, LTXVideoTransformer3DModel
 
     return dict(transformer=LTXVideoTransformer3DModel(**cfg["transformer"]), vae=AutoencoderKLLTXVideo(**cfg["vae"]),
                 text_encoder=T5EncoderModel(T5Config(**cfg["text_encoder"])))
@@ -151,18 +189,23 @@ def full_size_parameter_counts(family: str) -> dict[str, int]:
 
 # ----------------------------------------------------------------------------- pipelines
 def pipeline_class(family: str):
+    from .cogvideox import CogVideoXVideoshopPipeline
     from .flow_pipeline import LTXVideoshopPipeline, WanVideoshopPipeline
 
-    return {"wan21_i2v": WanVideoshopPipeline, "ltx_i2v": LTXVideoshopPipeline}[family]
+    return {"wan21_i2v": WanVideoshopPipeline, "ltx_i2v": LTXVideoshopPipeline,
+            "cogvideox_i2v": CogVideoXVideoshopPipeline}[family]
 
 
 def euler_scheduler_for(scheduler):
-    """The flow-matching Euler scheduler Videoshop inverts, from a checkpoint's scheduler: kept if it already is one;
-    otherwise (Wan's UniPCMultistepScheduler) FlowMatchEulerDiscreteScheduler with the checkpoint's ``flow_shift``."""
-    from diffusers import FlowMatchEulerDiscreteScheduler
+    """The single-step deterministic scheduler Videoshop inverts, from a checkpoint's scheduler: kept if it already is
+    one (flow-matching Euler, CogVideoX DDIM); CogVideoX's DPM -> its DDIM with the same config; otherwise (Wan's
+    UniPCMultistepScheduler) FlowMatchEulerDiscreteScheduler with the checkpoint's ``flow_shift``."""
+    from diffusers import CogVideoXDDIMScheduler, CogVideoXDPMScheduler, FlowMatchEulerDiscreteScheduler
 
-    if isinstance(scheduler, FlowMatchEulerDiscreteScheduler):
+    if isinstance(scheduler, (FlowMatchEulerDiscreteScheduler, CogVideoXDDIMScheduler)):
         return scheduler
+    if isinstance(scheduler, CogVideoXDPMScheduler):  # same noise schedule, deterministic single-step DDIM
+        return CogVideoXDDIMScheduler.from_config(scheduler.config)
     shift = float(scheduler.config.get("flow_shift", scheduler.config.get("shift", 1.0)) or 1.0)
     return FlowMatchEulerDiscreteScheduler(shift=shift, num_train_timesteps=scheduler.config.num_train_timesteps)
 

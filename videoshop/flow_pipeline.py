@@ -135,6 +135,14 @@ class FlowVideoshopMixin:
 
     takes_prompt = True
 
+    def invert_latents(self, x0, levels_up, network, options, generator):
+        """Step 2's inversion over the ascending noise levels (flow: ``invert_flow``; CogVideoX: DDIM's)."""
+        return invert_flow(x0, levels_up, network, options, generator)
+
+    def sample_latents(self, x, levels_down, network):
+        """Step 3's sampler over the descending noise levels (flow: Euler; CogVideoX: DDIM)."""
+        return sample_flow_euler(x, levels_down, network)
+
     def _option(self, key: str, default):
         return (getattr(self, "model_options", None) or {}).get(key, default)
 
@@ -192,7 +200,7 @@ class FlowVideoshopMixin:
         timings["encode"] = clock() - t0
         # 2. Invert with noise extrapolation (Eq. 6-7 on flow Euler steps), conditioned on the source frame
         t0 = clock()
-        inverted = invert_flow(x_hat0, sigmas.flip(0), inv_net, cfg.inversion_options(), generator)
+        inverted = self.invert_latents(x_hat0, sigmas.flip(0), inv_net, cfg.inversion_options(), generator)
         timings["invert"] = clock() - t0
         # 3. Generate with Euler conditioned on the edited first frame (its latent normalised like the video's)
         t0 = clock()
@@ -200,7 +208,7 @@ class FlowVideoshopMixin:
         gen_net = self.flow_network(image_px[:1], normalize_flow_latents(image_latent, cfg.normalize,
                                                                           cfg.normalize_center).to(state),
                                     num_frames, prompt, negative_prompt, cfg.max_guidance_scale)
-        x0, _ = sample_flow_euler(gen_net.condition_state(inverted.latents), sigmas, gen_net)
+        x0, _ = self.sample_latents(gen_net.condition_state(inverted.latents), sigmas, gen_net)
         timings["generate"] = clock() - t0
         t0 = clock()
         # 4. Rescale to the edited image latent's statistics (Eq. 8 right)
