@@ -22,8 +22,10 @@ from videoshop.vp import vp_sigma
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
-TINY = {"wan21_i2v": "wan21_i2v_tiny", "ltx_i2v": "ltx_i2v_tiny", "cogvideox_i2v": "cogvideox_i2v_tiny"}
-OFFICIAL = {"wan21_i2v": WanImageToVideoPipeline, "ltx_i2v": LTXImageToVideoPipeline,
+TINY = {"wan21_i2v": "wan21_i2v_tiny", "wan22_i2v": "wan22_i2v_tiny", "wan22_ti2v": "wan22_ti2v_tiny",
+        "ltx_i2v": "ltx_i2v_tiny", "cogvideox_i2v": "cogvideox_i2v_tiny"}
+OFFICIAL = {"wan21_i2v": WanImageToVideoPipeline, "wan22_i2v": WanImageToVideoPipeline,
+            "wan22_ti2v": WanImageToVideoPipeline, "ltx_i2v": LTXImageToVideoPipeline,
             "cogvideox_i2v": CogVideoXImageToVideoPipeline}
 
 
@@ -51,11 +53,16 @@ def test_generation_from_noise_equals_the_official_diffusers_pipeline(tiny_flow_
     n, g, prompt = 4, 2.0, "a red cat"
     official = dict(image=Image.fromarray(image), prompt=prompt, height=32, width=64, num_frames=9,
                     num_inference_steps=n, guidance_scale=g, output_type="latent", max_sequence_length=16)
-    if family == "wan21_i2v":
-        noise = torch.randn(1, 16, 3, 4, 8, generator=torch.Generator().manual_seed(5))
+    if family.startswith("wan"):  # 2.1: CLIP + channels; 2.2 A14B: two experts; 2.2 TI2V: frame 0 = condition
+        f = pipe.vae_scale_factor_spatial
+        noise = torch.randn(1, pipe.vae.config.z_dim, 3, 32 // f, 64 // f, generator=torch.Generator().manual_seed(5))
         ref = OFFICIAL[family].__call__(pipe, latents=noise, **official).frames
-        net = pipe.flow_network(px, None, 9, prompt, None, g)
-        ours, nfe = sample_flow_euler(frames_first(noise), pipe.flow_sigmas(n, None).double(), net)
+        first = pipe.encode_video(px) if pipe.config.expand_timesteps else None
+        net = pipe.flow_network(px, first, 9, prompt, None, g)
+        sigmas = pipe.flow_sigmas(n, None).double()
+        if pipe.config.boundary_ratio is not None:  # both experts take part
+            assert sigmas[0] >= pipe.config.boundary_ratio > sigmas[n - 1]
+        ours, nfe = sample_flow_euler(net.condition_state(frames_first(noise)), sigmas, net)
     elif family == "cogvideox_i2v":  # VP + DDIM from the zero-terminal-SNR level (ab = 0)
         noise = torch.randn(1, 3, 4, 4, 8, generator=torch.Generator().manual_seed(5))
         ref = OFFICIAL[family].__call__(pipe, latents=noise, generator=torch.Generator().manual_seed(0), **official).frames
@@ -94,7 +101,7 @@ def test_videoshop_edit_is_deterministic_and_conditions_on_the_edited_frame(tiny
     other = pipe(video=video, edited_image=255 - image, prompt="a cat", generator=torch.Generator().manual_seed(1),
                  num_inference_steps=12)
     assert not np.array_equal(other.frames, runs[0].frames)
-    if family == "ltx_i2v":  # latent frame 0 is the edited image's latent (rescaled back from its normalisation)
+    if family in ("ltx_i2v", "wan22_ti2v"):  # latent frame 0 is the edited image's latent (rescaled back exactly)
         target = pipe.encode_video(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1)
         assert torch.allclose(runs[0].latents[:, :1], target, atol=1e-4)
 
@@ -131,16 +138,16 @@ def test_every_tiny_flow_model_runs_videoshop_through_the_runner_deterministical
 
 
 def test_reconstruction_table_runs_through_run_py_across_the_tiny_flow_models(tmp_path):
-    """`python run.py experiment=reconstruction model=wan21_i2v_tiny,ltx_i2v_tiny,cogvideox_i2v_tiny`: every row of
-    the inversion ablation table for each family (the '- Threshold' rows are non-finite, as on SVD)."""
-    cmd = [sys.executable, "run.py", "experiment=reconstruction", "model=wan21_i2v_tiny,ltx_i2v_tiny,cogvideox_i2v_tiny",
+    """`python run.py experiment=reconstruction model=wan21_i2v_tiny,wan22_i2v_tiny,...`: every row of the inversion
+    ablation table for each model family (the '- Threshold' rows are non-finite, as on SVD)."""
+    cmd = [sys.executable, "run.py", "experiment=reconstruction", "model=" + ",".join(sorted(TINY.values())),
            f"hydra.sweep.dir={tmp_path}", "logger=none", "metrics=default", "dataset.limit=1",
            "dataset.loader.num_samples=1", "method.num_inference_steps=4", f"paths.cache={tmp_path}/cache"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = [pd.read_csv(p).assign(model=p.parts[-4]) for p in sorted(tmp_path.glob("*/*/*/*/summary.csv"))]
     table = pd.concat(runs)
-    assert sorted(set(table["model"])) == ["cogvideox_i2v_tiny", "ltx_i2v_tiny", "wan21_i2v_tiny"] and len(table) == 15
+    assert sorted(set(table["model"])) == sorted(TINY.values()) and len(table) == 5 * len(TINY)
     finite = table[~table["label"].str.startswith("videoshop_no_threshold")]
     assert finite["psnr_gt"].notna().all() and (finite["n_nonfinite"] == 0).all()
     assert (table[table["label"].str.startswith("videoshop_no_threshold")]["n_nonfinite"] == 1).all()
@@ -148,16 +155,20 @@ def test_reconstruction_table_runs_through_run_py_across_the_tiny_flow_models(tm
 
 def test_full_size_architectures_have_the_published_sizes():
     """Counted on the meta device: Wan 2.1 I2V 14B (transformer ~16.4B with its image cross-attention), UMT5-XXL
-    encoder ~5.7B; LTX-Video 0.9 transformer ~1.9B, T5-XXL encoder ~4.8B; CogVideoX-5b-I2V transformer ~5.6B."""
+    encoder ~5.7B; Wan 2.2 I2V-A14B two ~14B experts; Wan 2.2 TI2V-5B ~5B; LTX-Video 0.9 transformer ~1.9B, T5-XXL
+    encoder ~4.8B; CogVideoX-5b-I2V transformer ~5.6B."""
     wan, ltx = full_size_parameter_counts("wan21_i2v"), full_size_parameter_counts("ltx_i2v")
     cog = full_size_parameter_counts("cogvideox_i2v")
+    wan22, ti2v = full_size_parameter_counts("wan22_i2v"), full_size_parameter_counts("wan22_ti2v")
+    assert 13.5e9 < wan22["transformer"] == wan22["transformer_2"] < 15e9 and "image_encoder" not in wan22
+    assert 4.5e9 < ti2v["transformer"] < 5.5e9
     assert 5.4e9 < cog["transformer"] < 5.8e9 and 4.5e9 < cog["text_encoder"] < 5.0e9
     assert 13e9 < wan["transformer"] < 17.5e9 and 5.0e9 < wan["text_encoder"] < 6.0e9
     assert 0.6e9 < wan["image_encoder"] < 0.7e9 and 0.1e9 < wan["vae"] < 0.2e9
     assert 1.8e9 < ltx["transformer"] < 2.1e9 and 4.5e9 < ltx["text_encoder"] < 5.0e9
 
 
-@pytest.mark.parametrize("name", ["wan21_i2v", "ltx_i2v", "cogvideox_i2v"])
+@pytest.mark.parametrize("name", sorted(TINY))
 def test_missing_real_weights_fail_in_one_line(name, monkeypatch):
     import yaml
 

@@ -1,4 +1,5 @@
-"""Flow-matching image-to-video models for Videoshop: Wan 2.1 I2V and LTX-Video I2V (diffusers classes).
+"""Image-to-video models for Videoshop beyond SVD (diffusers classes): flow matching (Wan 2.1 I2V, Wan 2.2 I2V-A14B
+and TI2V-5B, LTX-Video I2V) and VP + DDIM (CogVideoX-I2V).
 
 Kinds, as for SVD (videoshop/models.py):
 - ``pretrained``: ``from_pretrained`` of the model's diffusers repository (hub id or local ``path``); missing weights
@@ -24,7 +25,7 @@ from . import _compat  # noqa: F401  (torchvision shim before diffusers/transfor
 
 import torch
 
-FLOW_FAMILIES = ("wan21_i2v", "ltx_i2v", "cogvideox_i2v")  # cogvideox_i2v is VP + DDIM, not a flow (videoshop/vp.py)
+FLOW_FAMILIES = ("wan21_i2v", "wan22_i2v", "wan22_ti2v", "ltx_i2v", "cogvideox_i2v")  # cogvideox_i2v is VP + DDIM, not a flow (videoshop/vp.py)
 
 
 # ----------------------------------------------------------------------------- offline tiny tokenizer
@@ -81,6 +82,37 @@ def wan21_i2v_configs(size: str) -> dict[str, dict[str, Any]]:
     )
 
 
+def wan22_i2v_configs(size: str) -> dict[str, dict[str, Any]]:
+    """Wan 2.2 I2V-A14B (Wan-AI/Wan2.2-I2V-A14B-Diffusers): two 14B experts without CLIP image tokens, split at
+    boundary_ratio 0.9 of the timesteps (high noise: ``transformer``, low noise: ``transformer_2``); Wan 2.1's VAE."""
+    base = wan21_i2v_configs(size)
+    tr = {k: v for k, v in base["transformer"].items() if k not in ("image_dim", "added_kv_proj_dim")}
+    return dict(transformer=tr, transformer_2=tr, vae=base["vae"], text_encoder=base["text_encoder"],
+                scheduler=dict(shift=5.0), pipeline=dict(boundary_ratio=0.9))
+
+
+def wan22_ti2v_configs(size: str) -> dict[str, dict[str, Any]]:
+    """Wan 2.2 TI2V-5B (Wan-AI/Wan2.2-TI2V-5B-Diffusers): one 5B transformer on the 48-channel Wan 2.2 VAE (16x
+    spatial, patchified), first frame as latent frame 0 with timestep 0 (``expand_timesteps``). The random/tiny
+    VAEs use latents_mean 0 / latents_std 1 (the real values come with the checkpoint's config)."""
+    stats = dict(latents_mean=[0.0] * 48, latents_std=[1.0] * 48)
+    vae = dict(z_dim=48, in_channels=12, out_channels=12, temperal_downsample=[False, True, True], is_residual=True,
+               patch_size=2, scale_factor_spatial=16, scale_factor_temporal=4, **stats)
+    if size == "tiny":
+        return dict(
+            transformer=dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=48,
+                             out_channels=48, text_dim=32, freq_dim=32, ffn_dim=32, num_layers=2, cross_attn_norm=True,
+                             qk_norm="rms_norm_across_heads", rope_max_seq_len=32),
+            vae=dict(vae, base_dim=4, dim_mult=[1, 1, 1, 1], num_res_blocks=1),
+            text_encoder=_t5_config("tiny", 100), scheduler=dict(shift=5.0), pipeline=dict(expand_timesteps=True))
+    return dict(
+        transformer=dict(patch_size=(1, 2, 2), num_attention_heads=24, attention_head_dim=128, in_channels=48,
+                         out_channels=48, text_dim=4096, freq_dim=256, ffn_dim=14336, num_layers=30,
+                         cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024),
+        vae=dict(vae, base_dim=160, decoder_base_dim=256, dim_mult=[1, 2, 4, 4], num_res_blocks=2),
+        text_encoder=_t5_config("full", 256384), scheduler=dict(shift=5.0), pipeline=dict(expand_timesteps=True))
+
+
 def ltx_i2v_configs(size: str) -> dict[str, dict[str, Any]]:
     """Component configs of LTX-Video I2V: ``full`` = Lightricks/LTX-Video (0.9.0, 2B); ``tiny`` = test sizes."""
     # LTX-Video's FlowMatchEulerDiscreteScheduler config (resolution-dependent shift, terminal sigma 0.1)
@@ -133,7 +165,8 @@ def cogvideox_i2v_configs(size: str) -> dict[str, dict[str, Any]]:
     )
 
 
-FAMILY_CONFIGS = {"wan21_i2v": wan21_i2v_configs, "ltx_i2v": ltx_i2v_configs, "cogvideox_i2v": cogvideox_i2v_configs}
+FAMILY_CONFIGS = {"wan21_i2v": wan21_i2v_configs, "wan22_i2v": wan22_i2v_configs, "wan22_ti2v": wan22_ti2v_configs,
+                  "ltx_i2v": ltx_i2v_configs, "cogvideox_i2v": cogvideox_i2v_configs}
 
 
 def build_flow_components(family: str, size: str, seed: int = 0, dtype: torch.dtype = torch.float32,
@@ -156,18 +189,23 @@ def build_flow_components(family: str, size: str, seed: int = 0, dtype: torch.dt
     # the character-level tokenizer also for the full-size random model: prompts are padded to max_sequence_length,
     # so the text encoder's cost is the real one (its outputs are meaningless anyway)
     comps["tokenizer"] = tiny_t5_tokenizer()
+    comps.update(cfg.get("pipeline", {}))  # Wan 2.2: boundary_ratio / expand_timesteps (pipeline constructor args)
     return comps
 
 
 def _build_modules(family: str, cfg: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    if family == "wan21_i2v":
+    if family.startswith("wan"):
         from diffusers import AutoencoderKLWan, WanTransformer3DModel
         from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
 
-        return dict(transformer=WanTransformer3DModel(**cfg["transformer"]), vae=AutoencoderKLWan(**cfg["vae"]),
-                    text_encoder=UMT5EncoderModel(UMT5Config(**cfg["text_encoder"])),
-                    image_encoder=CLIPVisionModel(CLIPVisionConfig(**cfg["image_encoder"])),
-                    image_processor=CLIPImageProcessor(**cfg["image_processor"]))
+        mods = dict(transformer=WanTransformer3DModel(**cfg["transformer"]), vae=AutoencoderKLWan(**cfg["vae"]),
+                    text_encoder=UMT5EncoderModel(UMT5Config(**cfg["text_encoder"])))
+        if "transformer_2" in cfg:
+            mods["transformer_2"] = WanTransformer3DModel(**cfg["transformer_2"])
+        if "image_encoder" in cfg:
+            mods["image_encoder"] = CLIPVisionModel(CLIPVisionConfig(**cfg["image_encoder"]))
+            mods["image_processor"] = CLIPImageProcessor(**cfg["image_processor"])
+        return mods
     from transformers import T5Config, T5EncoderModel
 
     if family == "cogvideox_i2v":
@@ -192,8 +230,8 @@ def pipeline_class(family: str):
     from .cogvideox import CogVideoXVideoshopPipeline
     from .flow_pipeline import LTXVideoshopPipeline, WanVideoshopPipeline
 
-    return {"wan21_i2v": WanVideoshopPipeline, "ltx_i2v": LTXVideoshopPipeline,
-            "cogvideox_i2v": CogVideoXVideoshopPipeline}[family]
+    return {"wan21_i2v": WanVideoshopPipeline, "wan22_i2v": WanVideoshopPipeline, "wan22_ti2v": WanVideoshopPipeline,
+            "ltx_i2v": LTXVideoshopPipeline, "cogvideox_i2v": CogVideoXVideoshopPipeline}[family]
 
 
 def euler_scheduler_for(scheduler):
@@ -228,7 +266,8 @@ def load_flow_pipeline(model_cfg: dict[str, Any], dtype: torch.dtype, device: to
         pipe = cls(**comps)
     else:
         raise ValueError(f"model.kind={kind!r}: expected 'pretrained', 'tiny' or 'random'")
-    pipe.model_options = {k: model_cfg[k] for k in ("max_sequence_length", "frame_rate", "decode_timestep")
+    pipe.model_options = {k: model_cfg[k] for k in ("max_sequence_length", "frame_rate", "decode_timestep",
+                                                    "guidance_scale_2")
                           if model_cfg.get(k) is not None}
     return pipe.to(device)
 

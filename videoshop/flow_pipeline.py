@@ -11,6 +11,8 @@ steps the sampler is the official pipeline's Euler sampler (tests/test_flow_mode
 How each model is conditioned on the first frame (diffusers 0.42):
 - Wan 2.1 I2V: CLIP image embeddings (penultimate hidden states) as extra cross-attention tokens, and 20 channels
   concatenated to the latent: 4 mask channels (1 on pixel frame 0) + the VAE latent of [image, zeros ...].
+  Wan 2.2 I2V-A14B: the same channels, no CLIP tokens, two experts split at a timestep boundary. Wan 2.2 TI2V-5B:
+  latent frame 0 is the image latent with timestep 0 on its tokens (like LTX).
 - LTX-Video I2V: latent frame 0 IS the image latent (a conditioning token block with timestep 0); the velocity is
   applied to frames 1: only (``LTXFlowNetwork`` returns 0 velocity on frame 0, which leaves it unchanged).
 """
@@ -48,38 +50,69 @@ def flow_timestep(sigma: float, num_train_timesteps: int, batch: int, device) ->
 
 # ----------------------------------------------------------------------------- network wrappers v(x, sigma)
 class WanFlowNetwork:
-    """Wan 2.1 I2V's transformer as the flow network v(x, sigma) on (B, F, C, h, w) latents, conditioned as
-    WanImageToVideoPipeline does: hidden_states = [x, mask + first-frame latent] on channels, CLIP image tokens,
-    text tokens; CFG runs the conditional then the unconditional (negative prompt) pass and combines
-    v_u + g (v_c - v_u). ``nfe`` counts guided evaluations."""
+    """Wan's transformer(s) as the flow network v(x, sigma) on (B, F, C, h, w) latents, conditioned as
+    WanImageToVideoPipeline does (diffusers 0.42):
+
+    - Wan 2.1 I2V and Wan 2.2 I2V-A14B: hidden_states = [x, mask + first-frame latent] on channels, CLIP image tokens
+      (2.1 only), text tokens. Wan 2.2 A14B has two experts: ``transformer`` at t >= boundary (high noise, CFG
+      ``guidance``), ``transformer_2`` below it (CFG ``guidance_2``).
+    - Wan 2.2 TI2V-5B (``expand_timesteps``): latent frame 0 IS the first-frame latent (``condition_state``), its
+      tokens get timestep 0, and its velocity is 0 (the pipeline overwrites frame 0 with the condition at every input
+      and at the end, so its value in the state never matters).
+
+    CFG runs the conditional then the unconditional (negative prompt) pass: v_u + g (v_c - v_u). ``nfe`` counts
+    guided evaluations."""
 
     def __init__(self, transformer, condition: torch.Tensor, prompt_embeds: torch.Tensor,
                  negative_prompt_embeds: Optional[torch.Tensor], image_embeds: Optional[torch.Tensor],
-                 guidance: float, num_train_timesteps: int):
+                 guidance: float, num_train_timesteps: int, transformer_2=None, boundary_timestep=None,
+                 guidance_2: Optional[float] = None, first_latent: Optional[torch.Tensor] = None):
         self.transformer, self.condition, self.guidance = transformer, condition, float(guidance)
         self.prompt_embeds, self.negative_prompt_embeds, self.image_embeds = prompt_embeds, negative_prompt_embeds, image_embeds
         self.num_train_timesteps = num_train_timesteps
+        self.transformer_2, self.boundary_timestep = transformer_2, boundary_timestep
+        self.guidance_2 = self.guidance if guidance_2 is None else float(guidance_2)
+        self.first_latent = first_latent  # expand_timesteps: (1, 1, C, h, w) in the state's space
         self.nfe = 0
 
     def condition_state(self, x: torch.Tensor) -> torch.Tensor:
-        """Wan conditions through extra channels, not through the state: unchanged."""
-        return x
+        """Wan 2.1 / 2.2-A14B condition through extra channels: unchanged. TI2V: latent frame 0 := the condition."""
+        if self.first_latent is None:
+            return x
+        return torch.cat([self.first_latent.to(x.device, x.dtype).expand(x.shape[0], -1, -1, -1, -1), x[:, 1:]], dim=1)
 
-    def _v(self, hidden: torch.Tensor, timestep: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        return self.transformer(hidden_states=hidden, timestep=timestep, encoder_hidden_states=text,
-                                encoder_hidden_states_image=self.image_embeds, return_dict=False)[0]
+    def _expert(self, t: float):
+        """The pipeline's model choice: ``transformer`` unless a boundary is set and t is below it."""
+        if self.boundary_timestep is None or t >= self.boundary_timestep:
+            return self.transformer, self.guidance
+        return self.transformer_2, self.guidance_2
+
+    def _v(self, model, hidden: torch.Tensor, timestep: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        return model(hidden_states=hidden, timestep=timestep, encoder_hidden_states=text,
+                     encoder_hidden_states_image=self.image_embeds, return_dict=False)[0]
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
-        dt = self.transformer.dtype
-        hidden = torch.cat([channels_first(x).to(self.condition.device, torch.float32), self.condition], dim=1).to(dt)
-        t = flow_timestep(sigma, self.num_train_timesteps, x.shape[0], hidden.device)
-        v = self._v(hidden, t, self.prompt_embeds)
-        if self.guidance > 1.0:
-            v_u = self._v(hidden, t, self.negative_prompt_embeds)
-            v = v_u + self.guidance * (v - v_u)
+        t = flow_timestep(sigma, self.num_train_timesteps, x.shape[0], self.prompt_embeds.device)
+        model, guidance = self._expert(float(t[0]))
+        lat = channels_first(self.condition_state(x)).to(self.prompt_embeds.device, torch.float32)
+        if self.first_latent is None:
+            hidden = torch.cat([lat, self.condition], dim=1).to(model.dtype)
+        else:  # per-token timesteps, 0 on frame 0 (patch_size[1:] tokens per latent pixel block)
+            hidden = lat.to(model.dtype)
+            mask = torch.ones(lat.shape[2:], device=lat.device)
+            mask[0] = 0.0
+            p = model.config.patch_size
+            t = (mask[:, :: p[1], :: p[2]] * t[0]).flatten().unsqueeze(0).expand(x.shape[0], -1)
+        v = self._v(model, hidden, t, self.prompt_embeds)
+        if guidance > 1.0:
+            v_u = self._v(model, hidden, t, self.negative_prompt_embeds)
+            v = v_u + guidance * (v - v_u)
+        v = frames_first(v.float())
+        if self.first_latent is not None:
+            v = torch.cat([torch.zeros_like(v[:, :1]), v[:, 1:]], dim=1)
         self.nfe += 1
-        return frames_first(v.float()).to(x.device)
+        return v.to(x.device)
 
 
 class LTXFlowNetwork:
@@ -224,13 +257,17 @@ class FlowVideoshopMixin:
 
 
 class WanVideoshopPipeline(FlowVideoshopMixin, WanImageToVideoPipeline):
-    """Videoshop on Wan 2.1 I2V (``from_pretrained("Wan-AI/Wan2.1-I2V-14B-480P-Diffusers")``). Model-space latents
-    are the VAE latent standardised per channel by the VAE's latents_mean / latents_std, as in the official pipeline.
-    Wan 2.2 (two-expert ``boundary_ratio`` or ``expand_timesteps``) is refused."""
+    """Videoshop on Wan 2.1 I2V and Wan 2.2 I2V-A14B / TI2V-5B (``from_pretrained`` of their -Diffusers repos).
+    Model-space latents are the VAE latent standardised per channel by the VAE's latents_mean / latents_std, as in
+    the official pipeline."""
+
+    @property
+    def _main_transformer(self):
+        return self.transformer if self.transformer is not None else self.transformer_2
 
     @property
     def size_multiple(self) -> int:
-        return self.vae_scale_factor_spatial * self.transformer.config.patch_size[1]
+        return self.vae_scale_factor_spatial * self._main_transformer.config.patch_size[1]
 
     @property
     def frame_step(self) -> int:
@@ -243,8 +280,6 @@ class WanVideoshopPipeline(FlowVideoshopMixin, WanImageToVideoPipeline):
 
     def encode_video(self, pixels: torch.Tensor) -> torch.Tensor:
         """(T, 3, H, W) in [-1, 1] -> model-space latents (1, F', C, h, w): VAE mode, (z - mean) / std."""
-        if self.config.boundary_ratio is not None or self.config.expand_timesteps:
-            raise ValueError("Wan 2.2 (boundary_ratio / expand_timesteps) is not supported by WanVideoshopPipeline")
         z = retrieve_latents(self.vae.encode(pixels.permute(1, 0, 2, 3)[None].to(self.vae.dtype)), sample_mode="argmax")
         mean, std = self._latent_stats(z.device)
         return frames_first((z.float() - mean) / std)
@@ -255,22 +290,31 @@ class WanVideoshopPipeline(FlowVideoshopMixin, WanImageToVideoPipeline):
 
     def flow_network(self, image_px: torch.Tensor, first_latent: torch.Tensor, num_frames: int, prompt: str,
                      negative_prompt: Optional[str], guidance: float) -> WanFlowNetwork:
-        """Text, CLIP image and first-frame-latent conditioning exactly as WanImageToVideoPipeline computes them."""
-        dev, dt = self.compute_device, self.transformer.dtype
+        """Text, CLIP image (2.1) and first-frame conditioning exactly as WanImageToVideoPipeline computes them;
+        with ``expand_timesteps`` (TI2V) the condition is ``first_latent`` (the state's frame 0)."""
+        dev, main = self.compute_device, self._main_transformer
+        dt = main.dtype
         pe, npe = self.encode_prompt(prompt=prompt, negative_prompt=negative_prompt,
                                      do_classifier_free_guidance=guidance > 1.0, num_videos_per_prompt=1,
                                      max_sequence_length=int(self._option("max_sequence_length", 512)), device=dev)
         image_embeds = None
-        if self.transformer.config.image_dim is not None:
+        if self.transformer is not None and self.transformer.config.image_dim is not None:
             image_embeds = self.encode_image(Image.fromarray(to_uint8_frames(image_px)[0]), dev).to(dt)
+        boundary = None
+        if self.config.boundary_ratio is not None:
+            boundary = self.config.boundary_ratio * self.scheduler.config.num_train_timesteps
+        common = dict(num_train_timesteps=self.scheduler.config.num_train_timesteps, transformer_2=self.transformer_2,
+                      boundary_timestep=boundary, guidance_2=self._option("guidance_scale_2", None))
+        pe, npe = pe.to(dt), None if npe is None else npe.to(dt)
+        if self.config.expand_timesteps:
+            return WanFlowNetwork(main, None, pe, npe, image_embeds, guidance, first_latent=first_latent, **common)
         _, _, hh, ww = image_px.shape
         f_lat = (num_frames - 1) // self.vae_scale_factor_temporal + 1
         zeros = torch.zeros(1, self.vae.config.z_dim, f_lat, hh // self.vae_scale_factor_spatial,
                             ww // self.vae_scale_factor_spatial, device=dev)
         _, condition = self.prepare_latents(image_px.float(), 1, self.vae.config.z_dim, hh, ww, num_frames,
                                             torch.float32, dev, None, zeros)
-        return WanFlowNetwork(self.transformer, condition, pe.to(dt), None if npe is None else npe.to(dt),
-                              image_embeds, guidance, self.scheduler.config.num_train_timesteps)
+        return WanFlowNetwork(main, condition, pe, npe, image_embeds, guidance, **common)
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Model-space (1, F', C, h, w) -> pixels (T, 3, H, W) in [-1, 1] (the official pipeline's decode)."""
