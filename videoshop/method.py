@@ -57,7 +57,11 @@ class VideoshopMethod:
 def edit_prompts(sample) -> dict[str, str]:
     """Text prompts for text-conditioned image-to-video models (Wan, LTX-Video): the target prompt, else the
     instruction; the source prompt (used while inverting), else the target prompt. A ``dataset.prompts=FILE``
-    override (baselines/text/prompts.py) has already replaced the sample's prompts in the runner."""
+    override (baselines/text/prompts.py) has already replaced the sample's prompts in the runner. Reconstruction
+    (the task's edit is the source's own first frame) uses the source prompt for both, or the empty prompt."""
+    if sample.edit_type == "reconstruction":
+        prompt = sample.source_prompt or ""
+        return {"prompt": prompt, "source_prompt": prompt}
     target = sample.target_prompt or sample.instruction
     if not target:
         raise ValueError(f"{sample.sample_id}: no target_prompt and no instruction: this model needs a text prompt")
