@@ -179,3 +179,17 @@ def test_missing_real_weights_fail_in_one_line(name, monkeypatch):
     assert cfg["hub_id"] in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(ValueError, match="runtime.compile"):
         build_pipeline(dict(cfg, kind="tiny", dtype="float32"), device="cpu", runtime={"compile": True})
+
+
+def test_text_prompts_come_from_the_sample_target_then_instruction_and_reconstruction_uses_the_source():
+    from datasets.schema import Sample
+    from videoshop.method import edit_prompts
+
+    video, image = _frames()
+    s = Sample("s1", video, image, instruction="make it red", source_prompt="a cat", target_prompt="a red cat")
+    assert edit_prompts(s) == {"prompt": "a red cat", "source_prompt": "a cat"}
+    assert edit_prompts(Sample("s2", video, image, instruction="make it red")) == \
+        {"prompt": "make it red", "source_prompt": "make it red"}
+    assert edit_prompts(s.as_reconstruction()) == {"prompt": "a cat", "source_prompt": "a cat"}
+    with pytest.raises(ValueError, match="s3: no target_prompt and no instruction"):
+        edit_prompts(Sample("s3", video, image))
