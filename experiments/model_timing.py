@@ -16,7 +16,7 @@ import yaml
 from videoshop.models import build_pipeline
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
-TINY = ["tiny", "wan21_i2v_tiny", "ltx_i2v_tiny", "cogvideox_i2v_tiny"]
+TINY = ["tiny", "wan21_i2v_tiny", "wan22_i2v_tiny", "wan22_ti2v_tiny", "ltx_i2v_tiny", "cogvideox_i2v_tiny"]
 
 
 def time_model(name: str, device: str = "cpu", repeats: int = 3) -> dict:
