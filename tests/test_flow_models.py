@@ -193,3 +193,13 @@ def test_text_prompts_come_from_the_sample_target_then_instruction_and_reconstru
     assert edit_prompts(s.as_reconstruction()) == {"prompt": "a cat", "source_prompt": "a cat"}
     with pytest.raises(ValueError, match="s3: no target_prompt and no instruction"):
         edit_prompts(Sample("s3", video, image))
+
+
+@pytest.mark.parametrize("method", ["fixed_point", "videoshop_no_rescale", "svd_no_source", "videoshop_long"])
+def test_other_videoshop_family_methods_run_on_a_flow_model(tmp_path, method, one_thread):
+    """The other SVD-pipeline methods on Wan 2.1's stand-in: fixed-point inversion, no rescaling, generation from
+    the edited frame alone (the pipeline's ``generate``), block-recurrent long-video editing (prompts passed on)."""
+    from experiments.runner import Runner
+
+    df = Runner(_cfg(tmp_path, "model=wan21_i2v_tiny", f"method={method}")).run()["results"]
+    assert (df["status"] == "ok").all() and (df["finite"] == True).all(), df  # noqa: E712

@@ -201,8 +201,34 @@ class FlowVideoshopMixin:
         return h, w
 
     @torch.no_grad()
-    def __call__(self, video, edited_image, *, config: Optional[VideoshopConfig] = None, generator=None,
-                 height: Optional[int] = None, width: Optional[int] = None, prompt: str = "",
+    def generate(self, image, num_frames: int, *, prompt: str, config: Optional[VideoshopConfig] = None,
+                 generator=None, height: Optional[int] = None, width: Optional[int] = None,
+                 negative_prompt: Optional[str] = None, **options) -> VideoshopOutput:
+        """The model's own image-to-video generation from pure noise over its full schedule (no source video, no
+        Eq. 8; strength ignored), with the sampler Videoshop inverts: the 'no source video' baseline
+        (``svd_no_source``) on this model. Text CFG scale: ``max_guidance_scale``."""
+        cfg = replace(config or VideoshopConfig(), **options)
+        self.check_frame_count(num_frames)
+        image = np.asarray(image)
+        h, w = self._resolve_size(image[None].shape, height, width)
+        dev, state = self.compute_device, _DTYPES[cfg.state_dtype]
+        generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        t0, timings = time.perf_counter(), {}
+        image_px = to_model_pixels(image, h, w).to(dev)
+        first = self.encode_video(image_px[:1]).to(state)
+        shape = (1, (num_frames - 1) // self.frame_step + 1) + tuple(first.shape[2:])
+        levels = self.sigma_schedule(cfg.num_inference_steps, 1.0, shape)
+        x_T = torch.randn(shape, generator=generator, dtype=state).to(dev)  # sigma = 1 / alpha_bar = 0: pure noise
+        net = self.flow_network(image_px, first, num_frames, prompt, negative_prompt, cfg.max_guidance_scale)
+        x0, _ = self.sample_latents(net.condition_state(x_T), levels, net)
+        frames = to_uint8_frames(self.decode_latents(x0)[:num_frames])
+        timings["generate"] = time.perf_counter() - t0
+        return VideoshopOutput(frames=frames, latents=x0, nfe=net.nfe, inversion_branches=[],
+                               finite=bool(torch.isfinite(x0).all()), timings=timings)
+
+    @torch.no_grad()
+    def __call__(self, video, edited_image, *, prompt: str, config: Optional[VideoshopConfig] = None, generator=None,
+                 height: Optional[int] = None, width: Optional[int] = None,
                  source_prompt: Optional[str] = None, negative_prompt: Optional[str] = None,
                  **options) -> VideoshopOutput:
         """Edit ``video`` (T, H, W, 3 uint8) so that its first frame becomes ``edited_image``; ``prompt`` describes
