@@ -8,40 +8,11 @@ import torch
 from videoshop.flow import (edm_equivalent_sigma, flow_euler_step, flow_extrapolated_input, flow_naive_input,
                             flow_noised, flow_uses_extrapolation, invert_flow, inverse_flow_euler_step,
                             sample_flow_euler)
+from experiments.flow_inversion_table import GaussianFlow, shifted_grid
 from videoshop.inversion import InversionOptions
 
 
-class GaussianFlow:
-    """Data x0 ~ N(mu, s^2 I), noise eps ~ N(0, I), x_sigma = (1 - sigma) x0 + sigma eps. The exact velocity
-    v(x, sigma) = E[eps - x0 | x_sigma = x] = (sigma - (1 - sigma) s^2) / a^2 (x - (1 - sigma) mu) - mu,
-    a^2 = (1 - sigma)^2 s^2 + sigma^2; affine in x, so the implicit inverse Euler step (Eq. 4) has a closed form.
-    s = 0 (one data point) makes every ODE path straight."""
-
-    def __init__(self, mu: torch.Tensor, s: float):
-        self.mu, self.s = mu, s
-        self.nfe = 0
-
-    def coeffs(self, sigma: float) -> tuple[float, torch.Tensor]:
-        a2 = (1 - sigma) ** 2 * self.s**2 + sigma**2
-        A = (sigma - (1 - sigma) * self.s**2) / a2
-        return A, -A * (1 - sigma) * self.mu - self.mu  # v = A x + b
-
-    def __call__(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
-        self.nfe += 1
-        A, b = self.coeffs(sigma)
-        return A * x + b
-
-    def exact_next(self, x_t: torch.Tensor, sigma_t: float, sigma_next: float) -> torch.Tensor:
-        """The x_{t+1} whose Euler step lands on x_t: x = x_t + d (A x + b), d = sigma_{t+1} - sigma_t."""
-        A, b = self.coeffs(sigma_next)
-        d = sigma_next - sigma_t
-        return (x_t + d * b) / (1 - d * A)
-
-
-def _sigmas_up(n: int = 12, top: float = 0.9, shift: float = 3.0) -> torch.Tensor:
-    """Ascending [0, ...] flow sigmas with Wan/SD3's shift sigma' = shift s / (1 + (shift - 1) s)."""
-    s = torch.linspace(0, top, n + 1, dtype=torch.float64)
-    return shift * s / (1 + (shift - 1) * s)
+_sigmas_up = shifted_grid
 
 
 def test_inverse_flow_euler_step_undoes_the_step_given_the_true_velocity():
