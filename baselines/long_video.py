@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from videoshop.config import VideoshopConfig
-from videoshop.method import EditResult
+from videoshop.method import EditResult, edit_prompts
 
 
 def block_starts(num_frames: int, block_frames: int) -> list[int]:
@@ -61,10 +61,11 @@ class BlockRecurrentVideoshop:
         video = np.asarray(sample.source_video)
         pieces, nfe, finite, branches = [], 0, True, []
         condition = np.asarray(sample.edited_image)
+        prompts = edit_prompts(sample) if getattr(self.pipeline, "takes_prompt", False) else {}  # Wan/LTX/CogVideoX
         for k, start in enumerate(block_starts(len(video), self.block_frames)):
             frames, real = block_video(video, start, self.block_frames, self.last_block)
             out = self.pipeline(video=frames, edited_image=condition, config=self.config, generator=generator,
-                                height=self.height, width=self.width)
+                                height=self.height, width=self.width, **prompts)
             edited = out.frames[:real]
             pieces.append(edited if k == 0 else edited[1:])  # the shared frame is block k-1's
             condition = edited[-1]  # block k+1 is conditioned on block k's last edited frame

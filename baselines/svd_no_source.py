@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 import torch
 
-from videoshop.method import EditResult, VideoshopMethod
+from videoshop.method import EditResult, VideoshopMethod, edit_prompts
 
 
 class SVDNoSource(VideoshopMethod):
@@ -25,6 +25,8 @@ class SVDNoSource(VideoshopMethod):
 
     def edit(self, sample, generator: torch.Generator) -> EditResult:
         num_frames = int(sample.source_video.shape[0])
+        prompts = edit_prompts(sample) if getattr(self.pipeline, "takes_prompt", False) else {}  # Wan/LTX/CogVideoX
         out = self.pipeline.generate(sample.edited_image, num_frames, config=self.config, generator=generator,
-                                     height=self.height, width=self.width)
+                                     height=self.height, width=self.width,
+                                     **({"prompt": prompts["prompt"]} if prompts else {}))
         return EditResult(frames=out.frames, nfe=out.nfe, finite=out.finite, info={"inversion_branches": ""})

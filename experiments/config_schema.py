@@ -67,6 +67,7 @@ class ModelSchema:
     width: int = spec("int", required=True, min=8, multiple_of=8)
     seed: int = spec("int", min=0)
     allow_download: bool = spec("bool")
+    family: str = spec("str", nullable=True, choices=("svd", "wan21_i2v", "wan22_i2v", "wan22_ti2v", "ltx_i2v", "cogvideox_i2v"))  # null = svd
 
 
 def _method_schema() -> type:

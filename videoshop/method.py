@@ -42,8 +42,22 @@ class VideoshopMethod:
         self.config = VideoshopConfig.from_dict(options)
 
     def edit(self, sample, generator: torch.Generator) -> EditResult:
+        prompts = edit_prompts(sample) if getattr(self.pipeline, "takes_prompt", False) else {}
         out = self.pipeline(video=sample.source_video, edited_image=sample.edited_image, config=self.config,
-                            generator=generator, height=self.height, width=self.width)
-        return EditResult(frames=out.frames, nfe=out.nfe, finite=out.finite,
-                          info={"inversion_branches": "".join(b[0] for b in out.inversion_branches),
-                                "timings": out.timings})
+                            generator=generator, height=self.height, width=self.width, **prompts)
+        info = {"inversion_branches": "".join(b[0] for b in out.inversion_branches), "timings": out.timings}
+        return EditResult(frames=out.frames, nfe=out.nfe, finite=out.finite, info=info | prompts)
+
+
+def edit_prompts(sample) -> dict[str, str]:
+    """Text prompts for text-conditioned image-to-video models (Wan, LTX-Video): the target prompt, else the
+    instruction; the source prompt (used while inverting), else the target prompt. A ``dataset.prompts=FILE``
+    override (baselines/text/prompts.py) has already replaced the sample's prompts in the runner. Reconstruction
+    (the task's edit is the source's own first frame) uses the source prompt for both, or the empty prompt."""
+    if sample.edit_type == "reconstruction":
+        prompt = sample.source_prompt or ""
+        return {"prompt": prompt, "source_prompt": prompt}
+    target = sample.target_prompt or sample.instruction
+    if not target:
+        raise ValueError(f"{sample.sample_id}: no target_prompt and no instruction: this model needs a text prompt")
+    return {"prompt": target, "source_prompt": sample.source_prompt or target}

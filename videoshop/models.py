@@ -246,6 +246,10 @@ def build_pipeline(model_cfg: dict[str, Any], device: str = "auto", runtime: Opt
     from .pipeline import VideoshopPipeline
     from .speed import RuntimeOptions, apply_runtime_options
 
+    if model_cfg.get("family") not in (None, "svd"):  # flow-matching I2V models (videoshop/flow_models.py)
+        from .flow_models import build_flow_pipeline
+
+        return build_flow_pipeline(model_cfg, device, runtime)
     options = RuntimeOptions.from_dict(dict(runtime or {}))
     dev = resolve_device(device)
     dtype = resolve_dtype(str(model_cfg.get("dtype", "auto")), dev)
