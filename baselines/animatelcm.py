@@ -35,7 +35,7 @@ import torch
 from videoshop.config import VideoshopConfig
 from videoshop.edm import karras_sigmas_at, truncate_by_strength
 from videoshop.method import EditResult
-from videoshop.models import MissingWeightsError, downloads_possible
+from videoshop.loading import MissingWeightsError, downloads_possible
 
 HUB_ID = "wangfuyun/AnimateLCM-SVD-xt"
 WEIGHTS_FILE = "AnimateLCM-SVD-xt.safetensors"

@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from videoshop.files import atomic_path
-from videoshop.models import MissingWeightsError, resolve_device  # noqa: F401  (re-exported)
+from videoshop.loading import MissingWeightsError, resolve_device  # noqa: F401  (re-exported)
 
 from .base import OnDevice, canonical_device
 

@@ -3,7 +3,7 @@ and TI2V-5B, LTX-Video I2V) and VP + DDIM (CogVideoX-I2V).
 
 Kinds, as for SVD (videoshop/models.py):
 - ``pretrained``: ``from_pretrained`` of the model's diffusers repository (hub id or local ``path``); missing weights
-  fail at start-up with one line (``videoshop.models.resolve_pretrained``).
+  fail at start-up with one line (``videoshop.loading.resolve_pretrained``).
 - ``tiny``: the same diffusers/transformers classes at tiny sizes, random weights from ``seed``, built in code
   (offline, a few seconds per edit on a CPU); an offline character-level ``T5TokenizerFast`` stands in for the
   T5/UMT5 tokenizer.
@@ -250,7 +250,7 @@ def euler_scheduler_for(scheduler):
 
 def load_flow_pipeline(model_cfg: dict[str, Any], dtype: torch.dtype, device: torch.device):
     """A Videoshop flow pipeline for a conf/model entry with ``family`` set (kind: pretrained | tiny | random)."""
-    from .models import resolve_pretrained
+    from .loading import resolve_pretrained
 
     family, kind = str(model_cfg["family"]), str(model_cfg["kind"])
     cls = pipeline_class(family)
@@ -275,7 +275,7 @@ def load_flow_pipeline(model_cfg: dict[str, Any], dtype: torch.dtype, device: to
 def build_flow_pipeline(model_cfg: dict[str, Any], device: str = "auto", runtime: Optional[dict[str, Any]] = None):
     """``videoshop.models.build_pipeline`` for a conf/model entry with a flow ``family``: device and dtype resolved as
     for SVD; the speed/memory options of conf/runtime/ are SVD-only, so any non-default one is refused (one line)."""
-    from .models import resolve_device, resolve_dtype
+    from .loading import resolve_device, resolve_dtype
     from .speed import RuntimeOptions
 
     options, default = RuntimeOptions.from_dict(dict(runtime or {})), RuntimeOptions()

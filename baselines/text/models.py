@@ -21,7 +21,7 @@ from videoshop import _compat  # noqa: F401  (torchvision shim before diffusers/
 
 import torch
 
-from videoshop.models import MissingWeightsError, downloads_possible, _repo_relative
+from videoshop.loading import MissingWeightsError, _repo_relative, downloads_possible
 
 WEIGHTS = ("pretrained", "tiny", "random")
 
