@@ -53,7 +53,7 @@ def fine_grid(n: int = 30) -> torch.Tensor:
 
 INVERSIONS = {"extrapolate (Sigma=0)": InversionOptions(threshold=0.0),
               "extrapolate (Sigma=1)": InversionOptions(threshold=1.0),
-              "naive": InversionOptions(extrapolate=False),
+              "naive": InversionOptions(inversion="naive"),
               "fixed_point x20": InversionOptions(inversion="fixed_point", fixed_point_iterations=20)}
 
 

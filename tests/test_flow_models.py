@@ -124,7 +124,7 @@ def _cfg(tmp_path, *overrides):
 
 @pytest.mark.parametrize("model", sorted(TINY.values()))
 def test_every_tiny_flow_model_runs_videoshop_through_the_runner_deterministically(tmp_path, model, one_thread):
-    from datasets.video_io import read_video
+    from videoshop.video_io import read_video
     from experiments.runner import Runner
 
     frames = []
