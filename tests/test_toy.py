@@ -144,3 +144,19 @@ def test_a_toy_with_8_latent_channels_trains_on_crops_and_edits(tmp_path):
     ds = SyntheticDataset(1, 8, 32, 56, seed=1000, difficulty="easy")
     res = method.edit(ds.load(ds.sample_ids()[0]), torch.Generator().manual_seed(0))
     assert res.frames.shape == (8, 32, 56, 3) and res.finite
+
+
+def test_paired_differences_subtract_the_reference_on_the_same_samples_and_seeds(tmp_path):
+    import pandas as pd
+
+    from experiments.evaluate_toy import paired_differences
+
+    ref = [dict(sample_id=f"s{i}", seed=k, psnr=20.0 + i, psnr_in=10.0, psnr_out=30.0, ssim=50.0)
+           for i in range(6) for k in (42, 43)]
+    pd.DataFrame(ref).to_csv(tmp_path / "videoshop.csv", index=False)
+    # the ablation has only seed 42 of four samples, each exactly 1 dB below the reference
+    abl = [dict(r, psnr=r["psnr"] - 1.0) for r in ref if r["seed"] == 42 and r["sample_id"] < "s4"]
+    pd.DataFrame(abl).to_csv(tmp_path / "videoshop_no_norm.csv", index=False)
+    lines = paired_differences(tmp_path, ["videoshop_no_norm", "absent"])
+    row = [ln for ln in lines if ln.startswith("| videoshop_no_norm")]
+    assert len(row) == 1 and "-1.00 [-1.00, -1.00]" in row[0] and "| 4 x 1 |" in row[0]
