@@ -40,8 +40,9 @@ def toy_component_configs(num_frames: int = 8, latent_channels: int = 4,
     ``latent_channels`` C sets the VAE's latent width; the UNet then takes 2C channels (noisy latent and the
     concatenated first-frame latent, as SVD's 8 = 2 x 4) and predicts C. ``vae_channels`` are the VAE's
     block widths (encoder order; the decoder's last, full-resolution block has the first). The VAE's GroupNorm has
-    32 groups, so a 32-channel block normalises every channel on its own, per image: a flat frame then reaches the
-    output layer as a constant independent of its colour. Widths of 64+ keep 2+ channels per group.
+    32 groups, and the encoder's output norm runs over the last width, the decoder's over the first: at 32
+    channels every channel is normalised on its own, per image, so a flat feature map leaves that norm as a
+    constant whatever its level (MODEL_CARD.md: the toy VAE's error is mostly a per-frame colour offset).
     """
     return {
         # the tiny stand-in's UNet (videoshop.models.tiny_component_configs) at this frame count and latent size
