@@ -3,6 +3,7 @@
     python -m experiments.evaluate_toy --out outputs/toy_eval                    # everything, one process
     python -m experiments.evaluate_toy --out D --parts gen,recon,source,videoshop  # a subset (run several in
     python -m experiments.evaluate_toy --out D --report                          #  parallel), then the tables
+    python -m experiments.evaluate_toy --out D --parts videoshop --seeds 42,43 # more run seeds (rows per seed)
 
 Held-out split: ``SyntheticDataset(seed=1000, difficulty='easy')`` (training used data_seed 12345), rendered at the
 model's size. Methods are built from the real conf/method/*.yaml with ``model=toy`` (Hydra compose), and every
@@ -11,10 +12,12 @@ Parts:
 - gen: plain SVD from the held-out first frame (svd_no_source settings): motion = mean |frame_{t+1} - frame_t|
   (uint8 units; a static video scores 0; the source video is the reference), first-frame PSNR vs the condition,
   and the VAE's own encode/decode PSNR (the ceiling of any latent method here).
-- recon: invert the source and regenerate with its own first frame (videoshop, videoshop_no_extrapolation): PSNR/SSIM
-  vs the source.
+- recon: invert the source and regenerate with its own first frame, per inversion (``recon_<method>`` for
+  videoshop, videoshop_no_extrapolation = naive, fixed_point, edict, bdia; ``recon`` = all): PSNR/SSIM vs the source.
 - source: the unedited source video scored against the ground-truth edited video (the floor).
 - <method>: edit, scored against the ground truth overall / inside / outside the edit region.
+- sigma_<value>: videoshop with the extrapolation threshold Sigma (Eq. 6) = value (the Sigma sweep).
+Every table gives the mean and a 95 % bootstrap interval over samples and run seeds (``bootstrap_ci``).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from videoshop import _compat  # noqa: E402,F401
 
 EDIT_METHODS = ("videoshop", "videoshop_no_norm", "videoshop_no_rescale", "videoshop_no_extrapolation",
                 "videoshop_no_threshold", "svd_no_source")
+RECON_METHODS = {"videoshop": "noise-extrapolated (videoshop)", "videoshop_no_extrapolation": "naive (Eq. 5)",
+                 "fixed_point": "fixed-point (k=5)", "edict": "EDICT (p=0.93)", "bdia": "BDIA (gamma=0.5)"}
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 
 
@@ -47,12 +52,12 @@ def compose(overrides: list[str]):
 MODEL_OVERRIDES: list[str] = []  # extra model.* overrides (e.g. model.path=DIR for a retrained copy)
 
 
-def build(method: str, model: str, pipe=None):
+def build(method: str, model: str, pipe=None, extra: tuple[str, ...] = ()):
     from hydra.utils import instantiate
 
     from videoshop.models import build_pipeline
 
-    cfg = compose([f"model={model}", f"method={method}", *MODEL_OVERRIDES])
+    cfg = compose([f"model={model}", f"method={method}", *MODEL_OVERRIDES, *extra])
     pipe = pipe or build_pipeline(cfg.model, "cpu")
     pipe.set_progress_bar_config(disable=True)
     return cfg, pipe, instantiate(cfg.method, pipeline=pipe, _convert_="all")
@@ -73,13 +78,43 @@ def motion(frames: np.ndarray) -> float:
     return float(np.abs(np.diff(frames.astype(np.float64), axis=0)).mean())
 
 
-def run_part(part: str, samples, model: str, out: Path, seed: int) -> None:
+def bootstrap_ci(values: pd.DataFrame, column: str, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of ``column`` and its 95 % percentile bootstrap interval over samples and run seeds.
+
+    ``values`` has one row per (sample_id, seed). Each replicate resamples sample ids with replacement and, for each
+    drawn sample, one of its seeds at random, so both the sample and the seed variation enter the interval.
+    Non-finite values are dropped first; (nan, nan, nan) when none are left.
+    """
+    d = values[["sample_id", "seed", column]].replace([np.inf, -np.inf], np.nan).dropna()
+    if d.empty:
+        return (float("nan"),) * 3
+    groups = [g[column].to_numpy(np.float64) for _, g in d.groupby("sample_id")]
+    counts = np.array([len(g) for g in groups])
+    table = np.full((len(groups), counts.max()), np.nan)
+    for i, g in enumerate(groups):
+        table[i, : len(g)] = g
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(len(groups), size=(n_boot, len(groups)))
+    which = (rng.random((n_boot, len(groups))) * counts[pick]).astype(int)
+    lo, hi = np.percentile(table[pick, which].mean(axis=1), [2.5, 97.5])
+    return float(d[column].mean()), float(lo), float(hi)
+
+
+def run_part(part: str, samples, model: str, out: Path, seeds: list[int]) -> None:
+    rows = []
+    t0 = time.time()
+    for seed in seeds:
+        rows += [dict(r, seed=seed) for r in _part_rows(part, samples, model, seed)]
+    pd.DataFrame(rows).to_csv(out / f"{part}.csv", index=False)
+    print(f"{part}: {len(rows)} rows in {time.time() - t0:.0f}s", flush=True)
+
+
+def _part_rows(part: str, samples, model: str, seed: int) -> list[dict]:
     from experiments.runner import sample_seed
     from eval.fidelity import psnr
     from videoshop.conditioning import to_model_pixels, to_uint8_frames
 
     rows = []
-    t0 = time.time()
     if part == "source":
         for s in samples:
             rows.append(dict(sample_id=s.sample_id, edit_type=s.edit_type, **fidelity(s.source_video, s.gt_edited_video, s.gt_masks)))
@@ -95,59 +130,110 @@ def run_part(part: str, samples, model: str, out: Path, seed: int) -> None:
                              motion_static=0.0, first_frame_psnr=psnr(frames[:1], s.source_video[:1]),
                              later_frames_psnr_vs_source=psnr(frames[1:], s.source_video[1:]),
                              vae_psnr=psnr(vae_rec, s.source_video)))
-    elif part == "recon":
-        for m in ("videoshop", "videoshop_no_extrapolation"):
-            cfg, pipe, method = build(m, model)
-            for s in samples:
-                r = s.as_reconstruction()
-                g = torch.Generator().manual_seed(sample_seed(seed, r.sample_id))
-                frames = method.edit(r, g).frames
-                rows.append(dict(sample_id=s.sample_id, method=m, **fidelity(frames, s.source_video)))
+    elif part.startswith("recon_"):
+        m = part[len("recon_"):]
+        cfg, pipe, method = build(m, model)
+        for s in samples:
+            r = s.as_reconstruction()
+            g = torch.Generator().manual_seed(sample_seed(seed, r.sample_id))
+            res = method.edit(r, g)
+            rows.append(dict(sample_id=s.sample_id, method=m, nfe=res.nfe, finite=res.finite,
+                             **(fidelity(res.frames, s.source_video) if res.finite else {})))
     else:
-        cfg, pipe, method = build(part, model)
+        sigma = part[len("sigma_"):] if part.startswith("sigma_") else None
+        cfg, pipe, method = build("videoshop" if sigma else part, model,
+                                  extra=(f"method.threshold={sigma}",) if sigma else ())
         for s in samples:
             g = torch.Generator().manual_seed(sample_seed(seed, s.sample_id))
             res = method.edit(s, g)
             rec = dict(sample_id=s.sample_id, edit_type=s.edit_type, finite=res.finite)
             rec.update(fidelity(res.frames, s.gt_edited_video, s.gt_masks) if res.finite else {})
             rows.append(rec)
-    pd.DataFrame(rows).to_csv(out / f"{part}.csv", index=False)
-    print(f"{part}: {len(rows)} rows in {time.time() - t0:.0f}s", flush=True)
+    return rows
+
+
+def _read(path: Path) -> pd.DataFrame:
+    d = pd.read_csv(path)
+    if "seed" not in d:  # CSVs written before run seeds were recorded
+        d["seed"] = 42
+    return d
+
+
+def _cell(d: pd.DataFrame, column: str, digits: int = 2) -> str:
+    m, lo, hi = bootstrap_ci(d, column) if column in d else (float("nan"),) * 3
+    return f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _n(d: pd.DataFrame) -> str:
+    return f"{d['sample_id'].nunique()} x {d['seed'].nunique()}"
+
+
+def paired_differences(out: Path, parts: list[str], reference: str = "videoshop") -> list[str]:
+    """Markdown table: each part minus ``reference`` on the same (sample, seed) pairs, with bootstrap intervals
+    (a paired comparison: Table 5's ordering and the Sigma sweep without the between-sample spread)."""
+    ref_path = out / f"{reference}.csv"
+    if not ref_path.is_file():
+        return []
+    ref = _read(ref_path)
+    cols = ["psnr", "psnr_in", "psnr_out", "ssim"]
+    rows = []
+    for part in parts:
+        f = out / f"{part}.csv"
+        if not f.is_file():
+            continue
+        d = _read(f).merge(ref, on=["sample_id", "seed"], suffixes=("", "_ref"))
+        diff = d[["sample_id", "seed"]].copy()
+        for c in cols:
+            diff[c] = d[c] - d[f"{c}_ref"] if c in d and f"{c}_ref" in d else np.nan
+        rows.append(f"| {part} | " + " | ".join(_cell(diff, c) for c in cols) + f" | {_n(diff)} |")
+    if not rows:
+        return []
+    return [f"## Paired differences: method minus {reference} on the same samples and seeds", "",
+            "| method | dPSNR | dPSNR in | dPSNR out | dSSIM | n |", "|---|---|---|---|---|---|", *rows, ""]
 
 
 def report(out: Path) -> str:
-    lines = ["# Toy model acceptance (held-out synthetic split)", ""]
+    lines = ["# Toy model acceptance (held-out synthetic split)", "",
+             "Mean [95 % bootstrap interval over samples and run seeds]; n = samples x run seeds.", ""]
     if (out / "gen.csv").is_file():
-        g = pd.read_csv(out / "gen.csv")
-        lines += [f"## Generation (svd_no_source settings: 25 steps, noise_aug 0.02, CFG 1->3), n={len(g)}", "",
-                  "| quantity | mean | std |", "|---|---|---|"]
-        for c in g.columns[1:]:
-            lines.append(f"| {c} | {g[c].mean():.3f} | {g[c].std():.3f} |")
+        g = _read(out / "gen.csv")
+        lines += [f"## Generation (svd_no_source settings: 25 steps, noise_aug 0.02, CFG 1->3), n={_n(g)}", "",
+                  "| quantity | mean [95 % CI] | std |", "|---|---|---|"]
+        for c in [c for c in g.columns if c not in ("sample_id", "seed")]:
+            lines.append(f"| {c} | {_cell(g, c, 3)} | {g[c].std():.3f} |")
         lines.append("")
-    if (out / "recon.csv").is_file():
-        r = pd.read_csv(out / "recon.csv").groupby("method")[["psnr", "ssim"]].agg(["mean", "count"])
+    recon = [(m, _read(out / f"recon_{m}.csv")) for m in RECON_METHODS if (out / f"recon_{m}.csv").is_file()]
+    if (out / "recon.csv").is_file():  # older single file with a method column
+        old = _read(out / "recon.csv")
+        recon += [(m, old[old["method"] == m]) for m in RECON_METHODS if (old["method"] == m).any()]
+    if recon:
         lines += ["## Reconstruction (invert + regenerate with own first frame) vs source", "",
-                  "| inversion | PSNR | SSIM x100 | n |", "|---|---|---|---|"]
-        for m, name in (("videoshop", "noise-extrapolated (videoshop)"), ("videoshop_no_extrapolation", "naive")):
-            if m in r.index:
-                lines.append(f"| {name} | {r.loc[m, ('psnr', 'mean')]:.2f} | {r.loc[m, ('ssim', 'mean')]:.2f} | "
-                             f"{int(r.loc[m, ('psnr', 'count')])} |")
+                  "| inversion | PSNR | SSIM x100 | NFE | n | non-finite |", "|---|---|---|---|---|---|"]
+        for m, d in recon:
+            nfe = f"{d['nfe'].mean():.0f}" if "nfe" in d else "-"
+            bad = int((~d["finite"].astype(bool)).sum()) if "finite" in d else 0
+            lines.append(f"| {RECON_METHODS[m]} | {_cell(d, 'psnr')} | {_cell(d, 'ssim')} | {nfe} | {_n(d)} | {bad} |")
         lines.append("")
     cols = ["psnr", "psnr_in", "psnr_out", "ssim", "ssim_in", "ssim_out"]
-    rows = []
-    for part in ("source",) + EDIT_METHODS:
-        f = out / f"{part}.csv"
-        if f.is_file():
-            d = pd.read_csv(f)
-            n_bad = int((~d["finite"].astype(bool)).sum()) if "finite" in d else 0
-            rows.append((part if part != "source" else "source video (floor)", d.reindex(columns=cols).mean(), len(d), n_bad))
-    if rows:
-        lines += ["## Editing vs ground-truth edited video (in / out = inside / outside the edit region)", "",
-                  "| method | PSNR | PSNR in | PSNR out | SSIM | SSIM in | SSIM out | n | non-finite |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for name, m, n, bad in rows:
-            lines.append(f"| {name} | " + " | ".join(f"{m[c]:.2f}" for c in cols) + f" | {n} | {bad} |")
-        lines.append("")
+    sigmas = sorted((p.stem for p in out.glob("sigma_*.csv")), key=lambda n: float(n[len("sigma_"):]))
+    for title, parts in (("Editing vs ground-truth edited video (in / out = inside / outside the edit region)",
+                          ("source",) + EDIT_METHODS),
+                         ("Sigma sweep (videoshop, extrapolation threshold Sigma of Eq. 6; default 1)", tuple(sigmas))):
+        rows = []
+        for part in parts:
+            f = out / f"{part}.csv"
+            if f.is_file():
+                d = _read(f)
+                n_bad = int((~d["finite"].astype(bool)).sum()) if "finite" in d else 0
+                rows.append((part if part != "source" else "source video (floor)", d, n_bad))
+        if rows:
+            lines += [f"## {title}", "",
+                      "| method | PSNR | PSNR in | PSNR out | SSIM | SSIM in | SSIM out | n | non-finite |",
+                      "|---|---|---|---|---|---|---|---|---|"]
+            for name, d, bad in rows:
+                lines.append(f"| {name} | " + " | ".join(_cell(d, c) for c in cols) + f" | {_n(d)} | {bad} |")
+            lines.append("")
+    lines += paired_differences(out, [p for p in EDIT_METHODS[1:] + tuple(sigmas)])
     text = "\n".join(lines)
     (out / "summary.md").write_text(text)
     return text
@@ -161,7 +247,7 @@ def main(argv=None) -> None:
     p.add_argument("--model", default="toy")
     p.add_argument("--num-samples", type=int, default=50)
     p.add_argument("--data-seed", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=42, help="run seed (per-sample generators as the runner)")
+    p.add_argument("--seeds", default="42", help="run seeds, comma-separated (per-sample generators as the runner)")
     p.add_argument("--parts", default="gen,recon,source," + ",".join(EDIT_METHODS))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--override", action="append", default=[], help="model.* override, e.g. model.path=DIR")
@@ -176,8 +262,10 @@ def main(argv=None) -> None:
         ds = SyntheticDataset(a.num_samples, int(cfg.model.num_frames), int(cfg.model.height), int(cfg.model.width),
                               seed=a.data_seed, difficulty="easy")
         samples = [ds.load(i) for i in ds.sample_ids()]
+        seeds = [int(x) for x in a.seeds.split(",")]
         for part in a.parts.split(","):
-            run_part(part, samples, a.model, out, a.seed)
+            for p in ([f"recon_{m}" for m in RECON_METHODS] if part == "recon" else [part]):
+                run_part(p, samples, a.model, out, seeds)
     print(report(out))
 
 

@@ -43,6 +43,18 @@ def _lr(step: int, total: int, base: float, warmup: int, final_frac: float) -> f
     return base * (final_frac + (1 - final_frac) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def random_crop(clips: torch.Tensor, height: int, width: int, gen: torch.Generator, align: int = 4) -> torch.Tensor:
+    """One random (height, width) window of (B, F, 3, H, W) clips, the same for all frames, at a multiple of
+    ``align`` px (the VAE's downsampling). The VAE is convolutional (its attention is over the latent grid), so it
+    trains on crops and runs on whole frames, as image VAEs train on crops; a crop costs its share of the pixels."""
+    h, w = clips.shape[-2:]
+    if height > h or width > w:
+        raise ValueError(f"train.vae_crop=[{height}, {width}] is larger than the frames ({h} x {w})")
+    y = int(torch.randint((h - height) // align + 1, (1,), generator=gen)) * align
+    x = int(torch.randint((w - width) // align + 1, (1,), generator=gen)) * align
+    return clips[..., y : y + height, x : x + width]
+
+
 def train_vae(vae, pixels: torch.Tensor, t: DictConfig, gen: torch.Generator, history: list) -> None:
     from videoshop.toy import vae_loss
 
@@ -54,7 +66,10 @@ def train_vae(vae, pixels: torch.Tensor, t: DictConfig, gen: torch.Generator, hi
         for g in opt.param_groups:
             g["lr"] = _lr(step, int(t.vae_steps), t.vae_lr, 50, 0.05)
         idx = torch.randint(n, (int(t.vae_batch),), generator=gen)
-        loss, parts = vae_loss(vae, pixels[idx], gen, t.vae_kl_weight)
+        clips = pixels[idx]
+        if t.get("vae_crop"):
+            clips = random_crop(clips, *t.vae_crop, gen)
+        loss, parts = vae_loss(vae, clips, gen, t.vae_kl_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -132,6 +147,32 @@ def finetune_decoder(vae, pixels: torch.Tensor, t: DictConfig, history: list) ->
     vae.eval().requires_grad_(False)
 
 
+def save_stage1(path: str, vae, gen: torch.Generator, history: list, seconds: float) -> None:
+    """Checkpoint after stage 1 (VAE weights, loss history, training generator state), so that stages 2-3 can run
+    in a later invocation (``train.vae_from``) and give the same weights as one run."""
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    vae.save_pretrained(out / "vae", safe_serialization=True)
+    torch.save({"gen_state": gen.get_state(), "history": history, "vae_s": seconds}, out / "stage1.pt")
+    log.info("stage 1 saved to %s", out)
+
+
+def load_stage1(path: str, vae, gen: torch.Generator, history: list) -> float:
+    """Restore a ``save_stage1`` checkpoint into ``vae`` / ``gen`` / ``history``; returns stage 1's seconds."""
+    from safetensors.torch import load_file
+
+    src = Path(path)
+    if not (src / "stage1.pt").is_file():
+        raise FileNotFoundError(f"train.vae_from={path}: no stage1.pt there (written by train.stage1_dir)")
+    vae.load_state_dict(load_file(src / "vae" / "diffusion_pytorch_model.safetensors"))
+    vae.eval().requires_grad_(False)
+    state = torch.load(src / "stage1.pt", weights_only=False)
+    gen.set_state(state["gen_state"])
+    history.extend(state["history"])
+    log.info("stage 1 loaded from %s", src)
+    return float(state["vae_s"])
+
+
 def _final(history: list, stage: str, key: str = "loss", last: int = 100) -> float:
     vals = [h[key] for h in history if h["stage"] == stage]
     return float(np.mean(vals[-last:])) if vals else float("nan")
@@ -155,13 +196,20 @@ def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
     times["render_s"] = time.time() - start
     if t.get("resume_from"):  # stages 1-2 from a saved run (same seeds), then stage 3
         return resume_decoder(t, pixels, times, start)
-    comps = build_random_components(toy_component_configs(int(t.num_frames)), seed=int(t.seed))
+    comps = build_random_components(toy_component_configs(int(t.num_frames), int(t.get("latent_channels", 4)),
+                                                          tuple(t.get("vae_channels", (32, 32, 64)))),
+                                    seed=int(t.seed))
     vae, unet = comps["vae"], comps["unet"]
     history: list[dict] = []
 
-    s0 = time.time()
-    train_vae(vae, pixels, t, gen, history)
-    times["vae_s"] = time.time() - s0
+    if t.get("vae_from"):  # stage 1 from a saved checkpoint (weights, losses, generator state): same run
+        times["vae_s"] = load_stage1(t.vae_from, vae, gen, history)
+    else:
+        s0 = time.time()
+        train_vae(vae, pixels, t, gen, history)
+        times["vae_s"] = time.time() - s0
+        if t.get("stage1_dir"):
+            save_stage1(t.stage1_dir, vae, gen, history, times["vae_s"])
 
     s0 = time.time()
     with torch.no_grad():
@@ -250,7 +298,7 @@ that editing quality can be measured offline against ground-truth edited videos.
 - Data: {t['num_videos']} source videos of `datasets.synthetic` at difficulty `{t['difficulty']}` (scene i drawn from
   `default_rng([{t['data_seed']}, i])`), {t['num_frames']} frames at {t['height']} x {t['width']} px. Evaluate on a
   different seed (e.g. `dataset.loader.seed=1000`).
-- VAE: {s['vae_params']/1e6:.2f}M parameters, 3 levels (4x downsampling, 4 latent channels), trained jointly
+- VAE: {s['vae_params']/1e6:.2f}M parameters, block widths {list(t.get('vae_channels', [32, 32, 64]))} (4x downsampling, {t.get('latent_channels', 4)} latent channels), trained jointly
   (encoder + temporal decoder) for {s['vae_steps']} steps of {t['vae_batch']} clips, L1 + L2 + {t['vae_kl_weight']} KL;
   final (mean of last 100 steps) loss {s['final_vae_loss']:.4f}, L1 {s['final_vae_l1']:.4f}, L2 {s['final_vae_l2']:.5f}
   (pixels in [-1, 1]). Scaling factor 1/std(latents) = {s['scaling_factor']:.4f}.

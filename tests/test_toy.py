@@ -26,14 +26,15 @@ def test_edm_training_loss_pieces():
 
 
 def test_train_toy_runs_and_is_deterministic(tmp_path):
-    """Two short runs of the real training entry point (shrunk config) give identical losses and weights."""
+    """Two short runs of the real training entry point (shrunk config) give identical losses and weights: one
+    from scratch (checkpointing stage 1), one resuming from that checkpoint (stages 2-3 in a later invocation)."""
     from experiments.train_toy import run_train
 
     results = []
-    for k in range(2):
+    for k, extra in enumerate([f"train.stage1_dir={tmp_path / 'stage1'}", f"train.vae_from={tmp_path / 'stage1'}"]):
         cfg = _cfg(["experiment=train_toy", "task=train_toy", "train.num_videos=2", "train.vae_steps=1",
                     "train.vae_batch=1", "train.unet_steps=2", "train.unet_batch=2", "train.decoder_steps=2",
-                    f"train.output_dir={tmp_path / str(k)}"])
+                    f"train.output_dir={tmp_path / str(k)}", extra])
         summary = run_train(cfg)
         results.append(summary)
         assert (tmp_path / str(k) / "MODEL_CARD.md").is_file()
@@ -41,8 +42,68 @@ def test_train_toy_runs_and_is_deterministic(tmp_path):
     assert results[0]["final_vae_loss"] == results[1]["final_vae_loss"]
     assert results[0]["final_unet_loss"] == results[1]["final_unet_loss"]
     assert np.isfinite(results[0]["final_unet_loss"])
-    a = (tmp_path / "0" / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
-    assert a == (tmp_path / "1" / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
+    for part in ("unet", "vae"):
+        a = (tmp_path / "0" / part / "diffusion_pytorch_model.safetensors").read_bytes()
+        assert a == (tmp_path / "1" / part / "diffusion_pytorch_model.safetensors").read_bytes()
+
+
+def test_toy_latent_channels_set_the_vae_and_unet_widths():
+    from videoshop.toy import toy_component_configs
+
+    c = toy_component_configs(8, latent_channels=8)
+    assert c["vae"]["latent_channels"] == 8
+    assert (c["unet"]["in_channels"], c["unet"]["out_channels"]) == (16, 8)  # noisy latent + first-frame latent
+
+
+def test_vae_from_without_a_checkpoint_fails_naming_the_path(tmp_path):
+    import pytest
+
+    from experiments.train_toy import run_train
+
+    cfg = _cfg(["experiment=train_toy", "train.num_videos=1", f"train.vae_from={tmp_path}",
+                f"train.output_dir={tmp_path / 'out'}"])
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        run_train(cfg)
+
+
+def test_bootstrap_interval_covers_samples_and_seeds():
+    import pandas as pd
+
+    from experiments.evaluate_toy import bootstrap_ci
+
+    rng = np.random.default_rng(0)
+    rows = [dict(sample_id=f"s{i}", seed=k, x=float(i) + 0.1 * k) for i in range(40) for k in range(2)]
+    m, lo, hi = bootstrap_ci(pd.DataFrame(rows), "x")
+    assert lo < m < hi and abs(m - 19.55) < 1e-9
+    assert 2 < hi - lo < 12  # sd of 0..39 is 11.5, so the mean's 95 % interval is about 2 x 1.96 x 11.5/sqrt(40)
+    const = pd.DataFrame([dict(sample_id=f"s{i}", seed=0, x=3.0) for i in range(10)])
+    assert bootstrap_ci(const, "x") == (3.0, 3.0, 3.0)
+    # seed-only variation widens the interval of a per-sample-constant quantity
+    noisy = pd.DataFrame([dict(sample_id=f"s{i}", seed=k, x=3.0 + rng.normal()) for i in range(10) for k in range(3)])
+    m, lo, hi = bootstrap_ci(noisy, "x")
+    assert hi - lo > 0.3
+    nan = pd.DataFrame([dict(sample_id="s0", seed=0, x=float("nan"))])
+    assert all(np.isnan(v) for v in bootstrap_ci(nan, "x"))
+
+
+def test_vae_crop_is_one_aligned_window_shared_by_all_frames():
+    import pytest
+
+    from experiments.train_toy import random_crop
+
+    clips = torch.arange(2 * 3 * 3 * 32 * 56, dtype=torch.float32).view(2, 3, 3, 32, 56)
+    g = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(20):
+        c = random_crop(clips, 16, 24, g)
+        assert c.shape == (2, 3, 3, 16, 24)
+        y, x = divmod(int(c[0, 0, 0, 0, 0]), 56)
+        assert y % 4 == 0 and x % 4 == 0
+        assert torch.equal(c, clips[..., y : y + 16, x : x + 24])
+        seen.add((y, x))
+    assert len(seen) > 5
+    with pytest.raises(ValueError, match="vae_crop"):
+        random_crop(clips, 40, 24, g)
 
 
 def test_shipped_toy_model_loads_offline_and_generates():
@@ -61,3 +122,41 @@ def test_shipped_toy_model_loads_offline_and_generates():
                         generator=torch.Generator().manual_seed(0))
     assert out.frames.shape == (cfg.model.num_frames, cfg.model.height, cfg.model.width, 3)
     assert out.finite
+
+
+def test_a_toy_with_8_latent_channels_trains_on_crops_and_edits(tmp_path):
+    """The pipeline and Videoshop's method take the latent width from the weights (no 4-channel assumption)."""
+    from hydra.utils import instantiate
+
+    from datasets.synthetic import SyntheticDataset
+    from experiments.train_toy import run_train
+    from videoshop.models import build_pipeline
+
+    cfg = _cfg(["experiment=train_toy", "train.num_videos=2", "train.vae_steps=1", "train.vae_batch=1",
+                "train.unet_steps=1", "train.unet_batch=2", "train.decoder_steps=1", "train.latent_channels=8",
+                "train.vae_crop=[16,24]", f"train.output_dir={tmp_path}"])
+    run_train(cfg)
+    mcfg = _cfg(["model=toy", f"model.path={tmp_path}", "method=videoshop", "method.num_inference_steps=4"])
+    pipe = build_pipeline(mcfg.model, "cpu")
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.vae.config.latent_channels == 8 and pipe.unet.config.in_channels == 16
+    method = instantiate(mcfg.method, pipeline=pipe, _convert_="all")
+    ds = SyntheticDataset(1, 8, 32, 56, seed=1000, difficulty="easy")
+    res = method.edit(ds.load(ds.sample_ids()[0]), torch.Generator().manual_seed(0))
+    assert res.frames.shape == (8, 32, 56, 3) and res.finite
+
+
+def test_paired_differences_subtract_the_reference_on_the_same_samples_and_seeds(tmp_path):
+    import pandas as pd
+
+    from experiments.evaluate_toy import paired_differences
+
+    ref = [dict(sample_id=f"s{i}", seed=k, psnr=20.0 + i, psnr_in=10.0, psnr_out=30.0, ssim=50.0)
+           for i in range(6) for k in (42, 43)]
+    pd.DataFrame(ref).to_csv(tmp_path / "videoshop.csv", index=False)
+    # the ablation has only seed 42 of four samples, each exactly 1 dB below the reference
+    abl = [dict(r, psnr=r["psnr"] - 1.0) for r in ref if r["seed"] == 42 and r["sample_id"] < "s4"]
+    pd.DataFrame(abl).to_csv(tmp_path / "videoshop_no_norm.csv", index=False)
+    lines = paired_differences(tmp_path, ["videoshop_no_norm", "absent"])
+    row = [ln for ln in lines if ln.startswith("| videoshop_no_norm")]
+    assert len(row) == 1 and "-1.00 [-1.00, -1.00]" in row[0] and "| 4 x 1 |" in row[0]

@@ -32,17 +32,25 @@ from .models import tiny_component_configs
 
 
 
-def toy_component_configs(num_frames: int = 8) -> dict[str, dict[str, Any]]:
+def toy_component_configs(num_frames: int = 8, latent_channels: int = 4,
+                          vae_channels: tuple[int, ...] = (32, 32, 64)) -> dict[str, dict[str, Any]]:
     """Configs of the toy SVD: a 3-level temporal VAE (4x downsampling) and a 2-level spatio-temporal UNet.
 
-    Pixel sizes must be multiples of 8 (VAE 4 x UNet 2): the toy world is 32 x 56 px, latents 4 x 8 x 14.
+    Pixel sizes must be multiples of 8 (VAE 4 x UNet 2): the toy world is 32 x 56 px, latents C x 8 x 14.
+    ``latent_channels`` C sets the VAE's latent width; the UNet then takes 2C channels (noisy latent and the
+    concatenated first-frame latent, as SVD's 8 = 2 x 4) and predicts C. ``vae_channels`` are the VAE's
+    block widths (encoder order; the decoder's last, full-resolution block has the first). The VAE's GroupNorm has
+    32 groups, and the encoder's output norm runs over the last width, the decoder's over the first: at 32
+    channels every channel is normalised on its own, per image, so a flat feature map leaves that norm as a
+    constant whatever its level (MODEL_CARD.md: the toy VAE's error is mostly a per-frame colour offset).
     """
     return {
         # the tiny stand-in's UNet (videoshop.models.tiny_component_configs) at this frame count and latent size
-        "unet": dict(tiny_component_configs()["unet"], num_frames=num_frames, sample_size=8),
+        "unet": dict(tiny_component_configs()["unet"], num_frames=num_frames, sample_size=8,
+                     in_channels=2 * latent_channels, out_channels=latent_channels),
         "vae": dict(
-            block_out_channels=(32, 32, 64), down_block_types=("DownEncoderBlock2D",) * 3,
-            layers_per_block=1, latent_channels=4, in_channels=3, out_channels=3, sample_size=32,
+            block_out_channels=tuple(vae_channels), down_block_types=("DownEncoderBlock2D",) * len(vae_channels),
+            layers_per_block=1, latent_channels=latent_channels, in_channels=3, out_channels=3, sample_size=32,
             scaling_factor=1.0,  # replaced after VAE training by 1 / std of the latents (as SD/SVD chose 0.18215)
         ),
         "image_encoder": dict(
