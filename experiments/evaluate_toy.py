@@ -110,7 +110,7 @@ def run_part(part: str, samples, model: str, out: Path, seeds: list[int]) -> Non
 
 
 def _part_rows(part: str, samples, model: str, seed: int) -> list[dict]:
-    from experiments.runner import sample_seed
+    from videoshop.method import sample_seed
     from eval.fidelity import psnr
     from videoshop.conditioning import to_model_pixels, to_uint8_frames
 

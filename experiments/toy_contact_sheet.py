@@ -63,7 +63,7 @@ def contact_sheet(samples, outputs: list[np.ndarray], scale: int = 3) -> "PIL.Im
 def main(argv=None) -> None:
     from datasets.synthetic import SyntheticDataset
     from experiments.evaluate_toy import MODEL_OVERRIDES, build, compose
-    from experiments.runner import sample_seed
+    from videoshop.method import sample_seed
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="docs/toy_contact_sheet.png")

@@ -17,20 +17,23 @@ import torch
 class EDMCoefficients:
     """Preconditioning coefficients of EDM (Karras et al. 2022, Table 1) at one noise level."""
 
-    c_skip: float
-    c_out: float
-    c_in: float
-    c_noise: float
+    c_skip: float | torch.Tensor
+    c_out: float | torch.Tensor
+    c_in: float | torch.Tensor
+    c_noise: float | torch.Tensor
 
 
-def edm_coefficients(sigma: float, sigma_data: float = 1.0, prediction: str = "v") -> EDMCoefficients:
+def edm_coefficients(sigma: float | torch.Tensor, sigma_data: float = 1.0, prediction: str = "v") -> EDMCoefficients:
     """c_skip, c_out, c_in, c_noise at ``sigma``.
 
     SVD is v-prediction with sigma_data = 1 and continuous timesteps c_noise = log(sigma) / 4:
     c_skip = 1/(sigma^2+1), c_out = -sigma/sqrt(sigma^2+1), c_in = 1/sqrt(sigma^2+1).
     ``prediction="eps"`` gives the epsilon-parameterisation (c_skip = 1, c_out = -sigma) used by e.g. k-diffusion's
     discrete wrappers. At sigma = 0, c_noise is undefined (the network is never evaluated there); we return -inf.
+    A tensor ``sigma`` (e.g. one noise level per training sample) gives tensors of its shape, elementwise.
     """
+    if isinstance(sigma, torch.Tensor):
+        return _edm_coefficients_tensor(sigma, sigma_data, prediction)
     sigma = float(sigma)
     sd2 = sigma_data**2
     c_noise = 0.25 * math.log(sigma) if sigma > 0 else float("-inf")
@@ -43,6 +46,19 @@ def edm_coefficients(sigma: float, sigma_data: float = 1.0, prediction: str = "v
         raise ValueError(f"unknown prediction type {prediction!r} (expected 'v' or 'eps')")
     c_in = 1.0 / math.sqrt(sigma**2 + sd2)
     return EDMCoefficients(c_skip=c_skip, c_out=c_out, c_in=c_in, c_noise=c_noise)
+
+
+def _edm_coefficients_tensor(sigma: torch.Tensor, sigma_data: float, prediction: str) -> EDMCoefficients:
+    """``edm_coefficients`` elementwise on a tensor of noise levels (the same formulas, torch ops)."""
+    sd2 = sigma_data**2
+    if prediction == "v":
+        c_skip, c_out = sd2 / (sigma**2 + sd2), -sigma * sigma_data / torch.sqrt(sigma**2 + sd2)
+    elif prediction == "eps":
+        c_skip, c_out = torch.ones_like(sigma), -sigma
+    else:
+        raise ValueError(f"unknown prediction type {prediction!r} (expected 'v' or 'eps')")
+    return EDMCoefficients(c_skip=c_skip, c_out=c_out, c_in=1.0 / torch.sqrt(sigma**2 + sd2),
+                           c_noise=0.25 * torch.log(sigma))
 
 
 def karras_sigmas_at(ramp: torch.Tensor, sigma_min: float = 0.002, sigma_max: float = 700.0,

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as nnf
 
 from .conditioning import clip_image_embeddings
+from .edm import edm_coefficients
 from .models import tiny_component_configs
 
 
@@ -136,8 +136,8 @@ def denoiser_loss(unet, x0: torch.Tensor, cond_latent: torch.Tensor, image_embed
     f = x0.shape[1]
     s = sigma.view(-1, 1, 1, 1, 1)
     x = x0 + s * torch.randn(x0.shape, generator=generator)
-    c_skip, c_out, c_in = 1.0 / (s**2 + 1), -s / torch.sqrt(s**2 + 1), 1.0 / torch.sqrt(s**2 + 1)
-    c_noise = 0.25 * torch.log(sigma)
+    c = edm_coefficients(s)
+    c_skip, c_out, c_in, c_noise = c.c_skip, c.c_out, c.c_in, c.c_noise.reshape(-1)
     inp = torch.cat([c_in * x, cond_latent[:, None].expand(-1, f, -1, -1, -1)], dim=2)
     out = unet(inp, c_noise, encoder_hidden_states=image_embeds, added_time_ids=time_ids, return_dict=False)[0]
     d = c_skip * x + c_out * out
