@@ -54,3 +54,33 @@ def test_cli_model_presets_agree_with_the_hydra_model_configs():
                 assert os.path.samefile(_repo_relative(conf[key]), value), name
             else:
                 assert conf.get(key) == value, (name, key, conf.get(key), value)
+
+
+def test_cli_runs_a_text_conditioned_flow_model_and_asks_for_its_prompt(tmp_path):
+    """--model wan21_i2v_tiny (a flow-matching stand-in): refused in one line without --prompt; with it, the edit
+    equals the library pipeline's on the same inputs (resized frames, same seed)."""
+    from videoshop.models import MODEL_PRESETS, build_pipeline
+
+    s = make_sample(0, 2, num_frames=9, height=32, width=64)
+    write_video(tmp_path / "in.mp4", s.source_video)
+    write_image(tmp_path / "edit.png", s.edited_image)
+    base = [sys.executable, "-m", "videoshop.cli", "--video", str(tmp_path / "in.mp4"), "--image",
+            str(tmp_path / "edit.png"), "--model", "wan21_i2v_tiny", "--num-inference-steps", "4",
+            "--output", str(tmp_path / "out.mp4")]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    refused = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, env=env)
+    assert refused.returncode == 2 and "--prompt" in refused.stderr and refused.stderr.strip().count("\n") == 0
+    ok = subprocess.run(base + ["--prompt", "a red square"], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    frames, _ = read_video(tmp_path / "out_frames")
+    assert frames.shape == (9, 32, 64, 3)
+
+    import torch
+
+    torch.set_num_threads(1)
+    video, _ = read_video(tmp_path / "in.mp4")
+    pipe = build_pipeline(MODEL_PRESETS["wan21_i2v_tiny"], "cpu")
+    ref = pipe(video=video, edited_image=s.edited_image, prompt="a red square", source_prompt="a red square",
+               generator=torch.Generator().manual_seed(42), height=32, width=64, strength=0.55, threshold=1.0,
+               num_inference_steps=4, min_guidance_scale=4.0, max_guidance_scale=4.0)
+    assert np.array_equal(np.asarray(ref.frames), frames)

@@ -1,8 +1,10 @@
 """One video, like the authors' script: `python -m videoshop.cli --video in.mp4 --image edited.png --output out.mp4`.
 
 The input video must have the model's frame count (14 for SVD) unless --resample is given; the edited image is
-resized to the model resolution as the authors do. --model takes svd | svd_xt | tiny | svd_random | toy (presets in
-videoshop.models.MODEL_PRESETS) or a local checkpoint directory. Only the library itself is used (no conf/, no
+resized to the model resolution as the authors do. --model takes svd | svd_xt | tiny | svd_random | toy, the other
+image-to-video models wan21_i2v | wan22_i2v | wan22_ti2v | ltx_i2v | cogvideox_i2v and their _tiny stand-ins (these
+take --prompt, the edited video's description), all presets in videoshop.models.MODEL_PRESETS, or a local SVD
+checkpoint directory. Only the library itself is used (no conf/, no
 Hydra), so it runs from any install.
 """
 
@@ -39,6 +41,8 @@ def main(argv=None) -> int:
     p.add_argument("--min-guidance-scale", type=float, default=4.0)
     p.add_argument("--max-guidance-scale", type=float, default=4.0)
     p.add_argument("--resample", action="store_true", help="resample the video to the model's frame count")
+    p.add_argument("--prompt", default=None, help="text-conditioned models (Wan, LTX, CogVideoX): the edited video")
+    p.add_argument("--source-prompt", default=None, help="text-conditioned models: the source video (default: --prompt)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -48,6 +52,11 @@ def main(argv=None) -> int:
     from .models import MissingWeightsError, build_pipeline
 
     cfg = model_config(a.model)
+    if cfg.get("family") not in (None, "svd") and not a.prompt:
+        print(f"error: --model {a.model} is text-conditioned: give --prompt (a description of the edited video)",
+              file=sys.stderr)
+        return 2
+    prompts = {"prompt": a.prompt, "source_prompt": a.source_prompt or a.prompt} if cfg.get("family") not in (None, "svd") else {}
     try:
         video, fps = read_video(a.video)
         image = read_image(a.image)
@@ -64,7 +73,7 @@ def main(argv=None) -> int:
     out = pipe(video=video, edited_image=image, generator=torch.Generator().manual_seed(a.seed),
                height=cfg["height"], width=cfg["width"], strength=a.strength, threshold=a.threshold,
                num_inference_steps=a.num_inference_steps, min_guidance_scale=a.min_guidance_scale,
-               max_guidance_scale=a.max_guidance_scale)
+               max_guidance_scale=a.max_guidance_scale, **prompts)
     write_video(a.output, out.frames, fps=7)
     write_frames(Path(a.output).with_name(Path(a.output).stem + "_frames"), out.frames)
     print(f"wrote {a.output} ({out.frames.shape[0]} frames, {out.nfe} UNet passes{'' if out.finite else ', NON-FINITE latents'})")
