@@ -25,7 +25,7 @@ from typing import Callable, Optional
 
 import torch
 
-from .inversion import InversionOptions, InversionResult, latent_std, standard_normal
+from .inversion import InversionOptions, InversionResult, StepFamily, invert_along
 from .latents import normalize_latents, rescale_latents
 
 FlowNetwork = Callable[[torch.Tensor, float], torch.Tensor]
@@ -65,9 +65,11 @@ def inverse_flow_euler_step(x_t: torch.Tensor, v: torch.Tensor, sigma_t: float, 
 
 
 # ----------------------------------------------------------------------------- the network input x_bar_{t+1}
-def flow_naive_input(x_t: torch.Tensor) -> torch.Tensor:
+def flow_naive_input(x_t: torch.Tensor, sigma_t: Optional[float] = None, sigma_next: Optional[float] = None,
+                     scaling: str = "paper") -> torch.Tensor:
     """Eq. 5 carried over: approximate x_{t+1} by x_t. A flow network has no input preconditioning (c_in = 1), so the
-    paper's F(c_in^t x_t; c_noise^{t+1}) and the plain x_bar = x_t coincide: v(x_t, sigma_{t+1})."""
+    paper's F(c_in^t x_t; c_noise^{t+1}) and the plain x_bar = x_t coincide: v(x_t, sigma_{t+1}) (the levels and
+    ``scaling`` are accepted for the common signature of ``StepFamily.naive_input`` and change nothing)."""
     return x_t
 
 
@@ -112,6 +114,10 @@ def flow_fixed_point_inverse_step(x_t: torch.Tensor, network: FlowNetwork, sigma
     return x_bar, iterations
 
 
+FLOW_STEPS = StepFamily("flow", flow_naive_input, flow_extrapolated_input, flow_noised_input, flow_uses_extrapolation,
+                        inverse_flow_euler_step, flow_fixed_point_inverse_step, FLOW_INVERSIONS)
+
+
 # ----------------------------------------------------------------------------- inversion and generation
 def invert_flow(
     x0: torch.Tensor,
@@ -129,32 +135,7 @@ def invert_flow(
     the Euler step is inverted exactly for it (``inverse_flow_euler_step``). EDICT and BDIA are refused (their
     coupled samplers are written for EDM steps only). Same options and bookkeeping as ``videoshop.inversion.invert``.
     """
-    if options.inversion not in FLOW_INVERSIONS:
-        raise ValueError(f"inversion={options.inversion!r} is not available for flow models: expected one of "
-                         f"{FLOW_INVERSIONS}")
-    x_t = x0
-    eps = standard_normal(x0, generator)
-    noise_scale = latent_std(x0, isinstance(generator, (list, tuple))) if options.noise_std == "x0" else 1.0
-    result = InversionResult(latents=x0, nfe=0, trajectory=[x0] if keep_trajectory else [], method=options.inversion)
-    for i in range(len(sigmas_up) - 1):
-        sigma_t, sigma_next = float(sigmas_up[i]), float(sigmas_up[i + 1])
-        if options.inversion == "fixed_point":
-            x_t, n = flow_fixed_point_inverse_step(x_t, network, sigma_t, sigma_next, int(options.fixed_point_iterations))
-            result.record_step(i, x_t, "fixed_point", n, keep_trajectory, progress)
-            continue
-        if options.inversion == "naive":
-            x_bar, branch = flow_naive_input(x_t), "naive"
-        elif flow_uses_extrapolation(sigma_t, sigma_next, options.threshold, options.threshold_compare):
-            x_bar, branch = flow_extrapolated_input(x_t, x0, sigma_t, sigma_next), "extrapolate"
-        else:
-            if options.noise == "fresh":
-                eps = standard_normal(x0, generator)
-            x_bar, branch = flow_noised_input(x0, eps, sigma_next, noise_scale), "noise"
-        v = network(x_bar, sigma_next)
-        x_t = inverse_flow_euler_step(x_t, v.to(x_t.dtype), sigma_t, sigma_next)
-        result.record_step(i, x_t, branch, 1, keep_trajectory, progress)
-    result.latents = x_t
-    return result
+    return invert_along(FLOW_STEPS, x0, sigmas_up, network, options, generator, keep_trajectory, progress)
 
 
 def sample_flow_euler(x: torch.Tensor, sigmas_down: torch.Tensor, network: FlowNetwork,

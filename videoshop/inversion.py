@@ -149,28 +149,63 @@ def invert(
     if options.inversion == "bdia":
         return invert_bdia(x0, sigmas_up, network, options.bdia_gamma, options.naive_input_scaling,
                            keep_trajectory, progress)
+    return invert_along(EDM_STEPS, x0, sigmas_up, network, options, generator, keep_trajectory, progress)
+
+
+@dataclass(frozen=True)
+class StepFamily:
+    """What Eq. 5-7 need from a model family, each a function of (latents, noise levels): the network inputs of Eq. 5
+    (``naive_input(x_t, level_t, level_next, scaling)``), Eq. 6 above and below the threshold
+    (``extrapolated_input(x_t, x0, level_t, level_next)``, ``noised_input(x0, eps, level_next, scale)``), Eq. 6's
+    branch condition (``uses_extrapolation(level_t, level_next, threshold, compare)``), the exact inverse of the
+    sampler's step for a fixed network output (Eq. 7: ``inverse_step(x_t, F, level_t, level_next)``) and Eq. 4 by
+    fixed-point iteration (``fixed_point_step(x_t, network, level_t, level_next, iterations) -> (x, evaluations)``).
+
+    EDM (SVD, this module: levels are sigmas), rectified flow (videoshop/flow.py: flow sigmas) and VP/DDIM
+    (videoshop/vp.py: alpha_bar values) each define one; ``invert_along`` is the one inversion loop for all.
+    """
+
+    name: str
+    naive_input: Callable
+    extrapolated_input: Callable
+    noised_input: Callable
+    uses_extrapolation: Callable
+    inverse_step: Callable
+    fixed_point_step: Callable
+    inversions: tuple = ("extrapolate", "naive", "fixed_point")
+
+
+def invert_along(steps: StepFamily, x0: torch.Tensor, levels_up: torch.Tensor, network: Network,
+                 options: InversionOptions = InversionOptions(), generator: Optional[torch.Generator] = None,
+                 keep_trajectory: bool = False, progress: Optional[Callable[[int], None]] = None) -> InversionResult:
+    """Invert ``x0`` along ``levels_up`` (ascending noise) with ``steps``' functions (paper Sec. 3.5): at each step the
+    network input x_bar_{t+1} is chosen by Eq. 5 (naive), Eq. 6 (extrapolated, or noised below the threshold Sigma)
+    or solved by fixed-point iteration (Eq. 4), and the step is inverted exactly for it (Eq. 7)."""
+    if options.inversion not in steps.inversions:
+        raise ValueError(f"inversion={options.inversion!r} is not available for {steps.name} models: expected one of "
+                         f"{steps.inversions}")
     x_t = x0
     eps = standard_normal(x0, generator)
     noise_scale = latent_std(x0, isinstance(generator, (list, tuple))) if options.noise_std == "x0" else 1.0
     result = InversionResult(latents=x0, nfe=0, trajectory=[x0] if keep_trajectory else [],
                              method=options.inversion)
-    for i in range(len(sigmas_up) - 1):
-        sigma_t, sigma_next = float(sigmas_up[i]), float(sigmas_up[i + 1])
+    for i in range(len(levels_up) - 1):
+        level_t, level_next = float(levels_up[i]), float(levels_up[i + 1])
         if options.inversion == "fixed_point":
-            x_t, n = fixed_point_inverse_step(x_t, network, sigma_t, sigma_next, int(options.fixed_point_iterations))
+            x_t, n = steps.fixed_point_step(x_t, network, level_t, level_next, int(options.fixed_point_iterations))
             result.record_step(i, x_t, "fixed_point", n, keep_trajectory, progress)
+            continue
+        if options.inversion == "naive":
+            x_bar, branch = steps.naive_input(x_t, level_t, level_next, options.naive_input_scaling), "naive"
+        elif steps.uses_extrapolation(level_t, level_next, options.threshold, options.threshold_compare):
+            x_bar, branch = steps.extrapolated_input(x_t, x0, level_t, level_next), "extrapolate"
         else:
-            if options.inversion == "naive":
-                x_bar, branch = naive_network_input(x_t, sigma_t, sigma_next, options.naive_input_scaling), "naive"
-            elif uses_extrapolation(sigma_t, sigma_next, options.threshold, options.threshold_compare):
-                x_bar, branch = extrapolated_network_input(x_t, x0, sigma_t, sigma_next), "extrapolate"
-            else:
-                if options.noise == "fresh":
-                    eps = standard_normal(x0, generator)
-                x_bar, branch = noised_network_input(x0, eps, sigma_next, noise_scale), "noise"
-            F = network(x_bar, sigma_next)
-            x_t = inverse_euler_step(x_t, F.to(x_t.dtype), sigma_t, sigma_next)
-            result.record_step(i, x_t, branch, 1, keep_trajectory, progress)
+            if options.noise == "fresh":
+                eps = standard_normal(x0, generator)
+            x_bar, branch = steps.noised_input(x0, eps, level_next, noise_scale), "noise"
+        F = network(x_bar, level_next)
+        x_t = steps.inverse_step(x_t, F.to(x_t.dtype), level_t, level_next)
+        result.record_step(i, x_t, branch, 1, keep_trajectory, progress)
     result.latents = x_t
     return result
 
@@ -190,6 +225,10 @@ def fixed_point_inverse_step(
 
 
 # ----------------------------------------------------------------------------- EDICT (Wallace et al. 2023)
+EDM_STEPS = StepFamily("EDM", naive_network_input, extrapolated_network_input, noised_network_input,
+                       uses_extrapolation, inverse_euler_step, fixed_point_inverse_step, INVERSIONS)
+
+
 def euler_affine(sigma_next: float, sigma_t: float, sigma_data: float = 1.0) -> tuple[float, float]:
     """(A, B) with euler_step(x, F, sigma_next, sigma_t) = A x + B F (Eq. 3 is affine in x for a given F).
 

@@ -26,7 +26,7 @@ from typing import Callable, Optional
 
 import torch
 
-from .inversion import InversionOptions, InversionResult, latent_std, standard_normal, uses_extrapolation
+from .inversion import InversionOptions, InversionResult, StepFamily, invert_along, uses_extrapolation
 
 VPNetwork = Callable[[torch.Tensor, float], torch.Tensor]
 VP_INVERSIONS = ("extrapolate", "naive", "fixed_point")
@@ -88,38 +88,31 @@ def vp_noised_input(x0: torch.Tensor, eps: torch.Tensor, ab_next: float, scale: 
     return math.sqrt(ab_next) * x0 + eps * (math.sqrt(1.0 - ab_next) * scale)
 
 
+def vp_uses_extrapolation(ab_t: float, ab_next: float, threshold: Optional[float], compare: str = "lower") -> bool:
+    """Eq. 6's branch condition with Sigma in EDM units: the compared level's sigma = sqrt((1 - ab) / ab)."""
+    return uses_extrapolation(vp_sigma(ab_t), vp_sigma(ab_next), threshold, compare)
+
+
+def vp_fixed_point_inverse_step(x_t: torch.Tensor, network: VPNetwork, ab_t: float, ab_next: float,
+                                iterations: int) -> tuple[torch.Tensor, int]:
+    """Eq. 4 by fixed-point iteration (Meiri et al. 2023): x_bar <- inverse_ddim_step(x_t, v(x_bar)), from x_bar = x_t;
+    ``iterations`` network evaluations."""
+    x_bar = x_t
+    for _ in range(iterations):
+        x_bar = inverse_ddim_step(x_t, network(x_bar, ab_next).to(x_t.dtype), ab_t, ab_next)
+    return x_bar, iterations
+
+
+VP_STEPS = StepFamily("DDIM (VP)", vp_naive_input, vp_extrapolated_input, vp_noised_input, vp_uses_extrapolation,
+                      inverse_ddim_step, vp_fixed_point_inverse_step, VP_INVERSIONS)
+
+
 def invert_vp(x0: torch.Tensor, abs_up: torch.Tensor, network: VPNetwork, options: InversionOptions = InversionOptions(),
               generator: Optional[torch.Generator] = None, keep_trajectory: bool = False,
               progress: Optional[Callable[[int], None]] = None) -> InversionResult:
     """Invert clean latents along ``abs_up`` (alpha_bar values by ascending noise, abs_up[0] = 1) with the network
     input chosen as in Eq. 5/6 (or fixed-point iteration) and the DDIM step inverted exactly for it."""
-    if options.inversion not in VP_INVERSIONS:
-        raise ValueError(f"inversion={options.inversion!r} is not available for DDIM (VP) models: expected one of "
-                         f"{VP_INVERSIONS}")
-    x_t, eps = x0, standard_normal(x0, generator)
-    noise_scale = latent_std(x0, isinstance(generator, (list, tuple))) if options.noise_std == "x0" else 1.0
-    result = InversionResult(latents=x0, nfe=0, trajectory=[x0] if keep_trajectory else [], method=options.inversion)
-    for i in range(len(abs_up) - 1):
-        ab_t, ab_n = float(abs_up[i]), float(abs_up[i + 1])
-        if options.inversion == "fixed_point":
-            x_bar = x_t
-            for _ in range(int(options.fixed_point_iterations)):
-                x_bar = inverse_ddim_step(x_t, network(x_bar, ab_n).to(x_t.dtype), ab_t, ab_n)
-            x_t = x_bar
-            result.record_step(i, x_t, "fixed_point", int(options.fixed_point_iterations), keep_trajectory, progress)
-            continue
-        if options.inversion == "naive":
-            x_bar, branch = vp_naive_input(x_t, ab_t, ab_n, options.naive_input_scaling), "naive"
-        elif uses_extrapolation(vp_sigma(ab_t), vp_sigma(ab_n), options.threshold, options.threshold_compare):
-            x_bar, branch = vp_extrapolated_input(x_t, x0, ab_t, ab_n), "extrapolate"
-        else:
-            if options.noise == "fresh":
-                eps = standard_normal(x0, generator)
-            x_bar, branch = vp_noised_input(x0, eps, ab_n, noise_scale), "noise"
-        x_t = inverse_ddim_step(x_t, network(x_bar, ab_n).to(x_t.dtype), ab_t, ab_n)
-        result.record_step(i, x_t, branch, 1, keep_trajectory, progress)
-    result.latents = x_t
-    return result
+    return invert_along(VP_STEPS, x0, abs_up, network, options, generator, keep_trajectory, progress)
 
 
 def sample_ddim(x: torch.Tensor, abs_down: torch.Tensor, network: VPNetwork,
