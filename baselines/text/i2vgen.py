@@ -18,7 +18,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from .models import _seeded, check_weights, resolve_source, text_encoder_config, tiny_clip_tokenizer, vae_config
+from .models import _seeded, check_weights, weights_load_error, resolve_source, text_encoder_config, tiny_clip_tokenizer, vae_config
 
 Tensor = torch.Tensor
 
@@ -102,8 +102,6 @@ def load_i2vgen_components(weights: str, base: dict, *, allow_download: bool = T
     from diffusers import AutoencoderKL, DDIMScheduler, I2VGenXLUNet
     from transformers import CLIPImageProcessor, CLIPTextModel, CLIPTokenizer, CLIPVisionModelWithProjection
 
-    from videoshop.models import MissingWeightsError
-
     src = resolve_source(base.get("hub_id"), base.get("path"), f"{key}.base", allow_download, "model_index.json")
     kw = dict(torch_dtype=dtype, variant=base.get("variant"))
     try:
@@ -116,8 +114,7 @@ def load_i2vgen_components(weights: str, base: dict, *, allow_download: bool = T
             feature_extractor=CLIPImageProcessor.from_pretrained(src, subfolder="feature_extractor"),
             scheduler_config=dict(DDIMScheduler.load_config(src, subfolder="scheduler")), weights="pretrained")
     except (OSError, ValueError) as e:
-        raise MissingWeightsError(f"{key}.base: could not load weights from {src} ({type(e).__name__}: "
-                                  f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
+        raise weights_load_error(f"{key}.base", src, e) from None
     for m in comps.modules():
         m.eval().requires_grad_(False)
     return comps

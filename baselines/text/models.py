@@ -253,8 +253,7 @@ def load_pretrained_sd(source: str, *, key: str, dtype: torch.dtype = torch.floa
             proc_sub = dict(subfolder="feature_extractor") if depth_subfolder else {}
             comps.depth_processor = AutoImageProcessor.from_pretrained(depth_source, **proc_sub)
     except (OSError, ValueError) as e:
-        raise MissingWeightsError(f"{key}: could not load weights from {source} ({type(e).__name__}: "
-                                  f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
+        raise weights_load_error(key, source, e) from None
     for m in comps.modules():
         m.eval().requires_grad_(False)
     return comps
@@ -265,6 +264,12 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     if dtype == "auto":
         return torch.float16 if device.type == "cuda" else torch.float32
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
+
+
+def weights_load_error(key: str, source: str, error: BaseException) -> MissingWeightsError:
+    """The one-line error for weights that are there but do not load (wrong checkpoint, incomplete download)."""
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return MissingWeightsError(f"{key}: could not load weights from {source} ({type(error).__name__}: {first})")
 
 
 def load_sd_family(weights: str, *, base: dict, controlnet: Optional[dict] = None, depth: Optional[dict] = None,

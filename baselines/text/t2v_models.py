@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from .models import SDComponents, _seeded, build_random_sd, check_weights, load_sd_family, resolve_source
+from .models import (SDComponents, _seeded, build_random_sd, check_weights, load_sd_family, resolve_source,
+                     weights_load_error)
 
 ZEROSCOPE_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                            clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon")
@@ -72,8 +73,6 @@ def load_t2v_components(weights: str, base: dict, *, allow_download: bool, dtype
         from diffusers import AutoencoderKL
         from transformers import CLIPTextModel, CLIPTokenizer
 
-        from videoshop.models import MissingWeightsError
-
         src = resolve_source(base.get("hub_id"), base.get("path"), f"{key}.base", allow_download, "model_index.json")
         try:
             comps = SDComponents(
@@ -82,7 +81,7 @@ def load_t2v_components(weights: str, base: dict, *, allow_download: bool, dtype
                 text_encoder=CLIPTextModel.from_pretrained(src, subfolder="text_encoder", dtype=dtype),
                 tokenizer=CLIPTokenizer.from_pretrained(src, subfolder="tokenizer"), weights="pretrained")
         except (OSError, ValueError) as e:
-            raise MissingWeightsError(f"{key}.base: could not load weights from {src} ({type(e).__name__})") from None
+            raise weights_load_error(f"{key}.base", src, e) from None
     comps.unet.eval().requires_grad_(False)
     return comps
 
