@@ -55,6 +55,18 @@ def random_crop(clips: torch.Tensor, height: int, width: int, gen: torch.Generat
     return clips[..., y : y + height, x : x + width]
 
 
+def random_subclip(clips: torch.Tensor, frames: int, gen: torch.Generator) -> torch.Tensor:
+    """``frames`` consecutive frames of (B, F, ...) clips from one random start (the same for the batch).
+
+    With a fixed budget of frames per step, shorter clips from more videos give the VAE more different scenes
+    (colours, layouts) per step; the temporal decoder still sees neighbouring frames."""
+    f = clips.shape[1]
+    if not 1 <= frames <= f:
+        raise ValueError(f"train.vae_frames={frames}: must be between 1 and the clip length {f}")
+    s = int(torch.randint(f - frames + 1, (1,), generator=gen))
+    return clips[:, s : s + frames]
+
+
 def train_vae(vae, pixels: torch.Tensor, t: DictConfig, gen: torch.Generator, history: list) -> None:
     from videoshop.toy import vae_loss
 
@@ -69,13 +81,15 @@ def train_vae(vae, pixels: torch.Tensor, t: DictConfig, gen: torch.Generator, hi
         clips = pixels[idx]
         if t.get("vae_crop"):
             clips = random_crop(clips, *t.vae_crop, gen)
-        loss, parts = vae_loss(vae, clips, gen, t.vae_kl_weight)
+        if t.get("vae_frames"):
+            clips = random_subclip(clips, int(t.vae_frames), gen)
+        loss, parts = vae_loss(vae, clips, gen, t.vae_kl_weight, sample=t.get("vae_posterior", "sample") == "sample")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         history.append({"stage": "vae", "step": step, "loss": loss.item(), **parts})
         if step % int(t.log_every) == 0 or step == int(t.vae_steps) - 1:
-            log.info("vae %d/%d loss %.4f l1 %.4f (%.1fs)", step, t.vae_steps, float(loss), parts["l1"], time.time() - t0)
+            log.info("vae %d/%d loss %.4f l1 %.4f (%.1fs)", step, t.vae_steps, loss.item(), parts["l1"], time.time() - t0)
     vae.eval().requires_grad_(False)
 
 
@@ -153,12 +167,18 @@ def save_stage1(path: str, vae, gen: torch.Generator, history: list, seconds: fl
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     vae.save_pretrained(out / "vae", safe_serialization=True)
-    torch.save({"gen_state": gen.get_state(), "history": history, "vae_s": seconds}, out / "stage1.pt")
+    torch.save({"gen_state": gen.get_state(), "history": history, "vae_s": seconds, "command": _command(),
+                "threads": torch.get_num_threads()}, out / "stage1.pt")
     log.info("stage 1 saved to %s", out)
 
 
-def load_stage1(path: str, vae, gen: torch.Generator, history: list) -> float:
-    """Restore a ``save_stage1`` checkpoint into ``vae`` / ``gen`` / ``history``; returns stage 1's seconds."""
+def _command() -> str:
+    return " ".join(["python", "run.py", *sys.argv[1:]])
+
+
+def load_stage1(path: str, vae, gen: torch.Generator, history: list) -> dict[str, Any]:
+    """Restore a ``save_stage1`` checkpoint into ``vae`` / ``gen`` / ``history``; returns stage 1's seconds
+    (``vae_s``), command and thread count (the latter two None for checkpoints written before they were kept)."""
     from safetensors.torch import load_file
 
     src = Path(path)
@@ -170,7 +190,7 @@ def load_stage1(path: str, vae, gen: torch.Generator, history: list) -> float:
     gen.set_state(state["gen_state"])
     history.extend(state["history"])
     log.info("stage 1 loaded from %s", src)
-    return float(state["vae_s"])
+    return {"vae_s": float(state["vae_s"]), "command": state.get("command"), "threads": state.get("threads")}
 
 
 def _final(history: list, stage: str, key: str = "loss", last: int = 100) -> float:
@@ -182,7 +202,7 @@ def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
     from videoshop.models import build_random_components
     from videoshop.pipeline import VideoshopPipeline
     from videoshop.toy import (image_embeddings, latent_scaling_factor, toy_component_configs,
-                               uint8_to_pixels)
+                               uint8_to_pixels, zero_init_residual_branches, VAE_BRANCH_OUTPUTS)
 
     t = cfg.train
     torch.set_num_threads(int(t.threads))
@@ -200,10 +220,13 @@ def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
                                                           tuple(t.get("vae_channels", (32, 32, 64)))),
                                     seed=int(t.seed))
     vae, unet = comps["vae"], comps["unet"]
+    if t.get("vae_zero_init"):
+        log.info("vae: %d residual branches zero-initialised", zero_init_residual_branches(vae, VAE_BRANCH_OUTPUTS))
     history: list[dict] = []
 
     if t.get("vae_from"):  # stage 1 from a saved checkpoint (weights, losses, generator state): same run
-        times["vae_s"] = load_stage1(t.vae_from, vae, gen, history)
+        stage1 = load_stage1(t.vae_from, vae, gen, history)
+        times["vae_s"] = stage1["vae_s"]
     else:
         s0 = time.time()
         train_vae(vae, pixels, t, gen, history)
@@ -228,7 +251,7 @@ def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
     s0 = time.time()
     finetune_decoder(vae, pixels, t, history)
     times["decoder_s"] = time.time() - s0
-    times["total_s"] = time.time() - start
+    times["total_s"] = time.time() - start + (times["vae_s"] if t.get("vae_from") else 0.0)  # stage 1 ran earlier
 
     out = Path(t.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -237,7 +260,9 @@ def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
     pipe.save_pretrained(out, safe_serialization=True)
     unet_steps_run = sum(1 for h in history if h["stage"] == "unet")
     summary = dict(
-        command=" ".join(["python", "run.py", *sys.argv[1:]]), torch=torch.__version__, threads=int(t.threads),
+        command=(f"{stage1['command'] or '(stage 1: command not recorded)'} && " if t.get("vae_from") else "") + _command(),
+        torch=torch.__version__, threads=int(t.threads),
+        stage1_threads=stage1["threads"] if t.get("vae_from") else int(t.threads),
         vae_steps=int(t.vae_steps), unet_steps=unet_steps_run, scaling_factor=sf, times=times,
         final_vae_loss=_final(history, "vae"), final_vae_l1=_final(history, "vae", "l1"),
         final_vae_l2=_final(history, "vae", "l2"), final_unet_loss=_final(history, "unet"),
@@ -293,13 +318,15 @@ UNetSpatioTemporalConditionModel, transformers CLIPVisionModelWithProjection) tr
 (`experiments/train_toy.py`, `videoshop/toy.py`) on the synthetic world (`datasets/synthetic.py`). It exists so
 that editing quality can be measured offline against ground-truth edited videos. It is not a general video model.
 
-- Command: `{s['command']}` (torch {s['torch']}, CPU, {s['threads']} thread(s)). (`task=train_toy` on the command line was needed before
-  commit c119733 put `_self_` first in conf/config.yaml; now `python run.py experiment=train_toy` is the same run.)
+- Command: `{s['command']}` (torch {s['torch']}, CPU; stage 1 on {s.get('stage1_threads', s['threads'])} thread(s), stages 2-3 on
+  {s['threads']}; the thread count changes the float rounding, so a rerun is bit-identical only at the same counts).
+  `python run.py experiment=train_toy` alone runs all three stages with these defaults in one process.
 - Data: {t['num_videos']} source videos of `datasets.synthetic` at difficulty `{t['difficulty']}` (scene i drawn from
   `default_rng([{t['data_seed']}, i])`), {t['num_frames']} frames at {t['height']} x {t['width']} px. Evaluate on a
   different seed (e.g. `dataset.loader.seed=1000`).
 - VAE: {s['vae_params']/1e6:.2f}M parameters, block widths {list(t.get('vae_channels', [32, 32, 64]))} (4x downsampling, {t.get('latent_channels', 4)} latent channels), trained jointly
-  (encoder + temporal decoder) for {s['vae_steps']} steps of {t['vae_batch']} clips, L1 + L2 + {t['vae_kl_weight']} KL;
+  (encoder + temporal decoder) for {s['vae_steps']} steps of {t['vae_batch']} clips of {t.get('vae_frames') or t['num_frames']} frames, decoding the posterior
+  {'mean' if t.get('vae_posterior', 'sample') == 'mode' else 'sample'}, {'residual branches zero-initialised, ' if t.get('vae_zero_init') else ''}L1 + L2 + {t['vae_kl_weight']} KL;
   final (mean of last 100 steps) loss {s['final_vae_loss']:.4f}, L1 {s['final_vae_l1']:.4f}, L2 {s['final_vae_l2']:.5f}
   (pixels in [-1, 1]). Scaling factor 1/std(latents) = {s['scaling_factor']:.4f}.
 - Decoder fine-tune (stage 3, encoder frozen, as SVD trains only its temporal decoder): {s.get('decoder_steps', 0)} steps,

@@ -160,3 +160,51 @@ def test_paired_differences_subtract_the_reference_on_the_same_samples_and_seeds
     lines = paired_differences(tmp_path, ["videoshop_no_norm", "absent"])
     row = [ln for ln in lines if ln.startswith("| videoshop_no_norm")]
     assert len(row) == 1 and "-1.00 [-1.00, -1.00]" in row[0] and "| 4 x 1 |" in row[0]
+
+
+def test_zero_initialised_residual_branches_make_every_vae_block_the_identity():
+    """After videoshop.toy.zero_init_residual_branches each resnet and attention block of SVD's VAE returns its
+    input exactly (and does not before); nothing else changes."""
+    from diffusers import AutoencoderKLTemporalDecoder
+
+    from videoshop.toy import VAE_BRANCH_OUTPUTS, toy_component_configs, zero_init_residual_branches
+
+    cfgs = toy_component_configs(num_frames=4, latent_channels=8)
+    torch.manual_seed(0)
+    vae = AutoencoderKLTemporalDecoder(**cfgs["vae"]).eval()
+    x = torch.randn(4, 64, 8, 14)  # 4 frames at the encoder's and decoder's last width (64)
+    ind = torch.zeros(1, 4)
+    enc_res, enc_attn = vae.encoder.mid_block.resnets[0], vae.encoder.mid_block.attentions[0]
+    dec_res, dec_attn = vae.decoder.mid_block.resnets[0], vae.decoder.mid_block.attentions[0]
+
+    def identities():
+        with torch.no_grad():
+            return [torch.equal(enc_res(x, None), x), torch.equal(dec_res(x, image_only_indicator=ind), x),
+                    torch.allclose(enc_attn(x), x, atol=0), torch.allclose(dec_attn(x), x, atol=0)]
+
+    assert not any(identities())
+    before = {k: v.clone() for k, v in vae.state_dict().items()}
+    assert zero_init_residual_branches(vae, VAE_BRANCH_OUTPUTS) == 21
+    assert all(identities())
+    zeroed = tuple(f"{s}.{w}" for s in VAE_BRANCH_OUTPUTS for w in ("weight", "bias"))
+    for name, v in vae.state_dict().items():  # those layers are zero, nothing else was touched
+        assert torch.equal(v, torch.zeros_like(v) if name.endswith(zeroed) else before[name]), name
+
+
+def test_vae_subclips_are_consecutive_frames():
+    import pytest
+
+    from experiments.train_toy import random_subclip
+
+    clips = torch.arange(3 * 8, dtype=torch.float32).view(3, 8, 1, 1, 1).expand(3, 8, 3, 4, 4)
+    g = torch.Generator().manual_seed(0)
+    starts = set()
+    for _ in range(20):
+        c = random_subclip(clips, 2, g)
+        assert c.shape == (3, 2, 3, 4, 4)
+        s = int(c[0, 0, 0, 0, 0])
+        assert torch.equal(c, clips[:, s : s + 2])
+        starts.add(s)
+    assert starts == set(range(7))
+    with pytest.raises(ValueError, match="vae_frames=9"):
+        random_subclip(clips, 9, g)

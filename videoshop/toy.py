@@ -68,16 +68,45 @@ def uint8_to_pixels(videos: np.ndarray) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------- VAE
-def vae_loss(vae, pixels: torch.Tensor, generator: torch.Generator, kl_weight: float = 1e-6) -> tuple[torch.Tensor, dict]:
+# The last layer of each residual branch of SVD's VAE: each resnet's conv2 (spatial and temporal) and the mid-block
+# attention's output projection.
+VAE_BRANCH_OUTPUTS = ("conv2", "to_out.0")
+
+
+@torch.no_grad()
+def zero_init_residual_branches(model: torch.nn.Module, suffixes: tuple[str, ...] = VAE_BRANCH_OUTPUTS) -> int:
+    """Zero the weights and biases of every module whose name ends with one of ``suffixes``; returns how many.
+
+    With the last layer of each residual branch at zero, every resnet (and attention) block starts as the
+    identity, so the network is at first a short chain of convolutions and the branches learn corrections
+    (Goyal et al. 2017, Sec. 5.1; Zhang et al. 2019, "Fixup"; sgm's UNet zeroes the same layers). Why it matters
+    for the toy VAE: each end of SVD's VAE normalises with GroupNorm(32) over few channels per group right before
+    its output convolution, which hides a frame's absolute colour; with random residual branches the toy VAE sat at
+    about 17 dB with a per-clip colour offset for thousands of steps, with zeroed ones it passed 21 dB in 200 steps
+    (MODEL_CARD.md). Same classes, same config: only the initialisation differs.
+    """
+    n = 0
+    for name, module in model.named_modules():
+        if name.endswith(suffixes):
+            torch.nn.init.zeros_(module.weight)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+            n += 1
+    return n
+
+
+def vae_loss(vae, pixels: torch.Tensor, generator: torch.Generator, kl_weight: float = 1e-6,
+             sample: bool = True) -> tuple[torch.Tensor, dict]:
     """Reconstruction (L1 + L2) and KL loss of the temporal VAE on (B, F, 3, H, W) pixels.
 
-    A posterior sample is decoded by the temporal decoder with ``num_frames = F`` (its Conv3d and temporal
-    mixing see one clip at a time), as SVD's VAE is fine-tuned on video.
+    A posterior sample (``sample=False``: the posterior mean, which is what encoding for editing uses) is decoded
+    by the temporal decoder with ``num_frames = F`` (its Conv3d and temporal mixing see one clip at a time), as
+    SVD's VAE is fine-tuned on video.
     """
     b, f = pixels.shape[:2]
     x = pixels.flatten(0, 1)
     post = vae.encode(x).latent_dist
-    z = post.mean + post.std * torch.randn(post.mean.shape, generator=generator)
+    z = post.mean + post.std * torch.randn(post.mean.shape, generator=generator) if sample else post.mean
     rec = vae.decode(z, num_frames=f).sample
     l1, l2 = (rec - x).abs().mean(), ((rec - x) ** 2).mean()
     kl = post.kl().mean() / (z[0].numel())
