@@ -70,6 +70,9 @@ def random_subclip(clips: torch.Tensor, frames: int, gen: torch.Generator) -> to
 def train_vae(vae, pixels: torch.Tensor, t: DictConfig, gen: torch.Generator, history: list) -> None:
     from videoshop.toy import vae_loss
 
+    posterior = t.get("vae_posterior", "sample")
+    if posterior not in ("sample", "mode"):
+        raise ValueError(f"train.vae_posterior={posterior!r}: expected 'sample' or 'mode'")
     vae.train()
     opt = torch.optim.AdamW(vae.parameters(), lr=t.vae_lr, weight_decay=0.0)
     n = pixels.shape[0]
@@ -83,7 +86,7 @@ def train_vae(vae, pixels: torch.Tensor, t: DictConfig, gen: torch.Generator, hi
             clips = random_crop(clips, *t.vae_crop, gen)
         if t.get("vae_frames"):
             clips = random_subclip(clips, int(t.vae_frames), gen)
-        loss, parts = vae_loss(vae, clips, gen, t.vae_kl_weight, sample=t.get("vae_posterior", "sample") == "sample")
+        loss, parts = vae_loss(vae, clips, gen, t.vae_kl_weight, sample=posterior == "sample")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -202,7 +205,7 @@ def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
     from videoshop.models import build_random_components
     from videoshop.pipeline import VideoshopPipeline
     from videoshop.toy import (image_embeddings, latent_scaling_factor, toy_component_configs,
-                               uint8_to_pixels, zero_init_residual_branches, VAE_BRANCH_OUTPUTS)
+                               uint8_to_pixels, zero_init_residual_branches)
 
     t = cfg.train
     torch.set_num_threads(int(t.threads))
@@ -221,18 +224,18 @@ def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
                                     seed=int(t.seed))
     vae, unet = comps["vae"], comps["unet"]
     if t.get("vae_zero_init"):
-        log.info("vae: %d residual branches zero-initialised", zero_init_residual_branches(vae, VAE_BRANCH_OUTPUTS))
+        log.info("vae: %d residual branches zero-initialised", zero_init_residual_branches(vae))
     history: list[dict] = []
 
     if t.get("vae_from"):  # stage 1 from a saved checkpoint (weights, losses, generator state): same run
         stage1 = load_stage1(t.vae_from, vae, gen, history)
-        times["vae_s"] = stage1["vae_s"]
     else:
         s0 = time.time()
         train_vae(vae, pixels, t, gen, history)
-        times["vae_s"] = time.time() - s0
+        stage1 = {"vae_s": time.time() - s0, "command": None, "threads": int(t.threads)}  # this process
         if t.get("stage1_dir"):
-            save_stage1(t.stage1_dir, vae, gen, history, times["vae_s"])
+            save_stage1(t.stage1_dir, vae, gen, history, stage1["vae_s"])
+    times["vae_s"] = stage1["vae_s"]
 
     s0 = time.time()
     with torch.no_grad():
@@ -261,8 +264,7 @@ def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
     unet_steps_run = sum(1 for h in history if h["stage"] == "unet")
     summary = dict(
         command=(f"{stage1['command'] or '(stage 1: command not recorded)'} && " if t.get("vae_from") else "") + _command(),
-        torch=torch.__version__, threads=int(t.threads),
-        stage1_threads=stage1["threads"] if t.get("vae_from") else int(t.threads),
+        torch=torch.__version__, threads=int(t.threads), stage1_threads=stage1["threads"],
         vae_steps=int(t.vae_steps), unet_steps=unet_steps_run, scaling_factor=sf, times=times,
         final_vae_loss=_final(history, "vae"), final_vae_l1=_final(history, "vae", "l1"),
         final_vae_l2=_final(history, "vae", "l2"), final_unet_loss=_final(history, "unet"),

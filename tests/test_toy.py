@@ -208,3 +208,13 @@ def test_vae_subclips_are_consecutive_frames():
     assert starts == set(range(7))
     with pytest.raises(ValueError, match="vae_frames=9"):
         random_subclip(clips, 9, g)
+
+
+def test_an_unknown_vae_posterior_is_refused_in_one_line():
+    import pytest
+    from omegaconf import OmegaConf
+
+    from experiments.train_toy import train_vae
+
+    with pytest.raises(ValueError, match="train.vae_posterior='means'"):
+        train_vae(None, torch.zeros(1), OmegaConf.create({"vae_posterior": "means"}), torch.Generator(), [])

@@ -104,18 +104,8 @@ def flow_uses_extrapolation(sigma_t: float, sigma_next: float, threshold: Option
     return edm_equivalent_sigma(sigma_t if compare == "lower" else sigma_next) > threshold
 
 
-def flow_fixed_point_inverse_step(x_t: torch.Tensor, network: FlowNetwork, sigma_t: float, sigma_next: float,
-                                  iterations: int) -> tuple[torch.Tensor, int]:
-    """Eq. 4 solved by fixed-point iteration (Meiri et al. 2023): x_bar <- x_t + (sigma_{t+1} - sigma_t) v(x_bar),
-    starting from x_bar = x_t; ``iterations`` network evaluations."""
-    x_bar = x_t
-    for _ in range(iterations):
-        x_bar = inverse_flow_euler_step(x_t, network(x_bar, sigma_next).to(x_t.dtype), sigma_t, sigma_next)
-    return x_bar, iterations
-
-
 FLOW_STEPS = StepFamily("flow", flow_naive_input, flow_extrapolated_input, flow_noised_input, flow_uses_extrapolation,
-                        inverse_flow_euler_step, flow_fixed_point_inverse_step, FLOW_INVERSIONS)
+                        inverse_flow_euler_step, FLOW_INVERSIONS)
 
 
 # ----------------------------------------------------------------------------- inversion and generation

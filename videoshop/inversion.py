@@ -158,8 +158,8 @@ class StepFamily:
     (``naive_input(x_t, level_t, level_next, scaling)``), Eq. 6 above and below the threshold
     (``extrapolated_input(x_t, x0, level_t, level_next)``, ``noised_input(x0, eps, level_next, scale)``), Eq. 6's
     branch condition (``uses_extrapolation(level_t, level_next, threshold, compare)``), the exact inverse of the
-    sampler's step for a fixed network output (Eq. 7: ``inverse_step(x_t, F, level_t, level_next)``) and Eq. 4 by
-    fixed-point iteration (``fixed_point_step(x_t, network, level_t, level_next, iterations) -> (x, evaluations)``).
+    sampler's step for a fixed network output (Eq. 7: ``inverse_step(x_t, F, level_t, level_next)``); Eq. 4 by
+    fixed-point iteration follows from that inverse step (``fixed_point_solve``).
 
     EDM (SVD, this module: levels are sigmas), rectified flow (videoshop/flow.py: flow sigmas) and VP/DDIM
     (videoshop/vp.py: alpha_bar values) each define one; ``invert_along`` is the one inversion loop for all.
@@ -171,7 +171,6 @@ class StepFamily:
     noised_input: Callable
     uses_extrapolation: Callable
     inverse_step: Callable
-    fixed_point_step: Callable
     inversions: tuple = ("extrapolate", "naive", "fixed_point")
 
 
@@ -192,7 +191,8 @@ def invert_along(steps: StepFamily, x0: torch.Tensor, levels_up: torch.Tensor, n
     for i in range(len(levels_up) - 1):
         level_t, level_next = float(levels_up[i]), float(levels_up[i + 1])
         if options.inversion == "fixed_point":
-            x_t, n = steps.fixed_point_step(x_t, network, level_t, level_next, int(options.fixed_point_iterations))
+            x_t, n = fixed_point_solve(steps.inverse_step, x_t, network, level_t, level_next,
+                                       int(options.fixed_point_iterations))
             result.record_step(i, x_t, "fixed_point", n, keep_trajectory, progress)
             continue
         if options.inversion == "naive":
@@ -210,23 +210,30 @@ def invert_along(steps: StepFamily, x0: torch.Tensor, levels_up: torch.Tensor, n
     return result
 
 
-def fixed_point_inverse_step(
-    x_t: torch.Tensor, network: Network, sigma_t: float, sigma_next: float, iterations: int,
-    x_init: Optional[torch.Tensor] = None,
-) -> tuple[torch.Tensor, int]:
-    """Solve Eq. 4 for x_{t+1} by fixed-point iteration x <- InverseStep(x_t, F(x)) (Meiri et al. 2023).
+def fixed_point_solve(inverse_step: Callable, x_t: torch.Tensor, network: Network, level_t: float, level_next: float,
+                      iterations: int, x_init: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, int]:
+    """Solve Eq. 4 for x_{t+1} by fixed-point iteration x <- inverse_step(x_t, F(x)) (Meiri et al. 2023), for any
+    family's exact inverse step (EDM Euler, flow Euler, DDIM).
 
     Starts from ``x_init`` (default x_t) and returns (x_{t+1}, number of network evaluations).
     """
     x = x_t if x_init is None else x_init
     for _ in range(iterations):
-        x = inverse_euler_step(x_t, network(x, sigma_next).to(x_t.dtype), sigma_t, sigma_next)
+        x = inverse_step(x_t, network(x, level_next).to(x_t.dtype), level_t, level_next)
     return x, iterations
+
+
+def fixed_point_inverse_step(
+    x_t: torch.Tensor, network: Network, sigma_t: float, sigma_next: float, iterations: int,
+    x_init: Optional[torch.Tensor] = None,
+) -> tuple[torch.Tensor, int]:
+    """Eq. 4 by fixed-point iteration on SVD's EDM Euler step (``fixed_point_solve`` with ``inverse_euler_step``)."""
+    return fixed_point_solve(inverse_euler_step, x_t, network, sigma_t, sigma_next, iterations, x_init)
 
 
 # ----------------------------------------------------------------------------- EDICT (Wallace et al. 2023)
 EDM_STEPS = StepFamily("EDM", naive_network_input, extrapolated_network_input, noised_network_input,
-                       uses_extrapolation, inverse_euler_step, fixed_point_inverse_step, INVERSIONS)
+                       uses_extrapolation, inverse_euler_step, INVERSIONS)
 
 
 def euler_affine(sigma_next: float, sigma_t: float, sigma_data: float = 1.0) -> tuple[float, float]:

@@ -93,18 +93,8 @@ def vp_uses_extrapolation(ab_t: float, ab_next: float, threshold: Optional[float
     return uses_extrapolation(vp_sigma(ab_t), vp_sigma(ab_next), threshold, compare)
 
 
-def vp_fixed_point_inverse_step(x_t: torch.Tensor, network: VPNetwork, ab_t: float, ab_next: float,
-                                iterations: int) -> tuple[torch.Tensor, int]:
-    """Eq. 4 by fixed-point iteration (Meiri et al. 2023): x_bar <- inverse_ddim_step(x_t, v(x_bar)), from x_bar = x_t;
-    ``iterations`` network evaluations."""
-    x_bar = x_t
-    for _ in range(iterations):
-        x_bar = inverse_ddim_step(x_t, network(x_bar, ab_next).to(x_t.dtype), ab_t, ab_next)
-    return x_bar, iterations
-
-
 VP_STEPS = StepFamily("DDIM (VP)", vp_naive_input, vp_extrapolated_input, vp_noised_input, vp_uses_extrapolation,
-                      inverse_ddim_step, vp_fixed_point_inverse_step, VP_INVERSIONS)
+                      inverse_ddim_step, VP_INVERSIONS)
 
 
 def invert_vp(x0: torch.Tensor, abs_up: torch.Tensor, network: VPNetwork, options: InversionOptions = InversionOptions(),
