@@ -10,7 +10,8 @@ model's size. Methods are built from the real conf/method/*.yaml with ``model=to
 sample's generator is the runner's ``sample_seed(42, sample_id)``, so numbers match `python run.py model=toy ...`.
 Parts:
 - gen: plain SVD from the held-out first frame (svd_no_source settings): motion = mean |frame_{t+1} - frame_t|
-  (uint8 units; a static video scores 0; the source video is the reference), first-frame PSNR vs the condition,
+  (uint8 units; a static video scores 0; the source video is the reference, and the source's VAE round trip is what
+  the decoder alone adds: the floor for any latent model), first-frame PSNR vs the condition,
   and the VAE's own encode/decode PSNR (the ceiling of any latent method here).
 - recon: invert the source and regenerate with its own first frame, per inversion (``recon_<method>`` for
   videoshop, videoshop_no_extrapolation = naive, fixed_point, edict, bdia; ``recon`` = all): PSNR/SSIM vs the source.
@@ -127,7 +128,7 @@ def _part_rows(part: str, samples, model: str, seed: int) -> list[dict]:
             with torch.no_grad():
                 vae_rec = to_uint8_frames(pipe.decode(pipe.encode_video(px)))
             rows.append(dict(sample_id=s.sample_id, motion_generated=motion(frames), motion_source=motion(s.source_video),
-                             motion_static=0.0, first_frame_psnr=psnr(frames[:1], s.source_video[:1]),
+                             motion_vae_round_trip=motion(vae_rec), motion_static=0.0, first_frame_psnr=psnr(frames[:1], s.source_video[:1]),
                              later_frames_psnr_vs_source=psnr(frames[1:], s.source_video[1:]),
                              vae_psnr=psnr(vae_rec, s.source_video)))
     elif part.startswith("recon_"):

@@ -154,13 +154,14 @@ def finetune_decoder(vae, pixels: torch.Tensor, t: DictConfig, history: list) ->
         for g in opt.param_groups:
             g["lr"] = _lr(step, steps, t.decoder_lr, 50, 0.05)
         idx = torch.randint(n, (int(t.vae_batch),), generator=gen)
-        loss, parts = decoder_loss(vae, pixels[idx])
+        loss, parts = decoder_loss(vae, pixels[idx], float(t.get("decoder_temporal_weight", 0.0)))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         history.append({"stage": "decoder", "step": step, "loss": loss.item(), **parts})
         if step % int(t.log_every) == 0 or step == steps - 1:
-            log.info("decoder %d/%d loss %.4f l1 %.4f (%.1fs)", step, steps, loss.item(), parts["l1"], time.time() - t0)
+            log.info("decoder %d/%d loss %.4f l1 %.4f dt %.4f (%.1fs)", step, steps, loss.item(), parts["l1"], parts["dt"],
+                     time.time() - t0)
     vae.eval().requires_grad_(False)
 
 
@@ -220,7 +221,9 @@ def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
     if t.get("resume_from"):  # stages 1-2 from a saved run (same seeds), then stage 3
         return resume_decoder(t, pixels, times, start)
     comps = build_random_components(toy_component_configs(int(t.num_frames), int(t.get("latent_channels", 4)),
-                                                          tuple(t.get("vae_channels", (32, 32, 64)))),
+                                                          tuple(t.get("vae_channels", (32, 32, 64))),
+                                                          tuple(t.get("unet_channels", (32, 64))),
+                                                          tuple(bool(a) for a in t.get("unet_attention", (True, False)))),
                                     seed=int(t.seed))
     vae, unet = comps["vae"], comps["unet"]
     if t.get("vae_zero_init"):
@@ -332,9 +335,10 @@ that editing quality can be measured offline against ground-truth edited videos.
   final (mean of last 100 steps) loss {s['final_vae_loss']:.4f}, L1 {s['final_vae_l1']:.4f}, L2 {s['final_vae_l2']:.5f}
   (pixels in [-1, 1]). Scaling factor 1/std(latents) = {s['scaling_factor']:.4f}.
 - Decoder fine-tune (stage 3, encoder frozen, as SVD trains only its temporal decoder): {s.get('decoder_steps', 0)} steps,
-  lr {t.get('decoder_lr')}, L1 + L2 on the mode latent; final loss {s.get('final_decoder_loss', float('nan')):.4f},
+  lr {t.get('decoder_lr')}, L1 + L2 on the mode latent + {t.get('decoder_temporal_weight', 0.0)} x frame-difference L1 (flicker); final loss {s.get('final_decoder_loss', float('nan')):.4f},
   L1 {s.get('final_decoder_l1', float('nan')):.4f}, L2 {s.get('final_decoder_l2', float('nan')):.5f}.
-- UNet: {s['unet_params']/1e6:.2f}M parameters, {s['unet_steps']} steps of batch {t['unet_batch']}, AdamW lr {t['unet_lr']}
+- UNet: {s['unet_params']/1e6:.2f}M parameters, block widths {list(t.get('unet_channels', [32, 64]))} (spatio-temporal transformer
+  per level: {list(t.get('unet_attention', [True, False]))}), {s['unet_steps']} steps of batch {t['unet_batch']}, AdamW lr {t['unet_lr']}
   (warm-up, cosine), EMA {t['ema_decay']} (shipped), EDM v-prediction (sigma_data 1) with ln sigma ~
   N({t['p_mean']}, {t['p_std']}^2), EDM weighting; first-frame latent + noise augmentation (ln aug ~
   N({t['noise_aug_log_mean']}, {t['noise_aug_log_std']}^2)), CLIP embedding, added time ids [fps-1={t['fps']-1},

@@ -218,3 +218,60 @@ def test_an_unknown_vae_posterior_is_refused_in_one_line():
 
     with pytest.raises(ValueError, match="train.vae_posterior='means'"):
         train_vae(None, torch.zeros(1), OmegaConf.create({"vae_posterior": "means"}), torch.Generator(), [])
+
+
+def test_toy_unet_widths_and_attention_levels_build_svds_blocks():
+    """unet_channels / unet_attention choose the real SVD UNet's widths and, per level, transformer or resnet-only
+    blocks (mirrored on the way up); the defaults are the tiny stand-in's UNet; a mismatch is refused in one line."""
+    import pytest
+    from diffusers import UNetSpatioTemporalConditionModel
+
+    from videoshop.models import tiny_component_configs
+    from videoshop.toy import toy_component_configs
+
+    default = toy_component_configs(8, latent_channels=8)["unet"]
+    tiny = tiny_component_configs()["unet"]
+    for k in ("block_out_channels", "down_block_types", "up_block_types", "num_attention_heads"):
+        assert tuple(default[k]) == tuple(tiny[k]), k
+    c = toy_component_configs(4, 8, unet_channels=(64, 128), unet_attention=(True, True))["unet"]
+    assert c["down_block_types"] == ("CrossAttnDownBlockSpatioTemporal",) * 2
+    assert c["up_block_types"] == ("CrossAttnUpBlockSpatioTemporal",) * 2 and c["num_attention_heads"] == (4, 8)
+    c = toy_component_configs(4, 8, unet_channels=(64, 128), unet_attention=(False, True))["unet"]
+    assert c["up_block_types"] == ("CrossAttnUpBlockSpatioTemporal", "UpBlockSpatioTemporal")
+    unet = UNetSpatioTemporalConditionModel(**c)
+    assert [type(b).__name__ for b in unet.down_blocks] == ["DownBlockSpatioTemporal", "CrossAttnDownBlockSpatioTemporal"]
+    out = unet(torch.randn(1, 4, 16, 8, 14), torch.tensor([1.0]), encoder_hidden_states=torch.randn(1, 1, 32),
+               added_time_ids=torch.randn(1, 3)).sample
+    assert out.shape == (1, 4, 8, 8, 14)
+    with pytest.raises(ValueError, match="one entry per level"):
+        toy_component_configs(8, 8, unet_channels=(64, 128), unet_attention=(True,))
+
+
+def test_frame_difference_loss_sees_flicker_not_a_constant_error():
+    """frame_difference_l1 is 0 for an error that is the same in every frame (a static offset), and equals the
+    mean |change of the error between frames| for one that flickers; decoder_loss adds it with its weight."""
+    from videoshop.toy import frame_difference_l1
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 5, 3, 4, 6, generator=g)
+    offset = torch.randn(2, 1, 3, 4, 6, generator=g)
+    assert abs(frame_difference_l1(x + offset, x).item()) < 1e-6
+    flicker = torch.randn(2, 5, 3, 4, 6, generator=g)
+    expected = np.mean([np.abs(flicker[b, t + 1].numpy() - flicker[b, t].numpy()).mean()
+                        for b in range(2) for t in range(4)])
+    assert abs(frame_difference_l1(x + flicker, x).item() - expected) < 1e-5
+
+
+def test_decoder_loss_adds_the_weighted_frame_difference_term():
+    from diffusers import AutoencoderKLTemporalDecoder
+
+    from videoshop.toy import decoder_loss, toy_component_configs
+
+    torch.manual_seed(0)
+    vae = AutoencoderKLTemporalDecoder(**toy_component_configs(3, 4)["vae"]).eval()
+    px = torch.rand(1, 3, 3, 32, 56, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    base, parts = decoder_loss(vae, px)
+    weighted, parts2 = decoder_loss(vae, px, temporal_weight=2.0)
+    assert parts["dt"] > 0 and parts2["dt"] == parts["dt"]
+    assert abs(weighted.item() - (base.item() + 2.0 * parts["dt"])) < 1e-5
+    assert abs(base.item() - (parts["l1"] + parts["l2"])) < 1e-5  # weight 0 is the plain reconstruction loss

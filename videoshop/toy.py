@@ -33,7 +33,8 @@ from .models import tiny_component_configs
 
 
 def toy_component_configs(num_frames: int = 8, latent_channels: int = 4,
-                          vae_channels: tuple[int, ...] = (32, 32, 64)) -> dict[str, dict[str, Any]]:
+                          vae_channels: tuple[int, ...] = (32, 32, 64), unet_channels: tuple[int, ...] = (32, 64),
+                          unet_attention: tuple[bool, ...] = (True, False)) -> dict[str, dict[str, Any]]:
     """Configs of the toy SVD: a 3-level temporal VAE (4x downsampling) and a 2-level spatio-temporal UNet.
 
     Pixel sizes must be multiples of 8 (VAE 4 x UNet 2): the toy world is 32 x 56 px, latents C x 8 x 14.
@@ -43,11 +44,21 @@ def toy_component_configs(num_frames: int = 8, latent_channels: int = 4,
     32 groups, and the encoder's output norm runs over the last width, the decoder's over the first: at 32
     channels every channel is normalised on its own, per image, so a flat feature map leaves that norm as a
     constant whatever its level (MODEL_CARD.md: the toy VAE's error is mostly a per-frame colour offset).
+    ``unet_channels`` are the UNet's block widths (multiples of 32, its GroupNorm's groups; one attention head per
+    16 channels) and ``unet_attention`` says, per level, whether its blocks carry SVD's spatio-temporal transformer
+    (CrossAttn*BlockSpatioTemporal: spatial self-, cross- and temporal attention) or only the spatio-temporal
+    resnets. The defaults are the tiny stand-in's UNet (videoshop.models.tiny_component_configs).
     """
+    if len(unet_attention) != len(unet_channels):
+        raise ValueError(f"unet_attention {list(unet_attention)} needs one entry per level of unet_channels "
+                         f"{list(unet_channels)}")
+    down = tuple("CrossAttnDownBlockSpatioTemporal" if a else "DownBlockSpatioTemporal" for a in unet_attention)
+    up = tuple("CrossAttnUpBlockSpatioTemporal" if a else "UpBlockSpatioTemporal" for a in unet_attention[::-1])
     return {
-        # the tiny stand-in's UNet (videoshop.models.tiny_component_configs) at this frame count and latent size
         "unet": dict(tiny_component_configs()["unet"], num_frames=num_frames, sample_size=8,
-                     in_channels=2 * latent_channels, out_channels=latent_channels),
+                     in_channels=2 * latent_channels, out_channels=latent_channels,
+                     block_out_channels=tuple(unet_channels), down_block_types=down, up_block_types=up,
+                     num_attention_heads=tuple(c // 16 for c in unet_channels)),
         "vae": dict(
             block_out_channels=tuple(vae_channels), down_block_types=("DownEncoderBlock2D",) * len(vae_channels),
             layers_per_block=1, latent_channels=latent_channels, in_channels=3, out_channels=3, sample_size=32,
@@ -114,15 +125,23 @@ def vae_loss(vae, pixels: torch.Tensor, generator: torch.Generator, kl_weight: f
     return loss, {"l1": l1.item(), "l2": l2.item(), "kl": kl.item()}
 
 
-def decoder_loss(vae, pixels: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """L1 + L2 reconstruction of (B, F, 3, H, W) pixels from the encoder's posterior mode (encoder frozen)."""
-    f = pixels.shape[1]
+def frame_difference_l1(rec: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean |(rec_{t+1} - rec_t) - (x_{t+1} - x_t)| over (B, F, ...) clips: flicker the target does not have."""
+    return (torch.diff(rec, dim=1) - torch.diff(target, dim=1)).abs().mean()
+
+
+def decoder_loss(vae, pixels: torch.Tensor, temporal_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
+    """L1 + L2 reconstruction of (B, F, 3, H, W) pixels from the encoder's posterior mode (encoder frozen), plus
+    ``temporal_weight`` x ``frame_difference_l1`` (the temporal decoder's job in SVD is removing flicker; a
+    per-frame loss alone does not penalise errors that change from frame to frame)."""
+    b, f = pixels.shape[:2]
     x = pixels.flatten(0, 1)
     with torch.no_grad():
         z = vae.encode(x).latent_dist.mode()
     rec = vae.decode(z, num_frames=f).sample
     l1, l2 = (rec - x).abs().mean(), ((rec - x) ** 2).mean()
-    return l1 + l2, {"l1": l1.item(), "l2": l2.item()}
+    dt = frame_difference_l1(rec.unflatten(0, (b, f)), pixels)
+    return l1 + l2 + temporal_weight * dt, {"l1": l1.item(), "l2": l2.item(), "dt": dt.item()}
 
 
 @torch.no_grad()
