@@ -128,7 +128,8 @@ def _part_rows(part: str, samples, model: str, seed: int) -> list[dict]:
             with torch.no_grad():
                 vae_rec = to_uint8_frames(pipe.decode(pipe.encode_video(px)))
             rows.append(dict(sample_id=s.sample_id, motion_generated=motion(frames), motion_source=motion(s.source_video),
-                             motion_vae_round_trip=motion(vae_rec), motion_static=0.0, first_frame_psnr=psnr(frames[:1], s.source_video[:1]),
+                             motion_vae_round_trip=motion(vae_rec), motion_static=0.0,
+                             first_frame_psnr=psnr(frames[:1], s.source_video[:1]),
                              later_frames_psnr_vs_source=psnr(frames[1:], s.source_video[1:]),
                              vae_psnr=psnr(vae_rec, s.source_video)))
     elif part.startswith("recon_"):

@@ -220,10 +220,8 @@ def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
     times["render_s"] = time.time() - start
     if t.get("resume_from"):  # stages 1-2 from a saved run (same seeds), then stage 3
         return resume_decoder(t, pixels, times, start)
-    comps = build_random_components(toy_component_configs(int(t.num_frames), int(t.get("latent_channels", 4)),
-                                                          tuple(t.get("vae_channels", (32, 32, 64))),
-                                                          tuple(t.get("unet_channels", (32, 64))),
-                                                          tuple(bool(a) for a in t.get("unet_attention", (True, False)))),
+    sizes = {k: tuple(t[k]) for k in ("vae_channels", "unet_channels", "unet_attention") if t.get(k) is not None}
+    comps = build_random_components(toy_component_configs(int(t.num_frames), int(t.get("latent_channels", 4)), **sizes),
                                     seed=int(t.seed))
     vae, unet = comps["vae"], comps["unet"]
     if t.get("vae_zero_init"):

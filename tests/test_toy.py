@@ -249,7 +249,7 @@ def test_toy_unet_widths_and_attention_levels_build_svds_blocks():
 
 def test_frame_difference_loss_sees_flicker_not_a_constant_error():
     """frame_difference_l1 is 0 for an error that is the same in every frame (a static offset), and equals the
-    mean |change of the error between frames| for one that flickers; decoder_loss adds it with its weight."""
+    mean |change of the error between frames| for one that flickers."""
     from videoshop.toy import frame_difference_l1
 
     g = torch.Generator().manual_seed(0)
