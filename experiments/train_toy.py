@@ -314,6 +314,8 @@ def resume_decoder(t: DictConfig, pixels: torch.Tensor, times: dict, start: floa
 def write_model_card(out: Path, s: dict) -> None:
     t = s["train"]
     size = sum(f.stat().st_size for f in out.rglob("*.safetensors")) / 2**20
+    unet = json.loads((out / "unet" / "config.json").read_text())  # the saved architecture, not the config's defaults
+    attention = [b.startswith("CrossAttn") for b in unet["down_block_types"]]
     (out / "MODEL_CARD.md").write_text(f"""# Toy SVD (videoshop/assets/toy)
 
 A small Stable Video Diffusion of the real architecture (diffusers AutoencoderKLTemporalDecoder,
@@ -335,8 +337,8 @@ that editing quality can be measured offline against ground-truth edited videos.
 - Decoder fine-tune (stage 3, encoder frozen, as SVD trains only its temporal decoder): {s.get('decoder_steps', 0)} steps,
   lr {t.get('decoder_lr')}, L1 + L2 on the mode latent + {t.get('decoder_temporal_weight', 0.0)} x frame-difference L1 (flicker); final loss {s.get('final_decoder_loss', float('nan')):.4f},
   L1 {s.get('final_decoder_l1', float('nan')):.4f}, L2 {s.get('final_decoder_l2', float('nan')):.5f}.
-- UNet: {s['unet_params']/1e6:.2f}M parameters, block widths {list(t.get('unet_channels', [32, 64]))} (spatio-temporal transformer
-  per level: {list(t.get('unet_attention', [True, False]))}), {s['unet_steps']} steps of batch {t['unet_batch']}, AdamW lr {t['unet_lr']}
+- UNet: {s['unet_params']/1e6:.2f}M parameters, block widths {list(unet['block_out_channels'])} (spatio-temporal transformer
+  per level: {attention}), {s['unet_steps']} steps of batch {t['unet_batch']}, AdamW lr {t['unet_lr']}
   (warm-up, cosine), EMA {t['ema_decay']} (shipped), EDM v-prediction (sigma_data 1) with ln sigma ~
   N({t['p_mean']}, {t['p_std']}^2), EDM weighting; first-frame latent + noise augmentation (ln aug ~
   N({t['noise_aug_log_mean']}, {t['noise_aug_log_std']}^2)), CLIP embedding, added time ids [fps-1={t['fps']-1},
