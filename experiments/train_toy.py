@@ -154,7 +154,8 @@ def finetune_decoder(vae, pixels: torch.Tensor, t: DictConfig, history: list) ->
         for g in opt.param_groups:
             g["lr"] = _lr(step, steps, t.decoder_lr, 50, 0.05)
         idx = torch.randint(n, (int(t.vae_batch),), generator=gen)
-        loss, parts = decoder_loss(vae, pixels[idx], float(t.get("decoder_temporal_weight", 0.0)))
+        loss, parts = decoder_loss(vae, pixels[idx], float(t.get("decoder_temporal_weight", 0.0)),
+                                   float(t.get("decoder_latent_noise", 0.0)), gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -335,7 +336,7 @@ that editing quality can be measured offline against ground-truth edited videos.
   final (mean of last 100 steps) loss {s['final_vae_loss']:.4f}, L1 {s['final_vae_l1']:.4f}, L2 {s['final_vae_l2']:.5f}
   (pixels in [-1, 1]). Scaling factor 1/std(latents) = {s['scaling_factor']:.4f}.
 - Decoder fine-tune (stage 3, encoder frozen, as SVD trains only its temporal decoder): {s.get('decoder_steps', 0)} steps,
-  lr {t.get('decoder_lr')}, L1 + L2 on the mode latent + {t.get('decoder_temporal_weight', 0.0)} x frame-difference L1 (flicker); final loss {s.get('final_decoder_loss', float('nan')):.4f},
+  lr {t.get('decoder_lr')}, L1 + L2 on the mode latent{f" + per-frame N(0, {t.get('decoder_latent_noise')}^2) jitter (scaled units)" if t.get('decoder_latent_noise') else ''} + {t.get('decoder_temporal_weight', 0.0)} x frame-difference L1 (flicker); final loss {s.get('final_decoder_loss', float('nan')):.4f},
   L1 {s.get('final_decoder_l1', float('nan')):.4f}, L2 {s.get('final_decoder_l2', float('nan')):.5f}.
 - UNet: {s['unet_params']/1e6:.2f}M parameters, block widths {list(unet['block_out_channels'])} (spatio-temporal transformer
   per level: {attention}), {s['unet_steps']} steps of batch {t['unet_batch']}, AdamW lr {t['unet_lr']}

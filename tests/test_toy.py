@@ -275,3 +275,26 @@ def test_decoder_loss_adds_the_weighted_frame_difference_term():
     assert parts["dt"] > 0 and parts2["dt"] == parts["dt"]
     assert abs(weighted.item() - (base.item() + 2.0 * parts["dt"])) < 1e-5
     assert abs(base.item() - (parts["l1"] + parts["l2"])) < 1e-5  # weight 0 is the plain reconstruction loss
+
+
+def test_decoder_loss_latent_noise_decodes_jittered_latents_against_clean_pixels():
+    """latent_noise s decodes z + s / scaling_factor * eps (eps from the generator, per frame) and scores it
+    against the clean pixels; s = 0 draws nothing, so runs without it keep their random stream."""
+    from diffusers import AutoencoderKLTemporalDecoder
+
+    from videoshop.toy import decoder_loss, toy_component_configs
+
+    torch.manual_seed(0)
+    vae = AutoencoderKLTemporalDecoder(**toy_component_configs(3, 4)["vae"]).eval()
+    vae.config.scaling_factor = 2.0
+    px = torch.rand(1, 3, 3, 32, 56, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    g = torch.Generator().manual_seed(7)
+    _, clean = decoder_loss(vae, px, latent_noise=0.0, generator=g)
+    assert torch.equal(g.get_state(), torch.Generator().manual_seed(7).get_state())
+    _, noisy = decoder_loss(vae, px, latent_noise=0.5, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        z = vae.encode(px.flatten(0, 1)).latent_dist.mode()
+        eps = torch.randn(z.shape, generator=torch.Generator().manual_seed(7))
+        rec = vae.decode(z + 0.5 / 2.0 * eps, num_frames=3).sample
+    assert abs(noisy["l1"] - (rec - px.flatten(0, 1)).abs().mean().item()) < 1e-6
+    assert noisy["l1"] != clean["l1"]

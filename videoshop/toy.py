@@ -130,14 +130,23 @@ def frame_difference_l1(rec: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return (torch.diff(rec, dim=1) - torch.diff(target, dim=1)).abs().mean()
 
 
-def decoder_loss(vae, pixels: torch.Tensor, temporal_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
+def decoder_loss(vae, pixels: torch.Tensor, temporal_weight: float = 0.0, latent_noise: float = 0.0,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
     """L1 + L2 reconstruction of (B, F, 3, H, W) pixels from the encoder's posterior mode (encoder frozen), plus
     ``temporal_weight`` x ``frame_difference_l1`` (the temporal decoder's job in SVD is removing flicker; a
-    per-frame loss alone does not penalise errors that change from frame to frame)."""
+    per-frame loss alone does not penalise errors that change from frame to frame).
+
+    ``latent_noise`` > 0 decodes ``z + latent_noise / scaling_factor * eps`` instead of ``z`` (eps ~ N(0, I) drawn
+    independently per frame from ``generator``; ``latent_noise`` is in units of the scaled latents, which have unit
+    variance) and still asks for the clean pixels: the decoder then learns to remove frame-to-frame latent jitter of
+    the kind a sampler leaves behind, using its temporal layers, instead of rendering it as flicker."""
     b, f = pixels.shape[:2]
     x = pixels.flatten(0, 1)
     with torch.no_grad():
         z = vae.encode(x).latent_dist.mode()
+        if latent_noise > 0:
+            eps = torch.randn(z.shape, generator=generator, dtype=z.dtype)
+            z = z + latent_noise / float(vae.config.scaling_factor) * eps
     rec = vae.decode(z, num_frames=f).sample
     l1, l2 = (rec - x).abs().mean(), ((rec - x) ** 2).mean()
     dt = frame_difference_l1(rec.unflatten(0, (b, f)), pixels)
