@@ -301,8 +301,9 @@ def resume_decoder(t: DictConfig, pixels: torch.Tensor, times: dict, start: floa
     s0 = time.time()
     finetune_decoder(pipe.vae, pixels, t, history)
     times = dict(summary["times"], decoder_s=time.time() - s0)
-    times["total_s"] = summary["times"]["total_s"] + times["decoder_s"] + times["render_s"]
-    summary.update(times=times, train=OmegaConf.to_container(t, resolve=True),
+    old_stage3 = summary["times"].get("decoder_s", 0.0)  # the resumed run's own stage 3 is replaced, not added to
+    times["total_s"] = summary["times"]["total_s"] - old_stage3 + times["decoder_s"] + times["render_s"]
+    summary.update(times=times, train=OmegaConf.to_container(t, resolve=True), stage3_threads=int(t.threads),
                    command=summary["command"] + " && python run.py " + " ".join(sys.argv[1:]))
     out = Path(t.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -324,8 +325,8 @@ UNetSpatioTemporalConditionModel, transformers CLIPVisionModelWithProjection) tr
 (`experiments/train_toy.py`, `videoshop/toy.py`) on the synthetic world (`datasets/synthetic.py`). It exists so
 that editing quality can be measured offline against ground-truth edited videos. It is not a general video model.
 
-- Command: `{s['command']}` (torch {s['torch']}, CPU; stage 1 on {s.get('stage1_threads', s['threads'])} thread(s), stages 2-3 on
-  {s['threads']}; the thread count changes the float rounding, so a rerun is bit-identical only at the same counts).
+- Command: `{s['command']}` (torch {s['torch']}, CPU; stage 1 on {s.get('stage1_threads', s['threads'])} thread(s), stage 2 on
+  {s['threads']}, stage 3 on {s.get('stage3_threads', s['threads'])}; the thread count changes the float rounding, so a rerun is bit-identical only at the same counts).
   `python run.py experiment=train_toy` alone runs all three stages with these defaults in one process.
 - Data: {t['num_videos']} source videos of `datasets.synthetic` at difficulty `{t['difficulty']}` (scene i drawn from
   `default_rng([{t['data_seed']}, i])`), {t['num_frames']} frames at {t['height']} x {t['width']} px. Evaluate on a
@@ -336,7 +337,7 @@ that editing quality can be measured offline against ground-truth edited videos.
   final (mean of last 100 steps) loss {s['final_vae_loss']:.4f}, L1 {s['final_vae_l1']:.4f}, L2 {s['final_vae_l2']:.5f}
   (pixels in [-1, 1]). Scaling factor 1/std(latents) = {s['scaling_factor']:.4f}.
 - Decoder fine-tune (stage 3, encoder frozen, as SVD trains only its temporal decoder): {s.get('decoder_steps', 0)} steps,
-  lr {t.get('decoder_lr')}, L1 + L2 on the mode latent{f" + per-frame N(0, {t.get('decoder_latent_noise')}^2) jitter (scaled units)" if t.get('decoder_latent_noise') else ''} + {t.get('decoder_temporal_weight', 0.0)} x frame-difference L1 (flicker); final loss {s.get('final_decoder_loss', float('nan')):.4f},
+  lr {t.get('decoder_lr')}, L1 + L2 on the mode latent{f" decoded with per-frame N(0, {t.get('decoder_latent_noise')}^2) jitter added (scaled units; the target is the clean frame)" if t.get('decoder_latent_noise') else ''} + {t.get('decoder_temporal_weight', 0.0)} x frame-difference L1 (flicker); final loss {s.get('final_decoder_loss', float('nan')):.4f},
   L1 {s.get('final_decoder_l1', float('nan')):.4f}, L2 {s.get('final_decoder_l2', float('nan')):.5f}.
 - UNet: {s['unet_params']/1e6:.2f}M parameters, block widths {list(unet['block_out_channels'])} (spatio-temporal transformer
   per level: {attention}), {s['unet_steps']} steps of batch {t['unet_batch']}, AdamW lr {t['unet_lr']}

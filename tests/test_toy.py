@@ -47,6 +47,26 @@ def test_train_toy_runs_and_is_deterministic(tmp_path):
         assert a == (tmp_path / "1" / part / "diffusion_pytorch_model.safetensors").read_bytes()
 
 
+def test_stage3_resumed_from_saved_stages_1_2_equals_one_full_run(tmp_path):
+    """The shipped model's recipe: stages 1-2 with decoder_steps=0, then stage 3 alone (train.resume_from, with
+    latent jitter) gives the same weights as one run of all three stages; the summary counts one stage 3 only."""
+    from experiments.train_toy import run_train
+
+    base = ["experiment=train_toy", "task=train_toy", "train.num_videos=2", "train.vae_steps=1", "train.vae_batch=1",
+            "train.unet_steps=2", "train.unet_batch=2", "train.decoder_latent_noise=0.5"]
+    full = run_train(_cfg(base + ["train.decoder_steps=2", f"train.output_dir={tmp_path / 'full'}"]))
+    first = run_train(_cfg(base + ["train.decoder_steps=0", f"train.output_dir={tmp_path / 'stage12'}"]))
+    resumed = run_train(_cfg(base + ["train.decoder_steps=2", f"train.resume_from={tmp_path / 'stage12'}",
+                                     f"train.output_dir={tmp_path / 'stage3'}"]))
+    for part in ("unet", "vae"):
+        a = (tmp_path / "full" / part / "diffusion_pytorch_model.safetensors").read_bytes()
+        assert a == (tmp_path / "stage3" / part / "diffusion_pytorch_model.safetensors").read_bytes(), part
+    assert resumed["final_decoder_loss"] == full["final_decoder_loss"]
+    t0, t1 = first["times"], resumed["times"]
+    assert abs(t1["total_s"] - (t0["total_s"] - t0.get("decoder_s", 0.0) + t1["decoder_s"] + t1["render_s"])) < 1e-6
+    assert "jitter" in (tmp_path / "stage3" / "MODEL_CARD.md").read_text()
+
+
 def test_toy_latent_channels_set_the_vae_and_unet_widths():
     from videoshop.toy import toy_component_configs
 
