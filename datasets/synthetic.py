@@ -108,13 +108,21 @@ def object_coverage(obj: SceneObject, t: int, h: int, w: int, ss: int = 2) -> np
 
 
 def object_colour(obj: SceneObject, h: int, w: int) -> np.ndarray:
-    """(h, w, 3) colour field of an object: flat, or diagonal stripes of its colour and a darker shade."""
+    """(h, w, 3) colour field of an object: flat, or diagonal stripes of its colour and a second shade (darker,
+    or lighter for a dark colour, so that "give the black circle stripes" changes the video)."""
     c = PALETTE[obj.color]
     if not obj.stripes:
         return np.broadcast_to(c, (h, w, 3))
     yy, xx = np.mgrid[0:h, 0:w]
     band = ((yy + xx) // max(2, h // 12)) % 2 == 0
-    return np.where(band[..., None], c, c * 0.35 + 20)
+    return np.where(band[..., None], c, stripe_shade(c))
+
+
+def stripe_shade(c: np.ndarray) -> np.ndarray:
+    """The second stripe colour: 0.35 c + 20 (darker), or halfway to white where that would be within 40 of c
+    (dark colours: black's darker shade would equal black)."""
+    dark = c * 0.35 + 20
+    return dark if np.abs(c - dark).max() >= 40 else c + 0.5 * (255 - c)
 
 
 def render(scene: Scene, h: int, w: int, num_frames: int) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -39,3 +39,14 @@ def test_edited_object_is_visible_in_the_first_frame():
         vis = first_frame_visibility(scene, 64, 112)
         seen = [k for k, m in enumerate(render(scene, 64, 112, 1)[1]) if (m[0] & s.edit_mask).sum() > 0]
         assert max(vis[k] for k in seen) >= MIN_FIRST_FRAME_VISIBILITY
+
+
+def test_stripes_are_visible_on_every_palette_colour():
+    """change_appearance toggles stripes; the second stripe shade differs from the object's colour by >= 40 (of 255)
+    in some channel for every colour, black included (its darker shade would be black again)."""
+    from datasets.synthetic import COLOR_NAMES, PALETTE, SceneObject, object_colour
+
+    for k, name in enumerate(COLOR_NAMES):
+        obj = SceneObject("circle", k, 0.2, (0.5, 0.5), (0.0, 0.0), stripes=True)
+        field = object_colour(obj, 24, 24)
+        assert np.abs(field - PALETTE[k]).max() >= 40, name
