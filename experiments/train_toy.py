@@ -318,6 +318,9 @@ def write_model_card(out: Path, s: dict) -> None:
     size = sum(f.stat().st_size for f in out.rglob("*.safetensors")) / 2**20
     unet = json.loads((out / "unet" / "config.json").read_text())  # the saved architecture, not the config's defaults
     attention = [b.startswith("CrossAttn") for b in unet["down_block_types"]]
+    noise = t.get("decoder_latent_noise")
+    jitter = (f" decoded with per-frame N(0, {noise}^2) jitter added (scaled units; the target is the clean frame)"
+              if noise else "")
     (out / "MODEL_CARD.md").write_text(f"""# Toy SVD (videoshop/assets/toy)
 
 A small Stable Video Diffusion of the real architecture (diffusers AutoencoderKLTemporalDecoder,
@@ -337,7 +340,7 @@ that editing quality can be measured offline against ground-truth edited videos.
   final (mean of last 100 steps) loss {s['final_vae_loss']:.4f}, L1 {s['final_vae_l1']:.4f}, L2 {s['final_vae_l2']:.5f}
   (pixels in [-1, 1]). Scaling factor 1/std(latents) = {s['scaling_factor']:.4f}.
 - Decoder fine-tune (stage 3, encoder frozen, as SVD trains only its temporal decoder): {s.get('decoder_steps', 0)} steps,
-  lr {t.get('decoder_lr')}, L1 + L2 on the mode latent{f" decoded with per-frame N(0, {t.get('decoder_latent_noise')}^2) jitter added (scaled units; the target is the clean frame)" if t.get('decoder_latent_noise') else ''} + {t.get('decoder_temporal_weight', 0.0)} x frame-difference L1 (flicker); final loss {s.get('final_decoder_loss', float('nan')):.4f},
+  lr {t.get('decoder_lr')}, L1 + L2 on the mode latent{jitter} + {t.get('decoder_temporal_weight', 0.0)} x frame-difference L1 (flicker); final loss {s.get('final_decoder_loss', float('nan')):.4f},
   L1 {s.get('final_decoder_l1', float('nan')):.4f}, L2 {s.get('final_decoder_l2', float('nan')):.5f}.
 - UNet: {s['unet_params']/1e6:.2f}M parameters, block widths {list(unet['block_out_channels'])} (spatio-temporal transformer
   per level: {attention}), {s['unet_steps']} steps of batch {t['unet_batch']}, AdamW lr {t['unet_lr']}
