@@ -35,11 +35,14 @@ def render_training_videos(seed: int, num_videos: int, num_frames: int, height: 
     return out
 
 
-def _lr(step: int, total: int, base: float, warmup: int, final_frac: float) -> float:
-    """Linear warm-up, then cosine decay to ``final_frac * base``."""
+def _lr(step: int, total: int, base: float, warmup: int, final_frac: float, time_frac: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to ``final_frac * base``.
+
+    The decay follows whichever is further along: the steps (``step / total``) or the wall clock (``time_frac``,
+    the spent fraction of a time budget), so a run capped by time still anneals to the final rate."""
     if step < warmup:
         return base * (step + 1) / warmup
-    t = (step - warmup) / max(1, total - warmup)
+    t = min(1.0, max((step - warmup) / max(1, total - warmup), time_frac))
     return base * (final_frac + (1 - final_frac) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
@@ -98,7 +101,12 @@ def train_vae(vae, pixels: torch.Tensor, t: DictConfig, gen: torch.Generator, hi
 
 def train_unet(unet, vae, latents: torch.Tensor, first_px: torch.Tensor, embeds: torch.Tensor, t: DictConfig,
                gen: torch.Generator, history: list):
-    """EDM / v-prediction training of SVD's UNet; returns the EMA copy (the shipped weights)."""
+    """EDM / v-prediction training of SVD's UNet; returns the EMA copy (the shipped weights).
+
+    Runs where ``unet`` and the tensors are (``train.device``); every random draw comes from the CPU generator
+    ``gen``, so the batches and noise are the same on any device. ``train.max_minutes`` is a wall-clock budget:
+    the learning-rate decay follows the spent fraction of it (``_lr``) and the stage stops when it is spent.
+    Losses are read back every ``log_every`` steps, not every step (a per-step read stalls a GPU's queue)."""
     from videoshop.conditioning import added_time_ids
     from videoshop.toy import (denoiser_loss, drop_conditions, ema_update, noisy_first_frame_latents,
                                sample_noise_aug, sample_training_sigmas)
@@ -106,30 +114,38 @@ def train_unet(unet, vae, latents: torch.Tensor, first_px: torch.Tensor, embeds:
     unet.train()
     ema = copy.deepcopy(unet).eval().requires_grad_(False)
     opt = torch.optim.AdamW(unet.parameters(), lr=t.unet_lr, weight_decay=0.0)
-    n, b = latents.shape[0], int(t.unet_batch)
+    n, b, dev = latents.shape[0], int(t.unet_batch), latents.device
     t0 = time.time()
-    steps = int(t.unet_steps)
+    steps, every = int(t.unet_steps), int(t.log_every)
+    budget = 60 * float(t.max_minutes) if t.get("max_minutes") else None
+    pending: list[torch.Tensor] = []  # this block's losses, still on the device
     for step in range(steps):
+        spent = (time.time() - t0) / budget if budget else 0.0
         for g in opt.param_groups:
-            g["lr"] = _lr(step, steps, t.unet_lr, 100, 0.1)
+            g["lr"] = _lr(step, steps, t.unet_lr, 100, 0.1, spent)
         idx = torch.randint(n, (b,), generator=gen)
         aug = sample_noise_aug(b, gen, t.noise_aug_log_mean, t.noise_aug_log_std)
-        cond = noisy_first_frame_latents(vae, first_px[idx], aug, gen)
-        cond, emb = drop_conditions(cond, embeds[idx], gen, t.cond_dropout)
+        cond = noisy_first_frame_latents(vae, first_px[idx.to(dev)], aug, gen)
+        cond, emb = drop_conditions(cond, embeds[idx.to(dev)], gen, t.cond_dropout)
         ids = torch.cat([added_time_ids(t.fps, t.motion_bucket_id, 0.0), ], 0).repeat(b, 1)
         ids[:, 2] = aug
         sigma = sample_training_sigmas(b, gen, t.p_mean, t.p_std)
-        loss = denoiser_loss(unet, latents[idx], cond, emb, ids, sigma, gen)
+        loss = denoiser_loss(unet, latents[idx.to(dev)], cond, emb, ids.to(dev), sigma.to(dev), gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         opt.step()
         ema_update(ema, unet, t.ema_decay if step >= 100 else 0.0)
-        history.append({"stage": "unet", "step": step, "loss": loss.item()})
-        if step % int(t.log_every) == 0 or step == steps - 1:
-            avg = np.mean([h["loss"] for h in history[-int(t.log_every):] if h["stage"] == "unet"])
+        pending.append(loss.detach())
+        stop = budget is not None and time.time() - t0 > budget
+        if step % every == 0 or step == steps - 1 or stop:
+            first = step + 1 - len(pending)
+            history.extend({"stage": "unet", "step": first + i, "loss": v}
+                           for i, v in enumerate(torch.stack(pending).tolist()))
+            pending = []
+            avg = np.mean([h["loss"] for h in history[-every:] if h["stage"] == "unet"])
             log.info("unet %d/%d loss %.4f (%.1fs)", step, steps, avg, time.time() - t0)
-        if t.get("max_minutes") and time.time() - t0 > 60 * float(t.max_minutes):
+        if stop:
             log.warning("unet stage stopped at step %d by train.max_minutes=%s", step + 1, t.max_minutes)
             break
     return ema
@@ -221,6 +237,10 @@ def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
     times["render_s"] = time.time() - start
     if t.get("resume_from"):  # stages 1-2 from a saved run (same seeds), then stage 3
         return resume_decoder(t, pixels, times, start)
+    if t.get("retrain_unet_from"):  # stages 1 and 3 from a saved run, a fresh stage 2
+        return retrain_unet(t, pixels, times, start)
+    if t.get("unet_init_from"):
+        raise ValueError("train.unet_init_from is a warm restart of a retrained stage 2: set train.retrain_unet_from too")
     sizes = {k: tuple(t[k]) for k in ("vae_channels", "unet_channels", "unet_attention") if t.get(k) is not None}
     comps = build_random_components(toy_component_configs(int(t.num_frames), int(t.get("latent_channels", 4)), **sizes),
                                     seed=int(t.seed))
@@ -239,19 +259,14 @@ def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
             save_stage1(t.stage1_dir, vae, gen, history, stage1["vae_s"])
     times["vae_s"] = stage1["vae_s"]
 
+    dev = torch.device(t.get("device") or "cpu")
     s0 = time.time()
-    with torch.no_grad():
-        flat = pixels.flatten(0, 1)
-        z = torch.cat([vae.encode(flat[i : i + 256]).latent_dist.mode() for i in range(0, flat.shape[0], 256)])
-    sf = latent_scaling_factor(z)
-    vae.register_to_config(scaling_factor=sf)
-    latents = (z * sf).view(pixels.shape[0], pixels.shape[1], *z.shape[1:])
-    embeds = image_embeddings(comps["image_encoder"], comps["feature_extractor"], pixels[:, 0])
+    latents, embeds, sf = encode_training_set(vae, comps["image_encoder"], comps["feature_extractor"], pixels, dev)
     times["encode_s"] = time.time() - s0
-    log.info("latents %s, scaling factor %.4f", tuple(latents.shape), sf)
 
     s0 = time.time()
-    ema = train_unet(unet, vae, latents, pixels[:, 0].contiguous(), embeds, t, gen, history)
+    ema = train_unet(unet.to(dev), vae, latents, pixels[:, 0].to(dev), embeds, t, gen, history).cpu()
+    vae.cpu(), comps["image_encoder"].cpu()
     times["unet_s"] = time.time() - s0
     s0 = time.time()
     finetune_decoder(vae, pixels, t, history)
@@ -271,17 +286,126 @@ def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
         final_vae_loss=_final(history, "vae"), final_vae_l1=_final(history, "vae", "l1"),
         final_vae_l2=_final(history, "vae", "l2"), final_unet_loss=_final(history, "unet"),
         unet_params=sum(p.numel() for p in unet.parameters()), vae_params=sum(p.numel() for p in vae.parameters()),
-        train=OmegaConf.to_container(t, resolve=True),
+        unet_device=_device_name(dev), train=OmegaConf.to_container(t, resolve=True),
     )
     _finish(out, summary, history)
     log.info("saved %s: %s", out, json.dumps({k: v for k, v in summary.items() if k != "train"}))
     return summary
 
 
-def _finish(out: Path, summary: dict, history: list) -> None:
-    summary.update(decoder_steps=sum(1 for h in history if h["stage"] == "decoder"),
-                   final_decoder_loss=_final(history, "decoder"), final_decoder_l1=_final(history, "decoder", "l1"),
-                   final_decoder_l2=_final(history, "decoder", "l2"))
+def encode_training_set(vae, image_encoder, feature_extractor, pixels: torch.Tensor, dev: torch.device,
+                        scaling_factor: Optional[float] = None):
+    """Stage 2's inputs on ``dev``: scaled VAE latents (N, F, C, h, w) of all frames and the CLIP embeddings
+    (N, 1, D) of the first frames. Without ``scaling_factor`` it is measured (1 / std of the latents) and written
+    into the VAE's config; a kept VAE (``retrain_unet``) passes its own."""
+    from videoshop.toy import image_embeddings, latent_scaling_factor
+
+    vae.to(dev), image_encoder.to(dev)
+    with torch.no_grad():
+        flat = pixels.flatten(0, 1)
+        z = torch.cat([vae.encode(flat[i : i + 256].to(dev)).latent_dist.mode() for i in range(0, flat.shape[0], 256)])
+    sf = latent_scaling_factor(z) if scaling_factor is None else float(scaling_factor)
+    vae.register_to_config(scaling_factor=sf)
+    latents = (z * sf).view(pixels.shape[0], pixels.shape[1], *z.shape[1:])
+    embeds = image_embeddings(image_encoder, feature_extractor, pixels[:, 0].to(dev))
+    log.info("latents %s on %s, scaling factor %.4f", tuple(latents.shape), dev, sf)
+    return latents, embeds, sf
+
+
+def _device_name(dev: torch.device) -> str:
+    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
+
+
+def retrain_unet(t: DictConfig, pixels: torch.Tensor, times: dict, start: float) -> dict[str, Any]:
+    """Stage 2 alone: keep the whole VAE (encoder, fine-tuned decoder, scaling factor) and image encoder of the
+    saved pipeline ``t.retrain_unet_from`` and train a fresh UNet of ``t.unet_*`` on its latents (generator seeded
+    with ``t.seed``). Stage 3 changes only the decoder and stage 2 uses only the encoder, so this is stage 2 of
+    the same three-stage run, with other UNet settings, e.g. on a GPU (``train.device=cuda``)."""
+    from videoshop.models import build_random_components
+    from videoshop.pipeline import VideoshopPipeline
+    from videoshop.toy import toy_component_configs
+
+    src = Path(t.retrain_unet_from)
+    if not (src / "training_summary.json").is_file():
+        raise FileNotFoundError(f"train.retrain_unet_from={src}: no training_summary.json there (a saved toy run)")
+    pipe = VideoshopPipeline.from_pretrained(str(src))
+    old = json.loads((src / "training_summary.json").read_text())
+    sizes = {k: tuple(t[k]) for k in ("vae_channels", "unet_channels", "unet_attention") if t.get(k) is not None}
+    unet = build_random_components(toy_component_configs(int(t.num_frames), int(t.get("latent_channels", 4)), **sizes),
+                                   seed=int(t.seed))["unet"]
+    gen = torch.Generator().manual_seed(int(t.seed))
+    dev = torch.device(t.get("device") or "cpu")
+    before = warm_start_unet(unet, t.unet_init_from) if t.get("unet_init_from") else []
+    s0 = time.time()
+    latents, embeds, sf = encode_training_set(pipe.vae, pipe.image_encoder, pipe.feature_extractor, pixels, dev,
+                                              pipe.vae.config.scaling_factor)
+    times["encode_s"] = time.time() - s0
+    old_losses = np.load(src / "loss_history.npz")
+    history = [{"stage": k, "step": i, "loss": float(v), "l1": float("nan"), "l2": float("nan")}
+               for k in ("vae", "decoder") for i, v in enumerate(old_losses[k])]
+    history += [{"stage": "unet", "step": i, "loss": v} for i, v in enumerate(before)]
+    s0 = time.time()
+    ema = train_unet(unet.to(dev), pipe.vae, latents, pixels[:, 0].to(dev), embeds, t, gen, history).cpu()
+    times["unet_s"] = time.time() - s0
+    pipe.to("cpu")
+    pipe.register_modules(unet=ema)
+    for k in ("vae_s", "decoder_s"):
+        times[k] = old["times"].get(k, 0.0)
+    times["total_s"] = times["vae_s"] + times["decoder_s"] + time.time() - start
+    chain = _saved_command(t.unet_init_from) if t.get("unet_init_from") else old["command"]
+    summary = dict(old, command=f"{chain} && {_command()}",
+                   threads=int(t.threads), vae_num_videos=old.get("vae_num_videos", old["train"]["num_videos"]),
+                   unet_steps=sum(1 for h in history if h["stage"] == "unet"), times=times,
+                   final_unet_loss=_final(history, "unet"), unet_params=sum(p.numel() for p in ema.parameters()),
+                   unet_device=_device_name(dev), unet_torch=torch.__version__, unet_warm_start_steps=len(before),
+                   unet_seed=int(t.seed),
+                   train=dict(old["train"], **{k: v for k, v in OmegaConf.to_container(t, resolve=True).items()
+                                               if k.startswith("unet") or k in UNET_STAGE_KEYS}))
+    out = Path(t.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pipe.save_pretrained(out, safe_serialization=True)
+    _finish(out, summary, history, decoder_ran=False)
+    log.info("saved %s (UNet retrained on the VAE of %s)", out, src)
+    return summary
+
+
+def _saved_command(path: str) -> str:
+    """The command chain that made the saved run ``path`` (its training_summary.json)."""
+    f = Path(path) / "training_summary.json"
+    return json.loads(f.read_text())["command"] if f.is_file() else f"(the run in {path}: command not recorded)"
+
+
+def warm_start_unet(unet, path: str) -> list[float]:
+    """Load the (EMA) UNet of the saved run ``path`` into ``unet`` (same architecture) for a warm restart of stage 2
+    (fresh optimizer, warm-up and decay again); returns that run's UNet losses, which the new ones continue."""
+    from safetensors.torch import load_file
+
+    src = Path(path)
+    weights = src / "unet" / "diffusion_pytorch_model.safetensors"
+    if not weights.is_file() or not (src / "loss_history.npz").is_file():
+        raise FileNotFoundError(f"train.unet_init_from={path}: no unet/diffusion_pytorch_model.safetensors and "
+                                "loss_history.npz there (a saved toy run)")
+    missing, unexpected = unet.load_state_dict(load_file(weights), strict=False)
+    if missing or unexpected:
+        raise ValueError(f"train.unet_init_from={path}: its UNet has another architecture than train.unet_* "
+                         f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
+    log.info("unet warm-started from %s", src)
+    return [float(v) for v in np.load(src / "loss_history.npz")["unet"]]
+
+
+# The stage-2 settings a retrained UNet's summary takes from its own run (besides unet_*).
+UNET_STAGE_KEYS = ("data_seed", "num_videos", "difficulty", "ema_decay", "p_mean", "p_std", "noise_aug_log_mean",
+                   "noise_aug_log_std", "cond_dropout", "fps", "motion_bucket_id", "max_minutes", "device",
+                   "retrain_unet_from")
+
+
+def _finish(out: Path, summary: dict, history: list, decoder_ran: bool = True) -> None:
+    """Write the summary, loss history and model card; stage 3's figures come from ``history`` when it ran here
+    (else they are the kept run's, already in ``summary``)."""
+    if decoder_ran:
+        summary.update(decoder_steps=sum(1 for h in history if h["stage"] == "decoder"),
+                       final_decoder_loss=_final(history, "decoder"),
+                       final_decoder_l1=_final(history, "decoder", "l1"), final_decoder_l2=_final(history, "decoder", "l2"))
     (out / "training_summary.json").write_text(json.dumps(summary, indent=1))
     np.savez_compressed(out / "loss_history.npz", **{
         k: np.array([h["loss"] for h in history if h["stage"] == k], np.float32) for k in ("vae", "unet", "decoder")})
@@ -318,6 +442,22 @@ def write_model_card(out: Path, s: dict) -> None:
     size = sum(f.stat().st_size for f in out.rglob("*.safetensors")) / 2**20
     unet = json.loads((out / "unet" / "config.json").read_text())  # the saved architecture, not the config's defaults
     attention = [b.startswith("CrossAttn") for b in unet["down_block_types"]]
+    stage2 = (f"stage 2 on {s['threads']}" if s.get("unet_device", "CPU") == "CPU"
+              else f"stage 2 on the GPU ({s['unet_device']}, torch {s.get('unet_torch', s['torch'])})")
+    warm = s.get("unet_warm_start_steps", 0)
+    if t.get("retrain_unet_from"):
+        stage2 += (f" by the last {'two commands' if warm else 'command'} (train.retrain_unet_from: the UNet alone, "
+                   "on the earlier run's VAE)")
+    alone = ("runs all three stages with these defaults in one process" if not t.get("retrain_unet_from") else
+             "runs the CPU recipe (all three stages with the config's defaults) in one process; this model's "
+             "stage 2 is the retrained one above")
+    where = (f"torch {s['torch']}, CPU; stage 1 on {s.get('stage1_threads', s['threads'])} thread(s), {stage2}, "
+             f"stage 3 on {s.get('stage3_threads', s['threads'])}")
+    budget = " over each run's train.max_minutes wall-clock budget" if t.get("max_minutes") else ""
+    restart = (f" ({warm} steps, then a warm restart from those weights: {s['unet_steps'] - warm} more with a fresh "
+               f"optimizer and schedule)" if warm else "")
+    vae_n = s.get("vae_num_videos", t["num_videos"])
+    vae_data = f"; the VAE was trained on the first {vae_n} of them" if vae_n != t["num_videos"] else ""
     noise = t.get("decoder_latent_noise")
     jitter = (f" decoded with per-frame N(0, {noise}^2) jitter added (scaled units; the target is the clean frame)"
               if noise else "")
@@ -328,11 +468,11 @@ UNetSpatioTemporalConditionModel, transformers CLIPVisionModelWithProjection) tr
 (`experiments/train_toy.py`, `videoshop/toy.py`) on the synthetic world (`datasets/synthetic.py`). It exists so
 that editing quality can be measured offline against ground-truth edited videos. It is not a general video model.
 
-- Command: `{s['command']}` (torch {s['torch']}, CPU; stage 1 on {s.get('stage1_threads', s['threads'])} thread(s), stage 2 on
-  {s['threads']}, stage 3 on {s.get('stage3_threads', s['threads'])}; the thread count changes the float rounding, so a rerun is bit-identical only at the same counts).
-  `python run.py experiment=train_toy` alone runs all three stages with these defaults in one process.
+- Command: `{s['command']}` ({where}; the thread count and the device change the float rounding, so a rerun is
+  bit-identical only on the same device with the same counts).
+  `python run.py experiment=train_toy` alone {alone}.
 - Data: {t['num_videos']} source videos of `datasets.synthetic` at difficulty `{t['difficulty']}` (scene i drawn from
-  `default_rng([{t['data_seed']}, i])`), {t['num_frames']} frames at {t['height']} x {t['width']} px. Evaluate on a
+  `default_rng([{t['data_seed']}, i])`{vae_data}), {t['num_frames']} frames at {t['height']} x {t['width']} px. Evaluate on a
   different seed (e.g. `dataset.loader.seed=1000`).
 - VAE: {s['vae_params']/1e6:.2f}M parameters, block widths {list(t.get('vae_channels', [32, 32, 64]))} (4x downsampling, {t.get('latent_channels', 4)} latent channels), trained jointly
   (encoder + temporal decoder) for {s['vae_steps']} steps of {t['vae_batch']} clips of {t.get('vae_frames') or t['num_frames']} frames, decoding the posterior
@@ -343,14 +483,14 @@ that editing quality can be measured offline against ground-truth edited videos.
   lr {t.get('decoder_lr')}, L1 + L2 on the mode latent{jitter} + {t.get('decoder_temporal_weight', 0.0)} x frame-difference L1 (flicker); final loss {s.get('final_decoder_loss', float('nan')):.4f},
   L1 {s.get('final_decoder_l1', float('nan')):.4f}, L2 {s.get('final_decoder_l2', float('nan')):.5f}.
 - UNet: {s['unet_params']/1e6:.2f}M parameters, block widths {list(unet['block_out_channels'])} (spatio-temporal transformer
-  per level: {attention}), {s['unet_steps']} steps of batch {t['unet_batch']}, AdamW lr {t['unet_lr']}
-  (warm-up, cosine), EMA {t['ema_decay']} (shipped), EDM v-prediction (sigma_data 1) with ln sigma ~
+  per level: {attention}), {s['unet_steps']} steps of batch {t['unet_batch']}{restart}, AdamW lr {t['unet_lr']}
+  (warm-up, cosine{budget}), EMA {t['ema_decay']} (shipped), EDM v-prediction (sigma_data 1) with ln sigma ~
   N({t['p_mean']}, {t['p_std']}^2), EDM weighting; first-frame latent + noise augmentation (ln aug ~
   N({t['noise_aug_log_mean']}, {t['noise_aug_log_std']}^2)), CLIP embedding, added time ids [fps-1={t['fps']-1},
   motion_bucket_id={t['motion_bucket_id']}, aug]; condition dropout {t['cond_dropout']} each.
   Final (mean of last 100 steps) EDM loss {s['final_unet_loss']:.4f}.
 - Image encoder: tiny CLIP vision tower, random (seed {t['seed']} + 2), frozen.
-- Time: {s['times']['total_s']/60:.1f} min total (VAE {s['times']['vae_s']/60:.1f}, UNet {s['times']['unet_s']/60:.1f},
+- Time: {s['times']['total_s']/60:.1f} min total (VAE {s['times']['vae_s']/60:.1f}, UNet {s['times']['unet_s']/60:.1f}{' on the GPU' if s.get('unet_device', 'CPU') != 'CPU' else ''},
   decoder {s['times'].get('decoder_s', 0)/60:.1f}).
 - Weights: {size:.1f} MB of safetensors. Load: `VideoshopPipeline.from_pretrained("videoshop/assets/toy")` or
   `python run.py model=toy`.

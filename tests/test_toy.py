@@ -67,6 +67,101 @@ def test_stage3_resumed_from_saved_stages_1_2_equals_one_full_run(tmp_path):
     assert "jitter" in (tmp_path / "stage3" / "MODEL_CARD.md").read_text()
 
 
+def test_retraining_the_unet_on_a_kept_vae_reproduces_that_runs_stage_2(tmp_path):
+    """train.retrain_unet_from keeps the saved run's VAE byte for byte and trains stage 2 alone. From a run whose
+    stages 1 and 3 drew nothing (0 steps), the retrained UNet equals that run's UNet: same init, batches, noise."""
+    from experiments.train_toy import run_train
+
+    base = ["experiment=train_toy", "task=train_toy", "train.num_videos=2", "train.vae_steps=0", "train.unet_steps=3",
+            "train.unet_batch=2", "train.decoder_steps=0"]
+    first = run_train(_cfg(base + [f"train.output_dir={tmp_path / 'run'}"]))
+    again = run_train(_cfg(base + [f"train.retrain_unet_from={tmp_path / 'run'}", f"train.output_dir={tmp_path / 're'}"]))
+    for part in ("unet", "vae"):
+        a = (tmp_path / "run" / part / "diffusion_pytorch_model.safetensors").read_bytes()
+        assert a == (tmp_path / "re" / part / "diffusion_pytorch_model.safetensors").read_bytes(), part
+    assert again["final_unet_loss"] == first["final_unet_loss"] and again["unet_steps"] == 3
+    assert again["unet_device"] == "CPU" and again["command"].startswith(first["command"] + " && ")
+    card = (tmp_path / "re" / "MODEL_CARD.md").read_text()
+    assert "retrain_unet_from" in card
+
+
+def test_retraining_a_wider_unet_keeps_the_vae_and_its_stage_3_figures(tmp_path):
+    from experiments.train_toy import run_train
+
+    base = ["experiment=train_toy", "task=train_toy", "train.num_videos=2", "train.vae_steps=1", "train.vae_batch=1",
+            "train.unet_steps=1", "train.unet_batch=2", "train.decoder_steps=2"]
+    first = run_train(_cfg(base + [f"train.output_dir={tmp_path / 'run'}"]))
+    again = run_train(_cfg(base + ["train.num_videos=3", "train.unet_attention=[true,true]",
+                                   f"train.retrain_unet_from={tmp_path / 'run'}", f"train.output_dir={tmp_path / 're'}"]))
+    a = (tmp_path / "run" / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()
+    assert a == (tmp_path / "re" / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()
+    assert again["unet_params"] > first["unet_params"]
+    for k in ("final_decoder_loss", "final_decoder_l1", "decoder_steps", "final_vae_loss", "scaling_factor"):
+        assert again[k] == first[k], k
+    assert again["vae_num_videos"] == 2 and again["train"]["num_videos"] == 3
+    assert "the VAE was trained on the first 2 of them" in (tmp_path / "re" / "MODEL_CARD.md").read_text()
+    losses = np.load(tmp_path / "re" / "loss_history.npz")
+    assert len(losses["unet"]) == 1 and len(losses["decoder"]) == 2
+
+
+def test_a_warm_restart_starts_from_the_saved_unet_and_continues_its_loss_history(tmp_path):
+    import pytest
+
+    from experiments.train_toy import run_train
+
+    base = ["experiment=train_toy", "task=train_toy", "train.num_videos=2", "train.vae_steps=0", "train.unet_steps=2",
+            "train.unet_batch=2", "train.decoder_steps=0"]
+    run_train(_cfg(base + [f"train.output_dir={tmp_path / 'run'}"]))
+    keep = ["train.unet_steps=0", f"train.retrain_unet_from={tmp_path / 'run'}", f"train.unet_init_from={tmp_path / 'run'}"]
+    same = run_train(_cfg(base + keep + [f"train.output_dir={tmp_path / 'same'}"]))
+    a = (tmp_path / "run" / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
+    assert a == (tmp_path / "same" / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()  # 0 new steps
+    more = run_train(_cfg(base + keep[1:] + ["train.unet_steps=3", f"train.output_dir={tmp_path / 'more'}"]))
+    assert more["unet_steps"] == 5 and more["unet_warm_start_steps"] == 2 and same["unet_steps"] == 2
+    old, new = np.load(tmp_path / "run" / "loss_history.npz")["unet"], np.load(tmp_path / "more" / "loss_history.npz")["unet"]
+    assert len(new) == 5 and (new[:2] == old).all()
+    assert "warm restart" in (tmp_path / "more" / "MODEL_CARD.md").read_text()
+    assert more["command"].startswith(same["command"].rsplit(" && ", 1)[0] + " && ")  # the chain: run && warm restart
+    with pytest.raises(ValueError, match="another architecture"):
+        run_train(_cfg(base + keep + ["train.unet_attention=[true,true]", f"train.output_dir={tmp_path / 'x'}"]))
+    with pytest.raises(ValueError, match="train.retrain_unet_from too"):
+        run_train(_cfg(base + [keep[2], f"train.output_dir={tmp_path / 'y'}"]))
+
+
+def test_retrain_unet_from_a_folder_without_a_run_fails_naming_it(tmp_path):
+    import pytest
+
+    from experiments.train_toy import run_train
+
+    cfg = _cfg(["experiment=train_toy", "task=train_toy", "train.num_videos=1", f"train.retrain_unet_from={tmp_path}",
+                f"train.output_dir={tmp_path / 'out'}"])
+    with pytest.raises(FileNotFoundError, match="train.retrain_unet_from"):
+        run_train(cfg)
+
+
+def test_a_time_budget_anneals_the_learning_rate_as_the_steps_would():
+    from experiments.train_toy import _lr
+
+    base, total = 1e-3, 1000
+    assert _lr(500, total, base, 100, 0.1) == _lr(500, total, base, 100, 0.1, 0.0)  # no budget: steps alone
+    assert _lr(150, total, base, 100, 0.1, 1.0) == base * 0.1  # budget spent: the final rate
+    assert _lr(150, total, base, 100, 0.1, 2.0) == base * 0.1  # overrun: clamped
+    mid = _lr(150, total, base, 100, 0.1, 0.5)
+    assert abs(mid - base * 0.55) < 1e-12  # half the budget: half way down the cosine
+    assert _lr(50, total, base, 100, 0.1, 0.9) == base * 51 / 100  # warm-up is by steps
+
+
+def test_ema_update_is_decay_times_ema_plus_the_rest_times_the_model():
+    from videoshop.toy import ema_update
+
+    torch.manual_seed(0)
+    model, ema = torch.nn.Linear(5, 3), torch.nn.Linear(5, 3)
+    ref = [pe.detach().clone() * 0.9 + pm.detach() * (1 - 0.9) for pe, pm in zip(ema.parameters(), model.parameters())]
+    ema_update(ema, model, 0.9)
+    for r, pe in zip(ref, ema.parameters()):
+        assert torch.allclose(pe, r, atol=1e-7, rtol=0)
+
+
 def test_toy_latent_channels_set_the_vae_and_unet_widths():
     from videoshop.toy import toy_component_configs
 
@@ -318,3 +413,22 @@ def test_decoder_loss_latent_noise_decodes_jittered_latents_against_clean_pixels
         rec = vae.decode(z + 0.5 / 2.0 * eps, num_frames=3).sample
     assert abs(noisy["l1"] - (rec - px.flatten(0, 1)).abs().mean().item()) < 1e-6
     assert noisy["l1"] != clean["l1"]
+
+
+def test_the_gpu_stage_2_script_runs_its_recipe_end_to_end_on_the_cpu(tmp_path):
+    """experiments/train_toy_gpu.sh (the shipped model's stage 2: a run, then a warm restart) as a CPU dry run:
+    both runs keep the shipped VAE byte for byte and the second continues the first's steps."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, DEVICE="cpu", NUM_VIDEOS="3", MIN1="0.005", MIN2="0.005", PYTHON=sys.executable)
+    subprocess.run(["bash", "experiments/train_toy_gpu.sh", str(tmp_path)], cwd=root, env=env, check=True,
+                   capture_output=True)
+    first = json.loads((tmp_path / "gpu1" / "training_summary.json").read_text())
+    second = json.loads((tmp_path / "gpu2" / "training_summary.json").read_text())
+    assert second["unet_warm_start_steps"] == first["unet_steps"] >= 1
+    assert second["unet_steps"] > first["unet_steps"] and second["unet_seed"] == 1
+    shipped = (root / "videoshop" / "assets" / "toy" / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()
+    assert (tmp_path / "gpu2" / "vae" / "diffusion_pytorch_model.safetensors").read_bytes() == shipped

@@ -117,7 +117,7 @@ def vae_loss(vae, pixels: torch.Tensor, generator: torch.Generator, kl_weight: f
     b, f = pixels.shape[:2]
     x = pixels.flatten(0, 1)
     post = vae.encode(x).latent_dist
-    z = post.mean + post.std * torch.randn(post.mean.shape, generator=generator) if sample else post.mean
+    z = post.mean + post.std * torch.randn(post.mean.shape, generator=generator).to(x.device) if sample else post.mean
     rec = vae.decode(z, num_frames=f).sample
     l1, l2 = (rec - x).abs().mean(), ((rec - x) ** 2).mean()
     kl = post.kl().mean() / (z[0].numel())
@@ -145,7 +145,7 @@ def decoder_loss(vae, pixels: torch.Tensor, temporal_weight: float = 0.0, latent
     with torch.no_grad():
         z = vae.encode(x).latent_dist.mode()
         if latent_noise > 0:
-            eps = torch.randn(z.shape, generator=generator, dtype=z.dtype)
+            eps = torch.randn(z.shape, generator=generator, dtype=z.dtype).to(z.device)
             z = z + latent_noise / float(vae.config.scaling_factor) * eps
     rec = vae.decode(z, num_frames=f).sample
     l1, l2 = (rec - x).abs().mean(), ((rec - x) ** 2).mean()
@@ -192,7 +192,7 @@ def denoiser_loss(unet, x0: torch.Tensor, cond_latent: torch.Tensor, image_embed
     """
     f = x0.shape[1]
     s = sigma.view(-1, 1, 1, 1, 1)
-    x = x0 + s * torch.randn(x0.shape, generator=generator)
+    x = x0 + s * torch.randn(x0.shape, generator=generator).to(x0.device)  # drawn on the CPU: same stream anywhere
     c = edm_coefficients(s)
     c_skip, c_out, c_in, c_noise = c.c_skip, c.c_out, c.c_in, c.c_noise.reshape(-1)
     inp = torch.cat([c_in * x, cond_latent[:, None].expand(-1, f, -1, -1, -1)], dim=2)
@@ -206,8 +206,8 @@ def drop_conditions(cond_latent: torch.Tensor, image_embeds: torch.Tensor, gener
                     p: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
     """Classifier-free-guidance dropout: zero each condition per sample with probability ``p`` (SVD's ucg)."""
     b = cond_latent.shape[0]
-    keep_lat = (torch.rand(b, generator=generator) >= p).float().view(b, 1, 1, 1)
-    keep_emb = (torch.rand(b, generator=generator) >= p).float().view(b, 1, 1)
+    keep_lat = (torch.rand(b, generator=generator) >= p).float().view(b, 1, 1, 1).to(cond_latent.device)
+    keep_emb = (torch.rand(b, generator=generator) >= p).float().view(b, 1, 1).to(image_embeds.device)
     return cond_latent * keep_lat, image_embeds * keep_emb
 
 
@@ -215,8 +215,9 @@ def drop_conditions(cond_latent: torch.Tensor, image_embeds: torch.Tensor, gener
 def noisy_first_frame_latents(vae, first_frames: torch.Tensor, noise_aug: torch.Tensor,
                               generator: torch.Generator) -> torch.Tensor:
     """SVD's concat condition for a batch: VAE mode of (frame + noise_aug * N(0, I)), unscaled, (B, C, h, w)."""
-    noise = torch.randn(first_frames.shape, generator=generator)
-    return vae.encode(first_frames + noise_aug.view(-1, 1, 1, 1) * noise).latent_dist.mode()
+    noise = torch.randn(first_frames.shape, generator=generator).to(first_frames.device)
+    aug = noise_aug.to(first_frames.device).view(-1, 1, 1, 1)
+    return vae.encode(first_frames + aug * noise).latent_dist.mode()
 
 
 @torch.no_grad()
@@ -228,6 +229,8 @@ def image_embeddings(image_encoder, feature_extractor, first_frames: torch.Tenso
 
 @torch.no_grad()
 def ema_update(ema, model, decay: float) -> None:
-    """Exponential moving average of the weights (the weights that ship)."""
-    for pe, pm in zip(ema.parameters(), model.parameters()):
-        pe.mul_(decay).add_(pm.detach(), alpha=1 - decay)
+    """Exponential moving average of the weights (the weights that ship): ema = decay ema + (1 - decay) model,
+    as one multi-tensor op per step (the same per-element arithmetic as a loop of ``mul_`` / ``add_``)."""
+    ema_params = list(ema.parameters())
+    torch._foreach_mul_(ema_params, decay)
+    torch._foreach_add_(ema_params, [p.detach() for p in model.parameters()], alpha=1 - decay)
