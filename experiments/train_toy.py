@@ -1,8 +1,10 @@
 """Train the toy SVD on the synthetic world (the Hydra edge of videoshop.toy): `python run.py experiment=train_toy`.
 
-Two stages, seeded and reproducible on one CPU thread: (1) the temporal VAE on pixel clips; (2) the
-spatio-temporal UNet with SVD's conditioning and EDM v-prediction loss on the frozen VAE's latents. The EMA UNet
-and the VAE are saved as a whole VideoshopPipeline (safetensors) with a model card and a loss log.
+Three stages, seeded and bit-reproducible on the CPU at a fixed thread count: (1) the temporal VAE on pixel clips;
+(2) the spatio-temporal UNet with SVD's conditioning and EDM v-prediction loss on the frozen VAE's latents (on a GPU
+with ``train.device=cuda``; ``train.retrain_unet_from`` reruns it alone on a saved run's VAE); (3) the temporal
+decoder on the frozen encoder's latents. The EMA UNet and the VAE are saved as a whole VideoshopPipeline
+(safetensors) with a model card and a loss log.
 """
 
 from __future__ import annotations
@@ -266,7 +268,8 @@ def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
 
     s0 = time.time()
     ema = train_unet(unet.to(dev), vae, latents, pixels[:, 0].to(dev), embeds, t, gen, history).cpu()
-    vae.cpu(), comps["image_encoder"].cpu()
+    vae.cpu()
+    comps["image_encoder"].cpu()
     times["unet_s"] = time.time() - s0
     s0 = time.time()
     finetune_decoder(vae, pixels, t, history)
