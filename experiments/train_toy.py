@@ -125,14 +125,14 @@ def train_unet(unet, vae, latents: torch.Tensor, first_px: torch.Tensor, embeds:
         spent = (time.time() - t0) / budget if budget else 0.0
         for g in opt.param_groups:
             g["lr"] = _lr(step, steps, t.unet_lr, 100, 0.1, spent)
-        idx = torch.randint(n, (b,), generator=gen)
+        idx = torch.randint(n, (b,), generator=gen).to(dev)
         aug = sample_noise_aug(b, gen, t.noise_aug_log_mean, t.noise_aug_log_std)
-        cond = noisy_first_frame_latents(vae, first_px[idx.to(dev)], aug, gen)
-        cond, emb = drop_conditions(cond, embeds[idx.to(dev)], gen, t.cond_dropout)
+        cond = noisy_first_frame_latents(vae, first_px[idx], aug, gen)
+        cond, emb = drop_conditions(cond, embeds[idx], gen, t.cond_dropout)
         ids = torch.cat([added_time_ids(t.fps, t.motion_bucket_id, 0.0), ], 0).repeat(b, 1)
         ids[:, 2] = aug
         sigma = sample_training_sigmas(b, gen, t.p_mean, t.p_std)
-        loss = denoiser_loss(unet, latents[idx.to(dev)], cond, emb, ids.to(dev), sigma.to(dev), gen)
+        loss = denoiser_loss(unet, latents[idx], cond, emb, ids.to(dev), sigma.to(dev), gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -222,10 +222,8 @@ def _final(history: list, stage: str, key: str = "loss", last: int = 100) -> flo
 
 
 def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
-    from videoshop.models import build_random_components
     from videoshop.pipeline import VideoshopPipeline
-    from videoshop.toy import (image_embeddings, latent_scaling_factor, toy_component_configs,
-                               uint8_to_pixels, zero_init_residual_branches)
+    from videoshop.toy import uint8_to_pixels, zero_init_residual_branches
 
     t = cfg.train
     torch.set_num_threads(int(t.threads))
@@ -243,9 +241,7 @@ def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
         return retrain_unet(t, pixels, times, start)
     if t.get("unet_init_from"):
         raise ValueError("train.unet_init_from is a warm restart of a retrained stage 2: set train.retrain_unet_from too")
-    sizes = {k: tuple(t[k]) for k in ("vae_channels", "unet_channels", "unet_attention") if t.get(k) is not None}
-    comps = build_random_components(toy_component_configs(int(t.num_frames), int(t.get("latent_channels", 4)), **sizes),
-                                    seed=int(t.seed))
+    comps = _random_components(t)
     vae, unet = comps["vae"], comps["unet"]
     if t.get("vae_zero_init"):
         log.info("vae: %d residual branches zero-initialised", zero_init_residual_branches(vae))
@@ -261,7 +257,7 @@ def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
             save_stage1(t.stage1_dir, vae, gen, history, stage1["vae_s"])
     times["vae_s"] = stage1["vae_s"]
 
-    dev = torch.device(t.get("device") or "cpu")
+    dev = _train_device(t)
     s0 = time.time()
     latents, embeds, sf = encode_training_set(vae, comps["image_encoder"], comps["feature_extractor"], pixels, dev)
     times["encode_s"] = time.time() - s0
@@ -296,6 +292,27 @@ def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
     return summary
 
 
+def _random_components(t: DictConfig) -> dict:
+    """The toy's components at the sizes of ``train.*``, randomly initialised from ``train.seed``."""
+    from videoshop.models import build_random_components
+    from videoshop.toy import toy_component_configs
+
+    sizes = {k: tuple(t[k]) for k in ("vae_channels", "unet_channels", "unet_attention") if t.get(k) is not None}
+    return build_random_components(toy_component_configs(int(t.num_frames), int(t.get("latent_channels", 4)), **sizes),
+                                   seed=int(t.seed))
+
+
+def _train_device(t: DictConfig) -> torch.device:
+    return torch.device(t.get("device") or "cpu")
+
+
+def _saved_history(src: Path, stages: tuple[str, ...]) -> list[dict]:
+    """The per-step losses of ``stages`` from a saved run's loss_history.npz (L1 / L2 were not kept)."""
+    old = np.load(src / "loss_history.npz")
+    return [{"stage": k, "step": i, "loss": float(v), "l1": float("nan"), "l2": float("nan")}
+            for k in stages for i, v in enumerate(old[k])]
+
+
 def encode_training_set(vae, image_encoder, feature_extractor, pixels: torch.Tensor, dev: torch.device,
                         scaling_factor: Optional[float] = None):
     """Stage 2's inputs on ``dev``: scaled VAE latents (N, F, C, h, w) of all frames and the CLIP embeddings
@@ -303,7 +320,8 @@ def encode_training_set(vae, image_encoder, feature_extractor, pixels: torch.Ten
     into the VAE's config; a kept VAE (``retrain_unet``) passes its own."""
     from videoshop.toy import image_embeddings, latent_scaling_factor
 
-    vae.to(dev), image_encoder.to(dev)
+    vae.to(dev)
+    image_encoder.to(dev)
     with torch.no_grad():
         flat = pixels.flatten(0, 1)
         z = torch.cat([vae.encode(flat[i : i + 256].to(dev)).latent_dist.mode() for i in range(0, flat.shape[0], 256)])
@@ -324,28 +342,22 @@ def retrain_unet(t: DictConfig, pixels: torch.Tensor, times: dict, start: float)
     saved pipeline ``t.retrain_unet_from`` and train a fresh UNet of ``t.unet_*`` on its latents (generator seeded
     with ``t.seed``). Stage 3 changes only the decoder and stage 2 uses only the encoder, so this is stage 2 of
     the same three-stage run, with other UNet settings, e.g. on a GPU (``train.device=cuda``)."""
-    from videoshop.models import build_random_components
     from videoshop.pipeline import VideoshopPipeline
-    from videoshop.toy import toy_component_configs
 
     src = Path(t.retrain_unet_from)
     if not (src / "training_summary.json").is_file():
         raise FileNotFoundError(f"train.retrain_unet_from={src}: no training_summary.json there (a saved toy run)")
     pipe = VideoshopPipeline.from_pretrained(str(src))
     old = json.loads((src / "training_summary.json").read_text())
-    sizes = {k: tuple(t[k]) for k in ("vae_channels", "unet_channels", "unet_attention") if t.get(k) is not None}
-    unet = build_random_components(toy_component_configs(int(t.num_frames), int(t.get("latent_channels", 4)), **sizes),
-                                   seed=int(t.seed))["unet"]
+    unet = _random_components(t)["unet"]
     gen = torch.Generator().manual_seed(int(t.seed))
-    dev = torch.device(t.get("device") or "cpu")
+    dev = _train_device(t)
     before = warm_start_unet(unet, t.unet_init_from) if t.get("unet_init_from") else []
     s0 = time.time()
     latents, embeds, sf = encode_training_set(pipe.vae, pipe.image_encoder, pipe.feature_extractor, pixels, dev,
                                               pipe.vae.config.scaling_factor)
     times["encode_s"] = time.time() - s0
-    old_losses = np.load(src / "loss_history.npz")
-    history = [{"stage": k, "step": i, "loss": float(v), "l1": float("nan"), "l2": float("nan")}
-               for k in ("vae", "decoder") for i, v in enumerate(old_losses[k])]
+    history = _saved_history(src, ("vae", "decoder"))
     history += [{"stage": "unet", "step": i, "loss": v} for i, v in enumerate(before)]
     s0 = time.time()
     ema = train_unet(unet.to(dev), pipe.vae, latents, pixels[:, 0].to(dev), embeds, t, gen, history).cpu()
@@ -422,9 +434,7 @@ def resume_decoder(t: DictConfig, pixels: torch.Tensor, times: dict, start: floa
     src = Path(t.resume_from)
     pipe = VideoshopPipeline.from_pretrained(str(src))
     summary = json.loads((src / "training_summary.json").read_text())
-    old = np.load(src / "loss_history.npz")
-    history = [{"stage": k, "step": i, "loss": float(v), "l1": float("nan"), "l2": float("nan")}
-               for k in ("vae", "unet") for i, v in enumerate(old[k])]
+    history = _saved_history(src, ("vae", "unet"))
     s0 = time.time()
     finetune_decoder(pipe.vae, pixels, t, history)
     times = dict(summary["times"], decoder_s=time.time() - s0)
