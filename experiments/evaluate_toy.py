@@ -16,6 +16,8 @@ Parts:
 - recon: invert the source and regenerate with its own first frame, per inversion (``recon_<method>`` for
   videoshop, videoshop_no_extrapolation = naive, fixed_point, edict, bdia; ``recon`` = all): PSNR/SSIM vs the source.
 - source: the unedited source video scored against the ground-truth edited video (the floor).
+- vae_ceiling: the ground-truth edited video's own VAE round trip (encode, decode), scored against it like a
+  method: no latent method can be expected closer than this, column by column (overall, inside, outside the edit).
 - <method>: edit, scored against the ground truth overall / inside / outside the edit region.
 - sigma_<value>: videoshop with the extrapolation threshold Sigma (Eq. 6) = value (the Sigma sweep).
 Every table gives the mean and a 95 % bootstrap interval over samples and run seeds (``bootstrap_ci``).
@@ -40,6 +42,7 @@ EDIT_METHODS = ("videoshop", "videoshop_no_norm", "videoshop_no_rescale", "video
                 "videoshop_no_threshold", "svd_no_source")
 RECON_METHODS = {"videoshop": "noise-extrapolated (videoshop)", "videoshop_no_extrapolation": "naive (Eq. 5)",
                  "fixed_point": "fixed-point (k=5)", "edict": "EDICT (p=0.93)", "bdia": "BDIA (gamma=0.5)"}
+ROW_NAMES = {"source": "source video (floor)", "vae_ceiling": "VAE round trip of the truth (ceiling)"}
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 
 
@@ -79,6 +82,14 @@ def motion(frames: np.ndarray) -> float:
     return float(np.abs(np.diff(frames.astype(np.float64), axis=0)).mean())
 
 
+@torch.no_grad()
+def vae_round_trip(pipe, frames: np.ndarray) -> np.ndarray:
+    """(T, H, W, 3) uint8 frames encoded by the pipeline's VAE and decoded again (what any latent method starts from)."""
+    from videoshop.conditioning import to_model_pixels, to_uint8_frames
+
+    return to_uint8_frames(pipe.decode(pipe.encode_video(to_model_pixels(frames, *frames.shape[1:3]))))
+
+
 def bootstrap_ci(values: pd.DataFrame, column: str, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
     """Mean of ``column`` and its 95 % percentile bootstrap interval over samples and run seeds.
 
@@ -113,20 +124,22 @@ def run_part(part: str, samples, model: str, out: Path, seeds: list[int]) -> Non
 def _part_rows(part: str, samples, model: str, seed: int) -> list[dict]:
     from videoshop.method import sample_seed
     from eval.fidelity import psnr
-    from videoshop.conditioning import to_model_pixels, to_uint8_frames
 
     rows = []
     if part == "source":
         for s in samples:
             rows.append(dict(sample_id=s.sample_id, edit_type=s.edit_type, **fidelity(s.source_video, s.gt_edited_video, s.gt_masks)))
+    elif part == "vae_ceiling":
+        cfg, pipe, method = build("videoshop", model)
+        for s in samples:
+            rows.append(dict(sample_id=s.sample_id, edit_type=s.edit_type,
+                             **fidelity(vae_round_trip(pipe, s.gt_edited_video), s.gt_edited_video, s.gt_masks)))
     elif part == "gen":
         cfg, pipe, method = build("svd_no_source", model)
         for s in samples:
             g = torch.Generator().manual_seed(sample_seed(seed, s.sample_id))
             frames = method.edit(s.as_reconstruction(), g).frames
-            px = to_model_pixels(s.source_video, *s.source_video.shape[1:3])
-            with torch.no_grad():
-                vae_rec = to_uint8_frames(pipe.decode(pipe.encode_video(px)))
+            vae_rec = vae_round_trip(pipe, s.source_video)
             rows.append(dict(sample_id=s.sample_id, motion_generated=motion(frames), motion_source=motion(s.source_video),
                              motion_vae_round_trip=motion(vae_rec), motion_static=0.0,
                              first_frame_psnr=psnr(frames[:1], s.source_video[:1]),
@@ -194,6 +207,31 @@ def paired_differences(out: Path, parts: list[str], reference: str = "videoshop"
             "| method | dPSNR | dPSNR in | dPSNR out | dSSIM | n |", "|---|---|---|---|---|---|", *rows, ""]
 
 
+def per_edit_type(out: Path, method: str = "videoshop") -> list[str]:
+    """Markdown table per edit type: the source (floor), the VAE round trip of the truth (ceiling) and ``method``
+    (PSNR / SSIM vs the ground truth), and ``method`` minus the source on the same samples (all its seeds; the
+    source does not depend on the seed), with bootstrap intervals."""
+    if not ((out / "source.csv").is_file() and (out / f"{method}.csv").is_file()):
+        return []
+    src, m = _read(out / "source.csv"), _read(out / f"{method}.csv")
+    ceil = _read(out / "vae_ceiling.csv") if (out / "vae_ceiling.csv").is_file() else None
+    paired = m.merge(src.drop(columns=["seed"]), on="sample_id", suffixes=("", "_src"))
+    for c in ("psnr", "ssim"):
+        paired[f"d{c}"] = paired[c] - paired[f"{c}_src"]
+
+    def both(d):
+        return f"{d['psnr'].mean():.2f} / {d['ssim'].mean():.1f}" if d is not None and len(d) else "-"
+
+    rows = []
+    for et, d in paired.groupby("edit_type"):
+        c = ceil[ceil["edit_type"] == et] if ceil is not None else None
+        rows.append(f"| {et} | {both(src[src['edit_type'] == et])} | {both(c)} | {both(m[m['edit_type'] == et])} | "
+                    f"{_cell(d, 'dpsnr')} | {_cell(d, 'dssim')} | {_n(d)} |")
+    return [f"## Per edit type: {method} vs the source (floor) and the VAE round trip of the truth (ceiling)", "",
+            f"| edit type | source PSNR / SSIM | VAE ceiling PSNR / SSIM | {method} PSNR / SSIM | "
+            f"{method} - source dPSNR | dSSIM | n |", "|---|---|---|---|---|---|---|", *rows, ""]
+
+
 def report(out: Path) -> str:
     lines = ["# Toy model acceptance (held-out synthetic split)", "",
              "Mean [95 % bootstrap interval over samples and run seeds]; n = samples x run seeds.", ""]
@@ -219,7 +257,7 @@ def report(out: Path) -> str:
     cols = ["psnr", "psnr_in", "psnr_out", "ssim", "ssim_in", "ssim_out"]
     sigmas = sorted((p.stem for p in out.glob("sigma_*.csv")), key=lambda n: float(n[len("sigma_"):]))
     for title, parts in (("Editing vs ground-truth edited video (in / out = inside / outside the edit region)",
-                          ("source",) + EDIT_METHODS),
+                          ("source", "vae_ceiling") + EDIT_METHODS),
                          ("Sigma sweep (videoshop, extrapolation threshold Sigma of Eq. 6; default 1)", tuple(sigmas))):
         rows = []
         for part in parts:
@@ -227,7 +265,7 @@ def report(out: Path) -> str:
             if f.is_file():
                 d = _read(f)
                 n_bad = int((~d["finite"].astype(bool)).sum()) if "finite" in d else 0
-                rows.append((part if part != "source" else "source video (floor)", d, n_bad))
+                rows.append((ROW_NAMES.get(part, part), d, n_bad))
         if rows:
             lines += [f"## {title}", "",
                       "| method | PSNR | PSNR in | PSNR out | SSIM | SSIM in | SSIM out | n | non-finite |",
@@ -236,6 +274,7 @@ def report(out: Path) -> str:
                 lines.append(f"| {name} | " + " | ".join(_cell(d, c) for c in cols) + f" | {_n(d)} | {bad} |")
             lines.append("")
     lines += paired_differences(out, [p for p in EDIT_METHODS[1:] + tuple(sigmas)])
+    lines += per_edit_type(out)
     text = "\n".join(lines)
     (out / "summary.md").write_text(text)
     return text
@@ -250,7 +289,7 @@ def main(argv=None) -> None:
     p.add_argument("--num-samples", type=int, default=50)
     p.add_argument("--data-seed", type=int, default=1000)
     p.add_argument("--seeds", default="42", help="run seeds, comma-separated (per-sample generators as the runner)")
-    p.add_argument("--parts", default="gen,recon,source," + ",".join(EDIT_METHODS))
+    p.add_argument("--parts", default="gen,recon,source,vae_ceiling," + ",".join(EDIT_METHODS))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--override", action="append", default=[], help="model.* override, e.g. model.path=DIR")
     p.add_argument("--report", action="store_true", help="only merge the CSVs into summary.md")

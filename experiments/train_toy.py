@@ -26,14 +26,25 @@ log = logging.getLogger(__name__)
 
 
 def render_training_videos(seed: int, num_videos: int, num_frames: int, height: int, width: int,
-                           difficulty: str = "easy") -> np.ndarray:
-    """(N, T, H, W, 3) uint8 source videos of the synthetic world, scene i drawn from ``default_rng([seed, i])``."""
+                           difficulty: str = "easy", stripe_prob: float = 0.0) -> np.ndarray:
+    """(N, T, H, W, 3) uint8 source videos of the synthetic world, scene i drawn from ``default_rng([seed, i])``.
+
+    The world's source objects are flat; its stripes appear only through a change_appearance edit, so a model
+    trained on source videos alone has never seen them. ``stripe_prob`` > 0 makes each object striped with that
+    probability, drawn from a separate stream (``default_rng([seed, i, 1])``): the scenes themselves, and every video
+    at ``stripe_prob=0``, are unchanged."""
     from datasets.synthetic import random_scene, render
 
+    if not 0.0 <= stripe_prob <= 1.0:
+        raise ValueError(f"train.stripe_prob={stripe_prob}: expected a probability in [0, 1]")
     out = np.empty((num_videos, num_frames, height, width, 3), np.uint8)
     for i in range(num_videos):
-        rng = np.random.default_rng([seed, i])
-        out[i] = render(random_scene(rng, num_frames, difficulty), height, width, num_frames)[0]
+        scene = random_scene(np.random.default_rng([seed, i]), num_frames, difficulty)
+        if stripe_prob > 0:
+            stripes = np.random.default_rng([seed, i, 1]).random(len(scene.objects)) < stripe_prob
+            for obj, striped in zip(scene.objects, stripes):
+                obj.stripes = bool(striped)
+        out[i] = render(scene, height, width, num_frames)[0]
     return out
 
 
@@ -232,7 +243,7 @@ def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
     times: dict[str, float] = {}
     start = time.time()
     videos = render_training_videos(int(t.data_seed), int(t.num_videos), int(t.num_frames), int(t.height),
-                                    int(t.width), t.difficulty)
+                                    int(t.width), t.difficulty, float(t.get("stripe_prob", 0.0)))
     pixels = uint8_to_pixels(videos)  # (N, F, 3, H, W)
     times["render_s"] = time.time() - start
     if t.get("resume_from"):  # stages 1-2 from a saved run (same seeds), then stage 3
@@ -471,6 +482,9 @@ def write_model_card(out: Path, s: dict) -> None:
                f"optimizer and schedule)" if warm else "")
     vae_n = s.get("vae_num_videos", t["num_videos"])
     vae_data = f"; the VAE was trained on the first {vae_n} of them" if vae_n != t["num_videos"] else ""
+    stripes = (f"; each object striped with probability {t['stripe_prob']} (train.stripe_prob)"
+               if t.get("stripe_prob") else "")
+    vae_widths = list(t.get("vae_channels", [32, 32, 64]))
     noise = t.get("decoder_latent_noise")
     jitter = (f" decoded with per-frame N(0, {noise}^2) jitter added (scaled units; the target is the clean frame)"
               if noise else "")
@@ -485,9 +499,9 @@ that editing quality can be measured offline against ground-truth edited videos.
   bit-identical only on the same device with the same counts).
   `python run.py experiment=train_toy` alone {alone}.
 - Data: {t['num_videos']} source videos of `datasets.synthetic` at difficulty `{t['difficulty']}` (scene i drawn from
-  `default_rng([{t['data_seed']}, i])`{vae_data}), {t['num_frames']} frames at {t['height']} x {t['width']} px. Evaluate on a
+  `default_rng([{t['data_seed']}, i])`{vae_data}{stripes}), {t['num_frames']} frames at {t['height']} x {t['width']} px. Evaluate on a
   different seed (e.g. `dataset.loader.seed=1000`).
-- VAE: {s['vae_params']/1e6:.2f}M parameters, block widths {list(t.get('vae_channels', [32, 32, 64]))} (4x downsampling, {t.get('latent_channels', 4)} latent channels), trained jointly
+- VAE: {s['vae_params']/1e6:.2f}M parameters, block widths {vae_widths} ({2 ** (len(vae_widths) - 1)}x downsampling, {t.get('latent_channels', 4)} latent channels), trained jointly
   (encoder + temporal decoder) for {s['vae_steps']} steps of {t['vae_batch']} clips of {t.get('vae_frames') or t['num_frames']} frames, decoding the posterior
   {'mean' if t.get('vae_posterior', 'sample') == 'mode' else 'sample'}, {'residual branches zero-initialised, ' if t.get('vae_zero_init') else ''}L1 + L2 + {t['vae_kl_weight']} KL;
   final (mean of last 100 steps) loss {s['final_vae_loss']:.4f}, L1 {s['final_vae_l1']:.4f}, L2 {s['final_vae_l2']:.5f}

@@ -432,3 +432,70 @@ def test_the_gpu_stage_2_script_runs_its_recipe_end_to_end_on_the_cpu(tmp_path):
     assert second["unet_steps"] > first["unet_steps"] and second["unet_seed"] == 1
     shipped = (root / "videoshop" / "assets" / "toy" / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()
     assert (tmp_path / "gpu2" / "vae" / "diffusion_pytorch_model.safetensors").read_bytes() == shipped
+
+
+def test_training_stripes_change_only_the_objects_surface():
+    """train.stripe_prob: at 0 the training videos are the world's own source videos (bit for bit); at 1 every
+    object is striped and the scenes (background, shapes, paths) are the same, so only object pixels change; an
+    out-of-range value names the key."""
+    import pytest
+
+    from datasets.synthetic import object_coverage, random_scene, render
+    from experiments.train_toy import render_training_videos
+
+    plain = render_training_videos(7, 4, 4, 32, 56)
+    for i in range(4):
+        scene = random_scene(np.random.default_rng([7, i]), 4, "easy")
+        assert np.array_equal(plain[i], render(scene, 32, 56, 4)[0])
+    assert np.array_equal(render_training_videos(7, 4, 4, 32, 56, stripe_prob=0.0), plain)
+    striped = render_training_videos(7, 4, 4, 32, 56, stripe_prob=1.0)
+    for i in range(4):
+        scene = random_scene(np.random.default_rng([7, i]), 4, "easy")
+        objects = np.array([[object_coverage(o, t, 32, 56) > 0 for o in scene.objects] for t in range(4)]).any(1)
+        differs = (striped[i] != plain[i]).any(-1)
+        assert differs.any() and not (differs & ~objects).any()
+        # a striped object has two shades where the plain one has one
+        k = render(scene, 32, 56, 4)[1][-1][0]
+        assert len(np.unique(striped[i, 0][k], axis=0)) > len(np.unique(plain[i, 0][k], axis=0))
+    with pytest.raises(ValueError, match="train.stripe_prob"):
+        render_training_videos(7, 1, 2, 32, 56, stripe_prob=1.5)
+
+
+def test_vae_ceiling_is_the_truths_own_round_trip():
+    """evaluate_toy's vae_ceiling part scores the ground-truth edit's encode/decode round trip against the truth,
+    equal to the same round trip written with diffusers' VAE API directly (posterior mode, temporal decode)."""
+    from datasets.synthetic import SyntheticDataset
+    from eval.fidelity import psnr
+    from experiments.evaluate_toy import _part_rows, build
+
+    ds = SyntheticDataset(2, 8, 32, 56, seed=1000, difficulty="easy")
+    samples = [ds.load(i) for i in ds.sample_ids()]
+    rows = _part_rows("vae_ceiling", samples, "toy", 42)
+    _, pipe, _ = build("videoshop", "toy")
+    for r, s in zip(rows, samples):
+        x = torch.from_numpy(s.gt_edited_video).permute(0, 3, 1, 2).float() / 127.5 - 1
+        with torch.no_grad():
+            rec = pipe.vae.decode(pipe.vae.encode(x).latent_dist.mode(), num_frames=8).sample
+        ref = ((rec.clamp(-1, 1) + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+        assert abs(r["psnr"] - psnr(ref, s.gt_edited_video)) < 0.05
+        assert r["sample_id"] == s.sample_id and {"psnr_in", "psnr_out", "ssim"} <= set(r)
+        assert 20 < r["psnr"] < 60
+
+
+def test_per_edit_type_table_pairs_each_seed_with_the_seedless_source(tmp_path):
+    import pandas as pd
+
+    from experiments.evaluate_toy import per_edit_type
+
+    types = ["add_object", "remove_object"]
+    src = [dict(sample_id=f"s{i}", edit_type=types[i % 2], psnr=20.0 + i, ssim=80.0, seed=42) for i in range(6)]
+    pd.DataFrame(src).to_csv(tmp_path / "source.csv", index=False)
+    vs = [dict(r, seed=k, psnr=r["psnr"] + (3.0 if r["edit_type"] == "add_object" else -1.0), ssim=82.0)
+          for r in src for k in (42, 43)]
+    pd.DataFrame(vs).to_csv(tmp_path / "videoshop.csv", index=False)
+    lines = per_edit_type(tmp_path)
+    add = next(ln for ln in lines if ln.startswith("| add_object"))
+    rem = next(ln for ln in lines if ln.startswith("| remove_object"))
+    assert "3.00 [3.00, 3.00]" in add and "2.00 [2.00, 2.00]" in add and "| 3 x 2 |" in add
+    assert "-1.00 [-1.00, -1.00]" in rem and "| - |" in rem  # no vae_ceiling.csv: the ceiling column is empty
+    assert per_edit_type(tmp_path / "absent") == []
