@@ -1,9 +1,9 @@
 """Train the toy SVD on the synthetic world (the Hydra edge of videoshop.toy): `python run.py experiment=train_toy`.
 
 Three stages, seeded and bit-reproducible on the CPU at a fixed thread count: (1) the temporal VAE on pixel clips;
-(2) the spatio-temporal UNet with SVD's conditioning and EDM v-prediction loss on the frozen VAE's latents (on a GPU
-with ``train.device=cuda``; ``train.retrain_unet_from`` reruns it alone on a saved run's VAE); (3) the temporal
-decoder on the frozen encoder's latents. The EMA UNet and the VAE are saved as a whole VideoshopPipeline
+(2) the spatio-temporal UNet with SVD's conditioning and EDM v-prediction loss on the frozen VAE's latents
+(``train.retrain_unet_from`` reruns it alone on a saved run's VAE); (3) the temporal decoder on the frozen encoder's
+latents. ``train.device=cuda`` runs the stages on a GPU (every random draw still comes from CPU generators). The EMA UNet and the VAE are saved as a whole VideoshopPipeline
 (safetensors) with a model card and a loss log.
 """
 
@@ -84,12 +84,15 @@ def random_subclip(clips: torch.Tensor, frames: int, gen: torch.Generator) -> to
 
 
 def train_vae(vae, pixels: torch.Tensor, t: DictConfig, gen: torch.Generator, history: list) -> None:
+    """Stage 1: the temporal VAE (encoder + decoder) on random subclips / crops of the training videos, on
+    ``train.device`` (batches move there; every random draw comes from the CPU generator). Returns it on the CPU."""
     from videoshop.toy import vae_loss
 
     posterior = t.get("vae_posterior", "sample")
     if posterior not in ("sample", "mode"):
         raise ValueError(f"train.vae_posterior={posterior!r}: expected 'sample' or 'mode'")
-    vae.train()
+    dev = _train_device(t)
+    vae.to(dev).train()
     opt = torch.optim.AdamW(vae.parameters(), lr=t.vae_lr, weight_decay=0.0)
     n = pixels.shape[0]
     t0 = time.time()
@@ -102,14 +105,14 @@ def train_vae(vae, pixels: torch.Tensor, t: DictConfig, gen: torch.Generator, hi
             clips = random_crop(clips, *t.vae_crop, gen)
         if t.get("vae_frames"):
             clips = random_subclip(clips, int(t.vae_frames), gen)
-        loss, parts = vae_loss(vae, clips, gen, t.vae_kl_weight, sample=posterior == "sample")
+        loss, parts = vae_loss(vae, clips.to(dev), gen, t.vae_kl_weight, sample=posterior == "sample")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         history.append({"stage": "vae", "step": step, "loss": loss.item(), **parts})
         if step % int(t.log_every) == 0 or step == int(t.vae_steps) - 1:
             log.info("vae %d/%d loss %.4f l1 %.4f (%.1fs)", step, t.vae_steps, loss.item(), parts["l1"], time.time() - t0)
-    vae.eval().requires_grad_(False)
+    vae.cpu().eval().requires_grad_(False)
 
 
 def train_unet(unet, vae, latents: torch.Tensor, first_px: torch.Tensor, embeds: torch.Tensor, t: DictConfig,
@@ -168,12 +171,14 @@ def finetune_decoder(vae, pixels: torch.Tensor, t: DictConfig, history: list) ->
     """Stage 3: the temporal decoder alone on the frozen encoder's latents (as SVD fine-tunes only its decoder).
 
     The latents do not change, so the UNet stays valid. Own generator (seed + 3): resuming this stage from saved
-    stage-2 weights (``train.resume_from``) gives the same weights as one full run.
+    stage-2 weights (``train.resume_from``) gives the same weights as one full run. Runs on ``train.device``, like
+    stage 1, and returns the VAE on the CPU.
     """
     from videoshop.toy import decoder_loss
 
     gen = torch.Generator().manual_seed(int(t.seed) + 3)
-    vae.requires_grad_(False)
+    dev = _train_device(t)
+    vae.to(dev).requires_grad_(False)
     vae.decoder.requires_grad_(True)
     vae.decoder.train()
     params = list(vae.decoder.parameters())
@@ -183,7 +188,7 @@ def finetune_decoder(vae, pixels: torch.Tensor, t: DictConfig, history: list) ->
         for g in opt.param_groups:
             g["lr"] = _lr(step, steps, t.decoder_lr, 50, 0.05)
         idx = torch.randint(n, (int(t.vae_batch),), generator=gen)
-        loss, parts = decoder_loss(vae, pixels[idx], float(t.get("decoder_temporal_weight", 0.0)),
+        loss, parts = decoder_loss(vae, pixels[idx].to(dev), float(t.get("decoder_temporal_weight", 0.0)),
                                    float(t.get("decoder_latent_noise", 0.0)), gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -192,17 +197,17 @@ def finetune_decoder(vae, pixels: torch.Tensor, t: DictConfig, history: list) ->
         if step % int(t.log_every) == 0 or step == steps - 1:
             log.info("decoder %d/%d loss %.4f l1 %.4f dt %.4f (%.1fs)", step, steps, loss.item(), parts["l1"], parts["dt"],
                      time.time() - t0)
-    vae.eval().requires_grad_(False)
+    vae.cpu().eval().requires_grad_(False)
 
 
-def save_stage1(path: str, vae, gen: torch.Generator, history: list, seconds: float) -> None:
+def save_stage1(path: str, vae, gen: torch.Generator, history: list, seconds: float, device: str = "CPU") -> None:
     """Checkpoint after stage 1 (VAE weights, loss history, training generator state), so that stages 2-3 can run
     in a later invocation (``train.vae_from``) and give the same weights as one run."""
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
     vae.save_pretrained(out / "vae", safe_serialization=True)
     torch.save({"gen_state": gen.get_state(), "history": history, "vae_s": seconds, "command": _command(),
-                "threads": torch.get_num_threads()}, out / "stage1.pt")
+                "threads": torch.get_num_threads(), "device": device}, out / "stage1.pt")
     log.info("stage 1 saved to %s", out)
 
 
@@ -212,7 +217,7 @@ def _command() -> str:
 
 def load_stage1(path: str, vae, gen: torch.Generator, history: list) -> dict[str, Any]:
     """Restore a ``save_stage1`` checkpoint into ``vae`` / ``gen`` / ``history``; returns stage 1's seconds
-    (``vae_s``), command and thread count (the latter two None for checkpoints written before they were kept)."""
+    (``vae_s``), command, thread count and device (None for checkpoints written before they were kept)."""
     from safetensors.torch import load_file
 
     src = Path(path)
@@ -224,7 +229,8 @@ def load_stage1(path: str, vae, gen: torch.Generator, history: list) -> dict[str
     gen.set_state(state["gen_state"])
     history.extend(state["history"])
     log.info("stage 1 loaded from %s", src)
-    return {"vae_s": float(state["vae_s"]), "command": state.get("command"), "threads": state.get("threads")}
+    return {"vae_s": float(state["vae_s"]), "command": state.get("command"), "threads": state.get("threads"),
+            "device": state.get("device")}
 
 
 def _final(history: list, stage: str, key: str = "loss", last: int = 100) -> float:
@@ -263,9 +269,10 @@ def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
     else:
         s0 = time.time()
         train_vae(vae, pixels, t, gen, history)
-        stage1 = {"vae_s": time.time() - s0, "command": None, "threads": int(t.threads)}  # this process
+        stage1 = {"vae_s": time.time() - s0, "command": None, "threads": int(t.threads),  # this process
+                  "device": _device_name(_train_device(t))}
         if t.get("stage1_dir"):
-            save_stage1(t.stage1_dir, vae, gen, history, stage1["vae_s"])
+            save_stage1(t.stage1_dir, vae, gen, history, stage1["vae_s"], stage1["device"])
     times["vae_s"] = stage1["vae_s"]
 
     dev = _train_device(t)
@@ -297,6 +304,7 @@ def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
         final_vae_l2=_final(history, "vae", "l2"), final_unet_loss=_final(history, "unet"),
         unet_params=sum(p.numel() for p in unet.parameters()), vae_params=sum(p.numel() for p in vae.parameters()),
         unet_device=_device_name(dev), train=OmegaConf.to_container(t, resolve=True),
+        stage1_device=stage1["device"], stage3_device=_device_name(dev),
     )
     _finish(out, summary, history)
     log.info("saved %s: %s", out, json.dumps({k: v for k, v in summary.items() if k != "train"}))
@@ -452,6 +460,7 @@ def resume_decoder(t: DictConfig, pixels: torch.Tensor, times: dict, start: floa
     old_stage3 = summary["times"].get("decoder_s", 0.0)  # the resumed run's own stage 3 is replaced, not added to
     times["total_s"] = summary["times"]["total_s"] - old_stage3 + times["decoder_s"] + times["render_s"]
     summary.update(times=times, train=OmegaConf.to_container(t, resolve=True), stage3_threads=int(t.threads),
+                   stage3_device=_device_name(_train_device(t)),
                    command=summary["command"] + " && python run.py " + " ".join(sys.argv[1:]))
     out = Path(t.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -469,14 +478,18 @@ def write_model_card(out: Path, s: dict) -> None:
     stage2 = (f"stage 2 on {s['threads']}" if s.get("unet_device", "CPU") == "CPU"
               else f"stage 2 on the GPU ({s['unet_device']}, torch {s.get('unet_torch', s['torch'])})")
     warm = s.get("unet_warm_start_steps", 0)
+
+    def on(device, threads):  # where a stage ran: "N thread(s)" on the CPU, else the GPU's name
+        return f"{threads} thread(s)" if device in (None, "CPU") else f"the GPU ({device})"
+
     if t.get("retrain_unet_from"):
         stage2 += (f" by the last {'two commands' if warm else 'command'} (train.retrain_unet_from: the UNet alone, "
                    "on the earlier run's VAE)")
     alone = ("runs all three stages with these defaults in one process" if not t.get("retrain_unet_from") else
              "runs the CPU recipe (all three stages with the config's defaults) in one process; this model's "
              "stage 2 is the retrained one above")
-    where = (f"torch {s['torch']}, CPU; stage 1 on {s.get('stage1_threads', s['threads'])} thread(s), {stage2}, "
-             f"stage 3 on {s.get('stage3_threads', s['threads'])}")
+    where = (f"torch {s['torch']}, CPU; stage 1 on {on(s.get('stage1_device'), s.get('stage1_threads', s['threads']))}, {stage2}, "
+             f"stage 3 on {on(s.get('stage3_device'), s.get('stage3_threads', s['threads']))}")
     budget = " over each run's train.max_minutes wall-clock budget" if t.get("max_minutes") else ""
     restart = (f" ({warm} steps, then a warm restart from those weights: {s['unet_steps'] - warm} more with a fresh "
                f"optimizer and schedule)" if warm else "")
