@@ -499,3 +499,28 @@ def test_per_edit_type_table_pairs_each_seed_with_the_seedless_source(tmp_path):
     assert "3.00 [3.00, 3.00]" in add and "2.00 [2.00, 2.00]" in add and "| 3 x 2 |" in add
     assert "-1.00 [-1.00, -1.00]" in rem and "| - |" in rem  # no vae_ceiling.csv: the ceiling column is empty
     assert per_edit_type(tmp_path / "absent") == []
+
+
+def test_full_gpu_recipe_dry_run_on_the_cpu(tmp_path):
+    """experiments/train_toy_gpu_full.sh (all three stages, then a warm restart of the UNet) as a CPU dry run: the
+    VAE has the recipe's 2x downsampling, the card records it and the striped training data, and the restart keeps
+    the full run's VAE byte for byte and continues its UNet steps."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, DEVICE="cpu", NUM_VIDEOS="4", VAE_STEPS="2", DECODER_STEPS="2", UNET_BATCH="2",
+               MIN1="0.005", MIN2="0.005", PYTHON=sys.executable)
+    subprocess.run(["bash", "experiments/train_toy_gpu_full.sh", str(tmp_path)], cwd=root, env=env, check=True,
+                   capture_output=True)
+    full = json.loads((tmp_path / "full" / "training_summary.json").read_text())
+    restart = json.loads((tmp_path / "restart" / "training_summary.json").read_text())
+    assert full["vae_steps"] == 2 and full["decoder_steps"] == 2 and full["train"]["stripe_prob"] == 0.5
+    assert restart["unet_warm_start_steps"] == full["unet_steps"] >= 1 and restart["unet_steps"] > full["unet_steps"]
+    vae_cfg = json.loads((tmp_path / "restart" / "vae" / "config.json").read_text())
+    assert list(vae_cfg["block_out_channels"]) == [32, 64]
+    name = "diffusion_pytorch_model.safetensors"
+    assert (tmp_path / "restart" / "vae" / name).read_bytes() == (tmp_path / "full" / "vae" / name).read_bytes()
+    card = (tmp_path / "full" / "MODEL_CARD.md").read_text()
+    assert "(2x downsampling" in card and "striped with probability 0.5" in card
