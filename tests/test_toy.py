@@ -524,3 +524,19 @@ def test_full_gpu_recipe_dry_run_on_the_cpu(tmp_path):
     assert (tmp_path / "restart" / "vae" / name).read_bytes() == (tmp_path / "full" / "vae" / name).read_bytes()
     card = (tmp_path / "full" / "MODEL_CARD.md").read_text()
     assert "(2x downsampling" in card and "striped with probability 0.5" in card
+
+
+def test_contact_sheet_rows_are_the_videos_enlarged_in_order():
+    """toy_contact_sheet: each video is one row of its frames (nearest-enlarged, ``gap`` px apart), rows in the
+    order given (source, truth, truth via VAE, output), so the sheet shows exactly the scored videos."""
+    from experiments.toy_contact_sheet import sheet_rows
+
+    rng = np.random.default_rng(0)
+    videos = [rng.integers(0, 256, (3, 4, 5, 3), dtype=np.uint8) for _ in range(4)]
+    img = sheet_rows(videos, scale=2, gap=2)
+    assert img.shape == (4 * 8 + 3 * 2, 3 * 10 + 2 * 2, 3)
+    for r, v in enumerate(videos):
+        for t in range(3):
+            block = img[r * 10 : r * 10 + 8, t * 12 : t * 12 + 10]
+            assert np.array_equal(block, v[t].repeat(2, 0).repeat(2, 1))
+    assert (img[8:10] == 255).all() and (img[:, 10:12] == 255).all()
