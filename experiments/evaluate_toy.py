@@ -130,7 +130,7 @@ def _part_rows(part: str, samples, model: str, seed: int) -> list[dict]:
         for s in samples:
             rows.append(dict(sample_id=s.sample_id, edit_type=s.edit_type, **fidelity(s.source_video, s.gt_edited_video, s.gt_masks)))
     elif part == "vae_ceiling":
-        cfg, pipe, method = build("videoshop", model)
+        _, pipe, _ = build("videoshop", model)
         for s in samples:
             rows.append(dict(sample_id=s.sample_id, edit_type=s.edit_type,
                              **fidelity(vae_round_trip(pipe, s.gt_edited_video), s.gt_edited_video, s.gt_masks)))

@@ -3,8 +3,8 @@
 Three stages, seeded and bit-reproducible on the CPU at a fixed thread count: (1) the temporal VAE on pixel clips;
 (2) the spatio-temporal UNet with SVD's conditioning and EDM v-prediction loss on the frozen VAE's latents
 (``train.retrain_unet_from`` reruns it alone on a saved run's VAE); (3) the temporal decoder on the frozen encoder's
-latents. ``train.device=cuda`` runs the stages on a GPU (every random draw still comes from CPU generators). The EMA UNet and the VAE are saved as a whole VideoshopPipeline
-(safetensors) with a model card and a loss log.
+latents. ``train.device=cuda`` runs the stages on a GPU (every random draw still comes from CPU generators). The EMA
+UNet and the VAE are saved as a whole VideoshopPipeline (safetensors) with a model card and a loss log.
 """
 
 from __future__ import annotations
