@@ -48,8 +48,8 @@ def contact_sheet(samples, outputs: list[np.ndarray], scale: int = 3,
 
     label_w, caption_h, gap = 90, 14, 10
     names = ["source", "ground truth"] + ([CEILING_ROW] if ceilings is not None else []) + ["output"]
-    blocks = [sheet_rows([s.source_video, s.gt_edited_video] + ([ceilings[i]] if ceilings is not None else []) + [o],
-                         scale) for i, (s, o) in enumerate(zip(samples, outputs))]
+    middle = [[c] for c in ceilings] if ceilings is not None else [[] for _ in samples]
+    blocks = [sheet_rows([s.source_video, s.gt_edited_video, *m, o], scale) for s, m, o in zip(samples, middle, outputs)]
     width = label_w + max(b.shape[1] for b in blocks)
     height = sum(caption_h + b.shape[0] + gap for b in blocks)
     img = Image.new("RGB", (width, height), "white")

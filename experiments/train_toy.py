@@ -264,18 +264,18 @@ def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
         log.info("vae: %d residual branches zero-initialised", zero_init_residual_branches(vae))
     history: list[dict] = []
 
+    dev = _train_device(t)
     if t.get("vae_from"):  # stage 1 from a saved checkpoint (weights, losses, generator state): same run
         stage1 = load_stage1(t.vae_from, vae, gen, history)
     else:
         s0 = time.time()
         train_vae(vae, pixels, t, gen, history)
         stage1 = {"vae_s": time.time() - s0, "command": None, "threads": int(t.threads),  # this process
-                  "device": _device_name(_train_device(t))}
+                  "device": _device_name(dev)}
         if t.get("stage1_dir"):
             save_stage1(t.stage1_dir, vae, gen, history, stage1["vae_s"], stage1["device"])
     times["vae_s"] = stage1["vae_s"]
 
-    dev = _train_device(t)
     s0 = time.time()
     latents, embeds, sf = encode_training_set(vae, comps["image_encoder"], comps["feature_extractor"], pixels, dev)
     times["encode_s"] = time.time() - s0

@@ -455,7 +455,7 @@ def test_training_stripes_change_only_the_objects_surface():
         differs = (striped[i] != plain[i]).any(-1)
         assert differs.any() and not (differs & ~objects).any()
         # a striped object has two shades where the plain one has one
-        k = render(scene, 32, 56, 4)[1][-1][0]
+        k = render(scene, 32, 56, 1)[1][-1][0]
         assert len(np.unique(striped[i, 0][k], axis=0)) > len(np.unique(plain[i, 0][k], axis=0))
     with pytest.raises(ValueError, match="train.stripe_prob"):
         render_training_videos(7, 1, 2, 32, 56, stripe_prob=1.5)
