@@ -31,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("pix2video", "fatezero", "rave", "anyv2v", "spacetime")
-IMPLEMENTED = ("pix2video",)
+IMPLEMENTED = ("pix2video", "fatezero")
 VENV_ROOT = ROOT / ".cache" / "official_venvs"
 TORCH_PIN = "torch==2.13.0"
 
@@ -82,9 +82,11 @@ def run_side(method: str, python: Path, official: Path, weights: Path, inputs: d
     torch.save(inputs, inp)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    extra = list(getattr(importlib.import_module(f"experiments.official.{method}"), "SIDE_ARGS", []))
+    extra = [a.format(root=ROOT) for a in extra] + list(inputs.get("side_flags", []))
     proc = subprocess.run([str(python), str(side_script(method)), "--official", str(official), "--weights",
-                           str(weights), "--inputs", str(inp), "--out", str(out)], env=env, capture_output=True,
-                          text=True)
+                           str(weights), "--inputs", str(inp), "--out", str(out), *extra], env=env,
+                          capture_output=True, text=True)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
         (work / "official_stderr.txt").write_text(proc.stderr)
@@ -113,7 +115,7 @@ def check(method: str, official: Path, configs: list[str], out: Path | None, log
             log("project-side patches:")
             for p in mod.PROJECT_PATCHES:
                 log(f"  - {p}")
-        ours = mod.run_project(weights, inputs)
+        ours = mod.run_project(weights, inputs, off)
         st = mod.stages(ours, off)
         rows = compare_stages(st)
         table = format_table(rows, st)

@@ -124,3 +124,68 @@ def test_pix2video_equals_the_official_code_to_float_rounding():
         assert worst < 1e-4, (config, table)
         out_row = next(line for line in table.splitlines() if line.startswith("| output frames (uint8) |"))
         assert int(out_row.split("|")[3].split()[0]) <= 1, (config, out_row)
+
+
+def test_clip_group_norm_is_groupnorm_over_the_whole_clip():
+    """FateZero's inflated ResNets normalise (b, c, f, h, w): ClipGroupNorm on the (b f) c h w batch equals
+    torch's GroupNorm on the 5-D clip, and differs from the per-frame norm of a 2-D UNet."""
+    from torch import nn
+
+    from baselines.text.inflation import ClipGroupNorm, clip_group_norms, clip_norm_names
+
+    torch.manual_seed(0)
+    gn = nn.GroupNorm(4, 8)
+    nn.init.normal_(gn.weight)
+    nn.init.normal_(gn.bias)
+    x = torch.randn(2 * 3, 8, 5, 5) * torch.arange(1, 7).view(6, 1, 1, 1)  # 2 clips of 3 frames, unequal scales
+    clip = x.view(2, 3, 8, 5, 5).transpose(1, 2)
+    ref = gn(clip).transpose(1, 2).reshape_as(x)
+    torch.testing.assert_close(ClipGroupNorm(gn, 3)(x), ref)
+    assert (gn(x) - ref).abs().max() > 0.1
+    from diffusers import UNet2DConditionModel
+
+    from baselines.text.t2v_models import tiny_fatezero_unet
+
+    unet = tiny_fatezero_unet()
+    names = clip_norm_names(unet)
+    assert "conv_norm_out" in names and all(".resnets." in n or n == "conv_norm_out" for n in names)
+    assert not any(".attentions." in n for n in names)
+    with clip_group_norms(unet, 3):
+        assert isinstance(unet.get_submodule(names[0]), ClipGroupNorm)
+    assert isinstance(unet.get_submodule(names[0]), nn.GroupNorm) and isinstance(unet, UNet2DConditionModel)
+
+
+def test_refinement_mapper_maps_padding_to_the_same_position():
+    """Prompt-to-Prompt's get_mapper: positions after the target prompt take the source map at the same position."""
+    from baselines.text.fatezero import token_alignment
+    from baselines.text.models import tiny_clip_tokenizer
+
+    tok = tiny_clip_tokenizer()
+    src, tgt = "a red car", "a blue sports car"
+    mapper, aligned = token_alignment(tok, src, tgt)
+    n = len(tok(tgt).input_ids)
+    assert torch.equal(mapper[n:], torch.arange(n, 77)) and bool(aligned[n:].all())
+    assert int(mapper[n - 1]) == len(tok(src).input_ids) - 1  # end token aligned with the source's end token
+
+
+def test_short_side_center_crop_is_fatezero_frame_preparation():
+    from baselines.text.sd import short_side_center_crop
+
+    frames = np.random.default_rng(0).integers(0, 256, (2, 72, 128, 3), dtype=np.uint8)
+    out = short_side_center_crop(frames, 64, 64)
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255 * 2 - 1
+    scaled = torch.nn.functional.interpolate(x, size=(64, int(64 / 72 * 128)), mode="bilinear", antialias=True)
+    left = (scaled.shape[-1] - 64) // 2
+    torch.testing.assert_close(out, scaled[..., left:left + 64])
+    same = short_side_center_crop(frames[:, :64, :64], 64, 64)
+    torch.testing.assert_close(same, x[..., :64, :64])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("OFFICIAL_FATEZERO"), reason="set OFFICIAL_FATEZERO=<clone @9b6cb7b>")
+def test_fatezero_equals_the_official_code_to_float_rounding():
+    from experiments.official_check import check
+
+    tables = check("fatezero", Path(os.environ["OFFICIAL_FATEZERO"]), ["square", "16:9"], None, log=lambda *a: None)
+    for config, table in tables.items():
+        assert float(table.split("worst float stage ")[1].split()[0]) < 1e-4, (config, table)

@@ -88,6 +88,19 @@ def resize_frames(frames: np.ndarray, height: int, width: int, filter: str = "an
     return resize_video(frames, height, width)
 
 
+def short_side_center_crop(frames: np.ndarray, height: int, width: int) -> Tensor:
+    """FateZero's frame preparation (data/dataset.py ``transform``): uint8 frames -> float [-1, 1] (x / 255 * 2 - 1),
+    short side scaled to the target (antialiased bilinear on the float frames, long side int(scale * long)), then a
+    centre crop: (T, 3, height, width) float32, never rounded back to uint8."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div(255) * 2 - 1
+    h, w = x.shape[-2:]
+    scale = max(height / h, width / w)  # cover the target (square targets: the short side becomes the side)
+    size = (height, int(scale * w)) if height / h >= width / w else (int(scale * h), width)
+    x = F.interpolate(x, size=size, mode="bilinear", antialias=True)
+    top, left = (x.shape[-2] - height) // 2, (x.shape[-1] - width) // 2
+    return x[..., top:top + height, left:left + width]
+
+
 @torch.no_grad()
 def predicted_depth(estimator, processor, frames: np.ndarray, device) -> Tensor:
     """The depth estimator's ``predicted_depth`` per frame (T, h, w) float32, at the estimator's output size."""

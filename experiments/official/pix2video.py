@@ -94,7 +94,7 @@ def _recording(rec: dict, depth: np.ndarray):
             setattr(p2v, k, v)
 
 
-def run_project(weights_dir, inputs: dict, **options) -> dict[str, Any]:
+def run_project(weights_dir, inputs: dict, official: Any = None, **options) -> dict[str, Any]:
     """The project's Pix2Video on ``inputs`` with the checkpoint in ``weights_dir``; returns the recorded stages."""
     from baselines.pix2video import Pix2Video
     from baselines.text.models import load_pretrained_sd

@@ -69,9 +69,21 @@ def clip_text_config_dict(config) -> dict[str, Any]:
     return {"architectures": ["CLIPTextModel"], "model_type": "clip_text_model", "torch_dtype": "float32", **d}
 
 
-def diffusers_config_dict(model, class_name: str, version: str = "0.10.2") -> dict[str, Any]:
-    """A diffusers model config as a plain dict, without private keys (old versions ignore unknown public keys)."""
-    cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(model.config).items() if not k.startswith("_")}
+# The UNet2DConditionModel arguments diffusers 0.10-0.11 know. Later keys (e.g. ``mid_block_type``) must not be
+# written: FateZero's ``UNetPseudo3DConditionModel(**config)`` passes unknown keys on and fails on them. Every key
+# left out has its default value in the tiny models (the reload test checks the round trip).
+OLD_UNET_KEYS = ("sample_size", "in_channels", "out_channels", "center_input_sample", "flip_sin_to_cos", "freq_shift",
+                 "down_block_types", "up_block_types", "only_cross_attention", "block_out_channels", "layers_per_block",
+                 "downsample_padding", "mid_block_scale_factor", "act_fn", "norm_num_groups", "norm_eps",
+                 "cross_attention_dim", "attention_head_dim", "dual_cross_attention", "use_linear_projection",
+                 "class_embed_type", "num_class_embeds", "upcast_attention", "resnet_time_scale_shift")
+
+
+def diffusers_config_dict(model, class_name: str, version: str = "0.10.2",
+                          keys: Optional[tuple] = None) -> dict[str, Any]:
+    """A diffusers model config as a plain dict without private keys, restricted to ``keys`` when given."""
+    cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(model.config).items()
+           if not k.startswith("_") and (keys is None or k in keys)}
     return {"_class_name": class_name, "_diffusers_version": version, **cfg}
 
 
@@ -109,7 +121,7 @@ def write_sd_layout(directory: str | os.PathLike, *, unet, vae, text_encoder, to
     the layout old diffusers/transformers load. Returns ``{relative path: sha256}`` of every file written."""
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
-    _write_json(root / "unet" / "config.json", diffusers_config_dict(unet, "UNet2DConditionModel"))
+    _write_json(root / "unet" / "config.json", diffusers_config_dict(unet, "UNet2DConditionModel", keys=OLD_UNET_KEYS))
     _save_state(root / "unet" / "diffusion_pytorch_model.bin", unet.state_dict())
     _write_json(root / "vae" / "config.json", diffusers_config_dict(vae, "AutoencoderKL"))
     _save_state(root / "vae" / "diffusion_pytorch_model.bin", legacy_vae_keys(vae.state_dict()))
