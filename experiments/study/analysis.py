@@ -15,6 +15,7 @@ Rules, each stated in the outputs:
 
 from __future__ import annotations
 
+import warnings
 from typing import Optional, Sequence
 
 import numpy as np
@@ -119,7 +120,9 @@ def preference_table(kept: pd.DataFrame, baselines: Sequence[str], questions: Se
                          "paper_pct": theirs, "ours_minus_paper": share - theirs,
                          "n_votes": len(mine), "n_ties": int((mine["preferred"] == "tie").sum()),
                          "n_pairs": mine["trial_id"].nunique(), "n_raters": mine["rater_id"].nunique()})
-        mean_draws = np.nanmean(draws, axis=1) if present else np.array([np.nan])
+        with warnings.catch_warnings():  # a draw that holds no vote of any baseline: NaN, left out
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean_draws = np.nanmean(draws, axis=1) if present else np.array([np.nan])
         a_lo, a_hi = percentile_interval(mean_draws[:, None], confidence)
         shares = [r["pref_reference_pct"] for r in rows[-len(baselines):]]
         share = float(np.nanmean(shares)) if present else np.nan
@@ -132,16 +135,23 @@ def preference_table(kept: pd.DataFrame, baselines: Sequence[str], questions: Se
     return pd.DataFrame(rows)
 
 
-def krippendorff_alpha(kept: pd.DataFrame) -> float:
-    """Krippendorff's alpha (nominal) of the votes: raters x pairs, values reference / baseline / tie."""
+def nominal_alpha(reliability: np.ndarray) -> float:
+    """Krippendorff's alpha, nominal level, of a raters x units matrix (NaN: no value), from the ``krippendorff``
+    package (Krippendorff 2011, "Computing Krippendorff's alpha-reliability")."""
     import krippendorff
 
+    return float(krippendorff.alpha(reliability_data=np.asarray(reliability, float), level_of_measurement="nominal"))
+
+
+def krippendorff_alpha(kept: pd.DataFrame) -> float:
+    """Krippendorff's alpha (nominal) of the votes: raters x pairs, values reference / baseline / tie; NaN when
+    no pair has two votes or all votes are the same."""
     codes = kept["preferred"].map({"baseline": 0.0, "reference": 1.0, "tie": 2.0})
     table = pd.DataFrame({"r": kept["rater_id"], "u": kept["trial_id"], "c": codes}).pivot_table(
         index="r", columns="u", values="c", aggfunc="first")
     if table.shape[1] < 2 or (table.notna().sum(0) >= 2).sum() < 1 or len(np.unique(codes)) < 2:
         return float("nan")
-    return float(krippendorff.alpha(reliability_data=table.to_numpy(float), level_of_measurement="nominal"))
+    return nominal_alpha(table.to_numpy(float))
 
 
 def agreement_table(kept: pd.DataFrame, questions: Sequence[str]) -> pd.DataFrame:
