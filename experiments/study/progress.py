@@ -35,6 +35,7 @@ def study_status(study, raters: list[dict], votes: list[dict]) -> dict:
              for t in study.manifest["trials"] if not t.get("check")]
     return {"name": study.manifest["name"], "reference": study.manifest["reference"], "raters": rows,
             "pairs": pairs, "check_failures": failures, "notes": study.notes,
-            "totals": {"votes": len(votes), "raters": len(rows), "slots": len(study.slots),
+            "totals": {"votes": len(votes), "raters": len(rows), "raters_started": len(by_rater),
+                       "slots": len(study.slots),
                        "pairs": len(pairs), "pairs_complete": sum(p["votes"] >= k for p in pairs),
                        "check_failures": len(failures), "dropped": len(study.dropped)}}

@@ -83,8 +83,6 @@ def run_study_import(cfg: DictConfig, label: Optional[str] = None) -> dict:
 
 
 def run_study_analyze(cfg: DictConfig, label: Optional[str] = None) -> dict:
-    from hydra.utils import instantiate
-
     from .report import analyze_study
 
     s = _study(cfg)
@@ -97,14 +95,16 @@ def run_study_analyze(cfg: DictConfig, label: Optional[str] = None) -> dict:
                            lower_is_better=a["lower_is_better"])
     print((d / "table4_human.md").read_text())
     print((d / "metrics_vs_people.md").read_text())
-    logger_cfg = OmegaConf.to_container(cfg.logger, resolve=True) if "logger" in cfg else None
-    if logger_cfg and logger_cfg.get("_target_"):
-        logger_cfg.setdefault("dir", str(d))
-        logger_cfg.setdefault("name", f"study/{d.name}")
-        logger = instantiate(logger_cfg)
+    from experiments.loggers import make_logger
+
+    logger_cfg = OmegaConf.to_container(cfg.logger, resolve=True) if cfg.get("logger") else None
+    try:  # W&B (offline by default) into the study folder, beside the tables
+        logger = make_logger(logger_cfg, {"study": s}, default_dir=str(d))
         plots = {k: d / f"{k}.png" for k in ("table4_human", "metrics_vs_people") if (d / f"{k}.png").is_file()}
-        logger.log_tables({f"study_{k}": v for k, v in tables.items()}, {}, plots, prefix="")
+        logger.log_tables({f"study_{k}": v for k, v in tables.items()}, {}, plots)
         logger.finish()
+    except Exception as e:  # noqa: BLE001  (the tables are written; a tracker failure is reported, not fatal)
+        log.error("logger %s failed: %s", (logger_cfg or {}).get("name"), str(e).splitlines()[0] if str(e) else e)
     return tables
 
 

@@ -16,16 +16,20 @@ var admin = (function () {
   function render(s) {
     $("name").textContent = s.name + " (reference: " + s.reference + ")";
     var t = s.totals;
-    $("totals").textContent = t.votes + " votes from " + t.raters + " raters (" + t.slots + " slots); " +
+    $("totals").textContent = t.votes + " votes from " + t.raters_started + " raters (" + t.raters + " registered, " +
+      t.slots + " slots); " +
       t.pairs_complete + " of " + t.pairs + " pairs have all their votes; " + t.check_failures +
       " attention-check failures; " + t.dropped + " trials dropped";
     var notes = $("notes"); notes.textContent = "";
     s.notes.forEach(function (n) { var li = document.createElement("li"); li.textContent = n; notes.appendChild(li); });
     fill("raters", s.raters, function (tr, r) {
-      cell(tr, r.rater_id); cell(tr, r.source); bar(tr, r.done, r.total);
-      cell(tr, r.checks_failed + " of " + r.checks, r.checks_failed ? "bad" : ""); cell(tr, r.last_vote || "-");
+      cell(tr, r.rater_id); cell(tr, r.source);
+      if (r.slot === null && r.source !== "import") { cell(tr, "not started", "muted"); } else { bar(tr, r.done, r.total); }
+      cell(tr, r.checks_failed + " of " + r.checks, r.checks_failed ? "bad" : "");
+      cell(tr, r.last_vote ? r.last_vote.replace("T", " ").slice(0, 19) + " UTC" : "-");
     });
     fill("failures", s.check_failures, function (tr, f) { cell(tr, f.rater_id); cell(tr, f.trial_id); cell(tr, f.check); cell(tr, f.answer); });
+    if (!s.check_failures.length) { fill("failures", [0], function (tr) { cell(tr, "none", "muted"); }); }
     fill("pairs", s.pairs, function (tr, p) {
       cell(tr, p.trial_id + (p.dropped ? " (dropped)" : "")); cell(tr, p.question); cell(tr, p.baseline); cell(tr, p.sample_id);
       cell(tr, p.votes + " / " + p.target, p.votes >= p.target ? "ok" : "");
