@@ -105,25 +105,26 @@ def rater_by_id(engine: Engine, rater_id: str) -> Optional[dict]:
     return dict(row) if row else None
 
 
-def take_slot(engine: Engine, rater_id: str, n_slots: int) -> Optional[dict]:
-    """Seat a registered rater: their slot if they have one, else the first slot nobody holds (the unique key on
-    ``slot`` settles races between raters arriving at once; retried). None when every slot is taken."""
-    for _ in range(n_slots + 5):
-        rater = rater_by_id(engine, rater_id)
-        if rater is None or rater["slot"] is not None:
-            return rater
-        with engine.connect() as c:
-            taken = {r[0] for r in c.execute(select(raters.c.slot).where(raters.c.slot.is_not(None)))}
-        free = next((s for s in range(n_slots) if s not in taken), None)
-        if free is None:
-            return None
-        try:
-            with engine.begin() as c:
-                c.execute(update(raters).where(raters.c.rater_id == rater_id, raters.c.slot.is_(None))
-                          .values(slot=free))
-        except IntegrityError:
-            continue  # someone took that slot meanwhile
-    return rater_by_id(engine, rater_id)
+def taken_slots(engine: Engine) -> set[int]:
+    with engine.connect() as c:
+        return {r[0] for r in c.execute(select(raters.c.slot).where(raters.c.slot.is_not(None)))}
+
+
+def seat(engine: Engine, rater_id: str, slot: int, token: Optional[str] = None, source: str = "crowd") -> bool:
+    """Give ``rater_id`` the rater slot ``slot`` in one transaction: a new rater (``token`` given) is inserted with
+    it, a registered one without a slot is updated. False when the slot (or the new id) is already taken: the unique
+    keys settle races between processes."""
+    try:
+        with engine.begin() as c:
+            if token is not None:
+                c.execute(insert(raters).values(rater_id=rater_id, token=token, slot=slot, source=source,
+                                                created_at=now()))
+                return True
+            done = c.execute(update(raters).where(raters.c.rater_id == rater_id, raters.c.slot.is_(None))
+                             .values(slot=slot))
+            return done.rowcount == 1
+    except IntegrityError:
+        return False
 
 
 def all_raters(engine: Engine) -> list[dict]:

@@ -65,10 +65,12 @@ def run_load(runs: list[str], n_raters: int = 50, trials: int = 10, port: int = 
             proc.terminate()
             proc.wait(timeout=20)
         votes = db.all_votes(db.open_db(dburl))
-    lat = 1000 * np.concatenate([r["latencies"] for r in results])
+    pairs = [x for r in results for x in r["latencies"]]
+    lat = 1000 * np.array([s for _, s in pairs])
+    by = {ep: np.percentile([1000 * s for e, s in pairs if e == ep], [50, 95]) for ep in dict.fromkeys(e for e, _ in pairs)}
     expected = sum(r["total"] for r in results)
     doubled = sum(c > 1 for c in Counter((v["rater_id"], v["trial_id"]) for v in votes).values())
-    return {"raters": n_raters, "requests": int(lat.size), "wall_s": wall, "votes_stored": len(votes),
+    return {"by_endpoint": {ep: {"p50_ms": float(a), "p95_ms": float(b)} for ep, (a, b) in by.items()},"raters": n_raters, "requests": int(lat.size), "wall_s": wall, "votes_stored": len(votes),
             "votes_expected": expected, "replays_refused": sum(r["replays"] for r in results), "doubled": doubled,
             "p50_ms": float(np.percentile(lat, 50)), "p95_ms": float(np.percentile(lat, 95)),
             "p99_ms": float(np.percentile(lat, 99)), "max_ms": float(lat.max())}
@@ -86,6 +88,8 @@ def main(argv=None) -> None:
           f"time p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.1f} ms; "
           f"votes stored {r['votes_stored']} of {r['votes_expected']}, {r['replays_refused']} replayed votes not "
           f"stored again, {r['doubled']} doubled")
+    for ep, v in r["by_endpoint"].items():
+        print(f"  {ep}: p50 {v['p50_ms']:.1f} ms, p95 {v['p95_ms']:.1f} ms")
     if r["votes_stored"] != r["votes_expected"] or r["doubled"]:
         raise SystemExit("error: votes lost or doubled")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -70,111 +71,134 @@ def _trial_view(study: Study, a: dict) -> dict:
             "right": f"/media/{t['videos'][right]}"}
 
 
-def _progress(study: Study, engine, rater: dict) -> tuple[list[dict], set[str]]:
-    return study.slot_trials(rater["slot"]), db.voted_trials(engine, rater["rater_id"])
+class Service:
+    """What the routes do, on plain arguments: rater sessions, the next trial, votes, media, the admin's views."""
+
+    def __init__(self, study: Study, engine, admin_token: str, crowd_param: str = "PROLIFIC_PID",
+                 completion_url: Optional[str] = None, allow_tie: bool = True):
+        self.study, self.engine, self.admin_token = study, engine, admin_token
+        self.crowd_param, self.completion_url, self.allow_tie = crowd_param, completion_url, allow_tie
+        self.seated_raters: dict[str, dict] = {}  # token -> seated rater (a seat never changes)
+        self.seating = threading.Lock()  # raters arriving at once are seated one after the other in this process
+        self.taken = db.taken_slots(engine)
+        for r in read_tokens(study.dir):  # lab raters, seated on their first visit
+            db.add_rater(engine, r["rater_id"], r["token"], None, "lab")
+
+    def seat(self, rater_id: str, token: Optional[str] = None) -> dict:
+        """Seat a rater in the first free slot (a new crowd rater when ``token`` is given); 409 when the study is full.
+        The lock serialises this process's raters; the database's unique keys settle races with other processes."""
+        with self.seating:
+            for _ in range(len(self.study.slots) + 1):
+                known = db.rater_by_id(self.engine, rater_id)
+                if known is not None and known["slot"] is not None:
+                    return known
+                free = next((s for s in range(len(self.study.slots)) if s not in self.taken), None)
+                if free is None:
+                    raise HTTPException(409, "the study is full: thank you, no more trials are open")
+                if db.seat(self.engine, rater_id, free, token if known is None else None):
+                    self.taken.add(free)
+                    return db.rater_by_id(self.engine, rater_id)
+                self.taken = db.taken_slots(self.engine)  # another process took it: look again
+        raise HTTPException(503, "could not find a free slot, try again")
+
+    def rater(self, token: str) -> dict:
+        if token in self.seated_raters:
+            return self.seated_raters[token]
+        rater = db.rater_by_token(self.engine, token)
+        if rater is None:
+            raise HTTPException(401, "unknown token" if token else "missing token")
+        rater = rater if rater["slot"] is not None else self.seat(rater["rater_id"])
+        self.seated_raters[token] = rater
+        return rater
+
+    def session(self, token: str, pid: str) -> dict:
+        """A lab token, or a crowd participant id (first visit: a free slot and a new token)."""
+        if token:
+            rater = self.rater(token)
+        elif pid:
+            if len(pid) > 100 or not pid.isprintable():
+                raise HTTPException(400, f"{self.crowd_param}: not a participant id")
+            rater = self.seat(f"{self.crowd_param}:{pid}", token=secrets.token_urlsafe(16))
+        else:
+            raise HTTPException(401, "missing token")
+        m = self.study.manifest
+        return {"token": rater["token"], "instructions": m.get("instructions", ""), "allow_tie": self.allow_tie,
+                "questions": m["questions"]}
+
+    def next_trial(self, token: str) -> dict:
+        rater = self.rater(token)
+        trials, done = self.study.slot_trials(rater["slot"]), db.voted_trials(self.engine, rater["rater_id"])
+        todo = [a for a in trials if a["trial"] not in done]
+        prog = {"done": len(trials) - len(todo), "total": len(trials)}
+        if not todo:
+            return {"done": True, "progress": prog, "completion_url": self.completion_url}
+        return {"done": False, "progress": prog, "trial": _trial_view(self.study, todo[0])}
+
+    def vote(self, v: Vote) -> dict:
+        rater = self.rater(v.token)
+        if v.choice not in CHOICES or (v.choice == "tie" and not self.allow_tie):
+            raise HTTPException(422, f"choice={v.choice!r}: must be left, right{' or tie' if self.allow_tie else ''}")
+        a = next((a for a in self.study.slot_trials(rater["slot"]) if a["trial"] == v.trial_id), None)
+        if a is None:
+            raise HTTPException(403, f"trial {v.trial_id!r} is not assigned to this rater")
+        ms = v.response_ms if v.response_ms is not None and 0 <= v.response_ms < 1e9 else None
+        stored = db.record_vote(self.engine, rater["rater_id"], v.trial_id, self.study.preferred(v.choice, a["left"]),
+                                left=a["left"], choice=v.choice, response_ms=ms, source="web")
+        return {"stored": stored}
+
+    def media_path(self, name: str) -> Path:
+        """A file of the study's media folder listed in the manifest; anything else (traversal included) is 404."""
+        root = self.study.dir / MEDIA
+        path = (root / name).resolve()
+        if not path.is_relative_to(root) or not path.is_file() or path.name not in self.study.manifest["media"]:
+            raise HTTPException(404, "no such media file")
+        return path
+
+    def check_admin(self, token: str) -> None:
+        if not token or not secrets.compare_digest(token, self.admin_token):
+            raise HTTPException(401, "admin token required")
+
+    def admin_status(self, token: str) -> dict:
+        from .progress import study_status
+
+        self.check_admin(token)
+        return study_status(self.study, db.all_raters(self.engine), db.all_votes(self.engine))
+
+    def votes_csv(self, token: str) -> str:
+        from .votes_io import votes_csv_text
+
+        self.check_admin(token)
+        return votes_csv_text(self.study.manifest, db.all_votes(self.engine))
 
 
 def create_app(study: Study, engine, admin_token: str, crowd_param: str = "PROLIFIC_PID",
                completion_url: Optional[str] = None, allow_tie: bool = True) -> FastAPI:
-    """The app; lab raters of ``tokens.csv`` are registered in the database at start (seated on first visit)."""
-    for r in read_tokens(study.dir):
-        db.add_rater(engine, r["rater_id"], r["token"], None, "lab")
+    """The app: the pages, the raters' API, media, the admin's API (see the module docstring)."""
+    svc = Service(study, engine, admin_token, crowd_param, completion_url, allow_tie)
     app = FastAPI(title=f"videoshop-bench study: {study.manifest['name']}", docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    page = lambda name: FileResponse(STATIC / name, headers={"Cache-Control": "no-store"})  # noqa: E731
 
-    def seated(rater: dict) -> dict:
-        rater = db.take_slot(engine, rater["rater_id"], len(study.slots))
-        if rater is None:
-            raise HTTPException(409, "the study is full: thank you, no more trials are open")
-        return rater
-
-    def rater_or_401(token: str) -> dict:
-        rater = db.rater_by_token(engine, token)
-        if rater is None:
-            raise HTTPException(401, "unknown token")
-        return rater if rater["slot"] is not None else seated(rater)
-
-    @app.get("/")
-    def index():
-        return PlainTextResponse("videoshop-bench study: open the personal link you were given (/rate?token=...).")
-
-    @app.get("/rate")
-    def rate_page():
-        return FileResponse(STATIC / "rate.html", headers={"Cache-Control": "no-store"})
-
-    @app.get("/admin")
-    def admin_page():
-        return FileResponse(STATIC / "admin.html", headers={"Cache-Control": "no-store"})
+    app.get("/")(lambda: PlainTextResponse("videoshop-bench study: open the personal link you were given."))
+    app.get("/rate")(lambda: page("rate.html"))
+    app.get("/admin")(lambda: page("admin.html"))
 
     @app.get("/api/session")
     def session(request: Request, token: str = ""):
-        """A lab token, or the crowd id in ``crowd_param`` (first visit: a free slot and a new token)."""
-        pid = request.query_params.get(crowd_param, "").strip()
-        if token:
-            rater = rater_or_401(token)
-        elif pid:
-            if len(pid) > 100 or not pid.isprintable():
-                raise HTTPException(400, f"{crowd_param}: not a participant id")
-            rid = f"{crowd_param}:{pid}"
-            db.add_rater(engine, rid, secrets.token_urlsafe(16), None, "crowd")
-            rater = seated(db.rater_by_id(engine, rid))
-        else:
-            raise HTTPException(401, "missing token")
-        return {"token": rater["token"], "instructions": study.manifest.get("instructions", ""),
-                "allow_tie": allow_tie, "questions": study.manifest["questions"]}
+        return svc.session(token, request.query_params.get(crowd_param, "").strip())
 
-    @app.get("/api/next")
-    def next_trial(token: str = ""):
-        rater = rater_or_401(token)
-        trials, done = _progress(study, engine, rater)
-        todo = [a for a in trials if a["trial"] not in done]
-        prog = {"done": len(trials) - len(todo), "total": len(trials)}
-        if not todo:
-            return {"done": True, "progress": prog, "completion_url": completion_url}
-        return {"done": False, "progress": prog, "trial": _trial_view(study, todo[0])}
+    app.get("/api/next")(lambda token="": svc.next_trial(token))
 
     @app.post("/api/vote")
     def vote(v: Vote):
-        rater = rater_or_401(v.token)
-        if v.choice not in CHOICES or (v.choice == "tie" and not allow_tie):
-            raise HTTPException(422, f"choice={v.choice!r}: must be left, right{' or tie' if allow_tie else ''}")
-        trials = study.slot_trials(rater["slot"])
-        a = next((a for a in trials if a["trial"] == v.trial_id), None)
-        if a is None:
-            raise HTTPException(403, f"trial {v.trial_id!r} is not assigned to this rater")
-        ms = v.response_ms if v.response_ms is not None and 0 <= v.response_ms < 1e9 else None
-        stored = db.record_vote(engine, rater["rater_id"], v.trial_id, study.preferred(v.choice, a["left"]),
-                                left=a["left"], choice=v.choice, response_ms=ms, source="web")
-        return {"stored": stored}
+        return svc.vote(v)
 
-    @app.get("/media/{name:path}")
-    def media(name: str):
-        root = study.dir / MEDIA
-        path = (root / name).resolve()
-        if not path.is_relative_to(root) or not path.is_file() or path.name not in study.manifest["media"]:
-            raise HTTPException(404, "no such media file")
-        return FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
-
-    def admin_or_401(token: str) -> None:
-        if not token or not secrets.compare_digest(token, admin_token):
-            raise HTTPException(401, "admin token required")
-
-    @app.get("/api/admin/status")
-    def admin_status(token: str = ""):
-        admin_or_401(token)
-        from .progress import study_status
-
-        return JSONResponse(study_status(study, db.all_raters(engine), db.all_votes(engine)))
-
-    @app.get("/api/admin/votes.csv")
-    def admin_votes(token: str = ""):
-        admin_or_401(token)
-        from .votes_io import votes_csv_text
-
-        return PlainTextResponse(votes_csv_text(study.manifest, db.all_votes(engine)), media_type="text/csv",
-                                 headers={"Content-Disposition": 'attachment; filename="votes.csv"'})
-
+    app.get("/media/{name:path}")(lambda name: FileResponse(svc.media_path(name),
+                                                            headers={"Cache-Control": "private, max-age=3600"}))
+    app.get("/api/admin/status")(lambda token="": JSONResponse(svc.admin_status(token)))
+    app.get("/api/admin/votes.csv")(lambda token="": PlainTextResponse(
+        svc.votes_csv(token), media_type="text/csv", headers={"Content-Disposition": 'attachment; filename="votes.csv"'}))
     return app
 
 

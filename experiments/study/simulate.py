@@ -63,7 +63,7 @@ def choice_for(view: dict, preferred: str, manifest_trial: dict) -> str:
 def play_rater(base_url: str, manifest: dict, identity: dict, profile: Profile, seed: int, replay_every: int = 0,
                client=None) -> dict:
     """Play one rater through their slot over HTTP (``identity``: {"token": T} or {"PROLIFIC_PID": X}).
-    ``replay_every``: resend every n-th vote once (a double click). Returns latencies (s) and counts."""
+    ``replay_every``: resend every n-th vote once (a double click). Returns latencies (endpoint, s) and counts."""
     import httpx
 
     rng = np.random.default_rng(seed)
@@ -72,10 +72,10 @@ def play_rater(base_url: str, manifest: dict, identity: dict, profile: Profile, 
     client = client or httpx.Client(base_url=base_url, timeout=60)
     lat, stored, replays = [], 0, 0
 
-    def timed(fn, *a, **kw):
+    def timed(fn, path, **kw):
         t0 = time.perf_counter()
-        r = fn(*a, **kw)
-        lat.append(time.perf_counter() - t0)
+        r = fn(path, **kw)
+        lat.append((path, time.perf_counter() - t0))
         r.raise_for_status()
         return r.json()
 
