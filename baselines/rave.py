@@ -72,7 +72,7 @@ def grid_resize_frames(frames: np.ndarray, grid_size: int, height: int, width: i
         if real < cells:
             group = torch.cat([group, group[-1:].expand(cells - real, -1, -1, -1)])
         grid = tile(group, g).mul(255).byte()[0].permute(1, 2, 0).numpy()
-        img = np.asarray(Image.fromarray(grid).resize((width * g, height * g)))
+        img = np.array(Image.fromarray(grid).resize((width * g, height * g)))
         cut = untile(torch.from_numpy(img).permute(2, 0, 1)[None], g)[:real]
         out.append(cut.permute(0, 2, 3, 1).numpy())
     return np.concatenate(out)
