@@ -19,7 +19,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 import pandas as pd
 
-from .runner import ConfigError
+from .errors import ConfigError
 from .tables import metric_columns
 
 log = logging.getLogger(__name__)

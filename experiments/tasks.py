@@ -13,7 +13,7 @@ from typing import Optional
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from .runner import ConfigErrors
+from .errors import ConfigErrors
 
 
 def main_task(cfg: DictConfig, label: Optional[str] = None):

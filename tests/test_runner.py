@@ -109,8 +109,8 @@ class _BrokenDataset:
 
 def test_bad_samples_are_recorded_and_the_run_goes_on(tmp_path):
     runner = Runner(make_cfg(tmp_path))
-    runner.dataset = _BrokenDataset(runner.dataset, tmp_path)
-    runner.ids = runner.dataset.sample_ids()
+    runner.parts.dataset = _BrokenDataset(runner.dataset, tmp_path)
+    runner.parts.ids = runner.dataset.sample_ids()
     df = runner.run()["results"].set_index("sample_id")
     assert df.loc["corrupt", "status"] == "failed"
     assert "corrupt.mp4" in df.loc["corrupt", "error"] and "\n" not in df.loc["corrupt", "error"]
@@ -124,8 +124,8 @@ def test_bad_samples_are_recorded_and_the_run_goes_on(tmp_path):
 
 def test_refuse_policy_fails_only_the_mismatched_sample(tmp_path):
     runner = Runner(make_cfg(tmp_path, "frames_policy=refuse", "model.num_frames=5"))
-    runner.dataset = _BrokenDataset(runner.dataset.__class__(num_samples=2, num_frames=6, height=64, width=112), tmp_path)
-    runner.ids = runner.dataset.sample_ids()[1:]
+    runner.parts.dataset = _BrokenDataset(runner.dataset.__class__(num_samples=2, num_frames=6, height=64, width=112), tmp_path)
+    runner.parts.ids = runner.dataset.sample_ids()[1:]
     df = runner.run()["results"]
     assert (df["status"] == "failed").all() and df["error"].str.contains("frames_policy=resample").all()
 
@@ -188,7 +188,7 @@ def test_embedded_default_config_runs_on_the_shipped_toy_model(tmp_path):
 
 
 def test_cotracker_without_a_local_clone_fails_in_one_line_naming_the_tracking_key(tmp_path):
-    from experiments.runner import ConfigError
+    from experiments.errors import ConfigError
 
     with pytest.raises(ConfigError) as e:
         Runner(make_cfg(tmp_path, "metrics=paper_tiny", "tracking=cotracker"))

@@ -22,7 +22,8 @@ from datasets.base import shard_ids
 from experiments.callbacks import CombineTables
 from experiments.claims import ClaimBook, ClaimLost
 from experiments.merge import main as merge_main, merge_run
-from experiments.runner import ConfigError, Runner
+from experiments.errors import ConfigError
+from experiments.runner import Runner
 from experiments.store import ResultStore
 from videoshop.files import atomic_write_text, scratch_name
 
