@@ -18,6 +18,11 @@ ROW_NAMES = {"videoshop": "Videoshop", "videoshop_no_norm": "- Norm.", "videosho
              "spacetime": "Spacetime", "rave": "RAVE"}
 
 
+def row_methods(summary: pd.DataFrame) -> pd.Series:
+    """Each summary row's method (its ``method`` column; a summary from before it had one: the row's label)."""
+    return summary["method" if "method" in summary else "label"].astype(str)
+
+
 def paper_table(name: str) -> pd.DataFrame:
     """One of the paper's tables as printed (CLIP, TIFA, SSIM, CLIP_TC x100; Flow in px; FVD x1)."""
     return pd.read_csv(NUMBERS / TABLES[name])
@@ -27,8 +32,8 @@ def compare_with_paper(summary: pd.DataFrame, table: str = "table5") -> pd.DataF
     """Long table: for each method row the paper reports and each metric, ours next to the paper's and the gap."""
     paper = paper_table(table).set_index("method")
     rows = []
-    for _, r in summary.iterrows():
-        name = ROW_NAMES.get(str(r.get("method", r["label"])).split("[")[0], None)
+    for (_, r), method in zip(summary.iterrows(), row_methods(summary)):
+        name = ROW_NAMES.get(method)
         if name is None or name not in paper.index:
             continue
         for m in PAPER_ORDER:
@@ -47,7 +52,7 @@ def runtime_ratios(summary: pd.DataFrame, reference: str = "videoshop") -> pd.Da
     paper timed each baseline's own code; ours times every method on the same machine (the Videoshop-family methods
     also on the same video model; Pix2Video and RAVE on their own image models, as in the paper).
     """
-    methods = summary.get("method", summary["label"]).astype(str).str.split("[").str[0]
+    methods = row_methods(summary)
     ref = summary.loc[methods == reference, "seconds"]
     if ref.empty:
         raise ValueError(f"runtime_ratios: no '{reference}' row in the summary (labels: {list(summary['label'])})")
@@ -61,10 +66,6 @@ def runtime_ratios(summary: pd.DataFrame, reference: str = "videoshop") -> pd.Da
     return out.reset_index(drop=True)
 
 
-def _method(label: str) -> str:
-    return str(label).split("[")[0]
-
-
 def paper_comparison_table(summary: pd.DataFrame, table: str) -> pd.DataFrame:
     """One table per paper table: a row per method the paper reports (in the paper's order), and per metric a cell
     ``ours / paper / ours - paper``; then Table 4's runtime column from the same runs: mean seconds, NFE, seconds
@@ -72,12 +73,12 @@ def paper_comparison_table(summary: pd.DataFrame, table: str) -> pd.DataFrame:
     """
     paper = paper_table(table).set_index("method")
     by_row = {}
-    for _, r in summary.iterrows():
-        name = ROW_NAMES.get(_method(r.get("method", r["label"])))
+    for (_, r), method in zip(summary.iterrows(), row_methods(summary)):
+        name = ROW_NAMES.get(method)
         if name is not None and name not in by_row:
             by_row[name] = r
     ratios = None
-    if "seconds" in summary and (summary.get("method", summary["label"]).astype(str).map(_method) == "videoshop").any():
+    if "seconds" in summary and (row_methods(summary) == "videoshop").any():
         ratios = runtime_ratios(summary).set_index("label")
     t4 = paper_table("table4").set_index("baseline")["execution_time_multiple_of_videoshop"]
     rows = []

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .store import RECORD, _restore
-from .tables import PAPER_ORDER, metric_columns, records_to_frame
+from .tables import PAPER_ORDER, metric_columns, override_values, records_to_frame
 
 log = logging.getLogger(__name__)
 
@@ -340,14 +340,15 @@ def report_run(out: Path, ids: Iterable[str], load: Callable[[str], Any]) -> tup
 
 def write_sigma_sweep_plot(results: pd.DataFrame, out_dir: str | Path, prefix: str = "combined_") -> Optional[Path]:
     """Each metric against the noise-extrapolation threshold Sigma (Eq. 6) of a sweep: every sample as a dot, the
-    mean over samples as a line. Runs whose label carries no ``threshold=`` are left out; None below 2 values."""
+    mean over samples as a line. Sigma is each job's ``method.threshold`` override (the records' ``overrides``);
+    runs that did not override it are left out; None below 2 values."""
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sig = results["label"].astype(str).str.extract(r"threshold=([-+0-9.eE]+)")[0].astype(float)
+    sig = pd.to_numeric(override_values(results, "method.threshold"), errors="coerce")
     df = results.assign(sigma=sig).dropna(subset=["sigma"])
     if df["sigma"].nunique() < 2:
         return None

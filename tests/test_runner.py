@@ -166,6 +166,15 @@ def test_sigma_sweep_from_the_command_line_ends_in_one_combined_table(tmp_path):
     assert sorted(combined["label"]) == ["videoshop[num_inference_steps=6,threshold=0.5]",
                                          "videoshop[num_inference_steps=6,threshold=2]"]
     assert (tmp_path / "combined_summary.md").read_text().count(",threshold=") == 2
+    # the swept values travel as data: each record holds its job's overrides, typed; the Sigma plot reads them
+    records = [json.loads(p.read_text()) for p in sorted(tmp_path.rglob("record.json"))]
+    assert sorted(r["overrides"]["method.threshold"] for r in records) == [0.5, 2]
+    assert all(r["overrides"]["method.num_inference_steps"] == 6 and "paths.cache" not in r["overrides"]
+               and "model" not in r["overrides"] for r in records)
+    results = pd.read_csv(tmp_path / "combined_results.csv")
+    assert sorted(json.loads(o)["method.threshold"] for o in results["overrides"]) == [0.5, 2]
+    assert set(combined["method"]) == {"videoshop"}
+    assert (tmp_path / "combined_sigma_sweep.png").is_file()
 
 
 def test_paper_comparison_notebook_runs_on_a_results_dir(tmp_path):
