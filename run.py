@@ -15,6 +15,8 @@ from omegaconf import DictConfig  # noqa: E402
 
 from videoshop import _compat  # noqa: E402,F401
 
+from experiments.methods import register_resolvers  # noqa: E402  (${method_set:...} in presets, before composing)
+
 
 SMOKE_SWITCH = {"smoke=true": "smoke=on", "smoke=false": "smoke=off"}
 
@@ -60,5 +62,6 @@ def main(cfg: DictConfig):
 
 
 if __name__ == "__main__":
+    register_resolvers()
     sys.argv = smoke_switch(sys.argv)
     main()

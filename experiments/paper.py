@@ -6,16 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from .methods import paper_row_names
 from .tables import PAPER_ORDER
 
 NUMBERS = Path(__file__).resolve().parent / "paper_numbers"
 TABLES = {"table2": "table2_magicbrush.csv", "table3": "table3_expert.csv", "table5": "table5_ablation_10videos.csv",
           "table4": "table4_human_eval_runtime.csv"}
-# our method labels -> the paper's row names
-ROW_NAMES = {"videoshop": "Videoshop", "videoshop_no_norm": "- Norm.", "videoshop_no_rescale": "- Rescaling",
-             "videoshop_no_extrapolation": "- Extrapolation", "videoshop_no_threshold": "- Threshold",
-             "svd_no_source": "SVD (no src. vid.)", "bdia": "BDIA", "pix2video": "Pix2Video", "fatezero": "Fate/Zero",
-             "spacetime": "Spacetime", "rave": "RAVE"}
 
 
 def row_methods(summary: pd.DataFrame) -> pd.Series:
@@ -33,7 +29,7 @@ def compare_with_paper(summary: pd.DataFrame, table: str = "table5") -> pd.DataF
     paper = paper_table(table).set_index("method")
     rows = []
     for (_, r), method in zip(summary.iterrows(), row_methods(summary)):
-        name = ROW_NAMES.get(method)
+        name = paper_row_names().get(method)
         if name is None or name not in paper.index:
             continue
         for m in PAPER_ORDER:
@@ -59,8 +55,8 @@ def runtime_ratios(summary: pd.DataFrame, reference: str = "videoshop") -> pd.Da
     paper = paper_table("table4").set_index("baseline")["execution_time_multiple_of_videoshop"]
     out = pd.DataFrame({"label": summary["label"], "seconds": summary["seconds"],
                         "multiple_of_videoshop": summary["seconds"] / float(ref.iloc[0])})
-    out["paper_multiple"] = [float(paper[ROW_NAMES[m]]) if ROW_NAMES.get(m) in paper.index else float("nan")
-                             for m in methods]
+    rows = paper_row_names()
+    out["paper_multiple"] = [float(paper[rows[m]]) if rows.get(m) in paper.index else float("nan") for m in methods]
     if "nfe" in summary:
         out["nfe"] = summary["nfe"]
     return out.reset_index(drop=True)
@@ -74,7 +70,7 @@ def paper_comparison_table(summary: pd.DataFrame, table: str) -> pd.DataFrame:
     paper = paper_table(table).set_index("method")
     by_row = {}
     for (_, r), method in zip(summary.iterrows(), row_methods(summary)):
-        name = ROW_NAMES.get(method)
+        name = paper_row_names().get(method)
         if name is not None and name not in by_row:
             by_row[name] = r
     ratios = None

@@ -1,19 +1,49 @@
 """What `python run.py` does with a composed config: validate all of it before any work, then run its ``task``.
 
-Each task is one plain function ``fn(cfg, label=None)`` in its own module, named by the config's ``tasks`` table
-(conf/config.yaml: ``tasks.<name>._target_``): edit | reconstruct (experiments/runner.py), build
-(experiments/build.py), train_toy (experiments/train_toy.py), regression (experiments/regression.py), trajectory
-(experiments/trajectory.py). A new task is one function plus one entry in that table.
+Each task is one plain function ``fn(cfg, label=None)`` and one entry in ``TASKS``: its name (``task=<name>``), the
+function (a dotted path, imported when the task runs) and the config sections it reads, from which the config
+schema decides what to check (experiments/config_schema.py). A new task is one function plus one
+``TASKS.register(Task(...))``, in this module or in the module that defines it.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass
+from typing import Callable, Optional, Union
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from videoshop.registry import Registry, load_object
+
 from .errors import ConfigErrors
+
+EDIT_READS = ("dataset.loader", "model", "method", "metrics", "tracking", "limits")
+
+
+@dataclass(frozen=True)
+class Task:
+    """``run``: ``fn(cfg, label=None)`` or its dotted path (imported when the task runs); ``reads``: the config
+    sections it uses (their schemas are checked and their mandatory ``???`` values must be set; ``method`` and
+    ``limits`` only where read)."""
+
+    name: str
+    run: Union[str, Callable]
+    reads: tuple[str, ...] = ()
+    doc: str = ""
+
+    def reads_section(self, section: str) -> bool:
+        return any(r == section or r.startswith(section + ".") for r in self.reads)
+
+
+TASKS: Registry[Task] = Registry("task")
+for _t in (Task("edit", "experiments.runner.run_edit", EDIT_READS, "edit every selected sample, score, tabulate"),
+           Task("reconstruct", "experiments.runner.run_edit", EDIT_READS,
+                "edit with the source's own first frame (inversion fidelity)"),
+           Task("build", "experiments.build.run_build", ("dataset.build",), "build a dataset into paths.data"),
+           Task("train_toy", "experiments.train_toy.run_train", ("model",), "train the toy model"),
+           Task("regression", "experiments.regression.run_regression", (), "check the committed goldens"),
+           Task("trajectory", "experiments.trajectory.run_trajectory", (), "Fig. 3: x_t - x_0 cosine similarities")):
+    TASKS.register(_t)
 
 
 def main_task(cfg: DictConfig, label: Optional[str] = None):
@@ -23,4 +53,5 @@ def main_task(cfg: DictConfig, label: Optional[str] = None):
     problems = validate_config(cfg)
     if problems:
         raise ConfigErrors(problems)
-    return instantiate(cfg.tasks[cfg.task])(cfg, label)
+    run = TASKS.get(cfg.task).run
+    return (load_object(run) if isinstance(run, str) else run)(cfg, label)
