@@ -115,6 +115,25 @@ class LoggerSchema:
     mode: str = spec("str", choices=("offline", "online", "disabled"))
 
 
+@dataclass
+class StudySchema:
+    """The human study (conf/study/, experiments/study/), checked for the study_* tasks."""
+
+    dir: str = spec("str", nullable=True)
+    reference: str = spec("str", required=True)
+    baselines: list = spec("list", nullable=True)
+    questions: dict = spec("dict", required=True)
+    trials_per_rater: int = spec("int", required=True, min=2)
+    raters_per_pair: int = spec("int", required=True, min=1)
+    attention_rate: float = spec("float", required=True, min=0, max=0.5)
+    lab_raters: int = spec("int", nullable=True, min=0)
+    host: str = spec("str", required=True)
+    port: int = spec("int", required=True, min=0, max=65535)
+    db: str = spec("str", nullable=True)
+    allow_tie: bool = spec("bool")
+    votes: str = spec("str", nullable=True)
+
+
 def task_reads(task: Any, section: str) -> bool:
     """Whether the registered task ``task`` reads config ``section`` (False for an unknown task)."""
     return isinstance(task, str) and task in TASKS and TASKS.get(task).reads_section(section)
@@ -129,6 +148,7 @@ SECTIONS: tuple[tuple[str, type, Callable[[dict], bool]], ...] = (
     ("runtime", RuntimeSchema, lambda c: True),
     ("dataset", DatasetSchema, lambda c: True),
     ("logger", LoggerSchema, lambda c: True),
+    ("study", StudySchema, lambda c: task_reads(c.get("task"), "study")),
 )
 
 
@@ -267,7 +287,7 @@ def validate_config(cfg: DictConfig) -> list[str]:
     resolved: dict[str, Any] = {}
     top = _resolved_section(cfg, "", problems)
     resolved[""] = top
-    for path in ("limits", "model", "method", "runtime", "dataset", "logger", "metrics"):
+    for path in ("limits", "model", "method", "runtime", "dataset", "logger", "metrics", "study"):
         resolved[path] = _resolved_section(cfg, path, problems) if path in cfg else None
     for path, schema, applies in SECTIONS:
         values = resolved.get(path)

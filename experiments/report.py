@@ -170,13 +170,24 @@ def _page(title: str, rows: list[dict], methods: list[str], metrics: list[str], 
     opt = lambda xs: "".join(f'<option value="{e(x, True)}">{e(x)}</option>' for x in xs)  # noqa: E731
     checks = "".join(f'<label><input type="checkbox" class="mcheck" value="{e(m, True)}" checked> {e(m)}</label> '
                      for m in methods)
-    prob = ""
+    prob = _study_links(base)
     if problems:
-        prob = ('<div id="problems"><b>Skipped (missing or corrupt record files):</b><ul>'
+        prob += ('<div id="problems"><b>Skipped (missing or corrupt record files):</b><ul>'
                 + "".join(f"<li>{e(p)}</li>" for p in problems) + "</ul></div>")
     return _TEMPLATE.format(
         title=e(title), problems=prob, metric_opts=opt(metrics), method_opts=opt(methods), type_opts=opt(types),
         checks=checks, head=head, body="\n".join(body), n=len(rows))
+
+
+def _study_links(base: Path) -> str:
+    """Links to the human studies built from this folder (``studies.json``, written by task=study_build)."""
+    try:
+        links = json.loads((base / "studies.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    e = html.escape
+    return ('<p id="studies"><b>Human studies:</b> '
+            + " ".join(f'<a href="{e(str(x), True)}">{e(str(x))}</a>' for x in links if isinstance(x, str)) + "</p>")
 
 
 _TEMPLATE = """<!DOCTYPE html>

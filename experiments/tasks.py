@@ -42,7 +42,11 @@ for _t in (Task("edit", "experiments.runner.run_edit", EDIT_READS, "edit every s
            Task("build", "experiments.build.run_build", ("dataset.build",), "build a dataset into paths.data"),
            Task("train_toy", "experiments.train_toy.run_train", ("model",), "train the toy model"),
            Task("regression", "experiments.regression.run_regression", (), "check the committed goldens"),
-           Task("trajectory", "experiments.trajectory.run_trajectory", (), "Fig. 3: x_t - x_0 cosine similarities")):
+           Task("trajectory", "experiments.trajectory.run_trajectory", (), "Fig. 3: x_t - x_0 cosine similarities"),
+           Task("study_build", "experiments.study.tasks.run_study_build", ("study",), "the human study's trials"),
+           Task("study_serve", "experiments.study.tasks.run_study_serve", ("study",), "the rater/admin server"),
+           Task("study_import", "experiments.study.tasks.run_study_import", ("study",), "import votes from CSV"),
+           Task("study_analyze", "experiments.study.tasks.run_study_analyze", ("study",), "the study's tables")):
     TASKS.register(_t)
 
 
