@@ -32,7 +32,8 @@ def finish_run(loop: SampleLoop, records: list[dict]) -> dict[str, pd.DataFrame]
     tables_dir = out / "shards" / f"{parts.shard}-of-{parts.num_shards}" if sharded else out
     tables = write_run_tables(tables_dir, records, protocol, set_df, set_notes)
     log.info("results in %s\n%s", tables_dir, tables["summary"].to_string(index=False))
-    from .report import report_run, write_run_media  # media beside each edited video, gallery.html, plots
+    from .gallery import write_run_media
+    from .report import report_run  # media beside each edited video, gallery.html, plots
 
     load = lambda sid: loop.prepare(sid)[0]  # noqa: E731
     if sharded:  # this shard's media now; the gallery and plots when the shards are merged

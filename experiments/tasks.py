@@ -1,4 +1,4 @@
-"""What `python run.py` does with a composed config: validate all of it before any work, then run its ``task``.
+"""The task registry: what ``task=<name>`` runs (experiments/entry.py runs it after validating the config).
 
 Each task is one plain function ``fn(cfg, label=None)`` and one entry in ``TASKS``: its name (``task=<name>``), the
 function (a dotted path, imported when the task runs) and the config sections it reads, from which the config
@@ -9,13 +9,9 @@ schema decides what to check (experiments/config_schema.py). A new task is one f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Union
+from typing import Callable, Union
 
-from omegaconf import DictConfig
-
-from videoshop.registry import Registry, load_object
-
-from .errors import ConfigErrors
+from videoshop.registry import Registry
 
 EDIT_READS = ("dataset.loader", "model", "method", "metrics", "tracking", "limits")
 
@@ -48,14 +44,3 @@ for _t in (Task("edit", "experiments.runner.run_edit", EDIT_READS, "edit every s
            Task("study_import", "experiments.study.tasks.run_study_import", ("study",), "import votes from CSV"),
            Task("study_analyze", "experiments.study.tasks.run_study_analyze", ("study",), "the study's tables")):
     TASKS.register(_t)
-
-
-def main_task(cfg: DictConfig, label: Optional[str] = None):
-    """Validate the whole config (experiments/config_schema.py; ConfigErrors lists every problem), then run it."""
-    from .config_schema import validate_config
-
-    problems = validate_config(cfg)
-    if problems:
-        raise ConfigErrors(problems)
-    run = TASKS.get(cfg.task).run
-    return (load_object(run) if isinstance(run, str) else run)(cfg, label)
