@@ -1,7 +1,7 @@
 """Entry point: `python run.py [group=option ...] [key=value ...]`, `python run.py -m key=a,b` for sweeps.
 
 Composes conf/ with Hydra, validates the whole config (experiments/config_schema.py: one line and a non-zero exit
-per problem, before any work) and hands it to the task it names (experiments/entry.py). Every error becomes one line on stderr;
+per problem, before any work) and hands it to the task it names (experiments/tasks.py). Every error becomes one line on stderr;
 `debug=true` (or VIDEOSHOP_DEBUG=1) shows the traceback instead.
 """
 
@@ -39,7 +39,7 @@ def main(cfg: DictConfig):
                     if (cfg.get("logger") or {}).get("name") == "wandb" else None)  # before any W&B client loads
     from experiments.errors import ANTICIPATED, ConfigErrors
     from experiments.job import job_label
-    from experiments.entry import main_task
+    from experiments.tasks import main_task
 
     try:
         main_task(cfg, job_label(cfg))  # validates the whole config first (experiments/config_schema.py)

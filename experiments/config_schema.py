@@ -19,12 +19,13 @@ from typing import Any, Callable, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from videoshop.config import VideoshopConfig
+from videoshop.families import FAMILIES
 from videoshop.models import COMPONENT_BUILDERS
 from videoshop.options import Check, option_checks, signature_checks
 from videoshop.registry import load_object
 
 from . import methods  # noqa: F401  (registers ${method_set:...}, ${method_list:...} for the presets)
-from .tasks import TASKS
+from .task_registry import TASKS
 
 FRAMES_POLICIES = ("resample", "refuse")
 ASPECT_POLICIES = ("note", "refuse")
@@ -39,7 +40,7 @@ def spec(kind: str, **kw: Any) -> Any:
 # ------------------------------------------------------------------------------------------------ sections
 @dataclass
 class TopSchema:
-    task: str = spec("str", required=True)  # a registered task (experiments/tasks.py TASKS; cross_key_problems)
+    task: str = spec("str", required=True)  # a registered task (experiments/task_registry.py TASKS; cross_key_problems)
     seed: int = spec("int", required=True, min=0)
     device: str = spec("str", required=True, pattern=DEVICE_RE.pattern, hint="must be auto, cpu, cuda, cuda:N or mps")
     frames_policy: str = spec("str", required=True, choices=FRAMES_POLICIES)
@@ -71,7 +72,7 @@ class ModelSchema:
     width: int = spec("int", required=True, min=8, multiple_of=8)
     seed: int = spec("int", min=0)
     allow_download: bool = spec("bool")
-    family: str = spec("str", nullable=True, choices=("svd", "wan21_i2v", "wan22_i2v", "wan22_ti2v", "ltx_i2v", "cogvideox_i2v"))  # null = svd
+    family: str = spec("str", nullable=True)  # an entry of videoshop.families.FAMILIES (cross_key_problems); null = svd
 
 
 def _method_schema() -> type:
@@ -218,7 +219,11 @@ def cross_key_problems(c: dict) -> list[str]:
     problems = []
     top, method = c.get("", {}), c.get("method") or {}
     if isinstance(top.get("task"), str) and top["task"] not in TASKS:
-        problems.append(f"task={top['task']}: must be one of {', '.join(TASKS.names())} (experiments/tasks.py TASKS)")
+        problems.append(f"task={top['task']}: must be one of {', '.join(TASKS.names())} (experiments/task_registry.py TASKS)")
+    family = (c.get("model") or {}).get("family")
+    if isinstance(family, str) and family not in FAMILIES:
+        problems.append(f"model.family={family}: must be one of {', '.join(FAMILIES.names())} "
+                        "(videoshop.families.FAMILIES)")
     dev = top.get("device")
     if isinstance(dev, str) and DEVICE_RE.match(dev):
         p = device_problem(dev)

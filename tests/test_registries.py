@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from experiments.methods import METHOD_SETS, METHODS, MethodSet, paper_row_names
-from experiments.tasks import TASKS
+from experiments.task_registry import TASKS
 from videoshop.registry import Registry, UnknownEntry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,7 +18,8 @@ PLUGIN = '''
 import numpy as np
 from videoshop.method import EditResult
 from experiments.methods import METHOD_SETS, Method, MethodSet, register_method
-from experiments.tasks import TASKS, Task
+from experiments.task_registry import TASKS, Task
+from videoshop.families import FAMILIES, ModelFamily
 
 CALLS = []
 
@@ -44,6 +45,20 @@ register_method(Method("paste_first", display="Paste", config={"_target_": "thro
                                                                "uses_video_model": False, "blend": 0.5}),
                 replace=True)
 METHOD_SETS.register(MethodSet("throwaway_set", ("paste_first", "svd_no_source")), replace=True)
+
+
+def one_layer_wan(size):
+    """Wan 2.1 I2V with a one-layer transformer: a new family is its configs, modules, pipeline and scheduler."""
+    from videoshop.flow_models import wan21_i2v_configs
+
+    cfg = wan21_i2v_configs(size)
+    cfg["transformer"] = dict(cfg["transformer"], num_layers=1)
+    return cfg
+
+
+FAMILIES.register(ModelFamily("wan_one_layer", "Wan 2.1 I2V, one layer", "videoshop.flow_pipeline.WanVideoshopPipeline",
+                              configs=one_layer_wan, modules="videoshop.flow_models.wan_modules",
+                              scheduler="diffusers.FlowMatchEulerDiscreteScheduler"), replace=True)
 '''
 PRESET = '''# @package _global_
 sweep_name: throwaway
@@ -65,6 +80,7 @@ def plugin(tmp_path, monkeypatch):
 
     yield throwaway_plugin
     TASKS.unregister("hello")
+    FAMILIES.unregister("wan_one_layer")
     METHODS.unregister("paste_first")
     METHOD_SETS.unregister("throwaway_set")
     sys.modules.pop("throwaway_plugin", None)
@@ -135,3 +151,17 @@ def test_the_docs_table_of_method_sets_is_the_registry():
     from experiments.methods import method_sets_markdown
 
     assert method_sets_markdown() in (ROOT / "docs" / "architecture.md").read_text()
+
+
+def test_a_registered_model_family_runs_through_run_py_and_an_unknown_one_is_refused(plugin, monkeypatch, tmp_path,
+                                                                                    capsys):
+    out = tmp_path / "run"
+    run_py(monkeypatch, "model=wan21_i2v_tiny", "model.family=wan_one_layer", "model.name=wan_one_layer_tiny",
+           "dataset.loader.num_samples=1", "logger=none", "metrics=default", "method.num_inference_steps=4",
+           f"hydra.run.dir={out}", f"paths.cache={tmp_path}/c")
+    rec = json.loads(next(out.rglob("record.json")).read_text())
+    assert rec["model"] == "wan_one_layer_tiny" and rec["status"] == "ok" and rec["finite"] and rec["nfe"] > 0
+    with pytest.raises(SystemExit) as e:
+        run_py(monkeypatch, "model=wan21_i2v_tiny", "model.family=nope", f"hydra.run.dir={tmp_path / 'bad'}")
+    assert e.value.code == 2
+    assert "error: model.family=nope: must be one of svd, wan21_i2v" in capsys.readouterr().err
