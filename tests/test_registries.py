@@ -11,6 +11,7 @@ import pytest
 
 from experiments.methods import METHOD_SETS, METHODS, MethodSet, paper_row_names
 from experiments.task_registry import TASKS
+from videoshop.families import FAMILIES
 from videoshop.registry import Registry, UnknownEntry
 
 ROOT = Path(__file__).resolve().parents[1]
