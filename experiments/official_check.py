@@ -152,6 +152,9 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()  # the .bin weights make diffusers log a failed safetensors lookup per model
     try:
         check(args.method, official.resolve(), args.config, Path(args.out) if args.out else None)
     except (RuntimeError, subprocess.CalledProcessError) as e:
