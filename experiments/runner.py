@@ -30,6 +30,7 @@ from datasets.schema import Sample
 from eval.cache import fingerprint
 
 from videoshop.method import sample_seed  # noqa: F401  (re-exported: experiments.runner.sample_seed)
+from videoshop.video_io import InputLimits
 
 from .prepare import check_aspect, check_input_limits, fit_edited_image, fit_frame_count, to_sample_size
 from .claims import HOST, ClaimBook, ClaimLost
@@ -82,6 +83,8 @@ class Runner:
         self.label = label or cfg.method.name
         self.task = cfg.task
         self.dataset = instantiate(cfg.dataset.loader)
+        if hasattr(self.dataset, "set_limits"):  # sizes refused from headers, before decoding (docs/reliability.md)
+            self.dataset.set_limits(InputLimits.from_mapping(_container(cfg.get("limits"))))
         self.ids = select_ids(self.dataset.sample_ids(), cfg.dataset.get("limit"), cfg.dataset.get("ids"))
         self.num_shards, self.shard = int(cfg.dataset.get("num_shards", 1)), int(cfg.dataset.get("shard", 0))
         try:
@@ -176,6 +179,7 @@ class Runner:
         return dict(sample_id=sample_id, label=self.label, method=self.cfg.method.name, task=self.task,
                     dataset=self.cfg.dataset.name, model=self.cfg.model.name, edit_hash=self.edit_hash,
                     metrics_hash=self.metrics_hash, status="failed", error=None, notes=[], metrics={},
+                    edit_type="unknown", instruction="",  # the sample's, once it loads (a failed load keeps these)
                     worker=f"{HOST}:{os.getpid()}")
 
     def process(self, sample_id: str) -> dict[str, Any]:
@@ -184,7 +188,7 @@ class Runner:
         rec = self.base_record(sample_id)
         try:
             sample, rec["notes"] = self.prepared(sample_id)
-            rec["edit_type"], rec["input_hash"] = sample.edit_type, input_hash(sample)
+            rec.update(edit_type=sample.edit_type, instruction=sample.instruction, input_hash=input_hash(sample))
         except Exception as e:  # noqa: BLE001  (unreadable or invalid sample: record and go on)
             return self._fail(rec, "load", e)
         if torch.cuda.is_available():
