@@ -420,18 +420,17 @@ def test_metric_cache_holds_no_executable_format(tmp_path):
     planted safetensors file can only hold numbers (a damaged one is rebuilt)."""
     import torch
 
-    from eval.backbones import load_i3d
+    from eval import backbones
 
+    assert not isinstance(backbones.load_i3d(backbone="tiny", device="cpu", seed=0, cache_dir=str(tmp_path)),
+                          torch.jit.ScriptModule)  # (shared per process: built here or by an earlier test)
     planted = tmp_path / "backbones" / "tiny_i3d_seed0.pt"
-    planted.parent.mkdir(parents=True)
+    planted.parent.mkdir(parents=True, exist_ok=True)
     planted.write_bytes(b"not loaded")
-    m = load_i3d(backbone="tiny", device="cpu", seed=0, cache_dir=str(tmp_path))
-    assert not isinstance(m, torch.jit.ScriptModule)
+    m = backbones.load_tiny_i3d(str(tmp_path / "backbones" / "tiny_i3d_seed0.safetensors"), 0, torch.device("cpu"))
     cached = sorted(p.name for p in (tmp_path / "backbones").iterdir())
     assert cached == ["tiny_i3d_seed0.pt", "tiny_i3d_seed0.safetensors"]
     (tmp_path / "backbones" / "tiny_i3d_seed0.safetensors").write_bytes(b"garbage")
-    from eval import backbones
-
     again = backbones.load_tiny_i3d(str(tmp_path / "backbones" / "tiny_i3d_seed0.safetensors"), 0, torch.device("cpu"))
     assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), again.state_dict().values()))
 
