@@ -51,10 +51,12 @@ def main(argv=None) -> int:
     import torch
 
     from .video_io import read_image, read_video, resample_frames, write_frames, write_video
+    from .families import FAMILIES
     from .models import MissingWeightsError, build_pipeline
 
     cfg = model_config(a.model)
-    if cfg.get("family") not in (None, "svd") and not a.prompt:
+    prompted = FAMILIES.get(cfg.get("family") or "svd").prompted
+    if prompted and not a.prompt:
         print(f"error: --model {a.model} is text-conditioned: give --prompt (a description of the edited video)",
               file=sys.stderr)
         return 2
@@ -62,7 +64,7 @@ def main(argv=None) -> int:
         if text is not None and len(text) > MAX_PROMPT_CHARS:
             print(f"error: {flag} is {len(text)} characters, more than {MAX_PROMPT_CHARS}", file=sys.stderr)
             return 2
-    prompts = {"prompt": a.prompt, "source_prompt": a.source_prompt or a.prompt} if cfg.get("family") not in (None, "svd") else {}
+    prompts = {"prompt": a.prompt, "source_prompt": a.source_prompt or a.prompt} if prompted else {}
     try:
         video, fps = read_video(a.video)  # sizes beyond video_io.InputLimits() refused before decoding
         image = read_image(a.image)
