@@ -31,7 +31,7 @@ from videoshop.files import atomic_write_text
 
 from .store import ResultStore
 
-from .tables import records_to_frame, skip_protocol, write_tables
+from .tables import records_to_frame, skip_protocol, to_safe_csv, write_tables
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def write_run_tables(run_dir: Path, records: list[dict], protocol: dict, set_df:
     """The run's tables, set_metrics.csv and protocol.json, each written atomically."""
     tables = write_tables(records_to_frame(records), run_dir, protocol, set_df)
     if not set_df.empty:
-        atomic_write_text(run_dir / "set_metrics.csv", set_df.to_csv())
+        atomic_write_text(run_dir / "set_metrics.csv", to_safe_csv(set_df, index=True))
     atomic_write_text(run_dir / "protocol.json", json.dumps(protocol | set_notes, indent=1, default=str))
     return tables
 
@@ -140,7 +140,8 @@ def merge_run(run_dir: str | Path, expected: Optional[dict[str, str]] = None) ->
     set_df, set_notes = set_metric_frame(records, store.load_features, expected)
     protocol = read_protocol(run_dir) | skip_protocol(records)  # skip counts over the union of the shards' records
     tables = write_run_tables(run_dir, records, protocol, set_df, set_notes)
-    from .report import write_gallery, write_plots  # the shards wrote each sample's media
+    from .gallery import write_gallery  # the shards wrote each sample's media
+    from .plots import write_plots
 
     write_gallery([run_dir], run_dir / "gallery.html", title=f"videoshop-bench: {run_dir.name}")
     write_plots(tables, run_dir)

@@ -13,8 +13,32 @@ from videoshop.files import atomic_write_text
 
 PAPER_ORDER = ("clip_tgt", "clip_tgt_plus", "tifa", "clip_src", "clip_src_plus", "flow", "flow_plus", "fvd", "ssim",
                "clip_tc")
-INFO_COLUMNS = ("label", "method", "task", "dataset", "model", "sample_id", "edit_type", "status", "error", "finite",
+INFO_COLUMNS = ("label", "method", "overrides", "task", "dataset", "model", "sample_id", "edit_type", "status", "error", "finite",
                 "nfe", "seconds", "peak_mem_mb", "notes")
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")  # what a spreadsheet may run as a formula (OWASP CSV injection)
+
+
+def csv_cell(v):
+    """A text cell a spreadsheet shows as text: one starting with =, +, -, @, tab or a line break gets a leading
+    apostrophe (OWASP's CSV-injection rule); numbers and other text are unchanged."""
+    return "'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v
+
+
+def to_safe_csv(df: pd.DataFrame, index: bool = False, **kw) -> str:
+    """``df.to_csv`` with every text cell (and text index / column names) passed through ``csv_cell``; text that
+    Python cannot encode as UTF-8 (names with undecodable bytes) is written with backslash escapes."""
+    safe = df.copy()
+    text_like = (pd.api.types.is_object_dtype, pd.api.types.is_string_dtype)  # pandas 3 infers a str dtype
+    for c in safe.columns:
+        if any(f(safe[c].dtype) for f in text_like):
+            safe[c] = safe[c].map(csv_cell).astype(object)
+    safe.columns = [csv_cell(c) for c in safe.columns]
+    if any(f(safe.index.dtype) for f in text_like):
+        safe.index = safe.index.map(csv_cell)
+    text = safe.to_csv(index=index, **kw)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 SKIPPED = "skipped"  # per sample: "metric: reason; ..." for the metrics that could not be computed
@@ -27,11 +51,20 @@ def records_to_frame(records: Iterable[dict]) -> pd.DataFrame:
     for r in records:
         row = {k: r.get(k) for k in INFO_COLUMNS}
         row["notes"] = "; ".join(r.get("notes") or [])
+        row["overrides"] = json.dumps(r.get("overrides") or {}, sort_keys=True)
         row[SKIPPED] = "; ".join(f"{k}: {v}" for k, v in sorted((r.get("skipped") or {}).items()))
         row.update({k: (np.nan if v is None else float(v)) for k, v in (r.get("metrics") or {}).items()})
         row.update({k: np.nan for k in (r.get("skipped") or {}) if k not in row})
         rows.append(row)
     return pd.DataFrame(rows, columns=None if rows else list(INFO_COLUMNS))
+
+
+def override_values(df: pd.DataFrame, key: str) -> pd.Series:
+    """Each row's value of the sweep override ``key`` (e.g. ``method.threshold``), None where its job did not
+    override it; read from the ``overrides`` column (the job's overrides as JSON, records_to_frame)."""
+    if "overrides" not in df.columns:  # a table from before records stored their overrides
+        return pd.Series([None] * len(df), index=df.index, dtype=object)
+    return df["overrides"].map(lambda s: json.loads(s).get(key) if isinstance(s, str) and s else None)
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
@@ -74,7 +107,11 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = ("label",), set_metrics: Opt
         out = out.join(means)
     if set_metrics is not None and not set_metrics.empty:
         out = out.join(set_metrics, how="left")
-    cols = [c for c in PAPER_ORDER if c in out.columns] + [c for c in out.columns if c not in PAPER_ORDER]
+    if "method" in df.columns and "method" not in by:  # what each row ran, as data (experiments/paper.py reads it)
+        out["method"] = groups["method"].first()
+    lead = ["method"] if "method" in out.columns else []
+    cols = lead + [c for c in PAPER_ORDER if c in out.columns] + [c for c in out.columns
+                                                                  if c not in PAPER_ORDER and c not in lead]
     return out[cols].reset_index()
 
 
@@ -126,8 +163,9 @@ def write_tables(df: pd.DataFrame, out_dir: str | Path, protocol: Optional[dict]
     by_type = summarize(df, ("label", "edit_type"))
     proto = json.dumps(protocol or {}, sort_keys=True)
     # each file atomically (temporary file + os.replace): concurrent writers of one run folder never corrupt it
-    atomic_write_text(out_dir / f"{prefix}results.csv", df.to_csv(index=False))
+    atomic_write_text(out_dir / f"{prefix}results.csv", to_safe_csv(df))
     for name, table, title in (("summary", summary, "Per method"), ("by_edit_type", by_type, "Per method and edit type")):
-        atomic_write_text(out_dir / f"{prefix}{name}.csv", table.assign(protocol=proto).to_csv(index=False))
-        atomic_write_text(out_dir / f"{prefix}{name}.md", to_markdown(table, protocol, title))
+        atomic_write_text(out_dir / f"{prefix}{name}.csv", to_safe_csv(table.assign(protocol=proto)))
+        md = to_markdown(table, protocol, title)
+        atomic_write_text(out_dir / f"{prefix}{name}.md", md.encode("utf-8", "backslashreplace").decode("utf-8"))
     return {"results": df, "summary": summary, "by_edit_type": by_type}
