@@ -106,6 +106,8 @@ def write_sample(root, sample: Sample, overwrite: bool = False) -> Path:
             "edit_type": sample.edit_type, "fps": float(sample.fps), "num_frames": int(t), "height": int(h),
             "width": int(w), "files": files, "meta": sample.meta,
         }
+        if sample.extras:
+            record["extras"] = sample.extras
         (tmp / SAMPLE_FILE).write_text(json.dumps(record, indent=2, default=_json_default))
     return final
 
@@ -152,6 +154,10 @@ def _sample_fields(rec: dict, meta_path: Path) -> dict[str, Any]:
     if meta is not None and not isinstance(meta, dict):
         raise bad("meta", "must be an object")
     out["meta"] = dict(meta or {})
+    extras = rec.get("extras")
+    if extras is not None and not isinstance(extras, dict):
+        raise bad("extras", "must be an object")
+    out["extras"] = dict(extras or {})
     return out
 
 
@@ -232,7 +238,7 @@ def read_sample(folder, num_frames: Optional[int] = None, height: Optional[int] 
         sample_id=str(fields_["sample_id"] or folder.name), source_video=video, edited_image=edited, edit_mask=mask,
         instruction=fields_["instruction"] or "", source_prompt=fields_["source_prompt"],
         target_prompt=fields_["target_prompt"], edit_type=fields_["edit_type"] or "unknown",
-        gt_edited_video=gt, gt_masks=gt_masks, fps=fields_["fps"], meta=fields_["meta"],
+        gt_edited_video=gt, gt_masks=gt_masks, fps=fields_["fps"], meta=fields_["meta"], extras=fields_["extras"],
     )
     if sample.sample_id != folder.name:
         raise SampleError(f"{meta_path}: sample_id={sample.sample_id!r} differs from its folder name {folder.name!r}")
