@@ -202,7 +202,8 @@ class BenchmarkDataset:
                 n += 1
                 sid = f"{e['id']}__dup{n}"
             if sid != e["id"]:
-                e = bad_entry(sid, e["_where"], f"duplicate sample id {e['id']!r} (first at {self._entries[e['id']]['_where']})")
+                first = self._entries[e["id"]]["_where"]
+                e = bad_entry(sid, e["_where"], f"duplicate sample id {e['id']!r} (first at {first})")
             self._entries[sid] = e
 
     def sample_ids(self) -> list[str]:

@@ -55,7 +55,8 @@ def prompt_files(root: Path, edit_types=None) -> list[tuple[int, Path]]:
         wanted = {int(k) for k in edit_types}
         found = [(k, p) for k, p in found if k in wanted]
     if not found:
-        raise FileNotFoundError(f"{folder}: no edit<k>_FiVE.json files{' for edit types ' + str(edit_types) if edit_types else ''}")
+        which = f" for edit types {list(edit_types)}" if edit_types else ""
+        raise FileNotFoundError(f"{folder}: no edit<k>_FiVE.json files{which}")
     return found
 
 

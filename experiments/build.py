@@ -15,7 +15,8 @@ from typing import Any, Optional
 
 log = logging.getLogger(__name__)
 
-BUILDERS = ("magicbrush", "expert", "hdvila_sample", "editversebench", "five_bench", "v2vbench", "davis")  # the kinds this module has a <kind>_from_config for
+BUILDERS = ("magicbrush", "expert", "hdvila_sample",  # the kinds this module has a <kind>_from_config for
+            "editversebench", "five_bench", "v2vbench", "davis")
 
 
 def _plain(node) -> Any:
