@@ -1,7 +1,7 @@
 """Entry point: `python run.py [group=option ...] [key=value ...]`, `python run.py -m key=a,b` for sweeps.
 
 Composes conf/ with Hydra, validates the whole config (experiments/config_schema.py: one line and a non-zero exit
-per problem, before any work) and hands it to experiments.runner. Every error becomes one line on stderr;
+per problem, before any work) and hands it to the task it names (experiments/tasks.py). Every error becomes one line on stderr;
 `debug=true` (or VIDEOSHOP_DEBUG=1) shows the traceback instead.
 """
 
@@ -15,17 +15,7 @@ from omegaconf import DictConfig  # noqa: E402
 
 from videoshop import _compat  # noqa: E402,F401
 
-
-def job_label(cfg: DictConfig) -> str:
-    """Method name plus this job's method.* overrides, e.g. 'videoshop[threshold=2]'."""
-    from hydra.core.hydra_config import HydraConfig
-
-    try:
-        overrides = HydraConfig.get().overrides.task
-    except ValueError:
-        return cfg.method.name
-    own = sorted(o.split(".", 1)[1] for o in overrides if o.startswith("method.") and "=" in o)
-    return f"{cfg.method.name}[{','.join(own)}]" if own else cfg.method.name
+from experiments.methods import register_resolvers  # noqa: E402  (${method_set:...} in presets, before composing)
 
 
 SMOKE_SWITCH = {"smoke=true": "smoke=on", "smoke=false": "smoke=off"}
@@ -47,7 +37,8 @@ def main(cfg: DictConfig):
 
     set_privacy_env((cfg.get("logger") or {}).get("mode")
                     if (cfg.get("logger") or {}).get("name") == "wandb" else None)  # before any W&B client loads
-    from experiments.runner import ANTICIPATED, ConfigErrors
+    from experiments.errors import ANTICIPATED, ConfigErrors
+    from experiments.job import job_label
     from experiments.tasks import main_task
 
     try:
@@ -71,5 +62,6 @@ def main(cfg: DictConfig):
 
 
 if __name__ == "__main__":
+    register_resolvers()
     sys.argv = smoke_switch(sys.argv)
     main()

@@ -3,7 +3,7 @@ current diffusers through its attention-processor API (official code: duyguceyla
 are in shared/paper/baseline_notes.md, Sec. 1).
 
 Per video (``Pix2Video.edit``):
-1. frames resized to 512 x 512 (aspect not kept), MiDaS/DPT depth per frame (the SD2-depth repo's estimator),
+1. frames resized to 512 x 512 (aspect not kept; PIL's bicubic, as the official ``load_512``), MiDaS/DPT depth per frame (the SD2-depth repo's estimator),
    bilinearly resized to the latent size and min-max normalised to [-1, 1]: the UNet's 5th input channel;
 2. VAE posterior mean of every frame; DDIM inversion of every frame on its own with the *source* prompt
    (guidance 1, i.e. conditional only), 50 steps, depth-conditioned; only x_T is kept;
@@ -13,7 +13,7 @@ Per video (``Pix2Video.edit``):
    "self-attention feature injection"), and after each of the first 26 steps the latent moves towards the previous
    frame's predicted x0: x_{t-1} <- x_{t-1} - (2 w / N) (x0_hat - x0_hat_prev), w = 100 (Sec. 3.3, "guided latent
    update", the gradient of w * MSE(x0_hat_prev, x0_hat) with respect to x0_hat);
-4. VAE decode.
+4. VAE decode; uint8 by truncation (the official ``latent2image``: ``astype(np.uint8)``).
 
 The official loop finishes each frame's 50 steps before the next frame. Frame i only needs, at step s, the first and
 previous frames' features and x0 at the same step s, so running all frames step by step (this file) computes the
@@ -35,8 +35,8 @@ from .text.attention import FrameFeatureBank, cross_frame_processors, installed_
 from .text.ddim import ddim_invert, ddim_sample, ddim_schedule
 from .text.method import TextDrivenMethod
 from .text.models import load_sd_family
-from .text.sd import (NFECounter, depth_condition, encode_prompts, frames_to_tensor, predicted_depth, resize_frames,
-                      vae_decode, vae_encode)
+from .text.sd import (RESIZE_FILTERS, NFECounter, depth_condition, encode_prompts, frames_to_tensor, predicted_depth,
+                      resize_frames, vae_decode, vae_encode)
 
 Tensor = torch.Tensor
 
@@ -80,6 +80,7 @@ class Pix2Video(TextDrivenMethod):
                  injection: bool = True, injection_sources: str = "anchor_prev",
                  injection_layers: Sequence[str] = ("up_blocks",), latent_update: bool = True,
                  latent_update_weight: float = 100.0, latent_update_last_step: int = 25, depth_resize: str = "bilinear",
+                 resize: str = "pil_bicubic", uint8_rounding: str = "floor",
                  batch_size: int = 8, seed: int = 0, prompts: Optional[dict] = None,
                  native_side: Optional[dict] = None) -> None:
         super().__init__(name, device, weights, dtype, allow_download, prompts)
@@ -98,6 +99,10 @@ class Pix2Video(TextDrivenMethod):
         self.latent_update, self.latent_update_weight = bool(latent_update), float(latent_update_weight)
         self.latent_update_last_step, self.depth_resize = int(latent_update_last_step), depth_resize
         self.batch_size = int(batch_size)
+        if resize not in RESIZE_FILTERS or uint8_rounding not in ("round", "floor"):
+            raise ValueError(f"method.resize={resize!r} / method.uint8_rounding={uint8_rounding!r}: expected one of "
+                             f"{RESIZE_FILTERS} / round, floor")
+        self.resize, self.uint8_rounding = resize, uint8_rounding
         self.trace: Optional[list] = None  # set to a list to record what the cross-frame processors receive
         self.models = load_sd_family(self.weights, base=self.base, depth=self.depth, in_channels=5, sd2=True,
                                      depth_kind="dpt", allow_download=self.allow_download, dtype=self.dtype,
@@ -153,7 +158,7 @@ class Pix2Video(TextDrivenMethod):
         t0 = time.perf_counter()
         prompts = self.resolve_prompts(sample)
         n = select_frames(sample.num_frames, self.frame_policy, self.max_frames)
-        frames = resize_frames(sample.source_video[:n], self.height, self.width)
+        frames = resize_frames(sample.source_video[:n], self.height, self.width, filter=self.resize)
         edited, nfe = self.edit_frames(frames, prompts.source_prompt, prompts.target_prompt)
         if not np.isfinite(edited.astype(np.float32)).all():  # pragma: no cover  (uint8 is always finite)
             raise SampleError(f"{sample.sample_id}: non-finite output")
@@ -176,4 +181,4 @@ class Pix2Video(TextDrivenMethod):
                                                 [source_prompt, target_prompt, self.negative_prompt], dev).float().split(1)
         x_T = self.invert(z0, depth, source, nfe)
         z = self.sample(x_T, depth, target, uncond, nfe)
-        return vae_decode(m.vae, z.to(self.dtype), self.batch_size), nfe
+        return vae_decode(m.vae, z.to(self.dtype), self.batch_size, rounding=self.uint8_rounding), nfe

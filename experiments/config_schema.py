@@ -19,8 +19,13 @@ from typing import Any, Callable, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from videoshop.config import VideoshopConfig
+from videoshop.families import FAMILIES
 from videoshop.models import COMPONENT_BUILDERS
-from videoshop.options import Check, option_checks
+from videoshop.options import Check, option_checks, signature_checks
+from videoshop.registry import load_object
+
+from . import methods  # noqa: F401  (registers ${method_set:...}, ${method_list:...} for the presets)
+from .task_registry import TASKS
 
 FRAMES_POLICIES = ("resample", "refuse")
 ASPECT_POLICIES = ("note", "refuse")
@@ -35,7 +40,7 @@ def spec(kind: str, **kw: Any) -> Any:
 # ------------------------------------------------------------------------------------------------ sections
 @dataclass
 class TopSchema:
-    task: str = spec("str", required=True)  # one of the keys of `tasks` (cross_key_problems)
+    task: str = spec("str", required=True)  # a registered task (experiments/task_registry.py TASKS; cross_key_problems)
     seed: int = spec("int", required=True, min=0)
     device: str = spec("str", required=True, pattern=DEVICE_RE.pattern, hint="must be auto, cpu, cuda, cuda:N or mps")
     frames_policy: str = spec("str", required=True, choices=FRAMES_POLICIES)
@@ -67,7 +72,7 @@ class ModelSchema:
     width: int = spec("int", required=True, min=8, multiple_of=8)
     seed: int = spec("int", min=0)
     allow_download: bool = spec("bool")
-    family: str = spec("str", nullable=True, choices=("svd", "wan21_i2v", "wan22_i2v", "wan22_ti2v", "ltx_i2v", "cogvideox_i2v"))  # null = svd
+    family: str = spec("str", nullable=True)  # an entry of videoshop.families.FAMILIES (cross_key_problems); null = svd
 
 
 def _method_schema() -> type:
@@ -130,18 +135,21 @@ class StudySchema:
     votes: str = spec("str", nullable=True)
 
 
-STUDY_TASKS = ("study_build", "study_serve", "study_import", "study_analyze")
+def task_reads(task: Any, section: str) -> bool:
+    """Whether the registered task ``task`` reads config ``section`` (False for an unknown task)."""
+    return isinstance(task, str) and task in TASKS and TASKS.get(task).reads_section(section)
+
 
 # (config path, schema, when it applies)
 SECTIONS: tuple[tuple[str, type, Callable[[dict], bool]], ...] = (
     ("", TopSchema, lambda c: True),
-    ("limits", LimitsSchema, lambda c: c.get("task") in ("edit", "reconstruct")),
+    ("limits", LimitsSchema, lambda c: task_reads(c.get("task"), "limits")),
     ("model", ModelSchema, lambda c: True),
-    ("method", MethodSchema, lambda c: c.get("task") in ("edit", "reconstruct")),
+    ("method", MethodSchema, lambda c: task_reads(c.get("task"), "method")),
     ("runtime", RuntimeSchema, lambda c: True),
     ("dataset", DatasetSchema, lambda c: True),
     ("logger", LoggerSchema, lambda c: True),
-    ("study", StudySchema, lambda c: c.get("task") in STUDY_TASKS),
+    ("study", StudySchema, lambda c: task_reads(c.get("task"), "study")),
 )
 
 
@@ -210,9 +218,12 @@ def cross_key_problems(c: dict) -> list[str]:
     """Rules that involve several keys (c: the resolved sections by path)."""
     problems = []
     top, method = c.get("", {}), c.get("method") or {}
-    tasks = c.get("tasks")
-    if isinstance(top.get("task"), str) and isinstance(tasks, dict) and top["task"] not in tasks:
-        problems.append(f"task={top['task']}: must be one of {', '.join(tasks)} (the keys of `tasks`, conf/config.yaml)")
+    if isinstance(top.get("task"), str) and top["task"] not in TASKS:
+        problems.append(f"task={top['task']}: must be one of {', '.join(TASKS.names())} (experiments/task_registry.py TASKS)")
+    family = (c.get("model") or {}).get("family")
+    if isinstance(family, str) and family not in FAMILIES:
+        problems.append(f"model.family={family}: must be one of {', '.join(FAMILIES.names())} "
+                        "(videoshop.families.FAMILIES)")
     dev = top.get("device")
     if isinstance(dev, str) and DEVICE_RE.match(dev):
         p = device_problem(dev)
@@ -226,7 +237,7 @@ def cross_key_problems(c: dict) -> list[str]:
     lo, hi = method.get("min_guidance_scale"), method.get("max_guidance_scale")
     if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > hi:
         problems.append(f"method.min_guidance_scale={lo}: larger than method.max_guidance_scale={hi}")
-    if top.get("task") in ("edit", "reconstruct"):
+    if task_reads(top.get("task"), "metrics"):
         metrics = c.get("metrics") or {}
         if not isinstance(metrics, dict):
             problems.append("metrics: must be a mapping of metric name -> {_target_: ...}")
@@ -237,11 +248,37 @@ def cross_key_problems(c: dict) -> list[str]:
     return problems
 
 
+INJECTED = ("pipeline", "device")  # what the runner passes to a method's constructor itself
+NOT_OPTIONS = ("_target_", "uses_video_model")
+
+
+def method_option_problems(values: dict) -> list[str]:
+    """Each ``method.<key>`` the method's class (``method._target_``) does not accept, or whose value does not fit
+    the constructor's annotation (one declaration, the signature: videoshop.options.signature_checks)."""
+    target = values.get("_target_")
+    if not isinstance(target, str):
+        return ["method._target_: missing (the method's class, e.g. videoshop.method.VideoshopMethod)"]
+    try:
+        checks, open_ended = signature_checks(load_object(target))
+    except (ImportError, AttributeError, ValueError) as e:
+        return [f"method._target_={target}: cannot be imported ({type(e).__name__}: {e})"]
+    problems = []
+    for key, value in values.items():
+        if key in NOT_OPTIONS or value == "???":
+            continue
+        if key in INJECTED or (key not in checks and not open_ended):
+            accepted = ", ".join(k for k in checks if k not in INJECTED)
+            problems.append(f"method.{key}: not an option of {target} (options: {accepted})")
+        elif key in checks:
+            why = checks[key].problem(value)
+            if why:
+                problems.append(f"method.{key}={_show(value)}: {why}")
+    return problems
+
+
 def missing_value_problems(cfg: DictConfig, task: Any) -> list[str]:
     """Mandatory values (``???``) the task reads and nobody set, e.g. ``dataset.loader.root`` of dataset=folder."""
-    read = {"edit": ("dataset.loader", "model", "method", "metrics", "tracking"),
-            "reconstruct": ("dataset.loader", "model", "method", "metrics", "tracking"),
-            "build": ("dataset.build",), "train_toy": ("model",)}.get(task, ())
+    read = TASKS.get(task).reads if isinstance(task, str) and task in TASKS else ()
     out = []
     for key in sorted(OmegaConf.missing_keys(cfg)):
         if any(key == p or key.startswith(p + ".") for p in read):
@@ -255,14 +292,16 @@ def validate_config(cfg: DictConfig) -> list[str]:
     resolved: dict[str, Any] = {}
     top = _resolved_section(cfg, "", problems)
     resolved[""] = top
-    for path in ("limits", "model", "method", "runtime", "dataset", "logger", "metrics", "tasks", "study"):
+    for path in ("limits", "model", "method", "runtime", "dataset", "logger", "metrics", "study"):
         resolved[path] = _resolved_section(cfg, path, problems) if path in cfg else None
     for path, schema, applies in SECTIONS:
         values = resolved.get(path)
         if not applies(top):
             continue
-        if path == "method" and isinstance(values, dict) and values.get("uses_video_model") is False:
-            continue  # a text-driven baseline's options are its own (checked by its constructor at start-up)
+        if path == "method" and isinstance(values, dict):
+            problems += method_option_problems(values)
+            if values.get("uses_video_model") is False:
+                continue  # a text-driven baseline: its options are its own, not Videoshop's
         if values is None:
             if any(f.metadata["check"].required for f in fields(schema)) and path:
                 problems.append(f"{path}: missing config section")

@@ -38,8 +38,9 @@ import torch  # noqa: E402
 
 from videoshop import _compat  # noqa: E402,F401
 
-EDIT_METHODS = ("videoshop", "videoshop_no_norm", "videoshop_no_rescale", "videoshop_no_extrapolation",
-                "videoshop_no_threshold", "svd_no_source")
+from experiments.methods import METHOD_SETS  # noqa: E402
+
+EDIT_METHODS = METHOD_SETS.get("toy_edit").methods
 RECON_METHODS = {"videoshop": "noise-extrapolated (videoshop)", "videoshop_no_extrapolation": "naive (Eq. 5)",
                  "fixed_point": "fixed-point (k=5)", "edict": "EDICT (p=0.93)", "bdia": "BDIA (gamma=0.5)"}
 ROW_NAMES = {"source": "source video (floor)", "vae_ceiling": "VAE round trip of the truth (ceiling)"}

@@ -6,16 +6,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from .methods import paper_row_names
 from .tables import PAPER_ORDER
 
 NUMBERS = Path(__file__).resolve().parent / "paper_numbers"
 TABLES = {"table2": "table2_magicbrush.csv", "table3": "table3_expert.csv", "table5": "table5_ablation_10videos.csv",
           "table4": "table4_human_eval_runtime.csv"}
-# our method labels -> the paper's row names
-ROW_NAMES = {"videoshop": "Videoshop", "videoshop_no_norm": "- Norm.", "videoshop_no_rescale": "- Rescaling",
-             "videoshop_no_extrapolation": "- Extrapolation", "videoshop_no_threshold": "- Threshold",
-             "svd_no_source": "SVD (no src. vid.)", "bdia": "BDIA", "pix2video": "Pix2Video", "fatezero": "Fate/Zero",
-             "spacetime": "Spacetime", "rave": "RAVE"}
+
+
+def row_methods(summary: pd.DataFrame) -> pd.Series:
+    """Each summary row's method (its ``method`` column; a summary from before it had one: the row's label)."""
+    return summary["method" if "method" in summary else "label"].astype(str)
 
 
 def paper_table(name: str) -> pd.DataFrame:
@@ -27,8 +28,8 @@ def compare_with_paper(summary: pd.DataFrame, table: str = "table5") -> pd.DataF
     """Long table: for each method row the paper reports and each metric, ours next to the paper's and the gap."""
     paper = paper_table(table).set_index("method")
     rows = []
-    for _, r in summary.iterrows():
-        name = ROW_NAMES.get(str(r.get("method", r["label"])).split("[")[0], None)
+    for (_, r), method in zip(summary.iterrows(), row_methods(summary)):
+        name = paper_row_names().get(method)
         if name is None or name not in paper.index:
             continue
         for m in PAPER_ORDER:
@@ -47,22 +48,18 @@ def runtime_ratios(summary: pd.DataFrame, reference: str = "videoshop") -> pd.Da
     paper timed each baseline's own code; ours times every method on the same machine (the Videoshop-family methods
     also on the same video model; Pix2Video and RAVE on their own image models, as in the paper).
     """
-    methods = summary.get("method", summary["label"]).astype(str).str.split("[").str[0]
+    methods = row_methods(summary)
     ref = summary.loc[methods == reference, "seconds"]
     if ref.empty:
         raise ValueError(f"runtime_ratios: no '{reference}' row in the summary (labels: {list(summary['label'])})")
     paper = paper_table("table4").set_index("baseline")["execution_time_multiple_of_videoshop"]
     out = pd.DataFrame({"label": summary["label"], "seconds": summary["seconds"],
                         "multiple_of_videoshop": summary["seconds"] / float(ref.iloc[0])})
-    out["paper_multiple"] = [float(paper[ROW_NAMES[m]]) if ROW_NAMES.get(m) in paper.index else float("nan")
-                             for m in methods]
+    rows = paper_row_names()
+    out["paper_multiple"] = [float(paper[rows[m]]) if rows.get(m) in paper.index else float("nan") for m in methods]
     if "nfe" in summary:
         out["nfe"] = summary["nfe"]
     return out.reset_index(drop=True)
-
-
-def _method(label: str) -> str:
-    return str(label).split("[")[0]
 
 
 def paper_comparison_table(summary: pd.DataFrame, table: str) -> pd.DataFrame:
@@ -72,12 +69,12 @@ def paper_comparison_table(summary: pd.DataFrame, table: str) -> pd.DataFrame:
     """
     paper = paper_table(table).set_index("method")
     by_row = {}
-    for _, r in summary.iterrows():
-        name = ROW_NAMES.get(_method(r.get("method", r["label"])))
+    for (_, r), method in zip(summary.iterrows(), row_methods(summary)):
+        name = paper_row_names().get(method)
         if name is not None and name not in by_row:
             by_row[name] = r
     ratios = None
-    if "seconds" in summary and (summary.get("method", summary["label"]).astype(str).map(_method) == "videoshop").any():
+    if "seconds" in summary and (row_methods(summary) == "videoshop").any():
         ratios = runtime_ratios(summary).set_index("label")
     t4 = paper_table("table4").set_index("baseline")["execution_time_multiple_of_videoshop"]
     rows = []

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 import pandas as pd
 
-from .runner import ConfigError
+from .errors import ConfigError
 from .tables import metric_columns
 
 log = logging.getLogger(__name__)
@@ -211,7 +211,8 @@ def run_subset(reg: dict, out: Path, threads: int, extra: Sequence[str] = ()) ->
             values.append(long_values(tables["results"], set_df, method, ds))
             job_dirs.append(job)
     tables = combine_runs(job_dirs, out)
-    from .report import write_gallery, write_plots
+    from .gallery import write_gallery
+    from .plots import write_plots
 
     write_gallery(job_dirs, out / "gallery.html", title="videoshop-bench: CI regression subset")
     write_plots(tables, out, prefix="combined_")

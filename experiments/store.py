@@ -53,17 +53,18 @@ def _clean(v: Any) -> Any:
     return v
 
 
-def _restore(v: Any) -> Any:
+def restore_values(v: Any) -> Any:
+    """A stored record's values as written: the strings 'nan', 'inf', '-inf' back to floats (see ``_clean``)."""
     if isinstance(v, str) and v in ("nan", "inf", "-inf"):
         return float(v)
     if isinstance(v, dict):
-        return {k: _restore(x) for k, x in v.items()}
+        return {k: restore_values(x) for k, x in v.items()}
     return v
 
 
 def _read_record(path: Path) -> Optional[dict]:
     try:
-        return _restore(json.loads(path.read_text()))
+        return restore_values(json.loads(path.read_text()))
     except FileNotFoundError:  # swapped away by a concurrent writer, or never written
         return None
     except ValueError as e:

@@ -13,7 +13,7 @@ from videoshop.files import atomic_write_text
 
 PAPER_ORDER = ("clip_tgt", "clip_tgt_plus", "tifa", "clip_src", "clip_src_plus", "flow", "flow_plus", "fvd", "ssim",
                "clip_tc")
-INFO_COLUMNS = ("label", "method", "task", "dataset", "model", "sample_id", "edit_type", "status", "error", "finite",
+INFO_COLUMNS = ("label", "method", "overrides", "task", "dataset", "model", "sample_id", "edit_type", "status", "error", "finite",
                 "nfe", "seconds", "peak_mem_mb", "notes")
 
 
@@ -27,11 +27,20 @@ def records_to_frame(records: Iterable[dict]) -> pd.DataFrame:
     for r in records:
         row = {k: r.get(k) for k in INFO_COLUMNS}
         row["notes"] = "; ".join(r.get("notes") or [])
+        row["overrides"] = json.dumps(r.get("overrides") or {}, sort_keys=True)
         row[SKIPPED] = "; ".join(f"{k}: {v}" for k, v in sorted((r.get("skipped") or {}).items()))
         row.update({k: (np.nan if v is None else float(v)) for k, v in (r.get("metrics") or {}).items()})
         row.update({k: np.nan for k in (r.get("skipped") or {}) if k not in row})
         rows.append(row)
     return pd.DataFrame(rows, columns=None if rows else list(INFO_COLUMNS))
+
+
+def override_values(df: pd.DataFrame, key: str) -> pd.Series:
+    """Each row's value of the sweep override ``key`` (e.g. ``method.threshold``), None where its job did not
+    override it; read from the ``overrides`` column (the job's overrides as JSON, records_to_frame)."""
+    if "overrides" not in df.columns:  # a table from before records stored their overrides
+        return pd.Series([None] * len(df), index=df.index, dtype=object)
+    return df["overrides"].map(lambda s: json.loads(s).get(key) if isinstance(s, str) and s else None)
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
@@ -74,7 +83,11 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = ("label",), set_metrics: Opt
         out = out.join(means)
     if set_metrics is not None and not set_metrics.empty:
         out = out.join(set_metrics, how="left")
-    cols = [c for c in PAPER_ORDER if c in out.columns] + [c for c in out.columns if c not in PAPER_ORDER]
+    if "method" in df.columns and "method" not in by:  # what each row ran, as data (experiments/paper.py reads it)
+        out["method"] = groups["method"].first()
+    lead = ["method"] if "method" in out.columns else []
+    cols = lead + [c for c in PAPER_ORDER if c in out.columns] + [c for c in out.columns
+                                                                  if c not in PAPER_ORDER and c not in lead]
     return out[cols].reset_index()
 
 

@@ -103,7 +103,7 @@ def run_trajectory(cfg: DictConfig, label: Optional[str] = None) -> pd.DataFrame
     from datasets.base import select_ids
     from videoshop.models import build_pipeline
 
-    from .runner import sample_seed
+    from videoshop.method import sample_seed
 
     t = cfg.trajectory
     out = Path(cfg.paths.output)

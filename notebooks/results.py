@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]) if "__file__" in globals() else "..")
-from experiments.report import write_plots  # noqa: E402
+from experiments.plots import write_plots  # noqa: E402
 from experiments.tables import PAPER_ORDER  # noqa: E402
 
 RESULTS = Path(sys.argv[1]) if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else Path(

@@ -91,3 +91,33 @@ def test_save_and_reload_pretrained_tiny_model(tiny_pipeline, tmp_path):
     a = tiny_pipeline(video=v, edited_image=v[0], **FAST)
     b = again(video=v, edited_image=v[0], **FAST)
     assert np.abs(a.frames.astype(int) - b.frames).max() <= 1
+
+
+def test_clip_embedding_comes_from_the_original_resolution_frames(tiny_pipeline):
+    """At a size other than the model's (80x144 in, 64x112 model size), the CLIP image input of both conditionings
+    (source first frame for the inversion, edited image for the generation) is the original frame resized straight to
+    224x224, as the authors' data module does (torchvision Resize + Normalize on frame/255), not the model-size frame."""
+    from torchvision import transforms
+
+    from videoshop.conditioning import clip_image_embeddings, to_model_pixels
+
+    video, edited = _video(3, 4, 80, 144), _video(4, 1, 80, 144)[0]
+    seen = []
+    hook = tiny_pipeline.image_encoder.register_forward_pre_hook(
+        lambda m, a, kw: seen.append(kw["pixel_values"].clone()), with_kwargs=True)
+    try:
+        tiny_pipeline(video=video, edited_image=edited, height=64, width=112, **FAST)
+    finally:
+        hook.remove()
+    authors = transforms.Compose([
+        transforms.Resize((224, 224), interpolation=transforms.InterpolationMode.BILINEAR, antialias=True),
+        transforms.Normalize([0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711])])
+    expected = [authors(torch.as_tensor(f).permute(2, 0, 1)[None] / 255.0) for f in (video[0], edited)]
+    assert len(seen) == 2
+    for got, exp in zip(seen, expected):
+        torch.testing.assert_close(got, exp, rtol=0, atol=1e-5)
+    with torch.no_grad():  # the old path (CLIP of the model-size frame) differs measurably: the test can fail
+        fe, enc = tiny_pipeline.feature_extractor, tiny_pipeline.image_encoder
+        old = clip_image_embeddings(enc, fe, to_model_pixels(edited, 64, 112))
+        new = enc(pixel_values=expected[1]).image_embeds[:, None]
+    assert ((old - new).norm() / new.norm()).item() > 1e-2

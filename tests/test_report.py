@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from experiments.report import write_gallery
+from experiments.gallery import write_gallery
 from experiments.runner import Runner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,10 +184,10 @@ def test_sigma_sweep_plot_has_one_point_per_sample_and_sigma(tmp_path):
     import matplotlib.image as mpimg
     import pandas as pd
 
-    from experiments.report import write_sigma_sweep_plot
+    from experiments.plots import write_sigma_sweep_plot
 
-    rows = [dict(label=f"videoshop[threshold={s}]", sample_id=f"s{i}", status="ok", ssim=50.0 + s + i)
-            for s in (0.5, 1, 2, 5) for i in range(3)]
+    rows = [dict(label=f"videoshop[threshold={s}]", overrides=json.dumps({"method.threshold": s}), sample_id=f"s{i}",
+                 status="ok", ssim=50.0 + s + i) for s in (0.5, 1, 2, 5) for i in range(3)]
     path = write_sigma_sweep_plot(pd.DataFrame(rows), tmp_path)
     assert path == tmp_path / "combined_sigma_sweep.png" and mpimg.imread(path).shape[0] > 100
     assert write_sigma_sweep_plot(pd.DataFrame(rows[:3]), tmp_path / "x") is None  # one Sigma: no sweep

@@ -109,8 +109,8 @@ class _BrokenDataset:
 
 def test_bad_samples_are_recorded_and_the_run_goes_on(tmp_path):
     runner = Runner(make_cfg(tmp_path))
-    runner.dataset = _BrokenDataset(runner.dataset, tmp_path)
-    runner.ids = runner.dataset.sample_ids()
+    runner.parts.dataset = _BrokenDataset(runner.dataset, tmp_path)
+    runner.parts.ids = runner.dataset.sample_ids()
     df = runner.run()["results"].set_index("sample_id")
     assert df.loc["corrupt", "status"] == "failed"
     assert "corrupt.mp4" in df.loc["corrupt", "error"] and "\n" not in df.loc["corrupt", "error"]
@@ -124,8 +124,8 @@ def test_bad_samples_are_recorded_and_the_run_goes_on(tmp_path):
 
 def test_refuse_policy_fails_only_the_mismatched_sample(tmp_path):
     runner = Runner(make_cfg(tmp_path, "frames_policy=refuse", "model.num_frames=5"))
-    runner.dataset = _BrokenDataset(runner.dataset.__class__(num_samples=2, num_frames=6, height=64, width=112), tmp_path)
-    runner.ids = runner.dataset.sample_ids()[1:]
+    runner.parts.dataset = _BrokenDataset(runner.dataset.__class__(num_samples=2, num_frames=6, height=64, width=112), tmp_path)
+    runner.parts.ids = runner.dataset.sample_ids()[1:]
     df = runner.run()["results"]
     assert (df["status"] == "failed").all() and df["error"].str.contains("frames_policy=resample").all()
 
@@ -166,6 +166,15 @@ def test_sigma_sweep_from_the_command_line_ends_in_one_combined_table(tmp_path):
     assert sorted(combined["label"]) == ["videoshop[num_inference_steps=6,threshold=0.5]",
                                          "videoshop[num_inference_steps=6,threshold=2]"]
     assert (tmp_path / "combined_summary.md").read_text().count(",threshold=") == 2
+    # the swept values travel as data: each record holds its job's overrides, typed; the Sigma plot reads them
+    records = [json.loads(p.read_text()) for p in sorted(tmp_path.rglob("record.json"))]
+    assert sorted(r["overrides"]["method.threshold"] for r in records) == [0.5, 2]
+    assert all(r["overrides"]["method.num_inference_steps"] == 6 and "paths.cache" not in r["overrides"]
+               and "model" not in r["overrides"] for r in records)
+    results = pd.read_csv(tmp_path / "combined_results.csv")
+    assert sorted(json.loads(o)["method.threshold"] for o in results["overrides"]) == [0.5, 2]
+    assert set(combined["method"]) == {"videoshop"}
+    assert (tmp_path / "combined_sigma_sweep.png").is_file()
 
 
 def test_paper_comparison_notebook_runs_on_a_results_dir(tmp_path):
@@ -188,7 +197,7 @@ def test_embedded_default_config_runs_on_the_shipped_toy_model(tmp_path):
 
 
 def test_cotracker_without_a_local_clone_fails_in_one_line_naming_the_tracking_key(tmp_path):
-    from experiments.runner import ConfigError
+    from experiments.errors import ConfigError
 
     with pytest.raises(ConfigError) as e:
         Runner(make_cfg(tmp_path, "metrics=paper_tiny", "tracking=cotracker"))

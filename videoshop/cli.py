@@ -49,14 +49,16 @@ def main(argv=None) -> int:
     import torch
 
     from .video_io import read_image, read_video, resample_frames, write_frames, write_video
+    from .families import FAMILIES
     from .models import MissingWeightsError, build_pipeline
 
     cfg = model_config(a.model)
-    if cfg.get("family") not in (None, "svd") and not a.prompt:
+    prompted = FAMILIES.get(cfg.get("family") or "svd").prompted
+    if prompted and not a.prompt:
         print(f"error: --model {a.model} is text-conditioned: give --prompt (a description of the edited video)",
               file=sys.stderr)
         return 2
-    prompts = {"prompt": a.prompt, "source_prompt": a.source_prompt or a.prompt} if cfg.get("family") not in (None, "svd") else {}
+    prompts = {"prompt": a.prompt, "source_prompt": a.source_prompt or a.prompt} if prompted else {}
     try:
         video, fps = read_video(a.video)
         image = read_image(a.image)

@@ -26,6 +26,12 @@ def to_model_pixels(frames, height: int, width: int) -> torch.Tensor:
     return x
 
 
+def original_pixels(frames) -> torch.Tensor:
+    """uint8 frames (T, H, W, 3) -> float (T, 3, H, W) in [-1, 1] at their own size (the CLIP input before its resize)."""
+    shape = np.asarray(frames).shape if not isinstance(frames, torch.Tensor) else tuple(frames.shape)
+    return to_model_pixels(frames, shape[-3], shape[-2])
+
+
 def to_uint8_frames(pixels: torch.Tensor) -> np.ndarray:
     """float (T, 3, H, W) in [-1, 1] -> uint8 (T, H, W, 3); non-finite values become 0."""
     x = torch.nan_to_num(pixels.float(), nan=-1.0, posinf=1.0, neginf=-1.0)
@@ -34,7 +40,11 @@ def to_uint8_frames(pixels: torch.Tensor) -> np.ndarray:
 
 
 def clip_image_embeddings(image_encoder, feature_extractor, pixels: torch.Tensor) -> torch.Tensor:
-    """CLIP image embedding of (B, 3, H, W) pixels in [-1, 1]: resize to 224x224, CLIP-normalise -> (B, 1, D)."""
+    """CLIP image embedding of (B, 3, H, W) pixels in [-1, 1]: resize to 224x224, CLIP-normalise -> (B, 1, D).
+
+    Give the frame at its original resolution (``original_pixels``), not already resized to the video model's size:
+    the authors' data module (sfanxiang/videoshop data_module.py, ``image1``) and diffusers' SVD pipeline resize the
+    original image straight to 224x224 (bilinear, antialiased); resizing twice changes the embedding."""
     size = feature_extractor.crop_size if isinstance(feature_extractor.crop_size, dict) else {"height": 224, "width": 224}
     x = nnf.interpolate(pixels, size=(size["height"], size["width"]), mode="bilinear", align_corners=False, antialias=True)
     x = (x + 1) / 2

@@ -25,7 +25,7 @@ from . import _compat  # noqa: F401  (torchvision shim before diffusers/transfor
 
 import torch
 
-FLOW_FAMILIES = ("wan21_i2v", "wan22_i2v", "wan22_ti2v", "ltx_i2v", "cogvideox_i2v")  # cogvideox_i2v is VP + DDIM, not a flow (videoshop/vp.py)
+from .families import built_family
 
 
 # ----------------------------------------------------------------------------- offline tiny tokenizer
@@ -165,27 +165,20 @@ def cogvideox_i2v_configs(size: str) -> dict[str, dict[str, Any]]:
     )
 
 
-FAMILY_CONFIGS = {"wan21_i2v": wan21_i2v_configs, "wan22_i2v": wan22_i2v_configs, "wan22_ti2v": wan22_ti2v_configs,
-                  "ltx_i2v": ltx_i2v_configs, "cogvideox_i2v": cogvideox_i2v_configs}
-
-
 def build_flow_components(family: str, size: str, seed: int = 0, dtype: torch.dtype = torch.float32,
                           device: Optional[torch.device | str] = None) -> dict[str, Any]:
     """Randomly initialised components of ``family`` at ``size`` (tiny | full), from ``seed``, built on ``device``
-    (None: the CPU; "meta": no memory, for parameter counts)."""
-    from diffusers import CogVideoXDDIMScheduler, FlowMatchEulerDiscreteScheduler
-
-    if family not in FAMILY_CONFIGS:
-        raise ValueError(f"model.family={family!r}: expected one of {FLOW_FAMILIES}")
-    cfg = FAMILY_CONFIGS[family](size)
+    (None: the CPU; "meta": no memory, for parameter counts). ``family``: an entry of ``videoshop.families.FAMILIES``
+    (its ``configs``, ``modules`` and ``scheduler``)."""
+    fam = built_family(family)
+    cfg = fam.resolve("configs")(size)
     torch.manual_seed(seed)
     with torch.device(device) if device is not None else contextlib.nullcontext():
-        comps = _build_modules(family, cfg)
+        comps = fam.resolve("modules")(cfg)
     for k, m in comps.items():
         if isinstance(m, torch.nn.Module):
             comps[k] = m.eval() if str(device) == "meta" or dtype == torch.float32 else m.to(dtype=dtype).eval()
-    scheduler_cls = CogVideoXDDIMScheduler if family == "cogvideox_i2v" else FlowMatchEulerDiscreteScheduler
-    comps["scheduler"] = scheduler_cls(**cfg["scheduler"])
+    comps["scheduler"] = fam.resolve("scheduler")(**cfg["scheduler"])
     # the character-level tokenizer also for the full-size random model: prompts are padded to max_sequence_length,
     # so the text encoder's cost is the real one (its outputs are meaningless anyway)
     comps["tokenizer"] = tiny_t5_tokenizer()
@@ -193,27 +186,32 @@ def build_flow_components(family: str, size: str, seed: int = 0, dtype: torch.dt
     return comps
 
 
-def _build_modules(family: str, cfg: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    if family.startswith("wan"):
-        from diffusers import AutoencoderKLWan, WanTransformer3DModel
-        from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
+def wan_modules(cfg: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Wan 2.1 / 2.2 modules (a second expert and a CLIP image encoder where the configs have them)."""
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
 
-        mods = dict(transformer=WanTransformer3DModel(**cfg["transformer"]), vae=AutoencoderKLWan(**cfg["vae"]),
-                    text_encoder=UMT5EncoderModel(UMT5Config(**cfg["text_encoder"])))
-        if "transformer_2" in cfg:
-            mods["transformer_2"] = WanTransformer3DModel(**cfg["transformer_2"])
-        if "image_encoder" in cfg:
-            mods["image_encoder"] = CLIPVisionModel(CLIPVisionConfig(**cfg["image_encoder"]))
-            mods["image_processor"] = CLIPImageProcessor(**cfg["image_processor"])
-        return mods
+    mods = dict(transformer=WanTransformer3DModel(**cfg["transformer"]), vae=AutoencoderKLWan(**cfg["vae"]),
+                text_encoder=UMT5EncoderModel(UMT5Config(**cfg["text_encoder"])))
+    if "transformer_2" in cfg:
+        mods["transformer_2"] = WanTransformer3DModel(**cfg["transformer_2"])
+    if "image_encoder" in cfg:
+        mods["image_encoder"] = CLIPVisionModel(CLIPVisionConfig(**cfg["image_encoder"]))
+        mods["image_processor"] = CLIPImageProcessor(**cfg["image_processor"])
+    return mods
+
+
+def cogvideox_modules(cfg: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
     from transformers import T5Config, T5EncoderModel
 
-    if family == "cogvideox_i2v":
-        from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
+    return dict(transformer=CogVideoXTransformer3DModel(**cfg["transformer"]),
+                vae=AutoencoderKLCogVideoX(**cfg["vae"]), text_encoder=T5EncoderModel(T5Config(**cfg["text_encoder"])))
 
-        return dict(transformer=CogVideoXTransformer3DModel(**cfg["transformer"]),
-                    vae=AutoencoderKLCogVideoX(**cfg["vae"]), text_encoder=T5EncoderModel(T5Config(**cfg["text_encoder"])))
+
+def ltx_modules(cfg: dict[str, dict[str, Any]]) -> dict[str, Any]:
     from diffusers import AutoencoderKLLTXVideo, LTXVideoTransformer3DModel
+    from transformers import T5Config, T5EncoderModel
 
     return dict(transformer=LTXVideoTransformer3DModel(**cfg["transformer"]), vae=AutoencoderKLLTXVideo(**cfg["vae"]),
                 text_encoder=T5EncoderModel(T5Config(**cfg["text_encoder"])))
@@ -227,11 +225,8 @@ def full_size_parameter_counts(family: str) -> dict[str, int]:
 
 # ----------------------------------------------------------------------------- pipelines
 def pipeline_class(family: str):
-    from .cogvideox import CogVideoXVideoshopPipeline
-    from .flow_pipeline import LTXVideoshopPipeline, WanVideoshopPipeline
-
-    return {"wan21_i2v": WanVideoshopPipeline, "wan22_i2v": WanVideoshopPipeline, "wan22_ti2v": WanVideoshopPipeline,
-            "ltx_i2v": LTXVideoshopPipeline, "cogvideox_i2v": CogVideoXVideoshopPipeline}[family]
+    """The Videoshop pipeline class of ``family`` (its ``videoshop.families.FAMILIES`` entry)."""
+    return built_family(family).resolve("pipeline")
 
 
 def euler_scheduler_for(scheduler):

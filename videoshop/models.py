@@ -18,6 +18,8 @@ from .loading import (MissingWeightsError, _repo_relative, downloads_possible,  
 
 import torch
 
+from .families import FAMILIES
+
 
 OPENAI_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 OPENAI_CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -166,30 +168,11 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(name="tiny", kind="tiny", dtype="float32", num_frames=14, height=64, width=112, allow_download=False),
     "toy": dict(name="toy", kind="pretrained", path=TOY_WEIGHTS, dtype="float32", num_frames=8, height=32, width=56,
                 allow_download=False),
-    # other image-to-video families (videoshop/flow_models.py, docs/models.md): they take a text prompt (--prompt)
-    "wan21_i2v": dict(name="wan21_i2v", family="wan21_i2v", kind="pretrained",
-                      hub_id="Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", dtype="bfloat16", num_frames=81, height=480,
-                      width=832, allow_download=True, max_sequence_length=512),
-    "wan22_i2v": dict(name="wan22_i2v", family="wan22_i2v", kind="pretrained", hub_id="Wan-AI/Wan2.2-I2V-A14B-Diffusers",
-                      dtype="bfloat16", num_frames=81, height=480, width=832, allow_download=True,
-                      max_sequence_length=512),
-    "wan22_ti2v": dict(name="wan22_ti2v", family="wan22_ti2v", kind="pretrained", hub_id="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
-                       dtype="bfloat16", num_frames=121, height=704, width=1280, allow_download=True,
-                       max_sequence_length=512),
-    "ltx_i2v": dict(name="ltx_i2v", family="ltx_i2v", kind="pretrained", hub_id="Lightricks/LTX-Video", dtype="bfloat16",
-                    num_frames=161, height=512, width=704, allow_download=True, max_sequence_length=128, frame_rate=25,
-                    decode_timestep=0.0),
-    "cogvideox_i2v": dict(name="cogvideox_i2v", family="cogvideox_i2v", kind="pretrained", hub_id="THUDM/CogVideoX-5b-I2V",
-                          dtype="bfloat16", num_frames=49, height=480, width=720, allow_download=True,
-                          max_sequence_length=226),
 }
-# their tiny random stand-ins (offline, CPU): 9 frames at 32 x 64
-MODEL_PRESETS.update({
-    f"{family}_tiny": dict(name=f"{family}_tiny", family=family, kind="tiny", dtype="float32", num_frames=9, height=32,
-                           width=64, allow_download=False, max_sequence_length=16,
-                           **({"frame_rate": 25, "decode_timestep": 0.0} if family == "ltx_i2v" else {}))
-    for family in ("wan21_i2v", "wan22_i2v", "wan22_ti2v", "ltx_i2v", "cogvideox_i2v")
-})
+# other image-to-video families (videoshop/families.py, docs/models.md): each released checkpoint and its tiny random
+# stand-in (offline, CPU: 9 frames at 32 x 64); they take a text prompt (--prompt)
+for _family in FAMILIES:
+    MODEL_PRESETS.update(_family.presets())
 
 
 def build_pipeline(model_cfg: dict[str, Any], device: str = "auto", runtime: Optional[dict[str, Any]] = None):

@@ -16,7 +16,8 @@ from typing import Any, Optional
 
 @dataclass(frozen=True)
 class Check:
-    """What one key may hold. ``kind``: int | float | str | bool | list; ranges are inclusive unless ``*_open``."""
+    """What one key may hold. ``kind``: int | float | str | bool | list | any; ranges are inclusive unless
+    ``*_open``."""
 
     kind: str
     nullable: bool = False
@@ -35,6 +36,8 @@ class Check:
         """None when ``value`` fits, else the reason (without the key)."""
         if value is None:
             return None if self.nullable else "must be set (got null)"
+        if self.kind == "any":
+            return None
         if self.kind == "bool":
             if not isinstance(value, bool):
                 return f"must be true or false (got {value!r})"
@@ -84,3 +87,34 @@ def check_options(obj: Any, what: str = "option") -> None:
         problem = check.problem(getattr(obj, name))
         if problem:
             raise ValueError(f"{what} {name}={getattr(obj, name)!r}: {problem}")
+
+
+_KINDS = {int: "int", float: "float", str: "str", bool: "bool", list: "list", tuple: "list"}
+
+
+def signature_checks(cls) -> tuple[dict[str, Check], bool]:
+    """Name -> Check for every keyword of ``cls``'s constructor whose annotation is a plain type (int, float, str,
+    bool, list, tuple, or ``Optional`` of one: nullable); other annotations (dicts of sub-options, models) accept
+    anything. The second value: whether the constructor takes ``**kwargs`` (then an unknown key is not an error
+    here; its own dataclass checks it when built). One declaration, the signature, checked before any work."""
+    import inspect
+    import typing
+
+    sig = inspect.signature(cls.__init__ if inspect.isclass(cls) else cls)
+    hints = typing.get_type_hints(cls.__init__ if inspect.isclass(cls) else cls)
+    checks: dict[str, Check] = {}
+    open_ended = False
+    for name, p in sig.parameters.items():
+        if p.kind is p.VAR_KEYWORD:
+            open_ended = True
+            continue
+        if name == "self" or p.kind is p.VAR_POSITIONAL:
+            continue
+        hint, nullable = hints.get(name, Any), False
+        args = typing.get_args(hint)
+        if typing.get_origin(hint) is typing.Union and type(None) in args:
+            rest = [a for a in args if a is not type(None)]
+            hint, nullable = (rest[0] if len(rest) == 1 else Any), True
+        kind = _KINDS.get(typing.get_origin(hint) or hint)
+        checks[name] = Check(kind, nullable=nullable or p.default is None) if kind else Check("any", nullable=True)
+    return checks, open_ended

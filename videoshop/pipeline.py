@@ -24,7 +24,7 @@ from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
 from .conditioning import (added_time_ids, clip_image_embeddings, frame_guidance_scales, noise_augmented_image_latent,
-                           to_model_pixels, to_uint8_frames, vae_encode_mode)
+                           original_pixels, to_model_pixels, to_uint8_frames, vae_encode_mode)
 from .config import VideoshopConfig
 from .denoiser import SVDNetwork
 from .edm import karras_sigmas, truncate_by_strength
@@ -138,11 +138,14 @@ class VideoshopPipeline(DiffusionPipeline):
         return latents.float()[None]
 
     def conditioned_network(self, image: torch.Tensor, num_frames: int, cfg: VideoshopConfig,
-                            generator, guidance: tuple[float, float], normalize_condition: bool) -> SVDNetwork:
+                            generator, guidance: tuple[float, float], normalize_condition: bool,
+                            clip_images: Optional[list] = None) -> SVDNetwork:
         """SVD conditioning on images (B, 3, H, W), one per video: CLIP embedding, noise-augmented latent, time ids,
-        CFG. ``generator``: one CPU generator, or a list with one per image (each image's noise from its own)."""
+        CFG. ``generator``: one CPU generator, or a list with one per image (each image's noise from its own).
+        ``clip_images``: the same images at their original resolution, (1, 3, H_b, W_b) each, for the CLIP embedding
+        (the authors' data module resizes the original frame to 224x224); None embeds ``image`` itself."""
         image = image.to(self.compute_device)
-        emb = clip_image_embeddings(self.image_encoder, self.feature_extractor, image)
+        emb = self.clip_embedding(image if clip_images is None else clip_images)
         gens = generator if isinstance(generator, (list, tuple)) else [generator]
         images = [image[b : b + 1] for b in range(len(gens))] if len(gens) > 1 else [image]
         with self._encoding_vae():
@@ -155,6 +158,12 @@ class VideoshopPipeline(DiffusionPipeline):
         ids = added_time_ids(cfg.fps, cfg.motion_bucket_id, cfg.noise_aug_strength, batch=image.shape[0])
         return SVDNetwork(self.unet, emb, lat, ids, frame_guidance_scales(*guidance, num_frames),
                           cfg_batch=cfg.cfg_batch, device=self.compute_device)
+
+    def clip_embedding(self, images) -> torch.Tensor:
+        """CLIP image embeddings (B, 1, D) of a (B, 3, H, W) tensor or a list of (1, 3, H_b, W_b) tensors of any sizes."""
+        images = [images] if isinstance(images, torch.Tensor) else list(images)
+        return _cat([clip_image_embeddings(self.image_encoder, self.feature_extractor, im.to(self.compute_device))
+                     for im in images])
 
     def decode(self, latents: torch.Tensor, chunk_size: Optional[int] = None) -> torch.Tensor:
         """Step 5: temporal VAE decoding of (1, F, C, h, w) latents -> (F, 3, H, W) pixels in [-1, 1]."""
@@ -217,7 +226,8 @@ class VideoshopPipeline(DiffusionPipeline):
                                        cfg.normalize, cfg.normalize_center).to(state)
             inv_net = self.conditioned_network(_cat([px[:1] for px in video_px]), num_frames, cfg, generator,
                                                (cfg.inversion_guidance_scale,) * 2,
-                                               cfg.normalize_inversion_condition and cfg.normalize != "none")
+                                               cfg.normalize_inversion_condition and cfg.normalize != "none",
+                                               clip_images=[original_pixels(v[:1]) for v in videos])
         # 2. Invert with noise extrapolation (Sec. 3.5, Eq. 6-7; or cfg.inversion), conditioned on the source frame
         with self._stage("invert", timings, self.unet):
             inverted = invert(x_hat0, sigmas.flip(0), inv_net, cfg.inversion_options(), generator,
@@ -225,7 +235,8 @@ class VideoshopPipeline(DiffusionPipeline):
         # 3. Generate conditioned on the edited first frame (stock Euler, Eq. 3, CFG; EDICT/BDIA: their sampler)
         with self._stage("encode", timings, self.vae, self.image_encoder):
             gen_net = self.conditioned_network(image_px, num_frames, cfg, generator,
-                                               (cfg.min_guidance_scale, cfg.max_guidance_scale), False)
+                                               (cfg.min_guidance_scale, cfg.max_guidance_scale), False,
+                                               clip_images=[original_pixels(e) for e in images])
         with self._stage("generate", timings, self.unet):
             x0, _ = regenerate(inverted, sigmas, gen_net, cfg.inversion_options(), progress=lambda i: bar.update(),
                                callback=self._step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs))
@@ -272,7 +283,8 @@ class VideoshopPipeline(DiffusionPipeline):
         timings: dict[str, float] = {}
         with self._stage("encode", timings, self.vae, self.image_encoder):
             net = self.conditioned_network(image_px, num_frames, cfg, generator,
-                                           (cfg.min_guidance_scale, cfg.max_guidance_scale), False)
+                                           (cfg.min_guidance_scale, cfg.max_guidance_scale), False,
+                                           clip_images=[original_pixels(image)])
         bar = self.progress_bar(total=len(sigmas) - 1)
         with self._stage("generate", timings, self.unet):
             if sampler == "consistency":

@@ -21,6 +21,7 @@ maps are stored as queries/keys (the same maps, recomputed) instead of probabili
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from typing import Optional
 
@@ -32,8 +33,9 @@ from videoshop.method import EditResult
 from .attention import installed_processors
 from .ddim import ddim_invert, ddim_sample, ddim_schedule
 from .fatezero_attention import FateZeroController, fatezero_processors
+from .inflation import clip_group_norms
 from .method import TextDrivenMethod, frame_windows
-from .sd import encode_prompts, frames_to_tensor, resize_frames, vae_decode
+from .sd import encode_prompts, frames_to_tensor, resize_frames, short_side_center_crop, vae_decode
 from .t2v_models import SD14_SCHEDULER, load_fatezero_components
 
 
@@ -62,7 +64,8 @@ def word_token_positions(tokenizer, prompt: str, words: list[str]) -> list[int]:
 
 def token_alignment(tokenizer, source: str, target: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Prompt-to-Prompt refinement mapper: for each of the 77 target tokens, the source token it takes its map from and
-    whether it is aligned (equal tokens matched by difflib; padding aligned to padding)."""
+    whether it is aligned (equal tokens matched by difflib; every position after the target prompt maps to the same
+    position of the source, as Prompt-to-Prompt's ``seq_aligner.get_mapper``)."""
     L = tokenizer.model_max_length
     s = tokenizer(source).input_ids[:L]
     t = tokenizer(target).input_ids[:L]
@@ -70,8 +73,8 @@ def token_alignment(tokenizer, source: str, target: str) -> tuple[torch.Tensor, 
     for a, b, n in difflib.SequenceMatcher(None, s, t, autojunk=False).get_matching_blocks():
         mapper[b:b + n] = torch.arange(a, a + n)
         aligned[b:b + n] = 1
-    for j in range(len(t), L):  # padding follows padding
-        mapper[j] = min(j - len(t) + len(s), L - 1)
+    for j in range(len(t), L):  # padding positions take the source map at the same position (P2P's get_mapper:
+        mapper[j] = j  # mapper[len(y):] = len(y) + arange(...)), aligned
         aligned[j] = 1
     return mapper, aligned
 
@@ -90,7 +93,8 @@ class FateZero(TextDrivenMethod):
                  blend_self_attention: bool = True, blend_th: float = 0.3, fuse_max_query_fraction: float = 0.25,
                  least_sc_channel: Optional[int] = None, equalizer_value: Optional[float] = None,
                  use_inversion_attention: bool = True, latent_sample: bool = True, store_on_cpu: bool = False,
-                 store_dtype: str = "float16", decode_chunk_size: int = 8,
+                 store_dtype: str = "float16", decode_chunk_size: int = 8, clip_group_norm: bool = True,
+                 frame_fit: str = "resize",
                  native_side: Optional[dict] = None, native: Optional[dict] = None,
                  debug: bool = False):
         base = dict(base or {"hub_id": "CompVis/stable-diffusion-v1-4", "path": None})
@@ -102,7 +106,9 @@ class FateZero(TextDrivenMethod):
                     fuse_max_query_fraction=fuse_max_query_fraction, least_sc_channel=least_sc_channel,
                     equalizer_value=equalizer_value, use_inversion_attention=use_inversion_attention,
                     latent_sample=latent_sample, store_on_cpu=store_on_cpu, store_dtype=store_dtype,
-                    decode_chunk_size=decode_chunk_size)
+                    decode_chunk_size=decode_chunk_size, clip_group_norm=clip_group_norm, frame_fit=frame_fit)
+        if frame_fit not in ("resize", "center_crop"):
+            raise ValueError(f"method.frame_fit={frame_fit!r}: expected resize or center_crop")
         super().__init__(name, device=device, weights=weights, dtype=dtype, allow_download=allow_download,
                          prompts=prompts, base=base, **opts)
         comps = load_fatezero_components(weights, base, allow_download=allow_download, dtype=self.dtype, seed=seed)
@@ -149,16 +155,19 @@ class FateZero(TextDrivenMethod):
                    cross_attention_controller=cross_mode)
         return ctrl, how
 
-    def encode(self, frames: np.ndarray, generator: torch.Generator) -> torch.Tensor:
-        """VAE latents of the frames: a posterior sample (FateZero) or the mean, times the scaling factor."""
-        x = frames_to_tensor(frames, self.device, self.dtype)
+    def encode(self, frames, generator: torch.Generator) -> torch.Tensor:
+        """VAE latents of the frames (uint8 (F, H, W, 3), or float (F, 3, H, W) in [-1, 1]): a posterior sample
+        (FateZero) or the mean, times the scaling factor."""
+        x = frames.to(self.device, self.dtype) if torch.is_tensor(frames) else frames_to_tensor(frames, self.device,
+                                                                                                self.dtype)
         post = [self.vae.encode(c).latent_dist for c in x.split(8)]
         z = [p.sample(generator=generator) if self.opts["latent_sample"] else p.mean for p in post]
         return torch.cat(z).float() * float(self.vae.config.scaling_factor)
 
     @torch.no_grad()
     def edit_clip(self, frames: np.ndarray, source: str, target: str, generator: torch.Generator) -> tuple[np.ndarray, dict]:
-        """Invert and edit one clip (F, H, W, 3) uint8 at the method's resolution; returns frames and info."""
+        """Invert and edit one clip (F, H, W, 3) uint8, or (F, 3, H, W) float in [-1, 1], at the method's resolution;
+        returns frames and info."""
         o = self.opts
         z0 = self.encode(frames, generator)
         f, _, h, w = z0.shape
@@ -181,7 +190,8 @@ class FateZero(TextDrivenMethod):
             ctrl.mode, ctrl.step = "edit", i
             return unet(torch.cat([x, x]), t, emb).chunk(2)
 
-        with installed_processors(self.unet, fatezero_processors(self.unet, ctrl, int(o["least_sc_channel"]))):
+        norms = clip_group_norms(self.unet, f) if o["clip_group_norm"] else contextlib.nullcontext()
+        with norms, installed_processors(self.unet, fatezero_processors(self.unet, ctrl, int(o["least_sc_channel"]))):
             x_T = ddim_invert(invert_eps, z0, schedule)[-1]
             lat = ddim_sample(edit_eps, x_T, schedule, guidance_scale=float(o["guidance_scale"]))
             ctrl.mode = "off"
@@ -199,8 +209,12 @@ class FateZero(TextDrivenMethod):
     # ------------------------------------------------------------------ the method interface
     def edit(self, sample, generator: torch.Generator) -> EditResult:
         prompts = self.resolve_prompts(sample)
-        video = resize_frames(sample.source_video, int(self.opts["height"]), int(self.opts["width"]))
-        out = np.zeros_like(video)
+        h, w = int(self.opts["height"]), int(self.opts["width"])
+        if self.opts["frame_fit"] == "center_crop":  # official: short side scaled, centre crop (borders cut off)
+            video = short_side_center_crop(sample.source_video, h, w)
+        else:  # default: the whole frame resized (the paper's protocol)
+            video = resize_frames(sample.source_video, h, w)
+        out = np.zeros((len(video), h, w, 3), np.uint8)
         clips, info, finite = self.clips(len(video)), {}, True
         n = int(self.opts["num_inference_steps"])
         for a, b in clips:

@@ -51,19 +51,54 @@ def vae_encode(vae, images: Tensor, batch_size: int = 8) -> Tensor:
     return torch.cat(out) * vae.config.scaling_factor
 
 
+def to_uint8(images: Tensor, rounding: str = "round") -> Tensor:
+    """(..., 3, H, W) in [-1, 1] -> uint8 levels. ``round``: round((x + 1) * 127.5) (the project's convention);
+    ``floor``: floor(clamp(x / 2 + 0.5, 0, 1) * 255), numpy's ``astype(np.uint8)`` truncation as in Pix2Video's
+    ``latent2image`` (and the prompt-to-prompt code family), on average half a level darker."""
+    x = images.float()
+    if rounding == "round":
+        return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    if rounding == "floor":
+        return ((x / 2 + 0.5).clamp(0, 1) * 255).floor().to(torch.uint8)
+    raise ValueError(f"uint8 rounding={rounding!r}: expected round or floor")
+
+
 @torch.no_grad()
-def vae_decode(vae, latents: Tensor, batch_size: int = 8) -> np.ndarray:
-    """Latents -> (T, H, W, 3) uint8 (decode, clamp to [-1, 1], round)."""
+def vae_decode(vae, latents: Tensor, batch_size: int = 8, rounding: str = "round") -> np.ndarray:
+    """Latents -> (T, H, W, 3) uint8 (decode, then ``to_uint8`` with ``rounding``)."""
     out = [vae.decode(chunk / vae.config.scaling_factor).sample for chunk in latents.split(batch_size)]
-    img = ((torch.cat(out).float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return img.permute(0, 2, 3, 1).cpu().numpy()
+    return to_uint8(torch.cat(out), rounding).permute(0, 2, 3, 1).cpu().numpy()
 
 
-def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize (T, H, W, 3) uint8 frames (antialiased bilinear, aspect not kept), the project's video resize."""
+RESIZE_FILTERS = ("antialias_bilinear", "pil_bicubic")
+
+
+def resize_frames(frames: np.ndarray, height: int, width: int, filter: str = "antialias_bilinear") -> np.ndarray:
+    """Resize (T, H, W, 3) uint8 frames, aspect not kept. ``antialias_bilinear``: the project's video resize;
+    ``pil_bicubic``: ``PIL.Image.resize`` with its default filter (bicubic, antialiased when shrinking), as
+    Pix2Video's ``load_512`` does."""
+    if filter not in RESIZE_FILTERS:
+        raise ValueError(f"resize filter={filter!r}: expected one of {RESIZE_FILTERS}")
     if frames.shape[1:3] == (height, width):
         return frames
+    if filter == "pil_bicubic":
+        from PIL import Image
+
+        return np.stack([np.asarray(Image.fromarray(f).resize((width, height), resample=Image.BICUBIC)) for f in frames])
     return resize_video(frames, height, width)
+
+
+def short_side_center_crop(frames: np.ndarray, height: int, width: int) -> Tensor:
+    """FateZero's frame preparation (data/dataset.py ``transform``): uint8 frames -> float [-1, 1] (x / 255 * 2 - 1),
+    short side scaled to the target (antialiased bilinear on the float frames, long side int(scale * long)), then a
+    centre crop: (T, 3, height, width) float32, never rounded back to uint8."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div(255) * 2 - 1
+    h, w = x.shape[-2:]
+    scale = max(height / h, width / w)  # cover the target (square targets: the short side becomes the side)
+    size = (height, int(scale * w)) if height / h >= width / w else (int(scale * h), width)
+    x = F.interpolate(x, size=size, mode="bilinear", antialias=True)
+    top, left = (x.shape[-2] - height) // 2, (x.shape[-1] - width) // 2
+    return x[..., top:top + height, left:left + width]
 
 
 @torch.no_grad()

@@ -86,9 +86,9 @@ def percentile_interval(draws: np.ndarray, confidence: float = 0.95) -> tuple[np
 
 def paper_row(label: str) -> Optional[str]:
     """The paper's Table 4 row for a method label (``bdia`` -> ``BDIA``; sweep labels use their method)."""
-    from experiments.paper import ROW_NAMES
+    from experiments.methods import paper_row_names
 
-    return ROW_NAMES.get(str(label).split("[")[0])
+    return paper_row_names().get(str(label).split("[")[0])
 
 
 def preference_table(kept: pd.DataFrame, baselines: Sequence[str], questions: Sequence[str], n_boot: int = 2000,

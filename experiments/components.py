@@ -1,0 +1,144 @@
+"""What one edit or reconstruct run is made of, built from its config before the first sample: the dataset and the
+ids this worker's shard selects, the video pipeline, the method, the metrics, prompt overrides, and the two hashes
+that decide on resumption whether a saved sample is still valid (``edit_hash``) or only needs rescoring
+(``metrics_hash``). Every failure is a ``ConfigError`` naming the key, before any sample is loaded."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from datasets.base import select_ids, shard_ids
+
+from .errors import ConfigError, one_line
+from .job import job_overrides
+
+EDIT_KEYS = ("task", "seed", "frames_policy", "method", "model", "runtime")  # with dataset.loader: what edit_hash hashes
+
+
+def stable_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def container(node) -> Any:
+    """A config node as plain Python (interpolations resolved); anything else unchanged."""
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+@dataclass
+class Components:
+    """The built parts of a run. ``label`` names the job in tables (the method plus its swept method options);
+    ``overrides`` holds the values that distinguish this job within its sweep, as data (experiments/job.py)."""
+
+    dataset: Any
+    ids: list[str]
+    num_shards: int
+    shard: int
+    pipeline: Any
+    method: Any
+    metrics: dict[str, Any]
+    prompt_overrides: Optional[dict]
+    edit_hash: str
+    metrics_hash: str
+    label: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def set_metrics(self) -> dict[str, Any]:
+        """The dataset-level metrics (FVD): features per sample, the value over the set."""
+        return {k: m for k, m in self.metrics.items() if not m.per_sample}
+
+
+def build_components(cfg: DictConfig, label: Optional[str] = None) -> Components:
+    """Every component of the run, in the order that fails fastest: ids, video pipeline (weights), method, metrics."""
+    from hydra.utils import instantiate
+
+    dataset = instantiate(cfg.dataset.loader)
+    ids, num_shards, shard = selected_ids(cfg, dataset)
+    if cfg.method.get("uses_video_model", True):
+        pipeline = build_video_pipeline(cfg)
+        method = instantiate(cfg.method, pipeline=pipeline, _convert_="all")
+    else:  # a method with its own models (text-driven baselines): no SVD pipeline, the device instead
+        pipeline, method = None, _instantiate_own_model_method(cfg)
+    prompts_file = cfg.dataset.get("prompts")
+    prompt_overrides = _read_prompt_overrides(prompts_file) if prompts_file else None
+    metrics = {k: _instantiate_metric(k, v) for k, v in (cfg.get("metrics") or {}).items()}
+    return Components(dataset=dataset, ids=ids, num_shards=num_shards, shard=shard, pipeline=pipeline, method=method,
+                      metrics=metrics, prompt_overrides=prompt_overrides, edit_hash=edit_hash(cfg, prompt_overrides),
+                      metrics_hash=stable_hash(container(cfg.get("metrics"))), label=label or cfg.method.name,
+                      overrides=job_overrides(cfg))
+
+
+def edit_hash(cfg: DictConfig, prompt_overrides: Optional[dict] = None) -> str:
+    """What a saved edit was made with: task, seed, frame policy, method, model, runtime, dataset loader, prompts."""
+    return stable_hash({k: container(cfg.get(k)) for k in EDIT_KEYS}
+                       | {"dataset": container(cfg.dataset.loader)}
+                       | ({"prompts": prompt_overrides} if prompt_overrides else {}))
+
+
+def selected_ids(cfg: DictConfig, dataset) -> tuple[list[str], int, int]:
+    """The ids this worker edits: ``dataset.limit`` / ``dataset.ids``, then shard ``dataset.shard`` of
+    ``dataset.num_shards``."""
+    ids = select_ids(dataset.sample_ids(), cfg.dataset.get("limit"), cfg.dataset.get("ids"))
+    num_shards, shard = int(cfg.dataset.get("num_shards", 1)), int(cfg.dataset.get("shard", 0))
+    try:
+        return shard_ids(ids, num_shards, shard), num_shards, shard
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def build_video_pipeline(cfg: DictConfig):
+    """The video model's pipeline (fails fast on missing weights), its size multiple checked against the config."""
+    from videoshop.models import build_pipeline
+
+    pipeline = build_pipeline(cfg.model, cfg.device, container(cfg.get("runtime")))
+    pipeline.set_progress_bar_config(disable=not cfg.get("progress_bars", False), leave=False)
+    m = int(getattr(pipeline, "size_multiple", 1) or 1)
+    bad = [f"{k}={cfg.model[k]}" for k in ("height", "width") if int(cfg.model[k]) % m]
+    if bad:  # known only once the model is built; still before the first sample
+        raise ConfigError(f"model.{bad[0]}: must be a multiple of {m} for model={cfg.model.name}")
+    return pipeline
+
+
+def _instantiate_metric(key: str, node):
+    """Build one metric; a failure (e.g. missing weights) becomes one line naming metrics.<key>."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node)
+    except InstantiationException as e:
+        cause = e.__cause__ or e
+        raise ConfigError(f"metrics.{key}: {one_line(cause)}") from cause
+
+
+def _instantiate_own_model_method(cfg: DictConfig):
+    """A ``uses_video_model: false`` method (it loads its own models): built with ``device=`` instead of
+    ``pipeline=``; its missing weights raise the loader's one-line error (MissingWeightsError) at start-up."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    from videoshop.models import resolve_device
+
+    node = OmegaConf.to_container(cfg.method, resolve=True)
+    node.pop("uses_video_model", None)
+    try:
+        return instantiate(node, device=str(resolve_device(cfg.device)), _convert_="all")
+    except InstantiationException as e:
+        cause = e.__cause__ or e
+        if isinstance(cause, (RuntimeError, ValueError, OSError)) and "\n" not in str(cause).strip():
+            raise cause from None
+        raise ConfigError(f"method ({cfg.method.name}): {one_line(cause)}") from cause
+
+
+def _read_prompt_overrides(path: str) -> dict:
+    from baselines.text.prompts import read_prompt_overrides
+
+    try:
+        return read_prompt_overrides(str(path))
+    except (OSError, ValueError) as e:
+        raise ConfigError(one_line(e)) from None
