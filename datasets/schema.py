@@ -16,6 +16,17 @@ from videoshop.video_io import SampleError  # noqa: F401  (defined once, in the 
 EDIT_TYPES = ("add_object", "remove_object", "replace_object", "change_color", "change_appearance",
               "change_action", "reconstruction", "unknown")
 
+# Text a model reads (instruction, prompts) is bounded before any model sees it: a 10 MB instruction once made TIFA's
+# question generator allocate 24 GB. Longer text is refused (one line naming the field), never truncated silently.
+MAX_TEXT_CHARS = 2000
+
+
+def text_problem(name: str, text: Optional[str], max_chars: int = MAX_TEXT_CHARS) -> Optional[str]:
+    """Why ``text`` (field ``name``) cannot be used, or None: longer than ``max_chars`` characters."""
+    if text is not None and len(text) > max_chars:
+        return f"{name} is {len(text)} characters, more than {max_chars} (datasets.schema.MAX_TEXT_CHARS)"
+    return None
+
 
 @dataclass
 class Sample:
@@ -66,6 +77,10 @@ class Sample:
             raise SampleError(f"{self.sample_id}: edit_mask must be bool, got {np.asarray(self.edit_mask).dtype}")
         if not isinstance(self.extras, dict):
             raise SampleError(f"{self.sample_id}: extras must be a dict, got {type(self.extras).__name__}")
+        for name in ("instruction", "source_prompt", "target_prompt"):
+            too_long = text_problem(name, getattr(self, name))
+            if too_long:
+                raise SampleError(f"{self.sample_id}: {too_long}")
         if self.edit_type not in EDIT_TYPES:
             raise SampleError(f"{self.sample_id}: edit_type {self.edit_type!r} not in {EDIT_TYPES}")
         return self
