@@ -124,7 +124,7 @@ def _read_frames_dir(folder: Path, sample_dir: Path, limits: InputLimits, mode: 
 FILE_KEYS = ("source", "edited", "mask", "gt", "gt_masks")
 # every key a sample.json may hold; another key (a misspelled `instrucion`) is refused, naming it
 SAMPLE_KEYS = ("format_version", "sample_id", "instruction", "source_prompt", "target_prompt", "edit_type", "fps",
-               "num_frames", "height", "width", "files", "meta")
+               "num_frames", "height", "width", "files", "meta", "extras")
 MAX_SAMPLE_JSON_BYTES = 1_000_000  # a sample.json is a few hundred bytes; larger ones are refused unread
 
 
