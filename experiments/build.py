@@ -159,7 +159,8 @@ def five_bench_from_config(cfg, build: dict, out: str, limit, ids, seed: int, sh
     from datasets.five_bench import build_five_bench
 
     return build_five_bench(_require(build, "source", "the FiVE-Bench data folder (edit_prompt/, images/, bmasks/)"),
-                            out, edit_types=build.get("edit_types"), **_benchmark_options(cfg, build, limit, ids, shard))
+                            out, edit_types=build.get("edit_types"), mask_threshold=int(build.get("mask_threshold", 127)),
+                            **_benchmark_options(cfg, build, limit, ids, shard))
 
 
 def v2vbench_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:

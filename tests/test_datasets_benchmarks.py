@@ -41,7 +41,8 @@ def test_five_bench_prompts_masks_questions_and_bad_rows(tmp_path):
     assert idx[0] == 0 and idx[-1] == 19 and np.all(np.diff(idx) > 0)  # spread over the whole 20-frame clip
     assert _close_to_fitted_source(s, 20, idx) < 3
     want = fit_frames(F.square_masks(20)[idx], 64, 112, "crop", mask=True)
-    assert s.gt_masks.shape == (14, 64, 112) and (s.gt_masks == want).mean() > 0.99  # bmasks follow the frames
+    # bmasks follow the frames exactly; with FiVE's own "> 0" the JPEG ringing adds ~3% stray pixels at the edges
+    assert s.gt_masks.shape == (14, 64, 112) and np.array_equal(s.gt_masks, want)
     assert np.array_equal(s.edit_mask, s.gt_masks[0])
     assert s.meta["original"] == {**s.meta["original"], "num_frames": 20, "height": F.H, "width": F.W}
 
