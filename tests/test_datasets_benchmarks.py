@@ -132,3 +132,19 @@ def test_extras_round_trip_and_validation(tmp_path):
     with pytest.raises(SampleError, match="extras must be a dict"):
         Sample("c", v, v[0], extras=[1]).validate()
     assert strip_brackets("a [red] [big] car") == "a red big car"
+
+
+def test_five_bench_ids_for_several_entries_of_one_video_and_a_repeated_id(tmp_path):
+    from datasets.benchmarks import BenchmarkDataset
+    from datasets.five_bench import read_entries
+
+    data, _ = F.make_five(tmp_path / "five")
+    items = json.loads((data / "edit_prompt" / "edit3_FiVE.json").read_text())
+    items[1] = {**items[0], "save_dir": "blue"}  # two edits of 0001_square in one file
+    (data / "edit_prompt" / "edit3_FiVE.json").write_text(json.dumps(items))
+    ids = [e["id"] for e in read_entries(data, edit_types=[3])]
+    assert ids == ["edit3_0001_square_red", "edit3_0001_square_blue", "edit3_0404_gone"]
+    ds = BenchmarkDataset("x", [{"id": "a", "_where": "f:1"}, {"id": "a", "_where": "f:2"}])
+    assert ds.sample_ids() == ["a", "a__dup2"]
+    with pytest.raises(SampleError, match=r"f:2: duplicate sample id 'a' \(first at f:1\)"):
+        ds.load("a__dup2")
