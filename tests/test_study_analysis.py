@@ -63,6 +63,9 @@ def test_table4_on_a_fixed_vote_table_equals_hand_computed_values(tmp_path):
                                                                      "pref_reference_pct"] == pytest.approx(200 / 3)
     strict = analyze_study(tmp_path, MANIFEST, _votes(), max_check_failure_rate=0.25, n_boot=50)["raters"]
     assert strict.set_index("rater_id")["excluded"]["r4"]
+    by_hand = analyze_study(tmp_path, MANIFEST, _votes(), max_check_failure_rate=0.5, n_boot=50, exclude_raters=["r2"])
+    assert by_hand["table4_human"].set_index(["question", "baseline"]).loc[("editing_quality", "BDIA"),
+                                                                         "pref_reference_pct"] == pytest.approx(100.0)
     for f in ("table4_human.csv", "table4_human.md", "table4_human.png", "metrics_vs_people.csv", "agreement.csv",
               "raters.csv", "votes.csv", "analysis.json", "report.html"):
         assert (tmp_path / f).is_file(), f
