@@ -168,6 +168,10 @@ def test_paper_presets_compose_every_row_on_tiny_stand_ins_in_smoke_mode(tmp_pat
     import yaml
 
     methods = yaml.safe_load((Path(CONF) / "experiment" / f"{preset}.yaml").read_text())["hydra"]["sweeper"]["params"]["method"]
+    if methods.startswith("${method_set:"):  # presets sweep a registered method set (experiments/methods.py)
+        from experiments.methods import method_list
+
+        methods = ",".join(method_list(methods[len("${method_set:"):-1]))
     methods = methods.split(",")
     assert len(methods) == PAPER_PRESETS[preset]
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
