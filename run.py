@@ -32,8 +32,24 @@ def smoke_switch(argv: list[str]) -> list[str]:
 CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf")
 
 
+def group_options(group: str, argv: list[str]) -> list[str]:
+    """The options of config group ``group``: conf/<group>/*.yaml, the same under each ``hydra.searchpath`` folder
+    given on the command line, and the nodes registered in Hydra's ConfigStore (methods without YAML)."""
+    from hydra.core.config_store import ConfigStore
+
+    roots = [CONF] + [p.strip().removeprefix("file://") for a in argv if a.startswith("hydra.searchpath=")
+                      for p in a.split("=", 1)[1].strip("[]").split(",") if p.strip().startswith(("file://", "/"))]
+    names = {f[:-5] for r in roots if os.path.isdir(os.path.join(r, group))
+             for f in os.listdir(os.path.join(r, group)) if f.endswith(".yaml")}
+    stored = ConfigStore.instance().repo
+    for part in group.split("/"):
+        stored = stored.get(part, {}) if isinstance(stored, dict) else {}
+    names |= {k[:-5] for k in stored if isinstance(k, str) and k.endswith(".yaml")}
+    return sorted(names)
+
+
 def unknown_group_options(argv: list[str]) -> list[str]:
-    """One line per ``group=option`` naming an option that conf/<group>/ does not hold (Hydra's own message is
+    """One line per ``group=option`` naming an option that the group does not hold (Hydra's own message is
     11-27 lines); sweeps (``method=a,b``) are checked value by value, interpolations and Hydra's groups skipped."""
     problems = []
     for arg in argv:
@@ -44,10 +60,11 @@ def unknown_group_options(argv: list[str]) -> list[str]:
         folder = os.path.join(CONF, key)
         if key.startswith("hydra") or not os.path.isdir(folder) or any(c in value for c in "${}[]()*"):
             continue
-        options = sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".yaml"))
+        options = group_options(key, argv)
         for v in filter(None, value.split(",")):
             if v not in options and v != "null":
-                problems.append(f"{key}={v}: no conf/{key}/{v}.yaml; choose one of {', '.join(options)}")
+                problems.append(f"{key}={v}: no option {v} in config group {key} (conf/{key}/); choose one of "
+                                f"{', '.join(options)}")
     return problems
 
 

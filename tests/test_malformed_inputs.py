@@ -480,8 +480,9 @@ def test_unknown_group_options_one_line_each_before_hydra(tmp_path):
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2 and len(lines) == 3, proc.stderr
-    assert lines[0].startswith("error: method=nonexistent: no conf/method/nonexistent.yaml; choose one of animatelcm")
-    assert lines[1].startswith("error: model=nope: no conf/model/nope.yaml") and "metrics=nada" in lines[2]
+    assert lines[0].startswith("error: method=nonexistent: no option nonexistent in config group method (conf/method/); "
+                               "choose one of animatelcm")
+    assert lines[1].startswith("error: model=nope: no option nope") and "metrics=nada" in lines[2]
 
 
 def test_threads_follow_the_cpus_given_shared_by_local_jobs_and_others_load(tmp_path):
