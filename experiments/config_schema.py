@@ -84,6 +84,8 @@ class ModelSchema:
     width: int = spec("int", required=True, min=8, max=4096, multiple_of=8)
     seed: int = spec("int", min=0)
     allow_download: bool = spec("bool")
+    revision: str = spec("str", nullable=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$",
+                         hint="must be a hub commit hash, tag or branch")
     family: str = spec("str", nullable=True)  # an entry of videoshop.families.FAMILIES (cross_key_problems); null = svd
 
 

@@ -271,6 +271,7 @@ def test_config_problems_one_line_each_nonzero_exit_before_any_work(tmp_path):
     ("dataset.loader.num_samples=-4", "dataset.loader.num_samples=-4: must be in [1, 1e+06]"),
     ("threads=0", "threads=0: must be in [1, 1024]"),
     ("limits.max_frames=100000000", "limits.max_frames=100000000: must be in [2, 100000]"),
+    ("model.revision=..main", "model.revision=..main: must be a hub commit hash, tag or branch"),
 ])
 def test_config_schema_names_the_key(override, needle):
     """Each problem is one line naming the key, before any work; the default config has none."""
@@ -507,3 +508,15 @@ def test_threads_follow_the_cpus_given_shared_by_local_jobs_and_others_load(tmp_
     assert cgroup_cpu_quota(str(tmp_path / "cpu.max")) is None
     assert local_sweep_jobs(["-m", "hydra/launcher=local", "method=videoshop,edict", "seed=1,2,3", "x=1"]) == 6
     assert local_sweep_jobs(["-m", "method=videoshop,edict"]) == 1  # the basic launcher runs jobs one by one
+
+
+def test_hub_downloads_are_pinned_by_model_revision():
+    """Every model config has `revision:`; the cache lookup and its one-line error carry it."""
+    from omegaconf import OmegaConf
+
+    from videoshop.loading import MissingWeightsError, resolve_pretrained
+
+    for f in sorted((ROOT / "conf" / "model").glob("*.yaml")):
+        assert "revision" in OmegaConf.load(f), f.name
+    with pytest.raises(MissingWeightsError, match=r"weights for org/none @ 0123abc are not cached"):
+        resolve_pretrained("org/none", None, allow_download=False, revision="0123abc")
