@@ -107,6 +107,8 @@ def write_sample(root, sample: Sample, overwrite: bool = False) -> Path:
             "edit_type": sample.edit_type, "fps": float(sample.fps), "num_frames": int(t), "height": int(h),
             "width": int(w), "files": files, "meta": sample.meta,
         }
+        if sample.extras:
+            record["extras"] = sample.extras
         (tmp / SAMPLE_FILE).write_text(json.dumps(record, indent=2, default=_json_default))
     return final
 
@@ -122,7 +124,7 @@ def _read_frames_dir(folder: Path, sample_dir: Path, limits: InputLimits, mode: 
 FILE_KEYS = ("source", "edited", "mask", "gt", "gt_masks")
 # every key a sample.json may hold; another key (a misspelled `instrucion`) is refused, naming it
 SAMPLE_KEYS = ("format_version", "sample_id", "instruction", "source_prompt", "target_prompt", "edit_type", "fps",
-               "num_frames", "height", "width", "files", "meta")
+               "num_frames", "height", "width", "files", "meta", "extras")
 MAX_SAMPLE_JSON_BYTES = 1_000_000  # a sample.json is a few hundred bytes; larger ones are refused unread
 
 
@@ -177,6 +179,10 @@ def _sample_fields(rec: dict, meta_path: Path) -> dict[str, Any]:
     if meta is not None and not isinstance(meta, dict):
         raise bad("meta", "must be an object")
     out["meta"] = dict(meta or {})
+    extras = rec.get("extras")
+    if extras is not None and not isinstance(extras, dict):
+        raise bad("extras", "must be an object")
+    out["extras"] = dict(extras or {})
     return out
 
 
@@ -251,7 +257,7 @@ def read_sample(folder, num_frames: Optional[int] = None, height: Optional[int] 
         sample_id=str(fields_["sample_id"] or folder.name), source_video=video, edited_image=edited, edit_mask=mask,
         instruction=fields_["instruction"] or "", source_prompt=fields_["source_prompt"],
         target_prompt=fields_["target_prompt"], edit_type=fields_["edit_type"] or "unknown",
-        gt_edited_video=gt, gt_masks=gt_masks, fps=fields_["fps"], meta=fields_["meta"],
+        gt_edited_video=gt, gt_masks=gt_masks, fps=fields_["fps"], meta=fields_["meta"], extras=fields_["extras"],
     )
     if sample.sample_id != folder.name:
         raise SampleError(f"{meta_path}: sample_id={sample.sample_id!r} differs from its folder name {folder.name!r}")

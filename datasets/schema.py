@@ -42,6 +42,9 @@ class Sample:
     gt_masks: Optional[np.ndarray] = None  # (T, H, W) bool: per-frame edit region where known
     fps: float = 7.0
     meta: dict[str, Any] = field(default_factory=dict)
+    # benchmark-specific data a metric may read, JSON-serialisable, e.g. FiVE-Bench's judge questions under
+    # extras["five_bench"] = {"source_yes_no_question", "target_yes_no_question", "multiple_choice_question"}
+    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_frames(self) -> int:
@@ -72,6 +75,8 @@ class Sample:
             raise SampleError(f"{self.sample_id}: fps={self.fps!r} must be a number in (0, 1000]")
         if self.edit_mask is not None and np.asarray(self.edit_mask).dtype != bool:
             raise SampleError(f"{self.sample_id}: edit_mask must be bool, got {np.asarray(self.edit_mask).dtype}")
+        if not isinstance(self.extras, dict):
+            raise SampleError(f"{self.sample_id}: extras must be a dict, got {type(self.extras).__name__}")
         for name in ("instruction", "source_prompt", "target_prompt"):
             too_long = text_problem(name, getattr(self, name))
             if too_long:
