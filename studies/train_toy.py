@@ -1,4 +1,4 @@
-"""Train the toy SVD on the synthetic world (the Hydra edge of videoshop.toy): `python run.py experiment=train_toy`.
+"""Train the toy SVD on the synthetic world (the Hydra edge of studies.toy_training): `python run.py experiment=train_toy`.
 
 Three stages, seeded and bit-reproducible on the CPU at a fixed thread count: (1) the temporal VAE on pixel clips;
 (2) the spatio-temporal UNet with SVD's conditioning and EDM v-prediction loss on the frozen VAE's latents
@@ -86,7 +86,7 @@ def random_subclip(clips: torch.Tensor, frames: int, gen: torch.Generator) -> to
 def train_vae(vae, pixels: torch.Tensor, t: DictConfig, gen: torch.Generator, history: list) -> None:
     """Stage 1: the temporal VAE (encoder + decoder) on random subclips / crops of the training videos, on
     ``train.device`` (batches move there; every random draw comes from the CPU generator). Returns it on the CPU."""
-    from videoshop.toy import vae_loss
+    from studies.toy_training import vae_loss
 
     posterior = t.get("vae_posterior", "sample")
     if posterior not in ("sample", "mode"):
@@ -124,7 +124,7 @@ def train_unet(unet, vae, latents: torch.Tensor, first_px: torch.Tensor, embeds:
     the learning-rate decay follows the spent fraction of it (``_lr``) and the stage stops when it is spent.
     Losses are read back every ``log_every`` steps, not every step (a per-step read stalls a GPU's queue)."""
     from videoshop.conditioning import added_time_ids
-    from videoshop.toy import (denoiser_loss, drop_conditions, ema_update, noisy_first_frame_latents,
+    from studies.toy_training import (denoiser_loss, drop_conditions, ema_update, noisy_first_frame_latents,
                                sample_noise_aug, sample_training_sigmas)
 
     unet.train()
@@ -174,7 +174,7 @@ def finetune_decoder(vae, pixels: torch.Tensor, t: DictConfig, history: list) ->
     stage-2 weights (``train.resume_from``) gives the same weights as one full run. Runs on ``train.device``, like
     stage 1, and returns the VAE on the CPU.
     """
-    from videoshop.toy import decoder_loss
+    from studies.toy_training import decoder_loss
 
     gen = torch.Generator().manual_seed(int(t.seed) + 3)
     dev = _train_device(t)
@@ -240,7 +240,7 @@ def _final(history: list, stage: str, key: str = "loss", last: int = 100) -> flo
 
 def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
     from videoshop.pipeline import VideoshopPipeline
-    from videoshop.toy import uint8_to_pixels, zero_init_residual_branches
+    from studies.toy_training import uint8_to_pixels, zero_init_residual_branches
 
     t = cfg.train
     torch.set_num_threads(int(t.threads))
@@ -314,7 +314,7 @@ def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
 def _random_components(t: DictConfig) -> dict:
     """The toy's components at the sizes of ``train.*``, randomly initialised from ``train.seed``."""
     from videoshop.models import build_random_components
-    from videoshop.toy import toy_component_configs
+    from studies.toy_training import toy_component_configs
 
     sizes = {k: tuple(t[k]) for k in ("vae_channels", "unet_channels", "unet_attention") if t.get(k) is not None}
     return build_random_components(toy_component_configs(int(t.num_frames), int(t.get("latent_channels", 4)), **sizes),
@@ -337,7 +337,7 @@ def encode_training_set(vae, image_encoder, feature_extractor, pixels: torch.Ten
     """Stage 2's inputs on ``dev``: scaled VAE latents (N, F, C, h, w) of all frames and the CLIP embeddings
     (N, 1, D) of the first frames. Without ``scaling_factor`` it is measured (1 / std of the latents) and written
     into the VAE's config; a kept VAE (``retrain_unet``) passes its own."""
-    from videoshop.toy import image_embeddings, latent_scaling_factor
+    from studies.toy_training import image_embeddings, latent_scaling_factor
 
     vae.to(dev)
     image_encoder.to(dev)
@@ -505,7 +505,7 @@ def write_model_card(out: Path, s: dict) -> None:
 
 A small Stable Video Diffusion of the real architecture (diffusers AutoencoderKLTemporalDecoder,
 UNetSpatioTemporalConditionModel, transformers CLIPVisionModelWithProjection) trained by this project's own code
-(`experiments/train_toy.py`, `videoshop/toy.py`) on the synthetic world (`datasets/synthetic.py`). It exists so
+(`studies/train_toy.py`, `studies/toy_training.py`) on the synthetic world (`datasets/synthetic.py`). It exists so
 that editing quality can be measured offline against ground-truth edited videos. It is not a general video model.
 
 - Command: `{s['command']}` ({where}; the thread count and the device change the float rounding, so a rerun is
