@@ -140,7 +140,7 @@ def test_retrain_unet_from_a_folder_without_a_run_fails_naming_it(tmp_path):
 
 
 def test_a_time_budget_anneals_the_learning_rate_as_the_steps_would():
-    from studies.train_toy import _lr
+    from studies.toy_stages import _lr
 
     base, total = 1e-3, 1000
     assert _lr(500, total, base, 100, 0.1) == _lr(500, total, base, 100, 0.1, 0.0)  # no budget: steps alone
@@ -204,7 +204,7 @@ def test_bootstrap_interval_covers_samples_and_seeds():
 def test_vae_crop_is_one_aligned_window_shared_by_all_frames():
     import pytest
 
-    from studies.train_toy import random_crop
+    from studies.toy_stages import random_crop
 
     clips = torch.arange(2 * 3 * 3 * 32 * 56, dtype=torch.float32).view(2, 3, 3, 32, 56)
     g = torch.Generator().manual_seed(0)
@@ -309,7 +309,7 @@ def test_zero_initialised_residual_branches_make_every_vae_block_the_identity():
 def test_vae_subclips_are_consecutive_frames():
     import pytest
 
-    from studies.train_toy import random_subclip
+    from studies.toy_stages import random_subclip
 
     clips = torch.arange(3 * 8, dtype=torch.float32).view(3, 8, 1, 1, 1).expand(3, 8, 3, 4, 4)
     g = torch.Generator().manual_seed(0)
@@ -329,7 +329,7 @@ def test_an_unknown_vae_posterior_is_refused_in_one_line():
     import pytest
     from omegaconf import OmegaConf
 
-    from studies.train_toy import train_vae
+    from studies.toy_stages import train_vae
 
     with pytest.raises(ValueError, match="train.vae_posterior='means'"):
         train_vae(None, torch.zeros(1), OmegaConf.create({"vae_posterior": "means"}), torch.Generator(), [])
@@ -441,7 +441,7 @@ def test_training_stripes_change_only_the_objects_surface():
     import pytest
 
     from datasets.synthetic import object_coverage, random_scene, render
-    from studies.train_toy import render_training_videos
+    from studies.toy_stages import render_training_videos
 
     plain = render_training_videos(7, 4, 4, 32, 56)
     for i in range(4):
