@@ -49,7 +49,7 @@ def write_model_card(out: Path, s: dict) -> None:
 
 A small Stable Video Diffusion of the real architecture (diffusers AutoencoderKLTemporalDecoder,
 UNetSpatioTemporalConditionModel, transformers CLIPVisionModelWithProjection) trained by this project's own code
-(`studies/train_toy.py`, `studies/toy_training.py`) on the synthetic world (`datasets/synthetic.py`). It exists so
+(`research/train_toy.py`, `research/toy_training.py`) on the synthetic world (`datasets/synthetic.py`). It exists so
 that editing quality can be measured offline against ground-truth edited videos. It is not a general video model.
 
 - Command: `{s['command']}` ({where}; the thread count and the device change the float rounding, so a rerun is

@@ -1,9 +1,9 @@
 """Time one edit, stage by stage, beside diffusers' own StableVideoDiffusionPipeline at equal work (a script).
 
-    python -m studies.benchmark_edit                                   # toy model, CPU, embedded default
-    python -m studies.benchmark_edit model=svd_random device=cuda      # full-size SVD, random weights, fp16
-    python -m studies.benchmark_edit model=svd_random device=cuda runtime=fast bench.repeats=5
-    python -m studies.benchmark_edit model=tiny method=videoshop_no_extrapolation bench.reference=false
+    python -m research.benchmark_edit                                   # toy model, CPU, embedded default
+    python -m research.benchmark_edit model=svd_random device=cuda      # full-size SVD, random weights, fp16
+    python -m research.benchmark_edit model=svd_random device=cuda runtime=fast bench.repeats=5
+    python -m research.benchmark_edit model=tiny method=videoshop_no_extrapolation bench.reference=false
 
 Composed by Hydra like run.py (conf/benchmark_edit.yaml = conf/config.yaml + ``bench.*``), so any model, method,
 runtime option, dataset or metric set can be timed. The edit runs on the dataset's first sample, through the same
