@@ -55,6 +55,29 @@ def rave_cell_size(height: int, width: int, grid_size: int, cell_area: int = 512
     return h1 // g, w1 // g
 
 
+def grid_resize_frames(frames: np.ndarray, grid_size: int, height: int, width: int) -> np.ndarray:
+    """RAVE's ``prepare_video_to_grid`` resize: each group of grid_size^2 frames is tiled into one grid image (float
+    frames / 255, ``to_pil_image`` = ``mul(255).byte()``, i.e. truncation), the whole grid resized with PIL's default
+    filter (bicubic) to grid_size x the cell size, and cut back into cells; the bicubic kernel reaches across cell
+    borders, as in the official grids. A last group short of grid_size^2 frames (``frame_policy=all``) is completed
+    with copies of its last frame for the resize. (T, height, width, 3) uint8."""
+    from PIL import Image
+
+    g, cells = int(grid_size), int(grid_size) ** 2
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div(255)
+    out = []
+    for start in range(0, x.shape[0], cells):
+        group = x[start:start + cells]
+        real = group.shape[0]
+        if real < cells:
+            group = torch.cat([group, group[-1:].expand(cells - real, -1, -1, -1)])
+        grid = tile(group, g).mul(255).byte()[0].permute(1, 2, 0).numpy()
+        img = np.array(Image.fromarray(grid).resize((width * g, height * g)))
+        cut = untile(torch.from_numpy(img).permute(2, 0, 1)[None], g)[:real]
+        out.append(cut.permute(0, 2, 3, 1).numpy())
+    return np.concatenate(out)
+
+
 def frames_kept(num_frames: int, grid_size: int, policy: str) -> int:
     """Frames edited: all (``all``), or only those filling whole grids (``official``, e.g. 14 -> 9 at 3 x 3)."""
     cells = grid_size * grid_size
@@ -120,7 +143,8 @@ class RAVE(TextDrivenMethod):
                  controlnet_conditioning_scale: float = 1.0, controlnet_guidance_start: float = 0.0,
                  controlnet_guidance_end: float = 1.0, control_inversion: bool = True,
                  depth_percentiles: tuple = (2.0, 85.0), frame_policy: str = "all", vae_batch_size: int = 1,
-                 seed: int = 0, prompts: Optional[dict] = None, native_cell_area: Optional[dict] = None) -> None:
+                 seed: int = 0, prompts: Optional[dict] = None, native_cell_area: Optional[dict] = None,
+                 resize: str = "grid_pil_bicubic", uint8_rounding: str = "floor") -> None:
         super().__init__(name, device, weights, dtype, allow_download, prompts)
         frames_kept(9, int(grid_size), frame_policy)  # validates the policy at start-up
         self.base = dict(base or {"hub_id": "stable-diffusion-v1-5/stable-diffusion-v1-5"})
@@ -135,6 +159,10 @@ class RAVE(TextDrivenMethod):
         self.cn_start, self.cn_end = float(controlnet_guidance_start), float(controlnet_guidance_end)
         self.control_inversion, self.depth_percentiles = bool(control_inversion), tuple(depth_percentiles)
         self.frame_policy, self.vae_batch_size = frame_policy, int(vae_batch_size)
+        if resize not in ("grid_pil_bicubic", "antialias_bilinear") or uint8_rounding not in ("round", "floor"):
+            raise ValueError(f"method.resize={resize!r} / method.uint8_rounding={uint8_rounding!r}: expected "
+                             "grid_pil_bicubic, antialias_bilinear / round, floor")
+        self.resize, self.uint8_rounding = resize, uint8_rounding
         self.models = load_sd_family(self.weights, base=self.base, controlnet=self.controlnet_src, depth=self.depth_src,
                                      depth_kind="zoe", allow_download=self.allow_download, dtype=self.dtype,
                                      seed=int(seed), key="method").to(self.device, self.dtype)
@@ -206,8 +234,8 @@ class RAVE(TextDrivenMethod):
         grids = arrange_grids(z, perm, g)
         for i in range(len(sched)):
             pct = i / len(sched)
-            if self.shuffle:
-                perm = torch.randperm(n, generator=generator)
+            if self.shuffle:  # the official shuffle permutes the current arrangement (indices = indices[randperm])
+                perm = perm[torch.randperm(n, generator=generator)]
             grids, ctrl = arrange_grids(z, perm, g), arrange_grids(control, perm, g)
             w = self.guidance_scale if self.cond_step_start < pct else 0.0
             use_cn = self.cn_start <= pct <= self.cn_end
@@ -233,7 +261,10 @@ class RAVE(TextDrivenMethod):
         prompts = self.resolve_prompts(sample)
         n = frames_kept(sample.num_frames, self.grid_size, self.frame_policy)
         h, w = rave_cell_size(*sample.size, self.grid_size, self.cell_area)
-        frames = resize_frames(sample.source_video[:n], h, w)
+        if self.resize == "grid_pil_bicubic":
+            frames = grid_resize_frames(sample.source_video[:n], self.grid_size, h, w)
+        else:
+            frames = resize_frames(sample.source_video[:n], h, w)
         edited, nfe = self.edit_frames(frames, prompts.target_prompt, generator)
         info = {"prompts": prompts.to_dict(), "frames_edited": n, "frame_policy": self.frame_policy,
                 "cell_size": [h, w], "grids_per_step": math.ceil(n / self.grid_size ** 2),
@@ -261,6 +292,7 @@ class RAVE(TextDrivenMethod):
             a = sched.alpha[0].float()
             x_T = a.sqrt() * z0 + (1 - a).sqrt() * torch.randn(z0.shape, generator=generator).to(z0.device)
         grids, perm = self.denoise(x_T, control, cond, uncond, generator, nfe)
-        decoded = torch.from_numpy(vae_decode(m.vae, grids.to(self.dtype), self.vae_batch_size)).permute(0, 3, 1, 2)
+        decoded = torch.from_numpy(vae_decode(m.vae, grids.to(self.dtype), self.vae_batch_size,
+                                              rounding=self.uint8_rounding)).permute(0, 3, 1, 2)
         out = unarrange_grids(decoded, perm, g).permute(0, 2, 3, 1).numpy()
         return out, nfe

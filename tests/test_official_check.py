@@ -189,3 +189,53 @@ def test_fatezero_equals_the_official_code_to_float_rounding():
     tables = check("fatezero", Path(os.environ["OFFICIAL_FATEZERO"]), ["square", "16:9"], None, log=lambda *a: None)
     for config, table in tables.items():
         assert float(table.split("worst float stage ")[1].split()[0]) < 1e-4, (config, table)
+
+
+def test_rave_grid_resize_is_the_official_whole_grid_resize():
+    """RAVE's prepare_video_to_grid: the tiled grid (float / 255, mul(255).byte()) resized as one PIL image."""
+    from PIL import Image
+
+    from baselines.rave import grid_resize_frames, tile, untile
+
+    frames = np.random.default_rng(1).integers(0, 256, (5, 36, 64, 3), dtype=np.uint8)
+    out = grid_resize_frames(frames, 2, 24, 40)
+    assert out.shape == (5, 24, 40, 3) and out.dtype == np.uint8
+    x = torch.from_numpy(frames[:4]).permute(0, 3, 1, 2).float().div(255)
+    grid = tile(x, 2).mul(255).byte()[0].permute(1, 2, 0).numpy()
+    ref = np.asarray(Image.fromarray(grid).resize((80, 48)))
+    cells = untile(torch.from_numpy(ref).permute(2, 0, 1)[None], 2).permute(0, 2, 3, 1).numpy()
+    assert np.array_equal(out[:4], cells)
+
+
+def test_rave_shuffles_compose_with_the_current_arrangement():
+    """Official shuffle_latents: indices = indices[randperm]: arrangement k = arrangement k-1 composed with draw k,
+    so the same seed gives the official arrangements (tested beside the official code by experiments/official_check)."""
+    import baselines.rave as rv
+
+    method = rv.RAVE(weights="tiny", grid_size=2, num_inference_steps=3, num_inversion_steps=3, dtype="float32")
+    z = torch.zeros(6, 4, 4, 4)
+    control = torch.zeros(6, 3, 32, 32)
+    cond = uncond = torch.zeros(1, 77, 32)
+    seen = []
+    orig = rv.arrange_grids
+    rv.arrange_grids = lambda x, perm, g: (seen.append(perm.clone()) if x.shape[1] == 4 else None) or orig(x, perm, g)
+    try:
+        method.denoise(z, control, cond, uncond, torch.Generator().manual_seed(0), rv.NFECounter())
+    finally:
+        rv.arrange_grids = orig
+    g = torch.Generator().manual_seed(0)
+    expected, arrangement = [], torch.arange(6)
+    for _ in range(3):
+        arrangement = arrangement[torch.randperm(6, generator=g)]
+        expected.append(arrangement)
+    assert all(torch.equal(a, b) for a, b in zip(seen[1:], expected)) and len(seen) == 4
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("OFFICIAL_RAVE"), reason="set OFFICIAL_RAVE=<clone @3a64224>")
+def test_rave_equals_the_official_code_to_float_rounding_with_the_same_seed():
+    from experiments.official_check import check
+
+    tables = check("rave", Path(os.environ["OFFICIAL_RAVE"]), [], None, log=lambda *a: None)
+    for config, table in tables.items():
+        assert float(table.split("worst float stage ")[1].split()[0]) < 1e-4, (config, table)
