@@ -36,6 +36,7 @@ from videoshop.config import VideoshopConfig
 from videoshop.edm import karras_sigmas_at, truncate_by_strength
 from videoshop.method import EditResult
 from videoshop.loading import MissingWeightsError, downloads_possible
+from videoshop.options import MAX_STEPS, check_counts
 
 HUB_ID = "wangfuyun/AnimateLCM-SVD-xt"
 WEIGHTS_FILE = "AnimateLCM-SVD-xt.safetensors"
@@ -113,6 +114,7 @@ class AnimateLCMVideoshop:
         self.pipeline, self.name = pipeline, name
         self.height, self.width = height, width
         self.config = VideoshopConfig.from_dict(options)
+        check_counts("method", num_train_timesteps=(num_train_timesteps, 1, MAX_STEPS))
         self.num_train_timesteps = int(num_train_timesteps)
         self.sigmas = truncate_by_strength(animatelcm_sigmas(self.config.num_inference_steps,
                                                              num_train_timesteps=self.num_train_timesteps),

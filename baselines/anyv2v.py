@@ -27,6 +27,7 @@ import torch
 
 from datasets.schema import SampleError
 from videoshop.method import EditResult
+from videoshop.options import MAX_FRAMES, MAX_STEPS, check_counts
 
 from .pix2video import fill_dropped_frames, select_frames
 from .text.ddim import DDIMSchedule, ddim_invert, ddim_sample, ddim_schedule
@@ -67,6 +68,8 @@ class AnyV2V(TextDrivenMethod):
                  spatial_attn_layers: Sequence[Sequence[int]] = DECODER_BLOCKS_4_TO_11,
                  temporal_attn_layers: Sequence[Sequence[int]] = DECODER_BLOCKS_4_TO_11,
                  clip_skip: Optional[int] = 1, decode_chunk_size: int = 1, native: Optional[dict] = None) -> None:
+        check_counts("method", num_inference_steps=(num_inference_steps, 1, MAX_STEPS),
+                     num_inversion_steps=(num_inversion_steps, 1, MAX_STEPS), max_frames=(max_frames, 1, MAX_FRAMES))
         super().__init__(name, device, weights, dtype, allow_download, prompts)
         select_frames(2, frame_policy, max_frames)  # validates the policy at start-up
         if float(inversion_guidance_scale) != 1.0:

@@ -17,6 +17,7 @@ import torch
 
 from videoshop.config import VideoshopConfig
 from videoshop.method import EditResult, edit_prompts
+from videoshop.options import MAX_FRAMES, check_counts
 
 
 def block_starts(num_frames: int, block_frames: int) -> list[int]:
@@ -50,6 +51,7 @@ class BlockRecurrentVideoshop:
 
     def __init__(self, pipeline, name: str = "videoshop_long", height: Optional[int] = None,
                  width: Optional[int] = None, block_frames: int = 14, last_block: str = "pad", **options: Any):
+        check_counts("method", block_frames=(block_frames, 2, MAX_FRAMES))
         if last_block not in ("pad", "short"):
             raise ValueError(f"last_block={last_block!r}: expected 'pad' or 'short'")
         self.pipeline, self.name = pipeline, name

@@ -30,6 +30,7 @@ import torch
 
 from datasets.schema import SampleError
 from videoshop.method import EditResult
+from videoshop.options import MAX_BATCH, MAX_FRAMES, MAX_STEPS, check_counts
 
 from .text.attention import FrameFeatureBank, cross_frame_processors, installed_processors
 from .text.ddim import ddim_invert, ddim_sample, ddim_schedule
@@ -83,6 +84,9 @@ class Pix2Video(TextDrivenMethod):
                  resize: str = "pil_bicubic", uint8_rounding: str = "floor",
                  batch_size: int = 8, seed: int = 0, prompts: Optional[dict] = None,
                  native_side: Optional[dict] = None) -> None:
+        check_counts("method", num_inference_steps=(num_inference_steps, 1, MAX_STEPS),
+                     num_inversion_steps=(num_inversion_steps, 1, MAX_STEPS), max_frames=(max_frames, 1, MAX_FRAMES),
+                     batch_size=(batch_size, 1, MAX_BATCH))
         super().__init__(name, device, weights, dtype, allow_download, prompts)
         select_frames(2, frame_policy, max_frames)  # validates the policy at start-up
         self.base = dict(base or {"hub_id": "stabilityai/stable-diffusion-2-depth"})

@@ -33,6 +33,7 @@ import torch
 
 from datasets.schema import SampleError
 from videoshop.method import EditResult
+from videoshop.options import MAX_BATCH, MAX_STEPS, check_counts
 
 from .text.ddim import classifier_free_guidance, ddim_invert, ddim_schedule, ddim_transfer
 from .text.method import TextDrivenMethod
@@ -145,6 +146,9 @@ class RAVE(TextDrivenMethod):
                  depth_percentiles: tuple = (2.0, 85.0), frame_policy: str = "all", vae_batch_size: int = 1,
                  seed: int = 0, prompts: Optional[dict] = None, native_cell_area: Optional[dict] = None,
                  resize: str = "grid_pil_bicubic", uint8_rounding: str = "floor") -> None:
+        check_counts("method", num_inference_steps=(num_inference_steps, 1, MAX_STEPS),
+                     num_inversion_steps=(num_inversion_steps, 1, MAX_STEPS), grid_size=(grid_size, 1, 8),
+                     batch_size=(batch_size, 1, MAX_BATCH), vae_batch_size=(vae_batch_size, 1, MAX_BATCH))
         super().__init__(name, device, weights, dtype, allow_download, prompts)
         frames_kept(9, int(grid_size), frame_policy)  # validates the policy at start-up
         self.base = dict(base or {"hub_id": "stable-diffusion-v1-5/stable-diffusion-v1-5"})

@@ -20,6 +20,7 @@ and mask go through the same geometry. The paper's expert set: 45 HD-VILA-100M c
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 from pathlib import Path
@@ -31,7 +32,7 @@ from .base import select_ids
 from .edit_types import normalize_edit_type
 from .folder import build_samples, check_sample_id, fit_frames, fit_image, report_path, safe_sample_id, shard_ids
 from .schema import Sample, SampleError
-from videoshop.video_io import IMAGE_EXTS, VIDEO_EXTS, read_image, read_video
+from videoshop.video_io import IMAGE_EXTS, VIDEO_EXTS, InputLimits, open_video_stream, read_image, read_video
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +60,21 @@ def read_manifest(path: Union[str, Path]) -> list[dict]:
     if not path.is_file():
         raise SampleError(f"manifest not found: {path}")
     rows: list[dict] = []
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise SampleError(f"manifest {path}: not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from None
     if path.suffix.lower() == ".csv":
-        with open(path, newline="") as f:
-            for i, r in enumerate(csv.DictReader(f), start=2):
-                rows.append({**{k.strip(): v for k, v in r.items() if k}, "_where": f"{path}:{i}"})
+        for i, r in enumerate(csv.DictReader(io.StringIO(text, newline="")), start=2):
+            rows.append({**{k.strip(): v for k, v in r.items() if k}, "_where": f"{path}:{i}"})
     elif path.suffix.lower() in (".jsonl", ".json"):
-        for i, line in enumerate(path.read_text().splitlines(), start=1):
+        for i, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             try:
                 r = json.loads(line)
+            except RecursionError:
+                raise SampleError(f"{path}:{i}: JSON nested too deeply to parse") from None
             except ValueError as e:
                 raise SampleError(f"{path}:{i}: invalid JSON: {e}") from e
             if not isinstance(r, dict):
@@ -118,14 +124,19 @@ def read_sample_folders(root: Union[str, Path]) -> list[dict]:
              "_where": str(d), "extra": {}}
         if (d / "meta.json").is_file():
             try:
-                meta = json.loads((d / "meta.json").read_text())
-            except ValueError as err:
+                meta = json.loads((d / "meta.json").read_bytes().decode("utf-8"))
+            except RecursionError:
+                raise SampleError(f"{d / 'meta.json'}: JSON nested too deeply to parse") from None
+            except ValueError as err:  # UnicodeDecodeError included
                 raise SampleError(f"{d / 'meta.json'}: invalid JSON: {err}") from err
             for k in ("instruction", "edit_type", "source_prompt", "target_prompt"):
                 e[k] = meta.get(k, e[k])
             e["extra"] = {k: v for k, v in meta.items() if k not in e}
         if e["instruction"] is None and (d / "instruction.txt").is_file():
-            e["instruction"] = (d / "instruction.txt").read_text().strip()
+            try:
+                e["instruction"] = (d / "instruction.txt").read_bytes().decode("utf-8").strip()
+            except UnicodeDecodeError as err:
+                raise SampleError(f"{d / 'instruction.txt'}: not UTF-8 text ({err.reason} at byte {err.start})") from None
         entries.append(e)
     return entries
 
@@ -159,7 +170,8 @@ def _check_frames(path, video: np.ndarray) -> None:
         raise SampleError(f"{path}: {video.shape[0]} frame(s); need at least 2")
 
 
-def read_selected_frames(path, num_frames: int, sample_fps: Optional[float] = None):
+def read_selected_frames(path, num_frames: int, sample_fps: Optional[float] = None,
+                         limits: InputLimits = InputLimits()):
     """``(frames, source_fps, source_frame_count, indices)``: only the frames ``temporal_indices`` selects.
 
     Video files are decoded twice with PyAV (count, then keep the selected frames), so memory stays at
@@ -167,7 +179,7 @@ def read_selected_frames(path, num_frames: int, sample_fps: Optional[float] = No
     """
     path = Path(path)
     if path.is_dir() or path.suffix.lower() in (".npy", ".npz"):
-        video, fps = read_video(path)
+        video, fps = read_video(path, limits)
         _check_frames(path, video)
         idx = temporal_indices(video.shape[0], num_frames, fps, sample_fps)
         return video[idx], fps, video.shape[0], idx
@@ -175,9 +187,12 @@ def read_selected_frames(path, num_frames: int, sample_fps: Optional[float] = No
         import av
 
         with av.open(str(path)) as container:
-            stream = container.streams.video[0]
+            stream = open_video_stream(container, path, limits)  # header checked before decoding
             fps = float(stream.average_rate) if stream.average_rate else 7.0
-            total = sum(1 for _ in container.decode(stream))
+            total = 0
+            for frame in container.decode(stream):  # counted without keeping pixels; a misstated length too
+                total += 1
+                limits.check_video(path, total, frame.height, frame.width)
         if total < 2:
             raise SampleError(f"{path}: {total} decodable frame(s); need at least 2")
         idx = temporal_indices(total, num_frames, fps, sample_fps)

@@ -27,7 +27,8 @@ import numpy as np
 
 from .schema import Sample, SampleError
 from videoshop.files import atomic_folder, atomic_write_json
-from videoshop.video_io import IMAGE_EXTS, read_image, resample_frames, resize_video, write_frames, write_image
+from videoshop.video_io import (InputLimits, frame_files, read_frames, read_image, resample_frames, resize_video,
+                                write_frames, write_image)
 
 log = logging.getLogger(__name__)
 
@@ -106,24 +107,50 @@ def write_sample(root, sample: Sample, overwrite: bool = False) -> Path:
             "edit_type": sample.edit_type, "fps": float(sample.fps), "num_frames": int(t), "height": int(h),
             "width": int(w), "files": files, "meta": sample.meta,
         }
+        if sample.extras:
+            record["extras"] = sample.extras
         (tmp / SAMPLE_FILE).write_text(json.dumps(record, indent=2, default=_json_default))
     return final
 
 
-def _read_frames_dir(folder: Path, mode: str = "RGB") -> np.ndarray:
+def _read_frames_dir(folder: Path, sample_dir: Path, limits: InputLimits, mode: str = "RGB") -> np.ndarray:
+    """The frames of ``folder``: none may link outside ``sample_dir``; sizes checked against ``limits`` from the
+    listing and the image headers before any pixel is decoded."""
     if not folder.is_dir():
         raise SampleError(f"missing frame folder {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
-    if not files:
-        raise SampleError(f"no image frames in {folder}")
-    frames = [read_image(f, mode=mode) for f in files]
-    shapes = {f.shape for f in frames}
-    if len(shapes) != 1:
-        raise SampleError(f"frames of different sizes in {folder}: {sorted(shapes)[:3]}")
-    return np.stack(frames)
+    return read_frames(frame_files(folder, inside=sample_dir), folder, limits, mode=mode)
 
 
 FILE_KEYS = ("source", "edited", "mask", "gt", "gt_masks")
+# every key a sample.json may hold; another key (a misspelled `instrucion`) is refused, naming it
+SAMPLE_KEYS = ("format_version", "sample_id", "instruction", "source_prompt", "target_prompt", "edit_type", "fps",
+               "num_frames", "height", "width", "files", "meta", "extras")
+MAX_SAMPLE_JSON_BYTES = 1_000_000  # a sample.json is a few hundred bytes; larger ones are refused unread
+
+
+def read_sample_json(meta_path: Path) -> dict:
+    """sample.json as a dict: refused (one line naming the file) when missing, larger than MAX_SAMPLE_JSON_BYTES,
+    not UTF-8, not JSON, nested too deeply to parse, not an object, or holding a key outside SAMPLE_KEYS."""
+    if not meta_path.is_file():
+        raise SampleError(f"missing {meta_path}")
+    size = meta_path.stat().st_size
+    if size > MAX_SAMPLE_JSON_BYTES:
+        raise SampleError(f"{meta_path}: {size} bytes, more than {MAX_SAMPLE_JSON_BYTES} (not read)")
+    try:
+        rec = json.loads(meta_path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise SampleError(f"{meta_path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+    except RecursionError as e:
+        raise SampleError(f"{meta_path}: JSON nested too deeply to parse") from e
+    except (OSError, ValueError) as e:
+        raise SampleError(f"cannot parse {meta_path}: {e}".splitlines()[0]) from e
+    if not isinstance(rec, dict):
+        raise SampleError(f"{meta_path}: expected a JSON object")
+    unknown = sorted(set(rec) - set(SAMPLE_KEYS))
+    if unknown:
+        raise SampleError(f"{meta_path}: unknown key(s) {', '.join(map(repr, unknown))}; a sample.json holds "
+                          f"{', '.join(SAMPLE_KEYS)} (put anything else under 'meta')")
+    return rec
 
 
 def _sample_fields(rec: dict, meta_path: Path) -> dict[str, Any]:
@@ -152,6 +179,10 @@ def _sample_fields(rec: dict, meta_path: Path) -> dict[str, Any]:
     if meta is not None and not isinstance(meta, dict):
         raise bad("meta", "must be an object")
     out["meta"] = dict(meta or {})
+    extras = rec.get("extras")
+    if extras is not None and not isinstance(extras, dict):
+        raise bad("extras", "must be an object")
+    out["extras"] = dict(extras or {})
     return out
 
 
@@ -181,58 +212,52 @@ def _sample_files(rec: dict, folder: Path, meta_path: Path) -> dict[str, Path]:
 
 
 def read_sample(folder, num_frames: Optional[int] = None, height: Optional[int] = None,
-                width: Optional[int] = None) -> Sample:
+                width: Optional[int] = None, limits: InputLimits = InputLimits()) -> Sample:
     """Read one sample folder (optionally resampled to ``num_frames`` and resized to ``height`` x ``width``).
 
     Validated, not coerced (docs/datasets.md "Input rules"): sample.json's fields are type- and range-checked,
     ``files`` entries must stay inside the folder, images are 8-bit RGB/grey without transparency, masks follow
-    ``video_io.MASK_RULE`` and must not be empty. Raises SampleError with one line naming the file or key at fault.
+    ``video_io.MASK_RULE`` and must not be empty, no file may link outside the folder, and sizes beyond ``limits``
+    are refused from the headers before decoding. Raises SampleError with one line naming the file or key at fault.
     """
     folder = Path(folder)
     meta_path = folder / SAMPLE_FILE
-    if not meta_path.is_file():
-        raise SampleError(f"missing {meta_path}")
-    try:
-        rec = json.loads(meta_path.read_text())
-    except (OSError, ValueError) as e:
-        raise SampleError(f"cannot parse {meta_path}: {e}".splitlines()[0]) from e
-    if not isinstance(rec, dict):
-        raise SampleError(f"{meta_path}: expected a JSON object")
+    rec = read_sample_json(meta_path)
     fields_ = _sample_fields(rec, meta_path)
     files = _sample_files(rec, folder, meta_path)
     if "source" not in files or "edited" not in files:
         raise SampleError(f"{meta_path}: files.source and files.edited are required")
-    video = _read_frames_dir(files["source"])
+    video = _read_frames_dir(files["source"], folder, limits)
     n = fields_["num_frames"]
     if n is not None and int(n) != video.shape[0]:
         raise SampleError(f"{files['source']}: {video.shape[0]} frames, sample.json says {n}")
     edited_path = files["edited"]
     if not edited_path.is_file():
         raise SampleError(f"missing edited first frame {edited_path}")
-    edited = np.array(read_image(edited_path))  # writable (PIL arrays are read-only)
+    edited = np.array(read_image(edited_path, limits=limits))  # writable (PIL arrays are read-only)
     if edited.shape[:2] != video.shape[1:3]:
         raise SampleError(f"{edited_path}: size {edited.shape[:2]} != source frame size {video.shape[1:3]}")
     mask = gt = gt_masks = None
     if "mask" in files:
-        mask = read_image(files["mask"], mode="mask")
+        mask = read_image(files["mask"], mode="mask", limits=limits)
         if mask.shape != video.shape[1:3]:
             raise SampleError(f"{files['mask']}: size {mask.shape} != source frame size {video.shape[1:3]}")
         if not mask.any():
             raise SampleError(f"{files['mask']}: empty mask (no pixel is 255); omit files.mask for a sample "
                               f"without an edit region")
     if "gt" in files:
-        gt = _read_frames_dir(files["gt"])
+        gt = _read_frames_dir(files["gt"], folder, limits)
         if gt.shape != video.shape:
             raise SampleError(f"{files['gt']}: shape {gt.shape} != source {video.shape}")
     if "gt_masks" in files:
-        gt_masks = _read_frames_dir(files["gt_masks"], mode="mask")
+        gt_masks = _read_frames_dir(files["gt_masks"], folder, limits, mode="mask")
         if gt_masks.shape != video.shape[:3]:
             raise SampleError(f"{files['gt_masks']}: shape {gt_masks.shape} != {video.shape[:3]}")
     sample = Sample(
         sample_id=str(fields_["sample_id"] or folder.name), source_video=video, edited_image=edited, edit_mask=mask,
         instruction=fields_["instruction"] or "", source_prompt=fields_["source_prompt"],
         target_prompt=fields_["target_prompt"], edit_type=fields_["edit_type"] or "unknown",
-        gt_edited_video=gt, gt_masks=gt_masks, fps=fields_["fps"], meta=fields_["meta"],
+        gt_edited_video=gt, gt_masks=gt_masks, fps=fields_["fps"], meta=fields_["meta"], extras=fields_["extras"],
     )
     if sample.sample_id != folder.name:
         raise SampleError(f"{meta_path}: sample_id={sample.sample_id!r} differs from its folder name {folder.name!r}")
@@ -269,6 +294,17 @@ def conform_sample(sample: Sample, num_frames: Optional[int] = None, height: Opt
     return sample
 
 
+def printable_name(name: str) -> str:
+    """A folder name as text that can be logged and written anywhere: a name that is not valid UTF-8 (Python holds
+    its bytes as surrogates) gets those bytes as ``\\xNN`` escapes, and its sample then fails with one line naming
+    it instead of breaking the run's logs and tables."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 class FolderDataset:
     """A built dataset in the common on-disk format (implements ``datasets.base.VideoEditDataset``).
 
@@ -277,12 +313,13 @@ class FolderDataset:
     """
 
     def __init__(self, root, name: str = "folder", num_frames: Optional[int] = None, height: Optional[int] = None,
-                 width: Optional[int] = None):
+                 width: Optional[int] = None, limits: InputLimits = InputLimits()):
         self.root = Path(root).expanduser()
         if not self.root.is_dir() and not self.root.is_absolute() and (REPO_ROOT / self.root).is_dir():
             self.root = REPO_ROOT / self.root  # e.g. datasets/examples from any working directory
         self.name = str(name)
         self.num_frames, self.height, self.width = num_frames, height, width
+        self.limits = limits  # the runner sets the run's ``limits.*`` (``set_limits``): checked before decoding
         if not self.root.is_dir():
             raise FileNotFoundError(f"dataset folder {self.root} does not exist (build it first: "
                                     f"python run.py task=build dataset=..., or set dataset.loader.root)")
@@ -290,13 +327,22 @@ class FolderDataset:
     def sample_ids(self) -> list[str]:
         """Every visible sub-folder: one without sample.json is listed too, so that it fails (one line) instead of
         vanishing from the run."""
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        names = [p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        self._undecodable = {printable_name(n): n for n in names if printable_name(n) != n}
+        return sorted(printable_name(n) for n in names)
+
+    def set_limits(self, limits: InputLimits) -> None:
+        """Refuse inputs beyond ``limits`` from their headers, before decoding (``Runner`` passes ``limits.*``)."""
+        self.limits = limits
 
     def load(self, sample_id: str) -> Sample:
         folder = self.root / str(sample_id)
+        if str(sample_id) in getattr(self, "_undecodable", {}):  # listed by sample_ids() with its bytes escaped
+            raise SampleError(f"sample folder {folder}: its name is not valid UTF-8 (shown with its bytes escaped); "
+                              f"rename it (letters, digits, '.', '_', '-')")
         if not folder.is_dir():
             raise SampleError(f"no sample folder {folder}")
-        return read_sample(folder, self.num_frames, self.height, self.width)
+        return read_sample(folder, self.num_frames, self.height, self.width, self.limits)
 
     def __len__(self) -> int:
         return len(self.sample_ids())

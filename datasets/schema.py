@@ -16,6 +16,17 @@ from videoshop.video_io import SampleError  # noqa: F401  (defined once, in the 
 EDIT_TYPES = ("add_object", "remove_object", "replace_object", "change_color", "change_appearance",
               "change_action", "reconstruction", "unknown")
 
+# Text a model reads (instruction, prompts) is bounded before any model sees it: a 10 MB instruction once made TIFA's
+# question generator allocate 24 GB. Longer text is refused (one line naming the field), never truncated silently.
+MAX_TEXT_CHARS = 2000
+
+
+def text_problem(name: str, text: Optional[str], max_chars: int = MAX_TEXT_CHARS) -> Optional[str]:
+    """Why ``text`` (field ``name``) cannot be used, or None: longer than ``max_chars`` characters."""
+    if text is not None and len(text) > max_chars:
+        return f"{name} is {len(text)} characters, more than {max_chars} (datasets.schema.MAX_TEXT_CHARS)"
+    return None
+
 
 @dataclass
 class Sample:
@@ -31,6 +42,9 @@ class Sample:
     gt_masks: Optional[np.ndarray] = None  # (T, H, W) bool: per-frame edit region where known
     fps: float = 7.0
     meta: dict[str, Any] = field(default_factory=dict)
+    # benchmark-specific data a metric may read, JSON-serialisable, e.g. FiVE-Bench's judge questions under
+    # extras["five_bench"] = {"source_yes_no_question", "target_yes_no_question", "multiple_choice_question"}
+    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_frames(self) -> int:
@@ -61,6 +75,12 @@ class Sample:
             raise SampleError(f"{self.sample_id}: fps={self.fps!r} must be a number in (0, 1000]")
         if self.edit_mask is not None and np.asarray(self.edit_mask).dtype != bool:
             raise SampleError(f"{self.sample_id}: edit_mask must be bool, got {np.asarray(self.edit_mask).dtype}")
+        if not isinstance(self.extras, dict):
+            raise SampleError(f"{self.sample_id}: extras must be a dict, got {type(self.extras).__name__}")
+        for name in ("instruction", "source_prompt", "target_prompt"):
+            too_long = text_problem(name, getattr(self, name))
+            if too_long:
+                raise SampleError(f"{self.sample_id}: {too_long}")
         if self.edit_type not in EDIT_TYPES:
             raise SampleError(f"{self.sample_id}: edit_type {self.edit_type!r} not in {EDIT_TYPES}")
         return self

@@ -231,8 +231,31 @@ class TinyI3D(nn.Module):
         return f if return_features else F.softmax(f, dim=1)
 
 
+def load_tiny_i3d(path: str, seed: int, device: torch.device) -> TinyI3D:
+    """The seeded TinyI3D built in Python, its weights cached at ``path`` as safetensors (no pickle, no TorchScript:
+    a file planted in the cache can change numbers but cannot run code; a malformed one is rebuilt)."""
+    from safetensors.torch import load_file, save_file
+
+    def fresh() -> dict:
+        state = _seeded(seed, TinyI3D).state_dict()
+        with atomic_path(path) as tmp:
+            save_file(state, str(tmp))
+        return state
+
+    try:
+        state = load_file(path) if os.path.exists(path) else fresh()
+        m = TinyI3D()
+        m.load_state_dict(state)
+    except Exception:  # noqa: BLE001  (a damaged or foreign file: the seeded weights again)
+        m = TinyI3D()
+        m.load_state_dict(fresh())
+    return m.eval().to(device)
+
+
 def write_tiny_i3d(path: str, seed: int = 0) -> str:
-    """Script a seeded TinyI3D and save it as TorchScript at ``path`` (loaded back with torch.jit.load)."""
+    """Script a seeded TinyI3D and save it as TorchScript at ``path``: a stand-in for the real I3D file in tests of
+    the ``detector=PATH`` route (a user's own file, checked against ``detector_sha256``); the metric cache never
+    holds one."""
     m = _seeded(seed, TinyI3D).eval()
     with atomic_path(path) as tmp:
         torch.jit.save(torch.jit.script(m), str(tmp))
@@ -283,12 +306,10 @@ def load_i3d(detector: str = STYLEGAN_V_I3D_URL, backbone: str = "real", device:
                          f"TorchScript file; use real (with {config_key}.detector=PATH) or tiny")
 
     def build():
-        if backbone == "tiny":
+        if backbone == "tiny":  # weights only (safetensors): nothing read from the cache can run code
             root = cache_dir or os.path.join(tempfile.gettempdir(), "videoshop_metrics")
-            path = os.path.join(str(root), "backbones", f"tiny_i3d_seed{seed}.pt")
-            if not os.path.exists(path):
-                write_tiny_i3d(path, seed)
-        elif os.path.exists(detector):
+            return load_tiny_i3d(os.path.join(str(root), "backbones", f"tiny_i3d_seed{seed}.safetensors"), seed, dev)
+        if os.path.exists(detector):
             path = detector
             verify_sha256(path, sha256, f"{config_key}.detector_sha256")
         elif detector.startswith(("http://", "https://")):

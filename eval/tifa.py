@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from datasets.schema import MAX_TEXT_CHARS, text_problem
+
 from .backbones import MissingWeightsError, SharedBackbone, _seeded, shared
 from .base import EditMetric, check_same_shape
 from .cache import fingerprint, load_json_cache, save_json_cache
@@ -46,6 +48,11 @@ TIFA_INTRO = ("Given an image description, generate one or two multiple-choice q
 def tifa_qg_prompt(description: str) -> str:
     """The prompt of TIFA's LLaMA-2 question generator (tifascore question_gen_llama2)."""
     return f"<s>[INST] <<SYS>>\n{TIFA_INTRO}\n<</SYS>>\n\nDescription: {description} [/INST] Entities:"
+
+
+# The text models read at most this many tokens (a guard behind MAX_TEXT_CHARS: a description is a caption plus a
+# bounded instruction, a few hundred tokens; TIFA's LLaMA-2 prompt fits 4096).
+MAX_INPUT_TOKENS = 2048
 
 
 TIFA_CATEGORIES = ("object", "human", "animal", "food", "activity", "attribute", "counting", "color", "material",
@@ -303,7 +310,7 @@ class TIFA(EditMetric):
 
     @torch.no_grad()
     def _generate_text(self, model, tok, prompt: str, causal: bool, max_new_tokens: int, num_beams: int = 1) -> str:
-        enc = tok(prompt, return_tensors="pt").to(self.dev)
+        enc = tok(prompt, return_tensors="pt", truncation=True, max_length=MAX_INPUT_TOKENS).to(self.dev)
         enc.pop("token_type_ids", None)
         out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=num_beams,
                              pad_token_id=tok.pad_token_id)
@@ -392,6 +399,9 @@ class TIFA(EditMetric):
         else:
             caption = self.caption(sample.edited_image)
         description = self.description_template.format(caption=caption, instruction=sample.instruction).strip()
+        too_long = text_problem("TIFA description (caption + instruction)", description, 2 * MAX_TEXT_CHARS)
+        if too_long:  # refused before the question generator sees it (Sample.validate bounds each field too)
+            raise ValueError(f"{sample.sample_id}: {too_long}")
         model, tok = self.models["qg"]
         prompt = tifa_qg_prompt(description) if self.qg_kind == "causal" else description
         raw = self._generate_text(model, tok, prompt, self.qg_kind == "causal", self.max_new_tokens,

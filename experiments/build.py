@@ -15,7 +15,8 @@ from typing import Any, Optional
 
 log = logging.getLogger(__name__)
 
-BUILDERS = ("magicbrush", "expert", "hdvila_sample")  # the kinds this module has a <kind>_from_config for
+BUILDERS = ("magicbrush", "expert", "hdvila_sample",  # the kinds this module has a <kind>_from_config for
+            "editversebench", "five_bench", "v2vbench", "davis")
 
 
 def _plain(node) -> Any:
@@ -46,7 +47,7 @@ def run_build(cfg, label: Optional[str] = None) -> dict:
     build = _plain(dataset.get("build")) if "build" in dataset else None
     if not build:
         raise ValueError(f"dataset={dataset.get('name')} has nothing to build (no dataset.build node); "
-                         f"buildable datasets: magicbrush, expert")
+                         f"buildable datasets: magicbrush, expert, editversebench, five_bench, v2vbench, davis")
     kind, target = build.get("kind") or dataset.get("name"), build.get("_target_")
     if not target:
         raise ValueError("dataset.build._target_ is not set: the builder function (e.g. "
@@ -131,3 +132,50 @@ def hdvila_sample_from_config(cfg, build: dict, out: str, limit, ids, seed: int,
     report = {"root": str(out), "manifest": str(manifest), "selected": [c["clip_id"] for c in chosen],
               "counts": {"selected": len(chosen)}, "settings": settings}
     return report
+
+
+# ----------------------------------------------------------------------------- published editing benchmarks
+def _benchmark_options(cfg, build: dict, limit, ids, shard: dict) -> dict:
+    """The options every benchmark builder shares (datasets.benchmarks.build_benchmark)."""
+    model = _plain(cfg.get("model")) or {}
+    return dict(num_frames=int(build.get("num_frames") or model.get("num_frames", 14)),
+                height=int(build.get("height") or model.get("height", 576)),
+                width=int(build.get("width") or model.get("width", 1024)), fit=build.get("fit", "crop"),
+                sample_fps=build.get("sample_fps"), first_frames=build.get("first_frames"), limit=limit, ids=ids,
+                overwrite=bool(build.get("overwrite", False)), **shard)
+
+
+def editversebench_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
+    """EditVerseBench entries (test.json) with their shipped edited first frames and masks."""
+    from datasets.editversebench import build_editversebench
+
+    return build_editversebench(_require(build, "source", "the EditVerseBench folder (test.json, videos/, ...)"), out,
+                                only_with_first_frame=bool(build.get("only_with_first_frame", True)),
+                                types=build.get("types"), **_benchmark_options(cfg, build, limit, ids, shard))
+
+
+def five_bench_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
+    """FiVE-Bench entries (edit_prompt/edit<k>_FiVE.json) with masks and judge questions."""
+    from datasets.five_bench import build_five_bench
+
+    return build_five_bench(_require(build, "source", "the FiVE-Bench data folder (edit_prompt/, images/, bmasks/)"),
+                            out, edit_types=build.get("edit_types"), mask_threshold=int(build.get("mask_threshold", 127)),
+                            **_benchmark_options(cfg, build, limit, ids, shard))
+
+
+def v2vbench_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
+    """V2VBench: 50 videos x 3 edit prompts (config.yaml)."""
+    from datasets.v2vbench import build_v2vbench
+
+    return build_v2vbench(_require(build, "source", "the V2VBench folder (config.yaml and the videos)"), out,
+                          videos=build.get("videos"), **_benchmark_options(cfg, build, limit, ids, shard))
+
+
+def davis_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
+    """DAVIS 2017 sequences with an edits manifest, or as reconstruction samples."""
+    from datasets.davis import build_davis
+
+    return build_davis(_require(build, "source", "the DAVIS 2017 folder (JPEGImages/, Annotations/)"), out,
+                       mode=build.get("mode", "edit"), edits=build.get("edits"),
+                       resolution=build.get("resolution", "480p"), split=build.get("split", "all"),
+                       **_benchmark_options(cfg, build, limit, ids, shard))

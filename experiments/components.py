@@ -13,6 +13,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from datasets.base import select_ids, shard_ids
+from videoshop.video_io import InputLimits
 
 from .errors import ConfigError, one_line
 from .job import job_overrides
@@ -58,6 +59,8 @@ def build_components(cfg: DictConfig, label: Optional[str] = None) -> Components
     from hydra.utils import instantiate
 
     dataset = instantiate(cfg.dataset.loader)
+    if hasattr(dataset, "set_limits"):  # sizes refused from headers, before decoding (docs/reliability.md)
+        dataset.set_limits(InputLimits.from_mapping(container(cfg.get("limits"))))
     ids, num_shards, shard = selected_ids(cfg, dataset)
     if cfg.method.get("uses_video_model", True):
         pipeline = build_video_pipeline(cfg)

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from videoshop.config import VideoshopConfig
 from videoshop.families import FAMILIES
 from videoshop.models import COMPONENT_BUILDERS
-from videoshop.options import Check, option_checks, signature_checks
+from videoshop.options import MAX_FRAMES, Check, option_checks, signature_checks
 from videoshop.registry import load_object
 
 from . import methods  # noqa: F401  (registers ${method_set:...}, ${method_list:...} for the presets)
@@ -67,9 +67,9 @@ class ModelSchema:
     name: str = spec("str", required=True)
     kind: str = spec("str", required=True, choices=tuple(COMPONENT_BUILDERS))  # videoshop.models.COMPONENT_BUILDERS
     dtype: str = spec("str", choices=("auto", "float32", "float16", "bfloat16"))
-    num_frames: int = spec("int", required=True, min=2)
-    height: int = spec("int", required=True, min=8, multiple_of=8)
-    width: int = spec("int", required=True, min=8, multiple_of=8)
+    num_frames: int = spec("int", required=True, min=2, max=MAX_FRAMES)
+    height: int = spec("int", required=True, min=8, max=4096, multiple_of=8)
+    width: int = spec("int", required=True, min=8, max=4096, multiple_of=8)
     seed: int = spec("int", min=0)
     allow_download: bool = spec("bool")
     family: str = spec("str", nullable=True)  # an entry of videoshop.families.FAMILIES (cross_key_problems); null = svd

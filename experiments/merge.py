@@ -31,7 +31,7 @@ from videoshop.files import atomic_write_text
 
 from .store import ResultStore
 
-from .tables import records_to_frame, skip_protocol, write_tables
+from .tables import records_to_frame, skip_protocol, to_safe_csv, write_tables
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def write_run_tables(run_dir: Path, records: list[dict], protocol: dict, set_df:
     """The run's tables, set_metrics.csv and protocol.json, each written atomically."""
     tables = write_tables(records_to_frame(records), run_dir, protocol, set_df)
     if not set_df.empty:
-        atomic_write_text(run_dir / "set_metrics.csv", set_df.to_csv())
+        atomic_write_text(run_dir / "set_metrics.csv", to_safe_csv(set_df, index=True))
     atomic_write_text(run_dir / "protocol.json", json.dumps(protocol | set_notes, indent=1, default=str))
     return tables
 

@@ -112,6 +112,7 @@ class SampleLoop:
         return dict(sample_id=sample_id, label=p.label, overrides=p.overrides, method=self.cfg.method.name,
                     task=self.task, dataset=self.cfg.dataset.name, model=self.cfg.model.name, edit_hash=p.edit_hash,
                     metrics_hash=p.metrics_hash, status="failed", error=None, notes=[], metrics={},
+                    edit_type="unknown", instruction="",  # the sample's, once it loads (a failed load keeps these)
                     worker=f"{HOST}:{os.getpid()}")
 
     def process(self, sample_id: str) -> dict[str, Any]:
@@ -120,7 +121,7 @@ class SampleLoop:
         rec = self.base_record(sample_id)
         try:
             sample, rec["notes"] = self.prepared(sample_id)
-            rec["edit_type"], rec["input_hash"] = sample.edit_type, input_hash(sample)
+            rec.update(edit_type=sample.edit_type, instruction=sample.instruction, input_hash=input_hash(sample))
         except Exception as e:  # noqa: BLE001  (unreadable or invalid sample: record and go on)
             return self._fail(rec, "load", e)
         if torch.cuda.is_available():

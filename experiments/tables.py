@@ -17,6 +17,30 @@ INFO_COLUMNS = ("label", "method", "overrides", "task", "dataset", "model", "sam
                 "nfe", "seconds", "peak_mem_mb", "notes")
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")  # what a spreadsheet may run as a formula (OWASP CSV injection)
+
+
+def csv_cell(v):
+    """A text cell a spreadsheet shows as text: one starting with =, +, -, @, tab or a line break gets a leading
+    apostrophe (OWASP's CSV-injection rule); numbers and other text are unchanged."""
+    return "'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v
+
+
+def to_safe_csv(df: pd.DataFrame, index: bool = False, **kw) -> str:
+    """``df.to_csv`` with every text cell (and text index / column names) passed through ``csv_cell``; text that
+    Python cannot encode as UTF-8 (names with undecodable bytes) is written with backslash escapes."""
+    safe = df.copy()
+    text_like = (pd.api.types.is_object_dtype, pd.api.types.is_string_dtype)  # pandas 3 infers a str dtype
+    for c in safe.columns:
+        if any(f(safe[c].dtype) for f in text_like):
+            safe[c] = safe[c].map(csv_cell).astype(object)
+    safe.columns = [csv_cell(c) for c in safe.columns]
+    if any(f(safe.index.dtype) for f in text_like):
+        safe.index = safe.index.map(csv_cell)
+    text = safe.to_csv(index=index, **kw)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 SKIPPED = "skipped"  # per sample: "metric: reason; ..." for the metrics that could not be computed
 
 
@@ -139,8 +163,9 @@ def write_tables(df: pd.DataFrame, out_dir: str | Path, protocol: Optional[dict]
     by_type = summarize(df, ("label", "edit_type"))
     proto = json.dumps(protocol or {}, sort_keys=True)
     # each file atomically (temporary file + os.replace): concurrent writers of one run folder never corrupt it
-    atomic_write_text(out_dir / f"{prefix}results.csv", df.to_csv(index=False))
+    atomic_write_text(out_dir / f"{prefix}results.csv", to_safe_csv(df))
     for name, table, title in (("summary", summary, "Per method"), ("by_edit_type", by_type, "Per method and edit type")):
-        atomic_write_text(out_dir / f"{prefix}{name}.csv", table.assign(protocol=proto).to_csv(index=False))
-        atomic_write_text(out_dir / f"{prefix}{name}.md", to_markdown(table, protocol, title))
+        atomic_write_text(out_dir / f"{prefix}{name}.csv", to_safe_csv(table.assign(protocol=proto)))
+        md = to_markdown(table, protocol, title)
+        atomic_write_text(out_dir / f"{prefix}{name}.md", md.encode("utf-8", "backslashreplace").decode("utf-8"))
     return {"results": df, "summary": summary, "by_edit_type": by_type}

@@ -220,7 +220,7 @@ def load_stage1(path: str, vae, gen: torch.Generator, history: list) -> dict[str
         raise FileNotFoundError(f"train.vae_from={path}: no stage1.pt there (written by train.stage1_dir)")
     vae.load_state_dict(load_file(src / "vae" / "diffusion_pytorch_model.safetensors"))
     vae.eval().requires_grad_(False)
-    state = torch.load(src / "stage1.pt", weights_only=False)
+    state = torch.load(src / "stage1.pt", weights_only=True)  # tensors, numbers, strings: nothing to run
     gen.set_state(state["gen_state"])
     history.extend(state["history"])
     log.info("stage 1 loaded from %s", src)

@@ -29,6 +29,8 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
+from experiments.tables import to_safe_csv
+
 log = logging.getLogger(__name__)
 
 # Sec. 3.5 of the paper (shared/paper/README.md): 100 random videos, SVD img2vid
@@ -130,7 +132,7 @@ def run_trajectory(cfg: DictConfig, label: Optional[str] = None) -> pd.DataFrame
     protocol = {"model": cfg.model.name, "dataset": cfg.dataset.name, "videos": len(ids), **options,
                 "all_pairs": "t != t' (diagonal excluded)", "states": "x_T .. x_1 (x_0 is the reference)",
                 "paper": "Sec. 3.5: 100 random videos, SVD img2vid (setting otherwise unstated)"}
-    table.to_csv(out / "trajectory.csv", index=False)
+    (out / "trajectory.csv").write_text(to_safe_csv(table))
     (out / "trajectory.md").write_text(
         f"# Denoising-trajectory linearity (paper Fig. 3, Sec. 3.5)\n\n{table.to_markdown(index=False, floatfmt='.4f')}"
         f"\n\nProtocol: {json.dumps(protocol)}\n")

@@ -6,6 +6,7 @@ WANDB_MODE unset: the default W&B logger must not attempt a single connection of
 Config problems are checked by experiments/config_schema.py: one line per problem, non-zero exit, before any work.
 """
 
+import fractions
 import json
 import os
 import subprocess
@@ -152,6 +153,32 @@ def build_corpus(root: Path) -> dict[str, str]:
     (d / "gt").mkdir()
     Image.fromarray(_video(7)[0]).save(d / "gt" / "0000.png")
     _edit_json(d, files={"source": "source", "edited": "edited.png", "mask": "mask.png", "gt": "gt"})
+    # issue 34: bounded text, sample.json size / nesting / encoding / unknown keys, symlinks out, header limits
+    _edit_json(bad("instruction_too_long", "instruction is 5000 characters"), instruction="x" * 5000)
+    _edit_json(bad("sample_json_10mb", "sample_json_10mb/sample.json"), instruction="x" * 10_000_000)
+    _edit_json(bad("json_unknown_key", "'instrucion'"), instrucion="make it red")
+    d = bad("json_deep", "nested too deeply")
+    (d / "sample.json").write_text('{"meta": ' + "[" * 200_000 + "]" * 200_000 + "}")
+    d = bad("json_not_utf8", "not UTF-8")
+    (d / "sample.json").write_bytes((d / "sample.json").read_bytes().replace(b"make it red", b"make it r\xe9d"))
+    outside = root.parent / "outside.png"
+    Image.fromarray(_video(9)[0]).save(outside)
+    d = bad("symlink_frame", "outside the sample folder")
+    (d / "source" / "0001.png").unlink()
+    (d / "source" / "0001.png").symlink_to(outside)
+    long = _video(10, t=60)  # beyond limits.max_frames=50 set below: refused from the listing, nothing decoded
+    bad("too_many_frames", "limits.max_frames", Sample(sample_id="too_many_frames", source_video=long,
+                                                       edited_image=long[0].copy(), edit_type="change_color"))
+    d = write_sample(root, _good("undecodable"))  # a folder name that is not UTF-8: one line, tables still written
+    os.rename(d, os.path.join(os.fsencode(root), b"bad_name_\xff"))
+    expect["bad_name_\\xff"] = "not valid UTF-8"
+    for sid in ("=1+2", "@SUM(1+1)"):  # formula-like ids: fine samples, escaped in results.csv
+        d = write_sample(root, _good("formula"))
+        _edit_json(d, sample_id=sid)
+        os.rename(d, root / sid)
+        expect[sid] = ""
+    _edit_json(write_sample(root, _good("good_fps_half")), fps=0.5)  # fps < 1 is valid (a rational, not rounded)
+    expect["good_fps_half"] = ""
     big = _video(8, t=T, h=40, w=256)  # beyond limits.max_side=200 set below
     bad("too_large", "limits.max_side", Sample(sample_id="too_large", source_video=big, edited_image=big[0].copy(),
                                                edit_type="change_color"))
@@ -162,7 +189,7 @@ def test_malformed_corpus_through_run_py_one_line_each_run_goes_on_and_no_networ
     data, out, hook = tmp_path / "data", tmp_path / "out", tmp_path / "hook"
     expect = build_corpus(data)
     bad = {k: v for k, v in expect.items() if v}
-    assert len(bad) >= 20
+    assert len(bad) >= 30
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(SOCKET_HOOK)
     net_log = tmp_path / "net.log"
@@ -172,13 +199,18 @@ def test_malformed_corpus_through_run_py_one_line_each_run_goes_on_and_no_networ
     cmd = [sys.executable, "run.py", "dataset=folder", f"dataset.loader.root={data}", "model=tiny",
            f"model.num_frames={T}", f"model.height={H}", f"model.width={W}", "method.num_inference_steps=2",
            "method.strength=1.0", "metrics=paper_tiny", "~metrics.tifa", "~metrics.fvd", "~metrics.flow",
-           "~metrics.clip_tc", "limits.max_side=200", "save_mp4=false", f"hydra.run.dir={out}",
+           "~metrics.clip_tc", "limits.max_side=200", "limits.max_frames=50", "save_mp4=false", f"hydra.run.dir={out}",
            f"paths.cache={tmp_path / 'cache'}"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    df = pd.read_csv(out / "results.csv", keep_default_na=False).set_index("sample_id")
+    raw_csv = (out / "results.csv").read_text()
+    assert ",'=1+2," in raw_csv and ",'@SUM(1+1)," in raw_csv  # formula injection: escaped text cells
+    df = pd.read_csv(out / "results.csv", keep_default_na=False)
+    df["sample_id"] = df["sample_id"].str.replace(r"^'(?=[=+\-@])", "", regex=True)
+    df = df.set_index("sample_id")
     assert set(df.index) == set(expect), set(expect) ^ set(df.index)
+    assert (df["edit_type"] != "").all() and (df.loc["json_broken", "edit_type"] == "unknown")  # never nan
     for sid, needle in expect.items():
         row = df.loc[sid]
         if not needle:
@@ -219,12 +251,16 @@ def test_config_problems_one_line_each_nonzero_exit_before_any_work(tmp_path):
 
 @pytest.mark.parametrize("override, needle", [
     ("method.strength=0", "method.strength=0: must be in (0, 1]"),
-    ("method.num_inference_steps=1", "method.num_inference_steps=1: must be >= 2"),
+    ("method.num_inference_steps=1", "method.num_inference_steps=1: must be in [2, 1000]"),
     ("model.height=0", "model.height=0"),
     ("method.strength=0.01", "no step runs"),
     ("overwrite=1", "overwrite=1: must be true or false"),
     ("aspect_policy=squash", "aspect_policy=squash"),
     ("dataset=folder", "dataset.loader.root: missing value"),
+    ("method.num_inference_steps=1000000000", "method.num_inference_steps=1000000000: must be in [2, 1000]"),
+    ("+method.fixed_point_iterations=1000000", "method.fixed_point_iterations=1000000: must be in [1, 100]"),
+    ("model.num_frames=100000", "model.num_frames=100000: must be in [2, 1000]"),
+    ("model.height=100000", "model.height=100000: must be in [8, 4096]"),
 ])
 def test_config_schema_names_the_key(override, needle):
     from hydra import compose, initialize_config_dir
@@ -236,3 +272,178 @@ def test_config_schema_names_the_key(override, needle):
     assert any(needle in p for p in validate_config(cfg)), validate_config(cfg)
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         assert validate_config(compose("config", overrides=["paths.output=/tmp/unused"])) == []
+
+
+# ------------------------------------------------------------------------------------ issue 34: unit-level cases
+def write_png_header_only(path: Path, h: int, w: int) -> Path:
+    """A PNG whose header states h x w (8-bit RGB) and whose pixel data is missing: a reader that checks the
+    header refuses it without decoding; one that decodes first would allocate h * w * 3 bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def _mp4(path: Path, t: int, h: int = 16, w: int = 16, fps: float = 7.0) -> Path:
+    from videoshop.video_io import write_video
+
+    write_video(path, np.zeros((t, h, w, 3), np.uint8), fps=fps)
+    return path
+
+
+def test_text_is_bounded_before_any_model_sees_it():
+    from datasets.schema import MAX_TEXT_CHARS, SampleError
+    from eval.tifa import TIFA
+
+    long = _good("long")
+    long.instruction = "x" * (MAX_TEXT_CHARS + 1)
+    with pytest.raises(SampleError, match=f"instruction is {MAX_TEXT_CHARS + 1} characters"):
+        long.validate()
+    long.instruction, long.target_prompt = "make it red", "y" * (10 * MAX_TEXT_CHARS)
+    with pytest.raises(SampleError, match="target_prompt is"):
+        long.validate()
+    metric = TIFA(backbone="tiny", device="cpu")  # a library user who skips validation: refused before generating
+    long.target_prompt, long.instruction = None, "x" * (3 * MAX_TEXT_CHARS)
+    metric.caption = lambda image: "a caption"
+    metric._generate_text = lambda *a, **k: pytest.fail("the question generator saw the text")
+    with pytest.raises(ValueError, match="TIFA description .* characters"):
+        metric.question_set(long)
+
+
+def test_every_count_a_user_sets_has_an_upper_bound():
+    from baselines.pix2video import Pix2Video
+    from baselines.text.spacetime import Spacetime
+    from videoshop.config import VideoshopConfig
+
+    with pytest.raises(ValueError, match=r"num_inference_steps=1000000000: must be in \[2, 1000\]"):
+        VideoshopConfig(num_inference_steps=10 ** 9)
+    with pytest.raises(ValueError, match=r"fixed_point_iterations=100000: must be in \[1, 100\]"):
+        VideoshopConfig(fixed_point_iterations=10 ** 5)
+    with pytest.raises(ValueError, match=r"method.num_inference_steps=1000000000: must be in \[1, 1000\]"):
+        Pix2Video(weights="tiny", num_inference_steps=10 ** 9)  # refused before any model is built
+    with pytest.raises(ValueError, match=r"method.optimization_steps=-1"):
+        Spacetime(weights="tiny", optimization_steps=-1)
+
+
+def test_sizes_are_refused_from_headers_before_decoding(tmp_path):
+    from videoshop.video_io import InputLimits, VideoReadError, read_image, read_video
+
+    huge = write_png_header_only(tmp_path / "huge.png", 12000, 12000)  # 432 MB of pixels if decoded
+    with pytest.raises(VideoReadError, match=r"huge.png: 12000x12000 px, larger than limits.max_side=4096"):
+        read_image(huge)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(2):
+        write_png_header_only(frames / f"{i:04d}.png", 12000, 12000)
+    with pytest.raises(VideoReadError, match="limits.max_side"):
+        read_video(frames)
+    long = _mp4(tmp_path / "long.mp4", 60)
+    with pytest.raises(VideoReadError, match=r"long.mp4: 60 frames, more than limits.max_frames=50"):
+        read_video(long, InputLimits(max_frames=50))
+    with pytest.raises(VideoReadError, match="megapixels"):
+        read_video(long, InputLimits(max_video_megapixels=0.01))
+    assert read_video(long)[0].shape == (60, 16, 16, 3)  # inside the default limits
+
+
+def test_fps_is_kept_as_a_rational(tmp_path):
+    from videoshop.video_io import fps_fraction, read_video
+
+    assert fps_fraction(0.5) == fractions.Fraction(1, 2) and fps_fraction(30000 / 1001) == fractions.Fraction(30000, 1001)
+    for fps in (0.5, 7.0, 30000 / 1001):
+        assert read_video(_mp4(tmp_path / f"{fps}.mp4", 4, fps=fps))[1] == pytest.approx(fps, rel=1e-3)
+
+
+def test_empty_or_streamless_videos_fail_with_one_line_naming_the_file(tmp_path):
+    import av
+
+    from videoshop.video_io import VideoReadError, read_video
+
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    no_frames = tmp_path / "no_frames.mp4"
+    c = av.open(str(no_frames), mode="w", format="mp4")
+    s = c.add_stream("libx264", rate=7)
+    s.width, s.height, s.pix_fmt = 64, 32, "yuv420p"
+    c.start_encoding()
+    c.close()
+    for path in (empty, no_frames):
+        with pytest.raises(VideoReadError) as e:
+            read_video(path)
+        assert str(path) in str(e.value) and "\n" not in str(e.value) and "IndexError" not in str(e.value)
+
+
+def test_expert_manifests_not_utf8_or_nested_too_deeply_name_the_file(tmp_path):
+    from datasets.expert import read_manifest
+    from datasets.schema import SampleError
+
+    csv_ = tmp_path / "m.csv"
+    csv_.write_bytes(b"video,edited,instruction\na.mp4,a.png,make it r\xe9d\n")
+    with pytest.raises(SampleError, match=r"manifest .*m.csv: not UTF-8"):
+        read_manifest(csv_)
+    deep = tmp_path / "m.jsonl"
+    deep.write_text('{"video": "a.mp4", "x": ' + "[" * 200_000 + "]" * 200_000 + "}\n")
+    with pytest.raises(SampleError, match=r"m.jsonl:1: JSON nested too deeply"):
+        read_manifest(deep)
+
+
+def test_cli_refuses_to_resample_a_single_frame_into_an_edit(tmp_path, capsys):
+    from videoshop.cli import main
+
+    frames = tmp_path / "one"
+    frames.mkdir()
+    Image.fromarray(_video(0)[0]).save(frames / "0000.png")
+    Image.fromarray(_video(0)[0]).save(tmp_path / "edited.png")
+    rc = main(["--video", str(frames), "--image", str(tmp_path / "edited.png"), "--output", str(tmp_path / "o.mp4"),
+               "--model", "tiny", "--resample"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "1 frame" in err[0] and str(frames) in err[0]
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_csv_cells_are_escaped_against_formula_injection():
+    from experiments.tables import csv_cell, to_safe_csv
+
+    assert [csv_cell(v) for v in ("=1+2", "+1", "-x", "@SUM(1)", "\tx", "ok", 3.5)] == \
+        ["'=1+2", "'+1", "'-x", "'@SUM(1)", "'\tx", "ok", 3.5]
+    text = to_safe_csv(pd.DataFrame({"sample_id": ["=HYPERLINK(\"x\")", "fine"], "v": [-1.5, 2.0]}))
+    back = pd.read_csv(__import__("io").StringIO(text))
+    assert back["sample_id"].tolist() == ["'=HYPERLINK(\"x\")", "fine"] and back["v"].tolist() == [-1.5, 2.0]
+
+
+def test_metric_cache_holds_no_executable_format(tmp_path):
+    """The tiny I3D is cached as safetensors and built in Python: a planted TorchScript or pickle never loads, and a
+    planted safetensors file can only hold numbers (a damaged one is rebuilt)."""
+    import torch
+
+    from eval import backbones
+
+    assert not isinstance(backbones.load_i3d(backbone="tiny", device="cpu", seed=0, cache_dir=str(tmp_path)),
+                          torch.jit.ScriptModule)  # (shared per process: built here or by an earlier test)
+    planted = tmp_path / "backbones" / "tiny_i3d_seed0.pt"
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    planted.write_bytes(b"not loaded")
+    m = backbones.load_tiny_i3d(str(tmp_path / "backbones" / "tiny_i3d_seed0.safetensors"), 0, torch.device("cpu"))
+    cached = sorted(p.name for p in (tmp_path / "backbones").iterdir())
+    assert cached == ["tiny_i3d_seed0.pt", "tiny_i3d_seed0.safetensors"]
+    (tmp_path / "backbones" / "tiny_i3d_seed0.safetensors").write_bytes(b"garbage")
+    again = backbones.load_tiny_i3d(str(tmp_path / "backbones" / "tiny_i3d_seed0.safetensors"), 0, torch.device("cpu"))
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), again.state_dict().values()))
+
+
+def test_flow_works_on_a_bounded_copy_of_a_large_video():
+    from eval.flow import MAX_CORR_BYTES, RaftFlow, pairs_per_batch, working_size
+
+    assert working_size(1080, 1920, 128, 1024) == (576, 1024)
+    assert working_size(576, 1024, 128, 1024) == (576, 1024)  # SVD's size: unchanged
+    assert working_size(64, 112, 128, 1024) == (128, 224)
+    n = pairs_per_batch(576, 1024, 8)
+    assert 1 <= n < 8 and n * (72 * 128) ** 2 * 4 * 4 / 3 <= MAX_CORR_BYTES
+    raft = RaftFlow(backbone="tiny", num_flow_updates=1, device="cpu", max_side=256)
+    video = np.repeat(_video(0, t=1, h=270, w=480), 2, axis=0)
+    f = raft(video)
+    assert f.shape == (1, 2, 270, 480) and "long side <= 256" in raft.describe()

@@ -63,6 +63,9 @@ def test_table4_on_a_fixed_vote_table_equals_hand_computed_values(tmp_path):
                                                                      "pref_reference_pct"] == pytest.approx(200 / 3)
     strict = analyze_study(tmp_path, MANIFEST, _votes(), max_check_failure_rate=0.25, n_boot=50)["raters"]
     assert strict.set_index("rater_id")["excluded"]["r4"]
+    by_hand = analyze_study(tmp_path, MANIFEST, _votes(), max_check_failure_rate=0.5, n_boot=50, exclude_raters=["r2"])
+    assert by_hand["table4_human"].set_index(["question", "baseline"]).loc[("editing_quality", "BDIA"),
+                                                                         "pref_reference_pct"] == pytest.approx(100.0)
     for f in ("table4_human.csv", "table4_human.md", "table4_human.png", "metrics_vs_people.csv", "agreement.csv",
               "raters.csv", "votes.csv", "analysis.json", "report.html"):
         assert (tmp_path / f).is_file(), f
@@ -130,3 +133,17 @@ def test_exclusion_rule_and_kept_votes():
     kept = kept_pair_votes(df, raters, "half")
     assert "r3" not in set(kept["rater_id"]) and not kept["trial_id"].str.startswith("c").any()
     assert len(kept) == 8
+
+
+def test_average_is_over_the_papers_baselines_and_all_baselines_follow():
+    from experiments.study.analysis import preference_table
+
+    kept = pd.DataFrame([{"rater_id": "r1", "trial_id": t, "question": "editing_quality", "baseline": b,
+                          "preferred": "reference" if v else "baseline", "value": float(v)}
+                         for t, b, v in [("p1", "bdia", 1), ("p2", "rave", 0), ("p3", "svd_no_source", 0)]])
+    t4 = preference_table(kept, ["svd_no_source", "rave", "bdia"], ["editing_quality"], n_boot=50)
+    assert list(t4["baseline"]) == ["BDIA", "RAVE", "SVD (no src. vid.)", "Average", "Average (all baselines)"]
+    rows = t4.set_index("baseline")
+    assert rows.loc["Average", "pref_reference_pct"] == 50.0 and rows.loc["Average", "paper_pct"] == pytest.approx(96.93)
+    assert rows.loc["Average (all baselines)", "pref_reference_pct"] == pytest.approx(100 / 3)
+    assert np.isnan(rows.loc["Average (all baselines)", "paper_pct"])

@@ -197,3 +197,13 @@ def test_fifty_concurrent_raters_over_loopback_no_vote_lost_or_doubled(tmp_path)
     assert all(r["stored"] == r["total"] for r in results) and sum(r["replays"] for r in results) > 50
     assert len(votes) == sum(r["total"] for r in results)
     assert max(Counter((v["rater_id"], v["trial_id"]) for v in votes).values()) == 1
+
+
+def test_pages_forbid_other_origins_and_inline_script(study_dir, tmp_path):
+    c, _ = _client(study_dir, tmp_path)
+    for path in ("/rate", "/admin", "/static/rate.js"):
+        r = c.get(path)
+        assert r.status_code == 200 and "script-src" not in r.headers["content-security-policy"]
+        assert r.headers["content-security-policy"].startswith("default-src 'self'")  # no CDN, no inline script
+        assert r.headers["x-content-type-options"] == "nosniff"
+    assert "http" not in c.get("/rate").text and "<script>" not in c.get("/rate").text  # local assets only

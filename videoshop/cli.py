@@ -17,6 +17,8 @@ from pathlib import Path
 
 from . import _compat  # noqa: F401
 
+MAX_PROMPT_CHARS = 2000  # as datasets.schema.MAX_TEXT_CHARS: text is bounded before any model sees it
+
 def model_config(name: str) -> dict:
     """A preset by name, else a local SVD checkpoint directory at SVD's size."""
     from .models import MODEL_PRESETS
@@ -58,10 +60,18 @@ def main(argv=None) -> int:
         print(f"error: --model {a.model} is text-conditioned: give --prompt (a description of the edited video)",
               file=sys.stderr)
         return 2
+    for flag, text in (("--prompt", a.prompt), ("--source-prompt", a.source_prompt)):
+        if text is not None and len(text) > MAX_PROMPT_CHARS:
+            print(f"error: {flag} is {len(text)} characters, more than {MAX_PROMPT_CHARS}", file=sys.stderr)
+            return 2
     prompts = {"prompt": a.prompt, "source_prompt": a.source_prompt or a.prompt} if prompted else {}
     try:
-        video, fps = read_video(a.video)
+        video, fps = read_video(a.video)  # sizes beyond video_io.InputLimits() refused before decoding
         image = read_image(a.image)
+        if video.shape[0] < 2:  # as the runner (Sample.validate): one frame carries no motion to propagate
+            print(f"error: {a.video} has {video.shape[0]} frame; an edit needs a video of at least 2 frames"
+                  f"{' (--resample does not invent motion)' if a.resample else ''}", file=sys.stderr)
+            return 2
         if video.shape[0] != cfg["num_frames"]:
             if not a.resample:
                 print(f"error: {a.video} has {video.shape[0]} frames; the model takes {cfg['num_frames']} "

@@ -11,13 +11,13 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Optional
 
 from .inversion import InversionOptions
-from .options import check_options, option
+from .options import MAX_BATCH, MAX_STEPS, check_options, option
 
 
 @dataclass
 class VideoshopConfig(InversionOptions):
     # schedule (code: 25 Karras steps, only the last int(25 * 0.55) = 13 used; the paper does not mention strength)
-    num_inference_steps: int = option(25, "int", min=2)
+    num_inference_steps: int = option(25, "int", min=2, max=MAX_STEPS)
     strength: float = option(0.55, "float", min=0, max=1, min_open=True)
     # inversion (Eq. 5-7): the InversionOptions fields, plus CFG during inversion (code: none)
     inversion_guidance_scale: float = option(1.0, "float", min=0)
@@ -32,11 +32,11 @@ class VideoshopConfig(InversionOptions):
     min_guidance_scale: float = option(4.0, "float", min=0)
     max_guidance_scale: float = option(4.0, "float", min=0)
     noise_aug_strength: float = option(0.2, "float", min=0)
-    fps: int = option(7, "int", min=1)
-    motion_bucket_id: int = option(127, "int", min=0)
-    decode_chunk_size: Optional[int] = option(None, "int", nullable=True, min=1)  # None = all frames at once (code)
+    fps: int = option(7, "int", min=1, max=1000)
+    motion_bucket_id: int = option(127, "int", min=0, max=1023)
+    decode_chunk_size: Optional[int] = option(None, "int", nullable=True, min=1, max=MAX_BATCH)  # None = all frames at once (code)
     # frames per VAE encode call; None = decode_chunk_size (all at once)
-    encode_chunk_size: Optional[int] = option(None, "int", nullable=True, min=1)
+    encode_chunk_size: Optional[int] = option(None, "int", nullable=True, min=1, max=MAX_BATCH)
     cfg_batch: bool = option(True, "bool")  # CFG as one batch of 2 (diffusers, code) | two passes of batch 1 (less memory)
     state_dtype: str = option("float32", "str", choices=("float32", "float64"))  # dtype of the sampler state
 

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 import torch
 
 from .edm import denoised, edm_coefficients, inverse_euler_step
-from .options import check_options, option
+from .options import MAX_ITERATIONS, check_options, option
 
 Network = Callable[[torch.Tensor, float], torch.Tensor]
 INVERSIONS = ("extrapolate", "naive", "fixed_point", "edict", "bdia")
@@ -51,7 +51,7 @@ class InversionOptions:
     noise: str = option("fixed", "str", choices=("fixed", "fresh"))
     noise_std: str = option("x0", "str", choices=("x0", "unit"))
     naive_input_scaling: str = option("paper", "str", choices=("paper", "next"))
-    fixed_point_iterations: int = option(5, "int", min=1)
+    fixed_point_iterations: int = option(5, "int", min=1, max=MAX_ITERATIONS)
     edict_p: float = option(0.93, "float", min=0, max=1, min_open=True, why="EDICT divides by p when inverting")
     bdia_gamma: float = option(0.5, "float", min=0, max=1, max_open=True,
                                why="gamma = 1 is plain Euler, which BDIA cannot invert (its inverse divides by 1 - gamma)")

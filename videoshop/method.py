@@ -21,7 +21,9 @@ from .config import VideoshopConfig
 def sample_seed(seed: int, sample_id: str) -> int:
     """Per-sample seed: independent of order, subset and sharding, so resumed and sharded runs match full ones (the
     runner seeds each edit's generator with it; dataset builders seed each sample's generation with it)."""
-    return int(hashlib.sha256(f"{seed}:{sample_id}".encode()).hexdigest()[:15], 16)
+    # surrogateescape: a folder name that is not valid UTF-8 hashes its own bytes instead of raising (same seed as
+    # before for every UTF-8 id)
+    return int(hashlib.sha256(f"{seed}:{sample_id}".encode("utf-8", "surrogateescape")).hexdigest()[:15], 16)
 
 
 @dataclass

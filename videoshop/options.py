@@ -71,6 +71,24 @@ class Check:
         return None
 
 
+# Upper bounds of the counts a user sets, so that no value can make a run allocate without limit
+# (`num_inference_steps=1000000000` once ran a minute before it was killed for memory). Generous: every preset and
+# every paper setting is well inside (Spacetime's official inversion keeps 999 timesteps).
+MAX_STEPS = 1000  # sampling / inversion steps (diffusion models are trained on 1000 timesteps)
+MAX_ITERATIONS = 100  # inner iterations per step (fixed-point inversion, latent optimisation)
+MAX_FRAMES = 1000  # frames a method or model handles at once (= limits.max_frames' default)
+MAX_BATCH = 1024  # frames or grids per batch / chunk
+
+
+def check_counts(what: str = "option", **counts: tuple[Any, int, int]) -> None:
+    """Raise ValueError naming the first count outside its range: ``check_counts("method", num_inference_steps=
+    (steps, 1, MAX_STEPS))`` -> ``method.num_inference_steps=1000000000: must be in [1, 1000]``. None passes."""
+    for name, (value, lo, hi) in counts.items():
+        problem = Check("int", nullable=True, min=lo, max=hi).problem(value)
+        if problem:
+            raise ValueError(f"{what}.{name}={value!r}: {problem}")
+
+
 def option(default: Any, kind: str, **kw: Any) -> Any:
     """A dataclass field with a default and a ``Check``: ``noise: str = option("fixed", "str", choices=("fixed", "fresh"))``."""
     return field(default=default, metadata={"check": Check(kind, **kw)})

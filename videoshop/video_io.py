@@ -6,6 +6,9 @@ message names the file.
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Optional
 
@@ -25,6 +28,59 @@ class SampleError(ValueError):
 
 class VideoReadError(SampleError):
     """A video or image file that cannot be read as what it should be (named in the message)."""
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """The largest video a reader decodes (conf ``limits.*``), checked from headers before any pixel is decoded:
+    PNG/JPEG sizes from the image header (PIL reads it without decoding), frame counts from the folder listing or
+    the container's stream header, and the frames actually decoded (a container may not state, or misstate, its
+    length). ``None`` = no limit on that quantity."""
+
+    max_side: Optional[int] = 4096
+    max_frames: Optional[int] = 1000
+    max_video_megapixels: Optional[float] = 200.0  # T x H x W / 1e6
+
+    @classmethod
+    def from_mapping(cls, m) -> "InputLimits":
+        m = m or {}
+        return cls(m.get("max_side"), m.get("max_frames"), m.get("max_video_megapixels"))
+
+    def check_size(self, what, h: int, w: int) -> None:
+        if self.max_side and max(h, w) > int(self.max_side):
+            raise VideoReadError(f"{what}: {w}x{h} px, larger than limits.max_side={self.max_side} (not decoded)")
+
+    def check_video(self, what, t: int, h: int, w: int) -> None:
+        """Refuse a ``t`` x ``h`` x ``w`` video beyond the limits (one line naming ``what``)."""
+        self.check_size(what, h, w)
+        if self.max_frames and t > int(self.max_frames):
+            raise VideoReadError(f"{what}: {t} frames, more than limits.max_frames={self.max_frames} (not decoded)")
+        if self.max_video_megapixels and t * h * w / 1e6 > float(self.max_video_megapixels):
+            raise VideoReadError(f"{what}: {t}x{w}x{h} = {t * h * w / 1e6:.0f} megapixels, more than "
+                                 f"limits.max_video_megapixels={self.max_video_megapixels} (not decoded)")
+
+
+NO_LIMITS = InputLimits(None, None, None)
+
+
+def image_size(path) -> tuple[int, int]:
+    """(height, width) from an image file's header, without decoding its pixels."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():  # the size is checked here, against limits.max_side
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+    except Exception as e:  # noqa: BLE001
+        raise VideoReadError(f"cannot read image {path}: {type(e).__name__}: {e}".splitlines()[0]) from e
+    return int(h), int(w)
+
+
+def fps_fraction(fps: float) -> Fraction:
+    """``fps`` as an exact rational for a container's time base (29.97 -> 30000/1001, 0.5 -> 1/2), never rounded
+    to an integer (which made fps < 1 a 24 fps file)."""
+    return Fraction(fps).limit_denominator(1001)
 
 
 IMAGE_MODES = ("RGB", "L", "P", "RGBA", "LA", "PA", "1")  # 8-bit (or 1-bit) colour / grey, alpha only if opaque
@@ -58,16 +114,21 @@ def _opaque_rgb(im, path) -> "Image.Image":
     return im.convert("RGB")
 
 
-def read_image(path, mode: str = "RGB") -> np.ndarray:
+def read_image(path, mode: str = "RGB", limits: InputLimits = InputLimits()) -> np.ndarray:
     """(H, W, 3) uint8 RGB, or (H, W) bool for ``mode='mask'`` (``MASK_RULE``: 0 outside, 255 inside).
 
     Validated, never coerced: a 16-bit or float image, CMYK, transparency, or a mask with any value other than
-    0 and 255 (0/1 masks, antialiased or JPEG masks) raises ``VideoReadError`` naming the file.
+    0 and 255 (0/1 masks, antialiased or JPEG masks) raises ``VideoReadError`` naming the file. An image larger
+    than ``limits.max_side`` is refused from its header, before its pixels are decoded.
     """
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():  # the size is checked below, from the header, against limits.max_side
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
+            limits.check_size(path, im.size[1], im.size[0])
             im.load()
             rgb = np.array(_opaque_rgb(im, path))
     except VideoReadError:
@@ -93,37 +154,85 @@ def write_image(path, array: np.ndarray) -> None:
     Image.fromarray(a).save(path)
 
 
-def read_video(path) -> tuple[np.ndarray, float]:
-    """(T, H, W, 3) uint8 and fps from a video file, a folder of image frames (sorted), or a .npy/.npz array."""
+def frame_files(folder, inside=None) -> list[Path]:
+    """The image frames of ``folder`` (sorted); with ``inside``, a frame that is a symlink resolving outside that
+    folder is refused (one line naming it): nothing is read from outside a sample."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    if inside is not None:
+        root = Path(inside).resolve()
+        for f in files:
+            if not f.resolve().is_relative_to(root):
+                raise VideoReadError(f"{f}: links to {f.resolve()}, outside the sample folder {inside}")
+    return files
+
+
+def read_frames(files: list[Path], what, limits: InputLimits = InputLimits(), mode: str = "RGB") -> np.ndarray:
+    """Frames from image files, checked against ``limits`` from the listing and the first header before any pixel
+    is decoded (then each header as it is read); frames of different sizes are refused naming ``what``."""
+    if not files:
+        raise VideoReadError(f"no image frames in {what}")
+    h, w = image_size(files[0])
+    limits.check_video(what, len(files), h, w)
+    frames = []
+    for f in files:
+        if image_size(f) != (h, w):
+            raise VideoReadError(f"frames of different sizes in {what}: {f.name} is {image_size(f)}, "
+                                 f"{files[0].name} is {(h, w)}")
+        frames.append(read_image(f, mode=mode, limits=limits))
+    return np.stack(frames)
+
+
+def read_video(path, limits: InputLimits = InputLimits(), inside=None) -> tuple[np.ndarray, float]:
+    """(T, H, W, 3) uint8 and fps from a video file, a folder of image frames (sorted), or a .npy/.npz array.
+
+    Sizes are checked against ``limits`` before decoding (container / image headers, array headers) and while
+    decoding (frames counted as they come); ``inside``: frames of a folder may not link outside it.
+    """
     path = Path(path)
     if not path.exists():
         raise VideoReadError(f"video not found: {path}")
     try:
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
-            if not files:
-                raise VideoReadError(f"no image frames in folder {path}")
-            return np.stack([read_image(f) for f in files]), 7.0
+            return read_frames(frame_files(path, inside), path, limits), 7.0
         if path.suffix in (".npy", ".npz"):
-            arr = np.load(path)
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
             arr = arr[arr.files[0]] if hasattr(arr, "files") else arr
+            if arr.ndim == 4:
+                limits.check_video(path, *arr.shape[:3])
             return np.asarray(arr, dtype=np.uint8), 7.0
-        return _read_with_av(path)
+        return _read_with_av(path, limits)
     except VideoReadError:
         raise
     except Exception as e:  # noqa: BLE001
         raise VideoReadError(f"cannot read video {path}: {type(e).__name__}: {e}".splitlines()[0]) from e
 
 
-def _read_with_av(path: Path) -> tuple[np.ndarray, float]:
+def open_video_stream(container, path, limits: InputLimits):
+    """The first video stream of an open PyAV container, its header checked against ``limits`` (frame size, and
+    the frame count where the container states one) before any frame is decoded."""
+    if not container.streams.video:
+        raise VideoReadError(f"{path}: no video stream (0 frames: an empty or audio-only file)")
+    stream = container.streams.video[0]
+    cc = stream.codec_context
+    if not cc.width or not cc.height:
+        raise VideoReadError(f"{path}: the video stream states no frame size (empty or damaged file)")
+    limits.check_video(path, int(stream.frames or 0), cc.height, cc.width)
+    return stream
+
+
+def _read_with_av(path: Path, limits: InputLimits = InputLimits()) -> tuple[np.ndarray, float]:
     import av
 
     with av.open(str(path)) as container:
-        stream = container.streams.video[0]
+        stream = open_video_stream(container, path, limits)
         fps = float(stream.average_rate) if stream.average_rate else 7.0
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        frames = []
+        for f in container.decode(stream):  # a container may misstate its length: count while decoding
+            limits.check_video(path, len(frames) + 1, f.height, f.width)
+            frames.append(f.to_ndarray(format="rgb24"))
     if not frames:
-        raise VideoReadError(f"video {path} has no decodable frames")
+        raise VideoReadError(f"{path}: 0 decodable frames")
     return np.stack(frames), fps
 
 
@@ -144,7 +253,7 @@ def write_video(path, frames: np.ndarray, fps: float = 7.0, crf: int = 18) -> No
     if (h, w) != frames.shape[1:3]:
         frames = np.pad(frames, ((0, 0), (0, h - frames.shape[1]), (0, w - frames.shape[2]), (0, 0)), mode="edge")
     with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=int(round(fps)))
+        stream = container.add_stream("libx264", rate=fps_fraction(fps))
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.options = {"crf": str(crf)}
         for f in frames:

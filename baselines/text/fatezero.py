@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from videoshop.method import EditResult
+from videoshop.options import MAX_BATCH, MAX_FRAMES, MAX_STEPS, check_counts
 
 from .attention import installed_processors
 from .ddim import ddim_invert, ddim_sample, ddim_schedule
@@ -97,6 +98,8 @@ class FateZero(TextDrivenMethod):
                  frame_fit: str = "resize",
                  native_side: Optional[dict] = None, native: Optional[dict] = None,
                  debug: bool = False):
+        check_counts("method", num_inference_steps=(num_inference_steps, 1, MAX_STEPS),
+                     clip_length=(clip_length, 1, MAX_FRAMES), decode_chunk_size=(decode_chunk_size, 1, MAX_BATCH))
         base = dict(base or {"hub_id": "CompVis/stable-diffusion-v1-4", "path": None})
         opts = dict(seed=seed, height=height, width=width, clip_length=clip_length,
                     num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,

@@ -29,7 +29,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from datasets.schema import Sample, SampleError
+from datasets.schema import MAX_TEXT_CHARS, Sample, SampleError, text_problem
 from eval.cache import fingerprint, load_json_cache, save_json_cache
 
 REWRITE_TEMPLATE = ("Rewrite the image caption so that it describes the image after the edit.\n"
@@ -158,7 +158,13 @@ class PromptResolver:
     @torch.no_grad()
     def rewrite(self, caption: str, instruction: str) -> str:
         model, tok = self._model("rewrite")
-        enc = tok(self.template.format(caption=caption, instruction=instruction), return_tensors="pt").to(self.device)
+        from eval.tifa import MAX_INPUT_TOKENS
+
+        text = self.template.format(caption=caption, instruction=instruction)
+        too_long = text_problem("rewrite prompt (caption + instruction)", text, 2 * MAX_TEXT_CHARS + len(self.template))
+        if too_long:  # refused before the rewriter sees it (Sample.validate bounds each field too)
+            raise SampleError(too_long)
+        enc = tok(text, return_tensors="pt", truncation=True, max_length=MAX_INPUT_TOKENS).to(self.device)
         enc.pop("token_type_ids", None)
         out = model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1,
                              pad_token_id=tok.pad_token_id)

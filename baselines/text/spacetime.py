@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from videoshop.method import EditResult
+from videoshop.options import MAX_BATCH, MAX_FRAMES, MAX_ITERATIONS, MAX_STEPS, check_counts
 
 from .ddim import classifier_free_guidance, ddim_invert, ddim_schedule, ddim_transfer
 from .method import TextDrivenMethod, frame_windows
@@ -129,6 +130,10 @@ class Spacetime(TextDrivenMethod):
                  high_freq_replacement_init: bool = True, random_init: bool = False, downsample_factor: int = 4,
                  latent_sample: bool = True, decode_chunk_size: int = 8,
                  native_side: Optional[dict] = None, native: Optional[dict] = None):
+        check_counts("method", num_inference_steps=(num_inference_steps, 1, MAX_STEPS),
+                     inversion_steps=(inversion_steps, 1, MAX_STEPS), max_frames=(max_frames, 1, MAX_FRAMES),
+                     optimization_steps=(optimization_steps, 0, MAX_ITERATIONS),
+                     decode_chunk_size=(decode_chunk_size, 1, MAX_BATCH))
         base = dict(base or {"hub_id": "cerspense/zeroscope_v2_576w", "path": None})
         opts = dict(seed=seed, height=height, width=width, max_frames=max_frames,
                     num_inference_steps=num_inference_steps, inversion_steps=inversion_steps,

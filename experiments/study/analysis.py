@@ -93,8 +93,9 @@ def paper_row(label: str) -> Optional[str]:
 
 def preference_table(kept: pd.DataFrame, baselines: Sequence[str], questions: Sequence[str], n_boot: int = 2000,
                      confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
-    """Long table: per question, one row per baseline plus ``Average``: the share (%) preferring the reference,
-    its interval, counts, and the paper's number with the difference where the paper reports that baseline."""
+    """Long table: per question, one row per baseline plus ``Average`` (the mean over the baselines the paper
+    reports, as its Average row) and, when the study has others, ``Average (all baselines)``: the share (%)
+    preferring the reference, its interval, counts, and the paper's number with the difference."""
     from experiments.paper import paper_table
 
     paper = paper_table("table4").set_index("baseline")
@@ -108,7 +109,7 @@ def preference_table(kept: pd.DataFrame, baselines: Sequence[str], questions: Se
         draws = crossed_bootstrap(v, present, n_boot, rng) if present else np.empty((n_boot, 0))
         lo, hi = percentile_interval(draws, confidence) if present else ([], [])
         col = f"{q}_pref_for_videoshop_pct"
-        for j, b in enumerate(baselines):
+        for b in baselines:
             mine = v[v["baseline"] == b]
             name = paper_row(b)
             theirs = float(paper.loc[name, col]) if name in paper.index and col in paper.columns else np.nan
@@ -120,18 +121,12 @@ def preference_table(kept: pd.DataFrame, baselines: Sequence[str], questions: Se
                          "paper_pct": theirs, "ours_minus_paper": share - theirs,
                          "n_votes": len(mine), "n_ties": int((mine["preferred"] == "tie").sum()),
                          "n_pairs": mine["trial_id"].nunique(), "n_raters": mine["rater_id"].nunique()})
-        with warnings.catch_warnings():  # a draw that holds no vote of any baseline: NaN, left out
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean_draws = np.nanmean(draws, axis=1) if present else np.array([np.nan])
-        a_lo, a_hi = percentile_interval(mean_draws[:, None], confidence)
-        shares = [r["pref_reference_pct"] for r in rows[-len(baselines):]]
-        share = float(np.nanmean(shares)) if present else np.nan
+        in_paper = [b for b in present if paper_row(b) in paper.index]
         theirs = float(paper.loc["Average", col]) if "Average" in paper.index and col in paper.columns else np.nan
-        rows.append({"question": q, "baseline": "Average", "label": "average of the baselines", "pref_reference_pct": share,
-                     "ci_low_pct": 100 * float(a_lo[0]), "ci_high_pct": 100 * float(a_hi[0]), "paper_pct": theirs,
-                     "ours_minus_paper": share - theirs, "n_votes": len(v),
-                     "n_ties": int((v["preferred"] == "tie").sum()), "n_pairs": v["trial_id"].nunique(),
-                     "n_raters": v["rater_id"].nunique()})
+        if in_paper:  # the paper's Average: the mean over its baselines (here those the study has)
+            rows.append(_average_row(q, v, draws, present, in_paper, "Average", theirs, confidence))
+        if len(in_paper) < len(present):
+            rows.append(_average_row(q, v, draws, present, present, "Average (all baselines)", np.nan, confidence))
     return pd.DataFrame(rows)
 
 
@@ -141,6 +136,21 @@ def nominal_alpha(reliability: np.ndarray) -> float:
     import krippendorff
 
     return float(krippendorff.alpha(reliability_data=np.asarray(reliability, float), level_of_measurement="nominal"))
+
+
+def _average_row(q: str, v: pd.DataFrame, draws: np.ndarray, present: list, subset: list, name: str,
+                 theirs: float, confidence: float) -> dict:
+    """Mean of the ``subset`` baselines' shares, its interval from the same bootstrap draws, counts."""
+    idx = [present.index(b) for b in subset]
+    mine = v[v["baseline"].isin(subset)]
+    share = 100 * float(np.mean([v.loc[v["baseline"] == b, "value"].mean() for b in subset]))
+    with warnings.catch_warnings():  # a draw that holds no vote of a baseline: that baseline is left out of it
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = percentile_interval(np.nanmean(draws[:, idx], axis=1)[:, None], confidence)
+    return {"question": q, "baseline": name, "label": "mean of " + ", ".join(subset), "pref_reference_pct": share,
+            "ci_low_pct": 100 * float(lo[0]), "ci_high_pct": 100 * float(hi[0]), "paper_pct": theirs,
+            "ours_minus_paper": share - theirs, "n_votes": len(mine), "n_ties": int((mine["preferred"] == "tie").sum()),
+            "n_pairs": mine["trial_id"].nunique(), "n_raters": mine["rater_id"].nunique()}
 
 
 def krippendorff_alpha(kept: pd.DataFrame) -> float:

@@ -98,12 +98,16 @@ def plot_metric_agreement(ma: pd.DataFrame, path: Path) -> Path:
 
 def analyze_study(study_dir: str | Path, manifest: dict, votes: list[dict], tie_rule: str = "half",
                   max_check_failure_rate: float = 0.25, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0,
-                  lower_is_better: Sequence[str] = LOWER_IS_BETTER) -> dict[str, pd.DataFrame]:
-    """Analyse ``votes`` (db.all_votes) of the study; write every file into ``study_dir``; return the tables."""
+                  lower_is_better: Sequence[str] = LOWER_IS_BETTER,
+                  exclude_raters: Sequence[str] = ()) -> dict[str, pd.DataFrame]:
+    """Analyse ``votes`` (db.all_votes) of the study; write every file into ``study_dir``; return the tables.
+    ``exclude_raters``: rater ids left out by hand (e.g. crowd ids the platform does not know), counted."""
     out = Path(study_dir)
     rows = vote_rows(manifest, votes)
     df = pd.DataFrame(rows, columns=list(EXPORT_COLUMNS))
     df.to_csv(out / "votes.csv", index=False)
+    n_by_hand = int(df["rater_id"].isin(set(exclude_raters)).sum())
+    df = df[~df["rater_id"].isin(set(exclude_raters))]
     if df.empty:
         raise ValueError(f"study.dir={out}: no votes yet (serve the study or import votes first)")
     questions, baselines = list(manifest["questions"]), list(manifest["baselines"])
@@ -116,7 +120,8 @@ def analyze_study(study_dir: str | Path, manifest: dict, votes: list[dict], tie_
     rules = rules_text(tie_rule, max_check_failure_rate, n_boot, confidence)
     counts = {"votes": len(df), "pair_votes_kept": len(kept), "raters": len(raters),
               "raters_excluded": int(raters["excluded"].sum()), "raters_without_checks": int((raters["checks"] == 0).sum()),
-              "check_votes": int((df["check"] != "").sum()), "ties": int((df["preferred"] == "tie").sum()),
+              "check_votes": int((df["check"] != "").sum()), "votes_of_raters_excluded_by_hand": n_by_hand,
+              "ties": int((df["preferred"] == "tie").sum()),
               "left_out_of_design": manifest.get("left_out", {}).get("n_failed", 0)}
     t4.to_csv(out / "table4_human.csv", index=False)
     agree.to_csv(out / "agreement.csv", index=False)

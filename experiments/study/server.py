@@ -28,6 +28,8 @@ from .design import MEDIA, load_manifest, read_tokens, verify_media
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 CHOICES = ("left", "right", "tie")
+CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self'; object-src 'none'; base-uri 'none'; "
+       "frame-ancestors 'none'; form-action 'self'")
 
 
 class Study:
@@ -178,6 +180,16 @@ def create_app(study: Study, engine, admin_token: str, crowd_param: str = "PROLI
     app = FastAPI(title=f"videoshop-bench study: {study.manifest['name']}", docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        """Everything the pages use is served here: no other origin, no inline script, no framing."""
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
     page = lambda name: FileResponse(STATIC / name, headers={"Cache-Control": "no-store"})  # noqa: E731
 
     app.get("/")(lambda: PlainTextResponse("videoshop-bench study: open the personal link you were given."))

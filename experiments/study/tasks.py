@@ -92,7 +92,7 @@ def run_study_analyze(cfg: DictConfig, label: Optional[str] = None) -> dict:
     tables = analyze_study(d, manifest, db.all_votes(db.open_db(_db_url(s))), tie_rule=a["tie_rule"],
                            max_check_failure_rate=a["max_check_failure_rate"], n_boot=a["n_boot"],
                            confidence=a["confidence"], seed=s.get("seed", cfg.seed),
-                           lower_is_better=a["lower_is_better"])
+                           lower_is_better=a["lower_is_better"], exclude_raters=a.get("exclude_raters") or ())
     print((d / "table4_human.md").read_text())
     print((d / "metrics_vs_people.md").read_text())
     from experiments.loggers import make_logger
