@@ -162,7 +162,7 @@ class MediaStore:
 def shuffled_frames_video(output: Output, seed: int, tmp: Path) -> Path:
     """The attention-check decoy for video quality: the output's frames in a seeded random order in which no frame
     keeps its place (a derangement; flicker and jumps any attentive rater sees)."""
-    from videoshop.video_io import read_video, write_video
+    from videoshop.video_io import read_video
 
     edited = output.folder / "edited"
     frames, fps = read_video(edited if edited.is_dir() else output.media["output"])
@@ -172,8 +172,27 @@ def shuffled_frames_video(output: Output, seed: int, tmp: Path) -> Path:
     while n > 1 and (order == np.arange(n)).any():
         order = rng.permutation(n)
     path = tmp / f"shuffled-{output.sample_id}.mp4"
-    write_video(path, frames[order], fps if fps and fps > 0 else 7.0)
+    write_mp4_single_thread(path, frames[order], fps if fps and fps > 0 else 7.0)
     return path
+
+
+def write_mp4_single_thread(path: Path, frames: np.ndarray, fps: float, crf: int = 18) -> None:
+    """H.264 mp4 (yuv420p, even sizes) encoded on one thread, so that the same frames give the same bytes (and the
+    same content hash in the manifest) whatever the machine's load; x264's threaded encodes were seen to differ."""
+    import av
+
+    from videoshop.video_io import fps_fraction
+
+    h, w = frames.shape[1] + frames.shape[1] % 2, frames.shape[2] + frames.shape[2] % 2
+    frames = np.pad(frames, ((0, 0), (0, h - frames.shape[1]), (0, w - frames.shape[2]), (0, 0)), mode="edge")
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps_fraction(fps))
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.thread_count = 1
+        stream.options = {"crf": str(crf), "threads": "1"}
+        for f in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")))
+        container.mux(stream.encode())
 
 
 # ---------------------------------------------------------------------------------------------- the study
