@@ -188,7 +188,7 @@ def flow_track_masks(video: np.ndarray, mask: np.ndarray, winsize: int = 9,
     thresholding. Flow is computed on each grey channel of ``channels`` (``luma``: Rec. 601 luma; ``contrast``:
     the projection of ``contrast_direction`` for this mask) and, per pixel, the flow with the smallest local
     warping error summed over those channels is kept. Farneback window 9 px.
-    Measured on the synthetic set: ``experiments/tracker_iou.py``.
+    Measured on the synthetic set: ``research/tracker_iou.py``.
     """
     import cv2
 

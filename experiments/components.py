@@ -56,15 +56,13 @@ class Components:
 
 def build_components(cfg: DictConfig, label: Optional[str] = None) -> Components:
     """Every component of the run, in the order that fails fastest: ids, video pipeline (weights), method, metrics."""
-    from hydra.utils import instantiate
-
-    dataset = instantiate(cfg.dataset.loader)
+    dataset = _instantiate_node("dataset.loader", cfg.dataset.loader)
     if hasattr(dataset, "set_limits"):  # sizes refused from headers, before decoding (docs/reliability.md)
         dataset.set_limits(InputLimits.from_mapping(container(cfg.get("limits"))))
     ids, num_shards, shard = selected_ids(cfg, dataset)
     if cfg.method.get("uses_video_model", True):
         pipeline = build_video_pipeline(cfg)
-        method = instantiate(cfg.method, pipeline=pipeline, _convert_="all")
+        method = _instantiate_node("method", cfg.method, pipeline=pipeline, _convert_="all")
     else:  # a method with its own models (text-driven baselines): no SVD pipeline, the device instead
         pipeline, method = None, _instantiate_own_model_method(cfg)
     prompts_file = cfg.dataset.get("prompts")
@@ -107,16 +105,21 @@ def build_video_pipeline(cfg: DictConfig):
     return pipeline
 
 
-def _instantiate_metric(key: str, node):
-    """Build one metric; a failure (e.g. missing weights) becomes one line naming metrics.<key>."""
+def _instantiate_node(key: str, node, **kw):
+    """``instantiate(node)``; a failure (a missing folder, missing weights) becomes one line naming ``key``."""
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
     try:
-        return instantiate(node)
+        return instantiate(node, **kw)
     except InstantiationException as e:
         cause = e.__cause__ or e
-        raise ConfigError(f"metrics.{key}: {one_line(cause)}") from cause
+        raise ConfigError(f"{key}: {one_line(cause)}") from cause
+
+
+def _instantiate_metric(key: str, node):
+    """Build one metric; a failure (e.g. missing weights) becomes one line naming metrics.<key>."""
+    return _instantiate_node(f"metrics.{key}", node)
 
 
 def _instantiate_own_model_method(cfg: DictConfig):

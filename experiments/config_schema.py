@@ -25,6 +25,7 @@ from videoshop.options import MAX_FRAMES, Check, option_checks, signature_checks
 from videoshop.registry import load_object
 
 from . import methods  # noqa: F401  (registers ${method_set:...}, ${method_list:...} for the presets)
+from .config_keys import path_problems, unknown_key_problems
 from .task_registry import TASKS
 
 FRAMES_POLICIES = ("resample", "refuse")
@@ -50,16 +51,27 @@ class TopSchema:
     progress_bars: bool = spec("bool")
     prefetch: bool = spec("bool")
     debug: bool = spec("bool")
+    threads: int = spec("int", nullable=True, min=1, max=1024)  # null: automatic (experiments/cpus.py)
 
 
 @dataclass
 class LimitsSchema:
     """Inputs beyond these are refused per sample (one line naming the file), before any model or metric sees them."""
 
-    max_side: int = spec("int", required=True, min=2)
-    max_frames: int = spec("int", required=True, min=2)
-    max_video_megapixels: float = spec("float", required=True, min=0, min_open=True)
-    aspect_tolerance: float = spec("float", required=True, min=0)
+    max_side: int = spec("int", required=True, min=2, max=65536)
+    max_frames: int = spec("int", required=True, min=2, max=100000)
+    max_video_megapixels: float = spec("float", required=True, min=0, max=100000, min_open=True)
+    aspect_tolerance: float = spec("float", required=True, min=0, max=10)
+
+
+@dataclass
+class ClaimSchema:
+    """Several workers on one run folder (experiments/claims.py); seconds, positive (a negative poll once made two
+    workers exit with "sleep length must be non-negative")."""
+
+    stale_after_s: float = spec("float", required=True, min=0, max=7 * 86400, min_open=True)
+    heartbeat_s: float = spec("float", required=True, min=0, max=3600, min_open=True)
+    poll_s: float = spec("float", required=True, min=0, max=3600, min_open=True)
 
 
 @dataclass
@@ -72,6 +84,8 @@ class ModelSchema:
     width: int = spec("int", required=True, min=8, max=4096, multiple_of=8)
     seed: int = spec("int", min=0)
     allow_download: bool = spec("bool")
+    revision: str = spec("str", nullable=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$",
+                         hint="must be a hub commit hash, tag or branch")
     family: str = spec("str", nullable=True)  # an entry of videoshop.families.FAMILIES (cross_key_problems); null = svd
 
 
@@ -107,6 +121,20 @@ class DatasetSchema:
     name: str = spec("str", required=True)
     limit: int = spec("int", nullable=True, min=1, hint="")
     ids: list = spec("list", nullable=True)
+    num_shards: int = spec("int", min=1, max=100000)
+    shard: int = spec("int", min=0)
+
+
+@dataclass
+class LoaderSchema:
+    """The keys loaders share (each loader takes its own others, checked by its constructor)."""
+
+    _target_: str = spec("str", required=True)
+    seed: int = spec("int", nullable=True, min=0, max=2 ** 63 - 1)
+    num_samples: int = spec("int", nullable=True, min=1, max=1_000_000)
+    num_frames: int = spec("int", nullable=True, min=2, max=MAX_FRAMES)
+    height: int = spec("int", nullable=True, min=8, max=4096)
+    width: int = spec("int", nullable=True, min=8, max=4096)
 
 
 @dataclass
@@ -148,6 +176,8 @@ SECTIONS: tuple[tuple[str, type, Callable[[dict], bool]], ...] = (
     ("method", MethodSchema, lambda c: task_reads(c.get("task"), "method")),
     ("runtime", RuntimeSchema, lambda c: True),
     ("dataset", DatasetSchema, lambda c: True),
+    ("dataset.loader", LoaderSchema, lambda c: task_reads(c.get("task"), "dataset.loader")),
+    ("claim", ClaimSchema, lambda c: task_reads(c.get("task"), "limits")),
     ("logger", LoggerSchema, lambda c: True),
     ("study", StudySchema, lambda c: task_reads(c.get("task"), "study")),
 )
@@ -266,9 +296,11 @@ def method_option_problems(values: dict) -> list[str]:
     for key, value in values.items():
         if key in NOT_OPTIONS or value == "???":
             continue
-        if key in INJECTED or (key not in checks and not open_ended):
+        videoshop_option = key in MethodSchema.__dataclass_fields__ and values.get("uses_video_model") is not False
+        if key in INJECTED or (key not in checks and not (open_ended and videoshop_option)):
             accepted = ", ".join(k for k in checks if k not in INJECTED)
-            problems.append(f"method.{key}: not an option of {target} (options: {accepted})")
+            more = " and every videoshop.config.VideoshopConfig option" if open_ended else ""
+            problems.append(f"method.{key}: not an option of {target} (options: {accepted}{more})")
         elif key in checks:
             why = checks[key].problem(value)
             if why:
@@ -292,8 +324,9 @@ def validate_config(cfg: DictConfig) -> list[str]:
     resolved: dict[str, Any] = {}
     top = _resolved_section(cfg, "", problems)
     resolved[""] = top
-    for path in ("limits", "model", "method", "runtime", "dataset", "logger", "metrics", "study"):
-        resolved[path] = _resolved_section(cfg, path, problems) if path in cfg else None
+    for path in ("limits", "model", "method", "runtime", "dataset", "dataset.loader", "claim", "logger", "metrics",
+                 "study"):
+        resolved[path] = _resolved_section(cfg, path, problems)
     for path, schema, applies in SECTIONS:
         values = resolved.get(path)
         if not applies(top):
@@ -308,4 +341,8 @@ def validate_config(cfg: DictConfig) -> list[str]:
             continue
         problems += check_section(values, schema, f"{path}." if path else "")
     problems += cross_key_problems(resolved)
+    problems += unknown_key_problems(cfg, {p: s for p, s, applies in SECTIONS if applies(top)})
+    task = cfg.get("task")
+    if not (isinstance(task, str) and task in TASKS) or "dataset.loader" in TASKS.get(task).reads:
+        problems += path_problems(resolved)  # task=build makes that folder: it need not exist yet
     return problems

@@ -25,8 +25,8 @@ def write_plots(tables: dict[str, pd.DataFrame], out_dir: str | Path, prefix: st
         return plots
     # a multirun over several datasets repeats a label in the combined summary (one row per set-metric row)
     summary = summary.drop_duplicates("label").reset_index(drop=True)
-    mcols = [c for c in metric_columns(summary.drop(columns=["n", "n_failed", "n_nonfinite", "nfe", "seconds",
-                                                             "peak_mem_mb"], errors="ignore"))
+    counts = ["n", "n_failed", "n_nonfinite", "n_skipped", "nfe", "seconds", "peak_mem_mb"]  # not metrics
+    mcols = [c for c in metric_columns(summary.drop(columns=counts, errors="ignore"))
              if pd.api.types.is_numeric_dtype(summary[c])]
     mcols = [m for m in mcols if summary[m].notna().any()]  # e.g. FVD over too few videos
     if mcols:

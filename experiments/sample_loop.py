@@ -113,7 +113,7 @@ class SampleLoop:
                     task=self.task, dataset=self.cfg.dataset.name, model=self.cfg.model.name, edit_hash=p.edit_hash,
                     metrics_hash=p.metrics_hash, status="failed", error=None, notes=[], metrics={},
                     edit_type="unknown", instruction="",  # the sample's, once it loads (a failed load keeps these)
-                    worker=f"{HOST}:{os.getpid()}")
+                    worker=f"{HOST}:{os.getpid()}", threads=torch.get_num_threads())
 
     def process(self, sample_id: str) -> dict[str, Any]:
         """Load, validate, edit, score and write one sample; any failure is recorded as one line naming the stage

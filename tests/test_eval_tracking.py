@@ -66,7 +66,7 @@ def test_flow_tracker_on_synthetic_dataset():
 
     Every edit type counts. Tracked as the default ``track_on=auto`` does: added objects on the edited video (here the
     ground-truth edited video, i.e. a perfect method's output), everything else on the source video.
-    (Measured on seed 0: 0.945 overall; ``python -m experiments.tracker_iou`` prints every variant.)
+    (Measured on seed 0: 0.945 overall; ``python -m research.tracker_iou`` prints every variant.)
     """
     from datasets.synthetic import EDIT_TYPES, SyntheticDataset
 

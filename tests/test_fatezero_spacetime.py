@@ -167,12 +167,11 @@ PAPER_PRESETS = {"paper_table2": 7, "paper_table3": 6}
 def test_paper_presets_compose_every_row_on_tiny_stand_ins_in_smoke_mode(tmp_path, preset):
     import yaml
 
-    methods = yaml.safe_load((Path(CONF) / "experiment" / f"{preset}.yaml").read_text())["hydra"]["sweeper"]["params"]["method"]
-    if methods.startswith("${method_set:"):  # presets sweep a registered method set (experiments/methods.py)
-        from experiments.methods import method_list
+    from experiments.methods import METHOD_SETS
 
-        methods = ",".join(method_list(methods[len("${method_set:"):-1]))
-    methods = methods.split(",")
+    swept = yaml.safe_load((Path(CONF) / "experiment" / f"{preset}.yaml").read_text())["hydra"]["sweeper"]["params"]["method"]
+    assert swept == f"${{method_set:{preset}}}"  # the preset sweeps the set declared once (experiments/methods.py)
+    methods = list(METHOD_SETS.get(preset).methods)
     assert len(methods) == PAPER_PRESETS[preset]
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         for method in methods:

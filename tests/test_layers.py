@@ -4,7 +4,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FLOOR = {"videoshop": 1, "datasets": 1, "eval": 2, "baselines": 3, "experiments": 4, "run": 5, "notebooks": 5}
+FLOOR = {"videoshop": 1, "datasets": 1, "eval": 2, "baselines": 3, "experiments": 4, "research": 5, "run": 6, "notebooks": 6}
 # the two floor-1 folders: datasets may use videoshop (I/O, files, seeds), never the other way round
 BELOW = {("datasets", "videoshop")}
 

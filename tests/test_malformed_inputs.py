@@ -261,8 +261,20 @@ def test_config_problems_one_line_each_nonzero_exit_before_any_work(tmp_path):
     ("+method.fixed_point_iterations=1000000", "method.fixed_point_iterations=1000000: must be in [1, 100]"),
     ("model.num_frames=100000", "model.num_frames=100000: must be in [2, 1000]"),
     ("model.height=100000", "model.height=100000: must be in [8, 4096]"),
+    ("claim.poll_s=-1", "claim.poll_s=-1: must be in (0, 3600]"),
+    ("claim.heartbeat_s=0", "claim.heartbeat_s=0: must be in (0, 3600]"),
+    ("+foo=1", "foo: unknown key"),
+    ("+limits.max_sid=3", "limits.max_sid: unknown key; limits takes aspect_tolerance, max_frames, max_side"),
+    ("+method.treshold=2", "method.treshold: not an option of videoshop.method.VideoshopMethod"),
+    ("dataset.loader.seed=-1", "dataset.loader.seed=-1: must be in [0,"),
+    ("dataset.loader.num_samples=0", "dataset.loader.num_samples=0: must be in [1, 1e+06]"),
+    ("dataset.loader.num_samples=-4", "dataset.loader.num_samples=-4: must be in [1, 1e+06]"),
+    ("threads=0", "threads=0: must be in [1, 1024]"),
+    ("limits.max_frames=100000000", "limits.max_frames=100000000: must be in [2, 100000]"),
+    ("model.revision=..main", "model.revision=..main: must be a hub commit hash, tag or branch"),
 ])
 def test_config_schema_names_the_key(override, needle):
+    """Each problem is one line naming the key, before any work; the default config has none."""
     from hydra import compose, initialize_config_dir
 
     from experiments.config_schema import validate_config
@@ -447,3 +459,64 @@ def test_flow_works_on_a_bounded_copy_of_a_large_video():
     video = np.repeat(_video(0, t=1, h=270, w=480), 2, axis=0)
     f = raft(video)
     assert f.shape == (1, 2, 270, 480) and "long side <= 256" in raft.describe()
+
+
+def test_missing_dataset_folder_is_one_line_naming_the_key():
+    from hydra import compose, initialize_config_dir
+
+    from experiments.config_schema import validate_config
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["paths.output=/tmp/unused", "dataset=folder",
+                                           "dataset.loader.root=/nonexistent/videos"])
+    assert validate_config(cfg) == ["dataset.loader.root=/nonexistent/videos: no such folder (build a dataset first, "
+                                    "python run.py task=build dataset=..., or point dataset.loader.root at one)"]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):  # relative to the repo: fine
+        assert validate_config(compose("config", overrides=["paths.output=/tmp/unused", "dataset=examples"])) == []
+
+
+def test_unknown_group_options_one_line_each_before_hydra(tmp_path):
+    proc = subprocess.run([sys.executable, "run.py", "method=nonexistent", "model=nope", "metrics=paper,nada",
+                           f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 3, proc.stderr
+    assert lines[0].startswith("error: method=nonexistent: no option nonexistent in config group method (conf/method/); "
+                               "choose one of animatelcm")
+    assert lines[1].startswith("error: model=nope: no option nope") and "metrics=nada" in lines[2]
+
+
+def test_threads_follow_the_cpus_given_shared_by_local_jobs_and_others_load(tmp_path):
+    from experiments.cpus import cgroup_cpu_quota, choose_threads, cpus_given
+
+    sys.path.insert(0, str(ROOT))
+    from run import local_sweep_jobs
+
+    given, _ = cpus_given({})
+    assert given == len(os.sched_getaffinity(0))
+    assert choose_threads(environ={"SLURM_CPUS_PER_TASK": "8"}, load=0) == (
+        8, "8 CPU(s) given (SLURM_CPUS_PER_TASK) -> 8 torch thread(s)")
+    assert choose_threads(environ={"SLURM_CPUS_PER_TASK": "8", "VIDEOSHOP_LOCAL_JOBS": "2"}, load=5)[0] == 4
+    assert choose_threads(environ={"SLURM_CPUS_PER_TASK": "8"}, load=3)[0] == 5  # three CPUs busy elsewhere
+    assert choose_threads(environ={"SLURM_CPUS_PER_TASK": "2"}, load=6)[0] == 1  # never below one
+    assert choose_threads(environ={"SLURM_CPUS_PER_TASK": "16", "VIDEOSHOP_LOCAL_JOBS": "4"}, load=0,
+                          launcher_cpus=3)[0] == 3
+    assert choose_threads(3, environ={}, load=9) == (3, "threads=3 (set)")
+    (tmp_path / "cpu.max").write_text("250000 100000\n")
+    assert cgroup_cpu_quota(str(tmp_path / "cpu.max")) == 3
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_quota(str(tmp_path / "cpu.max")) is None
+    assert local_sweep_jobs(["-m", "hydra/launcher=local", "method=videoshop,edict", "seed=1,2,3", "x=1"]) == 6
+    assert local_sweep_jobs(["-m", "method=videoshop,edict"]) == 1  # the basic launcher runs jobs one by one
+
+
+def test_hub_downloads_are_pinned_by_model_revision():
+    """Every model config has `revision:`; the cache lookup and its one-line error carry it."""
+    from omegaconf import OmegaConf
+
+    from videoshop.loading import MissingWeightsError, resolve_pretrained
+
+    for f in sorted((ROOT / "conf" / "model").glob("*.yaml")):
+        assert "revision" in OmegaConf.load(f), f.name
+    with pytest.raises(MissingWeightsError, match=r"weights for org/none @ 0123abc are not cached"):
+        resolve_pretrained("org/none", None, allow_download=False, revision="0123abc")

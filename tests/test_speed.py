@@ -144,13 +144,13 @@ def test_compiled_unet_agrees(tiny_components, plain):
 
 
 def test_benchmark_edit_times_every_stage_against_diffusers_at_equal_work(tmp_path):
-    """experiments/benchmark_edit.py composed like run.py (tiny model): every stage timed, the reference ran the
+    """research/benchmark_edit.py composed like run.py (tiny model): every stage timed, the reference ran the
     same UNet passes per batch size (the script raises otherwise), a ratio is reported."""
     from pathlib import Path
 
     from hydra import compose, initialize_config_dir
 
-    from experiments.benchmark_edit import benchmark, to_markdown
+    from research.benchmark_edit import benchmark, to_markdown
 
     conf = str(Path(__file__).resolve().parents[1] / "conf")
     with initialize_config_dir(config_dir=conf, version_base="1.3"):

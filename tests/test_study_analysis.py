@@ -133,3 +133,17 @@ def test_exclusion_rule_and_kept_votes():
     kept = kept_pair_votes(df, raters, "half")
     assert "r3" not in set(kept["rater_id"]) and not kept["trial_id"].str.startswith("c").any()
     assert len(kept) == 8
+
+
+def test_average_is_over_the_papers_baselines_and_all_baselines_follow():
+    from experiments.study.analysis import preference_table
+
+    kept = pd.DataFrame([{"rater_id": "r1", "trial_id": t, "question": "editing_quality", "baseline": b,
+                          "preferred": "reference" if v else "baseline", "value": float(v)}
+                         for t, b, v in [("p1", "bdia", 1), ("p2", "rave", 0), ("p3", "svd_no_source", 0)]])
+    t4 = preference_table(kept, ["svd_no_source", "rave", "bdia"], ["editing_quality"], n_boot=50)
+    assert list(t4["baseline"]) == ["BDIA", "RAVE", "SVD (no src. vid.)", "Average", "Average (all baselines)"]
+    rows = t4.set_index("baseline")
+    assert rows.loc["Average", "pref_reference_pct"] == 50.0 and rows.loc["Average", "paper_pct"] == pytest.approx(96.93)
+    assert rows.loc["Average (all baselines)", "pref_reference_pct"] == pytest.approx(100 / 3)
+    assert np.isnan(rows.loc["Average (all baselines)", "paper_pct"])

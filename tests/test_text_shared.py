@@ -50,7 +50,7 @@ def test_ddim_step_equals_diffusers_ddim_scheduler_step():
 
 
 def test_inversion_then_sampling_reconstructs_better_with_more_steps_on_the_analytic_model():
-    from experiments.ddim_reconstruction import analytic_case, round_trip_error
+    from research.ddim_reconstruction import analytic_case, round_trip_error
 
     eps, x0 = analytic_case()
     assert len(ddim_invert(eps, x0, ddim_schedule(PIX2VIDEO_SCHED, 7))) == 8  # the trajectory x0, ..., x_T

@@ -7,7 +7,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from experiments.trajectory import PAPER_STATISTICS, trajectory_cosines, trajectory_statistics
+from research.trajectory import PAPER_STATISTICS, trajectory_cosines, trajectory_statistics
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 

@@ -50,13 +50,12 @@ def main(argv=None) -> int:
 
     import torch
 
-    from .video_io import read_image, read_video, resample_frames, write_frames, write_video
     from .families import FAMILIES
     from .models import MissingWeightsError, build_pipeline
+    from .video_io import read_image, read_video, resample_frames, write_frames, write_video
 
     cfg = model_config(a.model)
-    prompted = FAMILIES.get(cfg.get("family") or "svd").prompted
-    if prompted and not a.prompt:
+    if (prompted := FAMILIES.get(cfg.get("family") or "svd").prompted) and not a.prompt:
         print(f"error: --model {a.model} is text-conditioned: give --prompt (a description of the edited video)",
               file=sys.stderr)
         return 2

@@ -250,9 +250,10 @@ def load_flow_pipeline(model_cfg: dict[str, Any], dtype: torch.dtype, device: to
     family, kind = str(model_cfg["family"]), str(model_cfg["kind"])
     cls = pipeline_class(family)
     if kind == "pretrained":
+        rev = None if model_cfg.get("path") else model_cfg.get("revision")  # model.revision pins the hub files
         source = resolve_pretrained(model_cfg.get("hub_id"), model_cfg.get("path"),
-                                    bool(model_cfg.get("allow_download", True)))
-        pipe = cls.from_pretrained(source, torch_dtype=dtype)
+                                    bool(model_cfg.get("allow_download", True)), rev)
+        pipe = cls.from_pretrained(source, torch_dtype=dtype, **({"revision": rev} if rev else {}))
         pipe.scheduler = euler_scheduler_for(pipe.scheduler)
     elif kind in ("tiny", "random"):
         on = None if kind == "tiny" else device

@@ -42,11 +42,13 @@ def _repo_relative(path: str) -> str:
     return candidate if os.path.exists(candidate) else path
 
 
-def resolve_pretrained(hub_id: Optional[str], path: Optional[str], allow_download: bool = True) -> str:
+def resolve_pretrained(hub_id: Optional[str], path: Optional[str], allow_download: bool = True,
+                       revision: Optional[str] = None) -> str:
     """Return a local directory or hub id that ``from_pretrained`` can load now, or raise MissingWeightsError.
 
     Checked in seconds: a local ``path`` must hold model_index.json; a hub id must be in the local cache, or the hub
-    reachable with downloads allowed (and HF_HUB_OFFLINE unset).
+    reachable with downloads allowed (and HF_HUB_OFFLINE unset). ``revision`` (``model.revision``: a commit hash,
+    tag or branch; None = the repository's default branch) pins what is looked up and downloaded.
     """
     if path:
         path = _repo_relative(path)
@@ -58,12 +60,14 @@ def resolve_pretrained(hub_id: Optional[str], path: Optional[str], allow_downloa
     from huggingface_hub import snapshot_download
 
     try:
-        return snapshot_download(hub_id, local_files_only=True, allow_patterns=["*.json", "*.txt"]) and hub_id
+        return snapshot_download(hub_id, revision=revision, local_files_only=True,
+                                 allow_patterns=["*.json", "*.txt"]) and hub_id
     except Exception:  # noqa: BLE001  (not cached)
         pass
     if not downloads_possible(allow_download):
         raise MissingWeightsError(
-            f"weights for {hub_id} are not cached and cannot be downloaded here: set model.path=DIR to a local copy "
+            f"weights for {hub_id}{f' @ {revision}' if revision else ''} are not cached and cannot be downloaded here: "
+            f"set model.path=DIR to a local copy "
             f"(e.g. from `huggingface-cli download {hub_id}` on a connected machine)")
     return hub_id
 

@@ -105,18 +105,21 @@ def build_random_components(configs: dict[str, dict[str, Any]], seed: int = 0, d
     return comps
 
 
-def load_pretrained_components(source: str, dtype=torch.float32, variant: Optional[str] = None) -> dict[str, Any]:
-    """``from_pretrained`` each SVD component from a hub id or local directory."""
+def load_pretrained_components(source: str, dtype=torch.float32, variant: Optional[str] = None,
+                               revision: Optional[str] = None) -> dict[str, Any]:
+    """``from_pretrained`` each SVD component from a hub id (at ``revision``) or local directory."""
     from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, UNetSpatioTemporalConditionModel
     from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
-    kw = dict(torch_dtype=dtype, variant=variant)
+    rev = dict(revision=revision) if revision else {}
+    kw = dict(torch_dtype=dtype, variant=variant, **rev)
     return dict(
         unet=UNetSpatioTemporalConditionModel.from_pretrained(source, subfolder="unet", **kw).eval(),
         vae=AutoencoderKLTemporalDecoder.from_pretrained(source, subfolder="vae", **kw).eval(),
-        image_encoder=CLIPVisionModelWithProjection.from_pretrained(source, subfolder="image_encoder", dtype=dtype).eval(),
-        scheduler=EulerDiscreteScheduler.from_pretrained(source, subfolder="scheduler"),
-        feature_extractor=CLIPImageProcessor.from_pretrained(source, subfolder="feature_extractor"),
+        image_encoder=CLIPVisionModelWithProjection.from_pretrained(source, subfolder="image_encoder", dtype=dtype,
+                                                                    **rev).eval(),
+        scheduler=EulerDiscreteScheduler.from_pretrained(source, subfolder="scheduler", **rev),
+        feature_extractor=CLIPImageProcessor.from_pretrained(source, subfolder="feature_extractor", **rev),
     )
 
 
@@ -136,9 +139,11 @@ def random_svd_components(*, seed: int = 0, num_frames: int = 14, dtype: torch.d
 
 def pretrained_components(*, hub_id: Optional[str] = None, path: Optional[str] = None,
                           dtype: torch.dtype = torch.float32, variant: Optional[str] = None,
-                          allow_download: bool = True, **_: Any) -> dict[str, Any]:
-    """model.kind=pretrained: an SVD checkpoint from ``path`` or the hub (fails fast when it cannot be had)."""
-    return load_pretrained_components(resolve_pretrained(hub_id, path, allow_download), dtype, variant)
+                          allow_download: bool = True, revision: Optional[str] = None, **_: Any) -> dict[str, Any]:
+    """model.kind=pretrained: an SVD checkpoint from ``path`` or the hub at ``revision`` (fails fast when it cannot
+    be had)."""
+    rev = None if path else revision  # a local directory is what it is
+    return load_pretrained_components(resolve_pretrained(hub_id, path, allow_download, rev), dtype, variant, rev)
 
 
 # model.kind -> the function that builds VideoshopPipeline's components (keyword arguments: hub_id, path, seed,
@@ -192,6 +197,7 @@ def build_pipeline(model_cfg: dict[str, Any], device: str = "auto", runtime: Opt
     comps = load_components(
         model_cfg["kind"], hub_id=model_cfg.get("hub_id"), path=model_cfg.get("path"), seed=int(model_cfg.get("seed", 0)),
         num_frames=int(model_cfg.get("num_frames", 14)), dtype=dtype, variant=model_cfg.get("variant"),
+        revision=model_cfg.get("revision"),
         allow_download=bool(model_cfg.get("allow_download", True)),
     )
     pipe = VideoshopPipeline(**comps)

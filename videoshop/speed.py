@@ -9,7 +9,7 @@ memory for time:
   (an error if it cannot run the inputs, never a silent fallback); ``eager`` installs diffusers' classic
   ``AttnProcessor`` (explicit softmax(QK^T)V, no SDPA).
 - ``compile``: ``torch.compile`` of the UNet in place (``nn.Module.compile``); its one-off cost is paid on the first
-  call and reported separately by experiments/benchmark_edit.py.
+  call and reported separately by research/benchmark_edit.py.
 - ``channels_last``: the UNet's weights in channels-last memory format (faster convolutions on tensor cores).
 - ``offload``: ``none`` | ``model``: keep each component on the CPU and move it to the accelerator only for its
   stage (CLIP + VAE encode, UNet, VAE decode), for GPUs too small for all of SVD at once.

@@ -1,7 +1,7 @@
 """Time the paper's metric suite per video (a script, not a test).
 
-    python experiments/benchmark_metrics.py --backbones tiny            # conf/metrics/paper_tiny.yaml, CPU
-    python experiments/benchmark_metrics.py --backbones real-random --device cuda
+    python research/benchmark_metrics.py --backbones tiny            # conf/metrics/paper_tiny.yaml, CPU
+    python research/benchmark_metrics.py --backbones real-random --device cuda
 
 ``tiny`` instantiates conf/metrics/paper_tiny.yaml. ``real-random`` builds the real-size architectures with random
 weights (open_clip ViT-B-32, torchvision raft_large with 12 updates at >= 128 px); speed does not depend on weight

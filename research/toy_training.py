@@ -1,7 +1,7 @@
 """The toy world's model: a small SVD (same classes, same conditioning) trained on the synthetic generator.
 
-Plain library, no Hydra: component configs, the training data, and each training loss as one short function.
-The Hydra edge is ``experiments/train_toy.py``; the weights ship in ``videoshop/assets/toy``.
+Plain functions, no Hydra: component configs, the training data, and each training loss as one short function.
+The Hydra edge is ``research/train_toy.py``; the weights ship in ``videoshop/assets/toy``.
 
 What is SVD's here (Blattmann et al. 2023, "Stable Video Diffusion", and its sgm training code):
 - the first-frame condition is the VAE mode (unscaled) of the first frame plus ``noise_aug * N(0, I)`` pixel
@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .conditioning import clip_image_embeddings
-from .edm import edm_coefficients
-from .models import tiny_component_configs
+from videoshop.conditioning import clip_image_embeddings
+from videoshop.edm import edm_coefficients
+from videoshop.models import tiny_component_configs
 
 
 

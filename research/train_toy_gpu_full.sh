@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # All three stages of the toy SVD on one CUDA GPU (train.device=cuda): the retrain that the shipped model's remaining
 # gaps call for (MODEL_CARD.md, "What limits the toy now"). Not yet run on a GPU: the shipped model is
-# experiments/train_toy_gpu.sh's. Defaults are the next model the card proposes:
+# research/train_toy_gpu.sh's. Defaults are the next model the card proposes:
 #   - a VAE with 2x downsampling (VAE_CHANNELS=[32,64]; the shipped one is [32,32,64], 4x), whose round trip is
 #     the ceiling of every latent method here;
 #   - training objects striped half the time (STRIPE_PROB=0.5; the world's source objects are flat, and its
 #     stripes come only from change_appearance edits).
 # On the CPU, stage 1 of this VAE at 1500 steps rendered requested stripes at 18.1 dB / SSIM 79 inside the edit
 # vs 14.0 / 45 without striped training data; the 4x VAE stayed at 14.7 / 45 either way.
-#   bash experiments/train_toy_gpu_full.sh [OUT_DIR]    (DEVICE=cpu NUM_VIDEOS=4 VAE_STEPS=2 DECODER_STEPS=2
+#   bash research/train_toy_gpu_full.sh [OUT_DIR]    (DEVICE=cpu NUM_VIDEOS=4 VAE_STEPS=2 DECODER_STEPS=2
 #                                                        UNET_BATCH=2 MIN1=0.005 MIN2=0.005: a CPU dry run)
 # Steps: a smoke run of the whole path; full: stage 1 (VAE_STEPS), a UNet run of MIN1 wall-clock minutes, stage 3
 # (DECODER_STEPS), all on the device; restart: the UNet warm-restarted for MIN2 minutes on full's VAE (generator

@@ -1,7 +1,7 @@
 """How well does a mask tracker recover the edit region? Mean IoU against the synthetic dataset's ground truth.
 
-    python -m experiments.tracker_iou                                   # 30 samples of seed 0, every variant
-    python -m experiments.tracker_iou --samples 50 --seeds 0 1 2 --out outputs/tracker_iou.csv
+    python -m research.tracker_iou                                   # 30 samples of seed 0, every variant
+    python -m research.tracker_iou --samples 50 --seeds 0 1 2 --out outputs/tracker_iou.csv
 
 For each sample, the first-frame edit mask is tracked by ``eval.tracking.flow_track_masks`` through the video that
 ``track_on`` names (``source``, the ground-truth ``edited`` video, or ``auto``: edited for add-object edits, source

@@ -7,8 +7,8 @@ truncated schedule and regenerate them with the matching sampler and the SAME co
 frame, no CFG), so an exact inversion reconstructs the latents to arithmetic precision. Errors are on the
 normalised latents (the state the inversion sees), in float64 state; NFE are counted from the network's calls.
 
-    .venv/bin/python -m experiments.inversion_table                      # analytic + tiny (+ toy if present)
-    .venv/bin/python -m experiments.inversion_table --models analytic,tiny --out outputs/inversion_table.csv
+    .venv/bin/python -m research.inversion_table                      # analytic + tiny (+ toy if present)
+    .venv/bin/python -m research.inversion_table --models analytic,tiny --out outputs/inversion_table.csv
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 # Stage 2 of the shipped toy SVD (the UNet) on one CUDA GPU, as MODEL_CARD.md records it: on the VAE of the model
 # in videoshop/assets/toy (train.retrain_unet_from keeps stages 1 and 3 byte for byte), a 6.5-minute run, then a
 # 3.4-minute warm restart from its weights (train.unet_init_from, generator seed 1). About 11 min on an H200.
-#   bash experiments/train_toy_gpu.sh [OUT_DIR]        (DEVICE=cpu NUM_VIDEOS=4 MIN1=0.01 MIN2=0.01: a CPU dry run)
+#   bash research/train_toy_gpu.sh [OUT_DIR]        (DEVICE=cpu NUM_VIDEOS=4 MIN1=0.01 MIN2=0.01: a CPU dry run)
 # Each run's budget is wall-clock (train.max_minutes; the learning rate anneals over it), so the number of steps
 # depends on the machine: 3764 + 2012 steps of batch 32 on the H200 that trained the shipped weights (about 0.1 s
 # per step: the tiny model is bound by kernel launches, not by the GPU). Logs: OUT_DIR/{smoke,gpu1,gpu2}.log;

@@ -1,6 +1,6 @@
 """DDIM inversion then DDIM sampling with the same prompt and no guidance: reconstruction error per step count.
 
-    python -m experiments.ddim_reconstruction [--steps 10 50 250 1000]
+    python -m research.ddim_reconstruction [--steps 10 50 250 1000]
 
 Two models: the analytic Gaussian one (data x0 ~ N(mu, s^2 I), exact eps; the error is the DDIM-inversion
 approximation alone and falls about linearly with the step size) and Pix2Video's tiny random SD2-depth stand-in

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from .tables import to_safe_csv
+from experiments.tables import to_safe_csv
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """Acceptance of the toy model (videoshop/assets/toy) on a held-out synthetic split, as Markdown tables.
 
-    python -m experiments.evaluate_toy --out outputs/toy_eval                    # everything, one process
-    python -m experiments.evaluate_toy --out D --parts gen,recon,source,videoshop  # a subset (run several in
-    python -m experiments.evaluate_toy --out D --report                          #  parallel), then the tables
-    python -m experiments.evaluate_toy --out D --parts videoshop --seeds 42,43 # more run seeds (rows per seed)
+    python -m research.evaluate_toy --out outputs/toy_eval                    # everything, one process
+    python -m research.evaluate_toy --out D --parts gen,recon,source,videoshop  # a subset (run several in
+    python -m research.evaluate_toy --out D --report                          #  parallel), then the tables
+    python -m research.evaluate_toy --out D --parts videoshop --seeds 42,43 # more run seeds (rows per seed)
 
 Held-out split: ``SyntheticDataset(seed=1000, difficulty='easy')`` (training used data_seed 12345), rendered at the
 model's size. Methods are built from the real conf/method/*.yaml with ``model=toy`` (Hydra compose), and every

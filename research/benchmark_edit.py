@@ -1,9 +1,9 @@
 """Time one edit, stage by stage, beside diffusers' own StableVideoDiffusionPipeline at equal work (a script).
 
-    python -m experiments.benchmark_edit                                   # toy model, CPU, embedded default
-    python -m experiments.benchmark_edit model=svd_random device=cuda      # full-size SVD, random weights, fp16
-    python -m experiments.benchmark_edit model=svd_random device=cuda runtime=fast bench.repeats=5
-    python -m experiments.benchmark_edit model=tiny method=videoshop_no_extrapolation bench.reference=false
+    python -m research.benchmark_edit                                   # toy model, CPU, embedded default
+    python -m research.benchmark_edit model=svd_random device=cuda      # full-size SVD, random weights, fp16
+    python -m research.benchmark_edit model=svd_random device=cuda runtime=fast bench.repeats=5
+    python -m research.benchmark_edit model=tiny method=videoshop_no_extrapolation bench.reference=false
 
 Composed by Hydra like run.py (conf/benchmark_edit.yaml = conf/config.yaml + ``bench.*``), so any model, method,
 runtime option, dataset or metric set can be timed. The edit runs on the dataset's first sample, through the same
@@ -143,9 +143,7 @@ def summarise(reps: list[dict[str, float]]) -> dict[str, dict[str, float]]:
 
 
 def benchmark(cfg: DictConfig) -> dict[str, Any]:
-    import torch
-
-    from experiments.runner import Runner, sample_seed
+    from experiments.runner import Runner
 
     b = cfg.bench
     t0 = time.perf_counter()
@@ -191,30 +189,40 @@ def benchmark(cfg: DictConfig) -> dict[str, Any]:
         "unet_passes_by_batch": passes, "ours": summarise(reps),
     }
     if b.reference and hasattr(pipe, "unet"):
-        sample, _ = runner.prepare(sid)
-        ref = reference_pipeline(pipe)
-        m = runner.method.config if hasattr(runner.method, "config") else None
-        guidance = float(m.max_guidance_scale) if m is not None else 3.0
-        noise_aug = float(m.noise_aug_strength) if m is not None else 0.02
-        ref_counter = UNetCallCounter(pipe.unet)
-        args = (sample.edited_image, int(cfg.model.num_frames), int(cfg.model.height), int(cfg.model.width), passes,
-                guidance, noise_aug, sample_seed(cfg.seed, sid), device)
-        with torch.no_grad():
-            for _ in range(int(b.warmup)):
-                run_reference(ref, *args)
-            ref_counter.reset()
-            ref_reps = []
-            for _ in range(int(b.repeats)):
-                _reset_peak(device)
-                _, dt = _timed(lambda: run_reference(ref, *args), device)
-                ref_reps.append({"total": dt, "peak_mem_mb": _peak_memory_mb(device)})
-        ref_passes = {k: v // int(b.repeats) for k, v in ref_counter.by_batch.items()}
-        ref_counter.close()
-        if ref_passes != passes:
-            raise RuntimeError(f"reference ran UNet passes {ref_passes}, ours {passes}: not equal work")
-        result["reference"] = summarise(ref_reps)
+        result["reference"] = reference_timing(cfg, runner, sid, passes, device)
         result["ratio_edit_to_reference_median"] = result["ours"]["edit"]["median"] / result["reference"]["total"]["median"]
     return result
+
+
+def reference_timing(cfg: DictConfig, runner, sid: str, passes: dict, device) -> dict[str, Any]:
+    """diffusers' own StableVideoDiffusionPipeline on the same components, at the same UNet passes as our edit."""
+    import torch
+
+    from videoshop.method import sample_seed
+
+    b, pipe = cfg.bench, runner.pipeline
+    sample, _ = runner.prepare(sid)
+    ref = reference_pipeline(pipe)
+    m = runner.method.config if hasattr(runner.method, "config") else None
+    guidance = float(m.max_guidance_scale) if m is not None else 3.0
+    noise_aug = float(m.noise_aug_strength) if m is not None else 0.02
+    ref_counter = UNetCallCounter(pipe.unet)
+    args = (sample.edited_image, int(cfg.model.num_frames), int(cfg.model.height), int(cfg.model.width), passes,
+            guidance, noise_aug, sample_seed(cfg.seed, sid), device)
+    with torch.no_grad():
+        for _ in range(int(b.warmup)):
+            run_reference(ref, *args)
+        ref_counter.reset()
+        ref_reps = []
+        for _ in range(int(b.repeats)):
+            _reset_peak(device)
+            _, dt = _timed(lambda: run_reference(ref, *args), device)
+            ref_reps.append({"total": dt, "peak_mem_mb": _peak_memory_mb(device)})
+    ref_passes = {k: v // int(b.repeats) for k, v in ref_counter.by_batch.items()}
+    ref_counter.close()
+    if ref_passes != passes:
+        raise RuntimeError(f"reference ran UNet passes {ref_passes}, ours {passes}: not equal work")
+    return summarise(ref_reps)
 
 
 def to_markdown(r: dict[str, Any]) -> str:
