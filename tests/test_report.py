@@ -5,22 +5,18 @@ import base64
 import json
 import os
 import shutil
-import socket
-import subprocess
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 
 from experiments.gallery import write_gallery
+from experiments.headless import CHROMIUM, Browser
 from experiments.runner import Runner
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
-CHROMIUM = "/usr/bin/chromium"
 SHRINK = ["model=tiny", "model.num_frames=6", "method.num_inference_steps=6", "dataset.loader.num_samples=3",
           "metrics=default", "logger=wandb"]
 
@@ -74,75 +70,12 @@ def test_gallery_names_missing_and_corrupt_records_and_goes_on(run_dir, tmp_path
 
 
 # ---------------------------------------------------------------------------------------------- headless browser
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Browser:
-    """Debian's chromium, headless, driven over the DevTools protocol (websocket-client)."""
-
-    def __init__(self):
-        import websocket
-
-        self.port, self.profile = _free_port(), tempfile.mkdtemp(prefix="chromium-")
-        self.proc = subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--autoplay-policy=no-user-gesture-required", "--remote-allow-origins=*", "--window-size=1400,900",
-             f"--user-data-dir={self.profile}", f"--remote-debugging-port={self.port}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline, target = time.time() + 60, None
-        while target is None and time.time() < deadline:
-            try:
-                pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json/list", timeout=2))
-                target = next(p["webSocketDebuggerUrl"] for p in pages if p["type"] == "page")
-            except Exception:  # noqa: BLE001  (not up yet)
-                time.sleep(0.3)
-        assert target, "chromium did not open its DevTools port within 60 s"
-        self.ws = websocket.create_connection(target, timeout=60, suppress_origin=True)
-        self.n, self.errors = 0, []
-        for m in ("Runtime.enable", "Log.enable", "Page.enable"):
-            self.call(m)
-
-    def call(self, method, **params):
-        self.n += 1
-        self.ws.send(json.dumps({"id": self.n, "method": method, "params": params}))
-        while True:
-            msg = json.loads(self.ws.recv())
-            if msg.get("id") == self.n:
-                assert "error" not in msg, msg
-                return msg.get("result", {})
-            self._event(msg)
-
-    def _event(self, msg):
-        m, p = msg.get("method"), msg.get("params", {})
-        if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
-            self.errors.append(f"console.{p['type']}: {[a.get('value', a.get('description')) for a in p['args']]}")
-        elif m == "Runtime.exceptionThrown":
-            self.errors.append(f"exception: {p['exceptionDetails'].get('exception', {}).get('description')}")
-        elif m == "Log.entryAdded" and p["entry"]["level"] == "error":
-            self.errors.append(f"log: {p['entry'].get('text')} {p['entry'].get('url', '')}")
-
-    def eval(self, expr):
-        return self.call("Runtime.evaluate", expression=expr, returnByValue=True)["result"].get("value")
-
-    def close(self):
-        try:
-            self.ws.close()
-        finally:
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
-            shutil.rmtree(self.profile, ignore_errors=True)
-
-
 @pytest.fixture
 def browser():
     if not Path(CHROMIUM).is_file():
         pytest.skip(f"SKIPPED LOUDLY: {CHROMIUM} missing, the gallery is NOT browser-tested here "
                     "(apt-get install -y chromium; .ci/run installs it)")
-    b = Browser()
+    b = Browser(width=1400, height=900)
     yield b
     b.close()
 
