@@ -108,3 +108,16 @@ def worst_float_rel(rows: Sequence[Row], stages: Sequence[Stage]) -> float:
     lv = {s.name: s.levels for s in stages}
     vals = [r.max_rel for r in rows if not lv.get(r.stage, False)]
     return max(vals) if vals else 0.0
+
+
+def record_decodes(vae, rec: dict) -> None:
+    """Wrap ``vae.decode`` so that each decoded batch (float, [-1, 1]) is appended to ``rec["decoded"]``; the return
+    value is unchanged (the project side's "decoded frames" stage)."""
+    orig_decode = vae.decode
+
+    def decode(z, *a, **kw):
+        out = orig_decode(z, *a, **kw)
+        rec.setdefault("decoded", []).append(out.sample.detach().clone())
+        return out
+
+    vae.decode = decode

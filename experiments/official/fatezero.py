@@ -15,10 +15,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
 import torch
 
-from .compare import Stage
+from .compare import Stage, record_decodes
 
 OFFICIAL_COMMIT = "9b6cb7b"
 SIDE_ARGS = ["--compat", "{root}/videoshop/_compat.py"]
@@ -120,14 +119,7 @@ def run_project(weights_dir, inputs: dict, official: dict, **options) -> dict[st
                       fuse_max_query_fraction=0.25, least_sc_channel=int(inputs["model_config"]["least_sc_channel"]),
                       debug=True, **opts)
     rec: dict = {}
-    orig_decode = method.vae.decode
-
-    def decode(z, *a, **kw):
-        out = orig_decode(z, *a, **kw)
-        rec.setdefault("decoded", []).append(out.sample.detach().clone())
-        return out
-
-    method.vae.decode = decode
+    record_decodes(method.vae, rec)
     frames = inputs["frames"]
     sample = Sample("official_check", frames, frames[0], source_prompt=inputs["source_prompt"],
                     target_prompt=inputs["target_prompt"])

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .compare import Stage
+from .compare import Stage, record_decodes
 
 OFFICIAL_COMMIT = "304d318"
 SIDE_SCRIPT = "pix2video_side.py"
@@ -106,15 +106,7 @@ def run_project(weights_dir, inputs: dict, official: Any = None, **options) -> d
     method.models = load_pretrained_sd(str(weights_dir), key="method.base")
     method.trace = []
     rec: dict = {}
-    vae = method.models.vae
-    orig_decode = vae.decode
-
-    def decode(z, *a, **kw):
-        out = orig_decode(z, *a, **kw)
-        rec.setdefault("decoded", []).append(out.sample.detach().clone())
-        return out
-
-    vae.decode = decode
+    record_decodes(method.models.vae, rec)
     frames = inputs["frames"]
     sample = Sample("official_check", frames, frames[0], source_prompt=inputs["source_prompt"],
                     target_prompt=inputs["target_prompt"])
