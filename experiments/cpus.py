@@ -12,7 +12,9 @@ sweep (two threads each, on two cores) at about 30 s per sample instead of 2-3 s
    ``-m hydra/launcher=local``);
 3. less the CPUs other processes keep busy right now (the median of ``procs_running`` in /proc/stat over 0.1 s,
    this process excluded), never below one thread;
-4. ``threads=N`` on the command line overrides all of this; a launcher's ``cpus_per_task`` (``hydra.launcher.
+4. ``threads=N`` on the command line overrides all of this, and so does ``OMP_NUM_THREADS`` set in the environment
+   (the usual way to cap a program's threads: a user, a test or a scheduler that sets it gets exactly that); a
+   launcher's ``cpus_per_task`` (``hydra.launcher.
    cpus_per_task``, SLURM's ``-c``) is one job's share already.
 
 OpenMP's idle threads sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE`` unless set), so a thread that waits
@@ -74,6 +76,9 @@ def choose_threads(requested: Optional[int] = None, environ=os.environ, load: Op
     (already one job's share)."""
     if requested:
         return int(requested), f"threads={requested} (set)"
+    omp = environ.get("OMP_NUM_THREADS", "")
+    if omp.isdigit() and int(omp) > 0:
+        return int(omp), f"OMP_NUM_THREADS={omp} (set in the environment)"
     given, source = cpus_given(environ)
     jobs = environ.get(LOCAL_JOBS_ENV, "")
     jobs = int(jobs) if jobs.isdigit() and int(jobs) > 0 else 1

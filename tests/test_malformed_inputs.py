@@ -502,6 +502,9 @@ def test_threads_follow_the_cpus_given_shared_by_local_jobs_and_others_load(tmp_
     assert choose_threads(environ={"SLURM_CPUS_PER_TASK": "16", "VIDEOSHOP_LOCAL_JOBS": "4"}, load=0,
                           launcher_cpus=3)[0] == 3
     assert choose_threads(3, environ={}, load=9) == (3, "threads=3 (set)")
+    # an explicit OMP_NUM_THREADS is honoured as is (load and SLURM aside); threads=N still wins over it
+    assert choose_threads(environ={"OMP_NUM_THREADS": "1", "SLURM_CPUS_PER_TASK": "8"}, load=0)[0] == 1
+    assert choose_threads(2, environ={"OMP_NUM_THREADS": "1"}, load=0)[0] == 2
     (tmp_path / "cpu.max").write_text("250000 100000\n")
     assert cgroup_cpu_quota(str(tmp_path / "cpu.max")) == 3
     (tmp_path / "cpu.max").write_text("max 100000\n")
