@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from videoshop.files import atomic_path
+from videoshop.files import atomic_path, file_sha256  # noqa: F401  (file_sha256 re-exported)
 from videoshop.loading import MissingWeightsError, resolve_device  # noqa: F401  (re-exported)
 
 from .base import OnDevice, canonical_device
@@ -273,14 +273,6 @@ def _fetch_url(url: str, dest: str, sha256: str, timeout: float = 20.0) -> None:
                                   f"configured {sha256[:16]}...; not kept")
     with atomic_path(dest) as tmp:
         tmp.write_bytes(data)
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify_sha256(path: str, sha256: Optional[str], key: str) -> None:

@@ -14,7 +14,6 @@ The study folder: ``study.json`` (the manifest: questions with their exact wordi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import secrets
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
+
+from videoshop.files import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -134,12 +135,7 @@ def pick_methods(outputs: Sequence[Output], reference: str, baselines: Optional[
 
 
 # ---------------------------------------------------------------------------------------------- media
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+sha256_of = file_sha256  # the study's media are content-addressed by this digest
 
 
 class MediaStore:
