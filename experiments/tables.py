@@ -14,7 +14,7 @@ from videoshop.files import atomic_write_text
 PAPER_ORDER = ("clip_tgt", "clip_tgt_plus", "tifa", "clip_src", "clip_src_plus", "flow", "flow_plus", "fvd", "ssim",
                "clip_tc")
 INFO_COLUMNS = ("label", "method", "overrides", "task", "dataset", "model", "sample_id", "edit_type", "status", "error", "finite",
-                "nfe", "seconds", "peak_mem_mb", "notes")
+                "nfe", "seconds", "peak_mem_mb", "notes", "first_frame")
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")  # what a spreadsheet may run as a formula (OWASP CSV injection)
@@ -52,6 +52,7 @@ def records_to_frame(records: Iterable[dict]) -> pd.DataFrame:
         row = {k: r.get(k) for k in INFO_COLUMNS}
         row["notes"] = "; ".join(r.get("notes") or [])
         row["overrides"] = json.dumps(r.get("overrides") or {}, sort_keys=True)
+        row["first_frame"] = json.dumps(r.get("first_frame") or {"editor": "none"}, sort_keys=True)  # what made frame 0
         row[SKIPPED] = "; ".join(f"{k}: {v}" for k, v in sorted((r.get("skipped") or {}).items()))
         row.update({k: (np.nan if v is None else float(v)) for k, v in (r.get("metrics") or {}).items()})
         row.update({k: np.nan for k in (r.get("skipped") or {}) if k not in row})
