@@ -84,6 +84,9 @@ class DiffusersEditor:
         else:
             self.source, self.revision = resolve_editor_weights(hub_id, path, revision, allow_download)
             self.pipe = self.load_pretrained()
+        for module in self.pipe.components.values():  # modules built in code start in training mode (dropout)
+            if isinstance(module, torch.nn.Module):
+                module.eval().requires_grad_(False)
         self.pipe.set_progress_bar_config(disable=True)
         if cpu_offload and self.device.type == "cuda":
             self.pipe.enable_model_cpu_offload()
