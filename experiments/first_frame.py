@@ -22,6 +22,8 @@ import numpy as np
 
 from datasets.benchmarks import EDITOR_MISSING as MISSING  # a sample built without an edited first frame
 from datasets.schema import Sample, SampleError
+from editors.base import EditedFrame, EditorFailed, EditRequest, finish_edit
+from editors.registry import EDITORS, build_editor
 from eval.cache import fingerprint
 from videoshop.files import atomic_folder
 from videoshop.method import sample_seed
@@ -53,8 +55,6 @@ class FirstFrameStage:
                  options: Optional[dict] = None, mask_threshold: int = 24,
                  min_changed: float = 0.001, device: str = "auto", dtype: str = "auto", cpu_offload: bool = False,
                  cache: bool = True, cache_dir: Optional[str] = None):
-        from editors.registry import EDITORS, build_editor
-
         try:
             self.entry = EDITORS.get(str(editor))
         except UnknownEntry as e:
@@ -79,8 +79,6 @@ class FirstFrameStage:
         return self.name != "none"
 
     def apply(self, sample: Sample) -> tuple[Sample, list[str]]:
-        from editors.base import EditorFailed, EditRequest, finish_edit
-
         if not self.active:
             if sample.meta.get("edited_first_frame") == MISSING:
                 try:
@@ -94,16 +92,19 @@ class FirstFrameStage:
         request = EditRequest(sample.sample_id, np.ascontiguousarray(sample.source_video[0]), prompt, seed,
                               sample.edited_image if has_edit else None, sample.edit_mask if has_edit else None)
         try:
-            result, hit = self._cached_edit(request, finish_edit)
+            result, hit = self._cached_edit(request)
         except EditorFailed as e:
             raise SampleError(f"first_frame ({self.name}): {e}") from None
+        except Exception as e:  # noqa: BLE001  (the editor's own error on this sample: recorded, the run goes on)
+            raise SampleError(f"first_frame ({self.name}): {sample.sample_id}: {one_line(e)}") from e
         record = {"editor": self.name, **{k: v for k, v in self.editor.describe().items() if k != "editor"},
                   "seed": seed, "prompt": prompt, "prompt_field": self.prompt_field, "mask_source": result.mask_source,
                   "edited_pixels": round(float(result.mask.mean()), 6), "cached": hit, **result.info}
         out = replace(sample, edited_image=result.image, edit_mask=result.mask, meta=dict(sample.meta, first_frame=record))
         return out, [f"first frame made by {self.name} ({'cached' if hit else 'edited'}; prompt: {prompt!r})"]
 
-    def _cached_edit(self, request, finish_edit):
+    def _cached_edit(self, request: EditRequest) -> tuple[EditedFrame, bool]:
+        """(the edit, whether it came from the cache): the editor runs only on a cache miss."""
         key = fingerprint(request.source, request.prompt, request.seed, self.editor.describe(), self.threshold,
                           self.min_changed)
         folder = self.cache_dir / key if self.cache_dir else None
@@ -123,9 +124,7 @@ class FirstFrameStage:
         return result, False
 
     @staticmethod
-    def _read(folder: Path):
-        from editors.base import EditedFrame
-
+    def _read(folder: Path) -> EditedFrame:
         info = json.loads((folder / "info.json").read_text())
         image = np.asarray(read_image(folder / "edited.png"))
         mask = np.asarray(read_image(folder / "mask.png")).max(axis=-1) > 127
