@@ -1,5 +1,5 @@
 """The first-frame editing stage of a run (``first_frame.*``, conf/first_frame/default.yaml): before a sample is
-edited, its edited first frame is made by the editor ``first_frame.editor`` (editors/registry.py) from the source
+edited, its edited first frame is made by the editor ``first_frame.editor`` (datasets/editors/registry.py) from the source
 video's first frame and the sample's instruction or target prompt, and its edit mask by the editor or by difference.
 
 ``none`` (the default) leaves every sample as its dataset has it. Edits are cached under
@@ -22,8 +22,8 @@ import numpy as np
 
 from datasets.benchmarks import EDITOR_MISSING as MISSING  # a sample built without an edited first frame
 from datasets.schema import Sample, SampleError
-from editors.base import EditedFrame, EditorFailed, EditRequest, finish_edit
-from editors.registry import EDITORS, build_editor
+from datasets.editors.base import EditedFrame, EditorFailed, EditRequest, finish_edit
+from datasets.editors.registry import EDITORS, build_editor
 from eval.cache import fingerprint
 from videoshop.files import atomic_folder
 from videoshop.method import sample_seed

@@ -1,4 +1,4 @@
-"""The first-frame editing stage (editors/, experiments/first_frame.py): masks by difference, unchanged edits refused,
+"""The first-frame editing stage (datasets/editors/, experiments/first_frame.py): masks by difference, unchanged edits refused,
 tiny stand-ins of the real diffusers pipelines seeded and deterministic, missing weights in one line naming the key,
 a folder of user images, the content-hash cache and what each sample records."""
 
@@ -9,8 +9,8 @@ import pytest
 
 from datasets.schema import SampleError
 from datasets.synthetic import SyntheticDataset
-from editors.base import EditedFrame, EditorFailed, EditRequest, finish_edit, mask_by_difference
-from editors.registry import EDITORS, build_editor
+from datasets.editors.base import EditedFrame, EditorFailed, EditRequest, finish_edit, mask_by_difference
+from datasets.editors.registry import EDITORS, build_editor
 from experiments.errors import ConfigError
 from experiments.first_frame import FirstFrameStage
 from videoshop.loading import MissingWeightsError

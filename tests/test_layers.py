@@ -4,11 +4,9 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FLOOR = {"videoshop": 1, "datasets": 1, "eval": 2, "baselines": 3, "editors": 3, "experiments": 4, "research": 5,
-         "run": 6, "notebooks": 6}
-# the two floor-1 folders: datasets may use videoshop (I/O, files, seeds), never the other way round; the first-frame
-# editors may use the text baselines' SD-family machinery (tiny SD components, tokenizers), never the other way round
-BELOW = {("datasets", "videoshop"), ("editors", "baselines")}
+FLOOR = {"videoshop": 1, "datasets": 1, "eval": 2, "baselines": 3, "experiments": 4, "research": 5, "run": 6, "notebooks": 6}
+# the two floor-1 folders: datasets may use videoshop (I/O, files, seeds), never the other way round
+BELOW = {("datasets", "videoshop")}
 
 
 def imported_folders(path: Path) -> set[str]:

@@ -18,10 +18,12 @@ def tiny_flux_kontext(seed: int = 0):
     as in [dev]), an 8x AutoencoderKL with 4 latent channels (packed 2x2: 16 transformer channels), 2-layer CLIP and
     1-layer T5 text encoders with offline character-level tokenizers."""
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxKontextPipeline, FluxTransformer2DModel
-    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+    from transformers import T5Config, T5EncoderModel
 
-    from baselines.text.models import text_encoder_config, tiny_clip_tokenizer
     from videoshop.flow_models import tiny_t5_tokenizer
+    from videoshop.tokenizers import tiny_clip_tokenizer
+
+    from .instruct_pix2pix import tiny_clip_text_encoder
 
     t5_tok = tiny_t5_tokenizer()
     transformer = seeded(seed, lambda: FluxTransformer2DModel(
@@ -31,7 +33,7 @@ def tiny_flux_kontext(seed: int = 0):
         block_out_channels=(32, 32, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=1, latent_channels=4, norm_num_groups=32,
         use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.0609, scaling_factor=1.5035))
-    clip = seeded(seed + 2, lambda: CLIPTextModel(CLIPTextConfig(**text_encoder_config("tiny"))))
+    clip = seeded(seed + 2, tiny_clip_text_encoder)
     t5 = seeded(seed + 3, lambda: T5EncoderModel(T5Config(vocab_size=len(t5_tok), d_model=32, d_kv=8, d_ff=64,
                                                           num_layers=1, num_heads=4)))
     return FluxKontextPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=clip,
