@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from eval.registry import METRICS, metric_node
 from videoshop.files import atomic_write_text
 
 from .components import _instantiate_node, selected_ids
@@ -25,8 +26,8 @@ from .errors import ConfigError
 from .tables import metric_columns, to_markdown, to_safe_csv
 
 log = logging.getLogger(__name__)
-FRAME0 = ("ff_clip_text", "ff_clip_dir", "ff_clip_src", "ff_clip_src_plus", "ff_area")
-PROPAGATION = ("prop_clip_text", "prop_clip_tgt", "prop_clip_src", "prop_last_tgt", "prop_frame0")
+ADDED_METRICS = ("first_frame", "propagation_kept")  # eval/registry.py entries (eval/first_frame.py)
+FRAME0, PROPAGATION = (tuple(METRICS.get(m).columns) for m in ADDED_METRICS)
 
 
 def write_demo_folder(dataset, ids: list[str], out: Path, strength: float = 0.5) -> Path:
@@ -45,10 +46,20 @@ def write_demo_folder(dataset, ids: list[str], out: Path, strength: float = 0.5)
     return out
 
 
+def with_first_frame_metrics(metrics: dict, tiny: bool) -> dict:
+    """The run's metrics plus the frame-0 and propagation metrics (their registry nodes, tiny when the run's CLIP
+    metrics are), unless the set already has them (``metrics=all``)."""
+    return {**metrics, **{m: metric_node(m, tiny=tiny) for m in ADDED_METRICS if m not in metrics}}
+
+
 def editor_config(cfg: DictConfig, editor: str, out: Path, folder: Optional[str]) -> DictConfig:
-    """The edit run of one editor: ``first_frame.editor=<editor>``, output in ``<out>/<editor>``."""
+    """The edit run of one editor: ``first_frame.editor=<editor>``, output in ``<out>/<editor>``, the run's metrics
+    with the frame-0 and propagation metrics added."""
     sub = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     OmegaConf.set_struct(sub, False)
+    tiny = str(OmegaConf.select(cfg, "metrics.clip_tgt.backbone", default="real")) == "tiny" or \
+        str(OmegaConf.select(cfg, "model.kind", default="")) == "tiny"
+    sub.metrics = with_first_frame_metrics(OmegaConf.to_container(cfg.metrics, resolve=False) or {}, tiny)
     sub.task = "edit"
     sub.first_frame.editor = editor
     if folder:
