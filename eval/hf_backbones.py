@@ -101,6 +101,23 @@ def from_hub(cls: Any, ident: str, revision: Optional[str], key: str, **kwargs: 
             f"directory from `huggingface-cli download {ident}`) ({type(e).__name__})") from None
 
 
+def load_strict(model: nn.Module, state: dict, path: str, key: str) -> None:
+    """``model.load_state_dict(state)`` (strict), or one line naming ``key``: the first missing, unexpected or
+    mis-shaped parameter (a checkpoint of another model or size). A model built on ``meta`` takes the file's tensors
+    (``assign``)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        what = (f"{len(missing)} missing (e.g. {missing[0]})" if missing else
+                f"{len(unexpected)} unexpected (e.g. {unexpected[0]})" if unexpected else
+                f"{len(shapes)} of another shape (e.g. {shapes[0]}: {tuple(state[shapes[0]].shape)} vs "
+                f"{tuple(own[shapes[0]].shape)})")
+        raise MissingWeightsError(f"{key}: {path} does not fit {type(model).__name__}: {what} parameters")
+    model.load_state_dict(state, assign=any(p.is_meta for p in model.parameters()))
+
+
 def commit_of(model: nn.Module) -> Optional[str]:
     """The hub commit a model was loaded from (transformers records it in the config), for ``protocol()``."""
     return getattr(getattr(model, "config", None), "_commit_hash", None)

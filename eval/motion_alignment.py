@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .backbones import MissingWeightsError, SharedBackbone, _check_backbone, _seeded, shared
+from .hf_backbones import load_strict
 from .base import EditMetric, check_same_shape
 from .cache import FeatureCache, fingerprint
 from .flow import end_point_error
@@ -52,8 +53,10 @@ def load_gmflow(checkpoint: Optional[str] = None, backbone: str = "real", device
                     f"{config_key}.checkpoint: {checkpoint or 'not set'} is not a file; set {config_key}.checkpoint="
                     f"PATH to GMFlow's {SINTEL_CHECKPOINT} (haofeixu/gmflow pretrained.zip)")
             sd = torch.load(checkpoint, map_location="cpu", weights_only=True)
-            m = GMFlow(**REAL_CONFIG)
-            m.load_state_dict(sd["model"] if isinstance(sd, dict) and "model" in sd else sd)
+            with torch.device("meta"):  # no random init: every parameter comes from the file
+                m = GMFlow(**REAL_CONFIG)
+            load_strict(m, sd["model"] if isinstance(sd, dict) and "model" in sd else sd, checkpoint,
+                        f"{config_key}.checkpoint")
         return m.eval().to(dev)
 
     return shared(("gmflow", checkpoint, backbone, str(dev), seed), build)

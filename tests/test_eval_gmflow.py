@@ -61,6 +61,16 @@ def test_parameters_match_official_checkpoint_layout(tmp_path):
     torch.save({"model": sd}, tmp_path / "ck.pth")
     loaded = torch.load(tmp_path / "ck.pth", weights_only=True)["model"]
     ref.load_state_dict(loaded, strict=True)
+    with pytest.raises(MissingWeightsError) as e:  # the real-size GMFlow refuses it, naming the key
+        MotionAlignment(backbone="real", checkpoint=str(tmp_path / "ck.pth"), device="cpu")
+    assert str(e.value).startswith("metrics.gmflow_motion.checkpoint:") and "does not fit GMFlow" in str(e.value)
+    # a real-size checkpoint in the release's layout loads (on meta, then the file's tensors) and computes the same
+    real = GMFlow().eval()
+    torch.save({"model": real.state_dict(), "step": 100000}, tmp_path / "gmflow_sintel.pth")
+    loaded = load_gmflow(str(tmp_path / "gmflow_sintel.pth"), backbone="real")
+    x0, x1 = torch.rand(1, 3, 32, 32) * 255, torch.rand(1, 3, 32, 32) * 255
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x0, x1), real(x0, x1))
 
 
 def test_window_attention_matches_per_window_reference():
