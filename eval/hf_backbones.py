@@ -137,19 +137,20 @@ class FeatureMemo:
         return [v for v in self.parts.values() if isinstance(v, nn.Module)]
 
 
-def _tiny_clip_processor(size: int):
-    from transformers import CLIPImageProcessor, CLIPProcessor
+def _tiny_clip_images(size: int):
+    from transformers import CLIPImageProcessorPil
 
-    images = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
-    return CLIPProcessor(image_processor=images, tokenizer=offline_clip_tokenizer())
+    return CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
 
 
 def load_hf_clip(model: str = CLIP_L14, processor: Optional[str] = None, revision: Optional[str] = None,
                  backbone: str = "real", device: str | torch.device = "cpu", seed: int = 0,
                  config_key: str = "metrics.clip_text", architecture: str = "clip_l14") -> FeatureMemo:
-    """transformers ``CLIPModel`` + ``CLIPProcessor`` (``processor``: another repository's processor, as PickScore
-    reads LAION's ViT-H/14 processor). ``architecture`` names the real-size config for ``backbone=random``."""
-    from transformers import CLIPConfig, CLIPModel, CLIPProcessor
+    """transformers ``CLIPModel``, the PIL image processor and the tokenizer of ``processor`` (another repository's, as
+    PickScore reads LAION's ViT-H/14 processor; default: the model's own). The PIL processors are those V2VBench
+    ran (transformers 4.x's default; 5.x defaults to torchvision ones). ``architecture`` names the real-size config
+    for ``backbone=random``."""
+    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
 
     _check_backbone(backbone, config_key)
     dev = torch.device(device)
@@ -157,13 +158,14 @@ def load_hf_clip(model: str = CLIP_L14, processor: Optional[str] = None, revisio
     def build() -> FeatureMemo:
         if backbone == "real":
             m = from_hub(CLIPModel, model, revision, f"{config_key}.model")
-            proc = from_hub(CLIPProcessor, processor or model, None if processor else revision,
-                            f"{config_key}.processor" if processor else f"{config_key}.model")
+            src, rev = (processor, None) if processor else (model, revision)
+            key = f"{config_key}.processor" if processor else f"{config_key}.model"
+            images, tok = from_hub(CLIPImageProcessorPil, src, rev, key), from_hub(CLIPTokenizer, src, rev, key)
         else:
             cfg = TINY_CONFIGS["clip"] if backbone == "tiny" else REAL_CONFIGS[architecture]
             m = _seeded(seed, lambda: CLIPModel(CLIPConfig(**cfg)))
-            proc = _tiny_clip_processor(cfg["vision_config"]["image_size"])
-        return FeatureMemo({"model": m.eval().to(dev), "processor": proc})
+            images, tok = _tiny_clip_images(cfg["vision_config"]["image_size"]), offline_clip_tokenizer()
+        return FeatureMemo({"model": m.eval().to(dev), "images": images, "tokenizer": tok})
 
     return shared(("hf_clip", model, processor, revision, backbone, architecture, str(dev), seed), build)
 
@@ -173,7 +175,7 @@ def load_dinov2(model: str = DINOV2_BASE, revision: Optional[str] = None, backbo
                 config_key: str = "metrics.dino_consistency") -> FeatureMemo:
     """transformers ``Dinov2Model`` + its ``BitImageProcessor`` (dinov2-base: short side 256 bicubic, centre crop
     224, ImageNet mean/std); tiny: short side 36, crop 32."""
-    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
+    from transformers import BitImageProcessorPil, Dinov2Config, Dinov2Model
 
     _check_backbone(backbone, config_key)
     dev = torch.device(device)
@@ -181,15 +183,15 @@ def load_dinov2(model: str = DINOV2_BASE, revision: Optional[str] = None, backbo
     def build() -> FeatureMemo:
         if backbone == "real":
             m = from_hub(Dinov2Model, model, revision, f"{config_key}.model")
-            proc = from_hub(BitImageProcessor, model, revision, f"{config_key}.model")
+            proc = from_hub(BitImageProcessorPil, model, revision, f"{config_key}.model")
         else:
             cfg = TINY_CONFIGS["dinov2"] if backbone == "tiny" else REAL_CONFIGS["dinov2_base"]
             m = _seeded(seed, lambda: Dinov2Model(Dinov2Config(**cfg)))
             crop = 32 if backbone == "tiny" else 224
             short = 36 if backbone == "tiny" else 256
-            proc = BitImageProcessor(size={"shortest_edge": short}, crop_size={"height": crop, "width": crop},
+            proc = BitImageProcessorPil(size={"shortest_edge": short}, crop_size={"height": crop, "width": crop},
                                      image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD)
-        return FeatureMemo({"model": m.eval().to(dev), "processor": proc})
+        return FeatureMemo({"model": m.eval().to(dev), "images": proc})
 
     return shared(("dinov2", model, revision, backbone, str(dev), seed), build)
 
@@ -225,8 +227,8 @@ def _aesthetic_class():
 def load_aesthetic(model: str = AESTHETIC_V2_LINEAR, revision: Optional[str] = None, backbone: str = "real",
                    device: str | torch.device = "cpu", seed: int = 0,
                    config_key: str = "metrics.aesthetic") -> FeatureMemo:
-    """The LAION aesthetic predictor (``LaionAestheticPredictor``) and the repository's ``CLIPProcessor``."""
-    from transformers import CLIPProcessor, CLIPVisionConfig
+    """The LAION aesthetic predictor (``LaionAestheticPredictor``) and the repository's PIL image processor."""
+    from transformers import CLIPImageProcessorPil, CLIPVisionConfig
 
     _check_backbone(backbone, config_key)
     dev = torch.device(device)
@@ -235,13 +237,13 @@ def load_aesthetic(model: str = AESTHETIC_V2_LINEAR, revision: Optional[str] = N
     def build() -> FeatureMemo:
         if backbone == "real":
             m = from_hub(cls, model, revision, f"{config_key}.model")
-            proc = from_hub(CLIPProcessor, model, revision, f"{config_key}.model")
+            proc = from_hub(CLIPImageProcessorPil, model, revision, f"{config_key}.model")
         else:
             cfg = dict((TINY_CONFIGS["clip"] if backbone == "tiny" else REAL_CONFIGS["clip_l14"])["vision_config"])
             cfg.setdefault("projection_dim", 32)
             m = _seeded(seed, lambda: cls(CLIPVisionConfig(**cfg)))
-            proc = _tiny_clip_processor(cfg["image_size"])
-        return FeatureMemo({"model": m.eval().to(dev), "processor": proc})
+            proc = _tiny_clip_images(cfg["image_size"])
+        return FeatureMemo({"model": m.eval().to(dev), "images": proc})
 
     return shared(("aesthetic", model, revision, backbone, str(dev), seed), build)
 

@@ -3,7 +3,8 @@ wenhao728/awesome-diffusion-v2v @ 20afc6f, v2vbench/*.py), each as an ``EditMetr
 
 Protocol, as V2VBench's evaluators compute it (every choice a constructor argument, recorded in ``protocol()``):
   * frames: every frame of the edited video (``BaseEvaluator.stride = 1``; ``frame_stride`` here), at its own
-    resolution; each model's own processor resizes (V2VBench's videos are 24 frames, 512x512);
+    resolution; each model's own PIL image processor resizes (V2VBench ran transformers 4.x, whose default they
+    are; 5.x defaults to torchvision ones) (V2VBench's videos are 24 frames, 512x512);
   * ``aesthetic`` (Frames Quality): LAION aesthetic predictor v2 (sac+logos+ava1, linearMSE head) on CLIP ViT-L/14
     image embeddings, L2-normalised; mean over frames; LAION's 1-10 scale (``aesthetic_score.py``);
   * ``clip_consistency`` (Semantic Consistency): openai/clip-vit-large-patch14 vision tower, the CLS token after the
@@ -131,10 +132,10 @@ class _ClipVision(_V2VMetric):
     @torch.no_grad()
     def pooled(self, frames: np.ndarray) -> torch.Tensor:
         """(T, D_vision) ``vision_model(...).pooler_output`` of each frame (memoised per content in the backbone)."""
-        model, proc = self.net["model"], self.net["processor"]
+        model, proc = self.net["model"], self.net["images"]
 
         def run(ims):
-            px = proc(images=ims, return_tensors="pt").pixel_values.to(self.net.device)
+            px = proc(ims, return_tensors="pt").pixel_values.to(self.net.device)
             return model.vision_model(pixel_values=px).pooler_output
 
         return self.net.memo(fingerprint("pooled", frames), lambda: self._batched(frames, run))
@@ -147,10 +148,10 @@ class _ClipVision(_V2VMetric):
     @torch.no_grad()
     def text_embed(self, text: str) -> torch.Tensor:
         """(D,) projected text embedding of ``text`` (padding, truncation at 77 tokens as V2VBench); cached."""
-        model, proc = self.net["model"], self.net["processor"]
+        model, tok = self.net["model"], self.net["tokenizer"]
 
         def run():
-            t = proc(text=[text], padding=True, truncation=True, max_length=77, return_tensors="pt")
+            t = tok([text], padding=True, truncation=True, max_length=77, return_tensors="pt")
             out = model.text_model(input_ids=t.input_ids.to(self.net.device),
                                    attention_mask=t.attention_mask.to(self.net.device))
             return model.text_projection(out.pooler_output)[0].float().cpu()
@@ -245,7 +246,7 @@ class DINOConsistency(_V2VMetric):
 
     @torch.no_grad()
     def pooled(self, frames: np.ndarray) -> torch.Tensor:
-        model, proc = self.net["model"], self.net["processor"]
+        model, proc = self.net["model"], self.net["images"]
 
         def run(ims):
             return model(pixel_values=proc(ims, return_tensors="pt").pixel_values.to(self.net.device)).pooler_output
@@ -275,10 +276,10 @@ class AestheticScore(_V2VMetric):
 
     @torch.no_grad()
     def frame_scores(self, frames: np.ndarray) -> torch.Tensor:
-        model, proc = self.net["model"], self.net["processor"]
+        model, proc = self.net["model"], self.net["images"]
 
         def run(ims):
-            return model(proc(images=ims, return_tensors="pt").pixel_values.to(self.net.device))
+            return model(proc(ims, return_tensors="pt").pixel_values.to(self.net.device))
 
         return self.net.memo(fingerprint("aesthetic", frames), lambda: self._batched(frames, run))
 

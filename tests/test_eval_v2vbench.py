@@ -95,9 +95,10 @@ def test_clip_consistency_matches_reference():
 def test_dino_consistency_matches_reference_and_protocol():
     s, edited = _sample(), _video(2)
     metric = DINOConsistency(**KW)
-    proc = metric.net["processor"]
+    proc = metric.net["images"]
     assert proc.size["shortest_edge"] == 36 and proc.crop_size == {"height": 32, "width": 32}
     assert list(proc.image_mean) == IMAGENET_MEAN and int(proc.resample) == int(Image.BICUBIC)
+    assert type(proc).__name__ == "BitImageProcessorPil"  # the PIL path V2VBench ran (transformers 4.x default)
     value = metric.score(s, edited)["dino_consistency"]
     m = load_dinov2(backbone="tiny")["model"]
     with torch.no_grad():
