@@ -117,7 +117,7 @@ class _V2VMetric(EditMetric):
 
     def frames_protocol(self) -> str:
         which = "every frame" if self.frame_stride == 1 else f"frames[::{self.frame_stride}]"
-        return f"{which} of the edited video at its resolution, the model's own processor"
+        return f"{which} of the edited video at its resolution, the model's own PIL image processor"
 
 
 class _ClipVision(_V2VMetric):
@@ -230,8 +230,9 @@ class PickScore(_TextAlignment):
         super().__init__(**kwargs)
 
     def protocol(self):
-        return {"pickscore": f"{V2VBENCH_SOURCE} Frames Pick Score: {self.describe_backbone()} with processor "
-                             f"{self.processor_id}; {self.text_protocol()}"}
+        proc = f" with processor {self.processor_id}" if self.backbone == "real" else ""
+        return {"pickscore": f"{V2VBENCH_SOURCE} Frames Pick Score: {self.describe_backbone()}{proc}; "
+                             f"{self.text_protocol()}"}
 
 
 class DINOConsistency(_V2VMetric):
