@@ -36,10 +36,17 @@ SCALES = {"bg_psnr": 1.0, "bg_ssim": 100.0, "bg_lpips": 1e3, "bg_mse": 1e4}
 MASKINGS = ("five", "exclude")
 
 
+def squeezenet_slices(lpips_net: torch.nn.Module) -> list[torch.nn.Sequential]:
+    """The slices of an LPIPS SqueezeNet: ``slices`` (torchmetrics) or ``slice1..7`` (the lpips package)."""
+    if hasattr(lpips_net, "slices"):
+        return list(lpips_net.slices)
+    return [m for n, m in lpips_net.named_children() if n.startswith("slice")]
+
+
 def copy_squeezenet_features(lpips_net: torch.nn.Module, features: torch.nn.Module) -> None:
-    """Load torchvision squeezenet1_1 ``features`` (a Sequential) into an LPIPS SqueezeNet's slices (children keep
-    their indices as names in both torchmetrics' and the lpips package's slices)."""
-    for slice_ in (m for n, m in lpips_net.named_children() if n.startswith("slice")):
+    """Load torchvision squeezenet1_1 ``features`` (a Sequential) into an LPIPS SqueezeNet's slices, whose layers
+    keep their ``features`` index as their name (torchmetrics and the lpips package alike)."""
+    for slice_ in squeezenet_slices(lpips_net):
         for name, child in slice_.named_children():
             child.load_state_dict(features[int(name)].state_dict())
 
