@@ -4,7 +4,8 @@ For every pair of judges and every judge column both wrote: the samples both sco
 correlation, mean absolute difference, and for the binary FiVE columns (yes/no, multiple choice, union,
 intersection: 0 or 100 per sample) the share of samples with the same verdict and Cohen's kappa (agreement beyond
 chance). ``python -m eval.judge_agreement RUN_DIR/results.csv --judges "" api_`` prints the table; a run with
-several ``vlm_judge`` metrics writes it as judge_agreement.csv / .md beside its results (experiments/finish.py).
+several ``vlm_judge`` metrics writes it as judge_agreement.csv / .md beside its results (experiments/merge.py
+``write_run_tables``, for a finished run and for a merge of shards alike).
 """
 
 from __future__ import annotations
@@ -58,11 +59,15 @@ def judge_agreement(results: pd.DataFrame, prefixes: Sequence[str],
                                        "agreement", "cohen_kappa"])
 
 
-def judge_prefixes(metrics: dict) -> list[str]:
-    """The column prefixes of the VLM judges among a run's metrics (name -> metric object)."""
-    from .vlm_judge import VLMJudge
-
-    return [m.prefix for m in metrics.values() if isinstance(m, VLMJudge)]
+def judge_prefixes(columns: Sequence[str]) -> list[str]:
+    """The column prefixes of the judges whose columns a results table has (``five_acc`` -> "", ``api_five_acc``
+    -> "api_"), in column order; a judge is recognised by any of its columns."""
+    found: dict[str, None] = {}
+    for c in columns:
+        for base in FIVE_COLUMNS + EDITVERSE_COLUMNS:
+            if str(c).endswith(base):
+                found.setdefault(str(c)[: -len(base)], None)
+    return list(found)
 
 
 def write_judge_agreement(out_dir: str | Path, results: pd.DataFrame, prefixes: Sequence[str]) -> Optional[Path]:

@@ -95,8 +95,13 @@ def build_random_qwen25_vl(size: str, seed: int, dtype: torch.dtype = torch.floa
     proc = tiny_qwen_processor()
     tok = proc.tokenizer
     cfg = qwen25_vl_config(size, tok.get_vocab(), len(tok))
-    with torch.device("cpu"):
-        model = _seeded(seed, lambda: Qwen2_5_VLForConditionalGeneration(cfg).to(dtype))
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # built in ``dtype``: the 7B sizes never exist in fp32 on the way (33 GB)
+    try:
+        with torch.device("cpu"):
+            model = _seeded(seed, lambda: Qwen2_5_VLForConditionalGeneration(cfg))
+    finally:
+        torch.set_default_dtype(default)
     return model.eval(), proc
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from datasets.schema import Sample
-from eval.judge_agreement import judge_agreement
+from eval.judge_agreement import judge_agreement, judge_prefixes, write_judge_agreement
 from eval.judge_protocols import (editverse_frame_indices, editverse_sample_scores, five_frame_indices,
                                   five_questions, five_sample_scores, parse_choice, parse_editverse, parse_yes_no)
 from eval.vlm_judge import VLMJudge
@@ -217,7 +217,7 @@ def test_api_judge_never_called_unless_configured():
     assert VLMJudge(backbone="tiny", device="cpu").kind == "transformers"  # the default never builds an API judge
 
 
-def test_judge_agreement_table():
+def test_judge_agreement_table(tmp_path):
     rng = np.random.default_rng(0)
     a = rng.integers(0, 10, 40).astype(float)
     df = pd.DataFrame({"ev_total": a, "api_ev_total": a + rng.normal(0, 0.5, 40),
@@ -229,3 +229,6 @@ def test_judge_agreement_table():
     assert row["n"] == 40 and row["spearman"] > 0.9
     yn = t.set_index("column").loc["five_yn"]
     assert yn["agreement"] == pytest.approx(35 / 40) and -1 <= yn["cohen_kappa"] <= 1
+    assert judge_prefixes(["clip_tgt", "five_acc", "ev_total", "api_ev_total"]) == ["", "api_"]
+    assert write_judge_agreement(tmp_path, df, ["", "api_"]).exists()
+    assert write_judge_agreement(tmp_path / "x", df, [""]) is None  # one judge: nothing to compare
