@@ -124,6 +124,9 @@ class BackgroundFidelity(EditMetric):
         """Column -> higher is better."""
         return {"bg_psnr": True, "bg_ssim": True, "bg_lpips": False, "bg_mse": False}
 
+    def column_higher_is_better(self, name: str) -> bool | None:
+        return self.directions().get(name)
+
     @torch.no_grad()
     def _lpips_map(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """(N, 1, H, W) LPIPS spatial map of (N, 3, H, W) images in [0, 1] (the network reads [-1, 1])."""

@@ -134,3 +134,4 @@ def test_identical_video_is_perfect_and_protocol_states_choices():
     p = _metric("five").protocol()
     assert "FiVE" in p["bg_psnr"] and "RANDOM" in p["bg_lpips"] and "x1e4" in p["bg_mse"]
     assert BackgroundFidelity.directions() == {"bg_psnr": True, "bg_ssim": True, "bg_lpips": False, "bg_mse": False}
+    assert _metric("five").column_higher_is_better("bg_lpips") is False
