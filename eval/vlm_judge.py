@@ -151,7 +151,7 @@ class VLMJudge(EditMetric):
 
     # ------------------------------------------------------------------------------------------- reports
     def skip_reason(self, name: str, sample) -> str:
-        return "judge answer could not be parsed (raw answer in the sample's notes)"
+        return "unparseable judge answer (raw in notes)"
 
     def sample_notes(self, sample) -> list[str]:
         """One line per answer: protocol, question, verdict (None = unparseable), model @ revision, date, raw."""

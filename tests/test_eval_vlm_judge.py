@@ -128,7 +128,7 @@ def test_judge_values_notes_and_unparseable(tmp_path):
     assert got["five_mc"] is None and got["five_acc"] is None and got["five_yn"] == 100.0
     assert got["ev_total"] is None
     assert any('raw "I am not sure"' in n and "verdict null" in n for n in m2.sample_notes(s))
-    assert "could not be parsed" in m2.skip_reason("five_acc", s)
+    assert "unparseable" in m2.skip_reason("five_acc", s)
 
 
 def test_tiny_qwen_end_to_end_unparseable_cached_deterministic(tmp_path):
