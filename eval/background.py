@@ -147,11 +147,11 @@ class BackgroundFidelity(EditMetric):
             k = keep[:, None].double()
             a, b = a * k, b * k
             mse = ((a - b) ** 2).mean((1, 2, 3))
-            s = ssim(a, b, data_range=1.0, reduction="none")
+            s = ssim(a.float(), b.float(), data_range=1.0, reduction="none")  # float32 as FiVE (float64: 30x slower)
             lp = self._lpips_map(a, b).mean((1, 2, 3))
         else:
             mse = masked_mse(a, b, keep)
-            _, full = ssim(a, b, data_range=1.0, reduction="none", return_full_image=True)
+            _, full = ssim(a.float(), b.float(), data_range=1.0, reduction="none", return_full_image=True)
             s = (full.mean(1) * keep).sum((1, 2)) / keep.sum((1, 2))
             lp = (self._lpips_map(a, b)[:, 0] * keep).sum((1, 2)) / keep.sum((1, 2))
         return {"bg_psnr": psnr_from_mse(mse), "bg_ssim": s.double(), "bg_lpips": lp, "bg_mse": mse}
