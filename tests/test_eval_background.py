@@ -135,3 +135,10 @@ def test_identical_video_is_perfect_and_protocol_states_choices():
     assert "FiVE" in p["bg_psnr"] and "RANDOM" in p["bg_lpips"] and "x1e4" in p["bg_mse"]
     assert BackgroundFidelity.directions() == {"bg_psnr": True, "bg_ssim": True, "bg_lpips": False, "bg_mse": False}
     assert _metric("five").column_higher_is_better("bg_lpips") is False
+
+
+def test_lpips_follows_the_metric_device():
+    m = _metric("five")
+    m.to("meta")
+    assert next(m.lpips.value.parameters()).device.type == "meta"
+    assert next(_metric("five").lpips.value.parameters()).device.type == "cpu"

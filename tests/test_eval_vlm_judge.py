@@ -232,3 +232,25 @@ def test_judge_agreement_table(tmp_path):
     assert judge_prefixes(["clip_tgt", "five_acc", "ev_total", "api_ev_total"]) == ["", "api_"]
     assert write_judge_agreement(tmp_path, df, ["", "api_"]).exists()
     assert write_judge_agreement(tmp_path / "x", df, [""]) is None  # one judge: nothing to compare
+
+
+def test_missing_weights_one_line_naming_the_key(tmp_path):
+    from eval.backbones import MissingWeightsError
+
+    with pytest.raises(MissingWeightsError, match=r"^metrics\.vlm_judge\.model: Qwen/Qwen2\.5-VL-7B-Instruct .*"
+                                                  r"set metrics\.vlm_judge\.path=DIR") as e:
+        VLMJudge(device="cpu")  # the default: real Qwen2.5-VL-7B-Instruct, not in this offline cache
+    assert "\n" not in str(e.value)
+    with pytest.raises(MissingWeightsError, match=r"^metrics\.vlm_judge\.path: .* does not exist"):
+        VLMJudge(path=str(tmp_path / "nowhere"), device="cpu")
+    with pytest.raises(ValueError, match="protocols"):
+        VLMJudge(backbone="tiny", protocols=["vibes"], device="cpu")
+
+
+def test_judge_model_follows_the_metric_device():
+    m = VLMJudge(backbone="tiny", device="cpu")
+    other = VLMJudge(backbone="tiny", device="cpu")  # shares the cpu instance
+    m.to("meta")
+    assert next(m.judge.model.parameters()).device.type == "meta"
+    assert next(other.judge.model.parameters()).device.type == "cpu"  # the shared instance was not moved
+    assert m.backbone_modules() and all(p.device.type == "meta" for p in m.backbone_modules()[0].parameters())
