@@ -100,3 +100,27 @@ def test_cotracker_requested_without_weights_names_the_key():
         MotionFidelity(point_tracker="cotracker", device="cpu")
     with pytest.raises(ValueError, match="point_tracker"):
         MotionFidelity(point_tracker="raft", device="cpu")
+
+
+COTRACKER_REPO = __import__("os").environ.get("COTRACKER_REPO")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not COTRACKER_REPO, reason="set COTRACKER_REPO to a local clone of facebookresearch/co-tracker")
+def test_cotracker_point_tracks_with_real_cotracker_code(tmp_path):
+    """The REAL CoTracker code with random weights, called as FiVE calls it (grid_size, segm_mask box): tracks of
+    the right shape through the metric; random weights track nothing meaningful, so no value is asserted."""
+    predictor = torch.hub.load(COTRACKER_REPO, "cotracker3_offline", source="local", pretrained=False)
+    ckpt = tmp_path / "random.pth"
+    torch.save(predictor.model.state_dict(), ckpt)
+    tracking = {"cotracker_repo": COTRACKER_REPO, "cotracker_checkpoint": str(ckpt), "tracker": "gt_or_flow"}
+    m = MotionFidelity(grid_size=6, tracking=tracking, device="cpu", cache_dir=str(tmp_path / "c"))
+    assert m.point_tracker == "cotracker" and "CoTracker cotracker3_offline" in m.protocol()["mfs"]
+    video = _translating(t=8)
+    masks = np.zeros(video.shape[:3], dtype=bool)
+    masks[:, 20:40, 20:50] = True
+    assert m.tracks(video, None).shape == (36, 8, 2)
+    boxed = m.tracks(video, union_box_mask(masks))
+    assert 0 < len(boxed) < 36 and boxed.shape[1:] == (8, 2)
+    got = m.score(_sample(video, masks), video.copy())
+    assert -1 <= got["mfs"] <= 1 and -1 <= got["mfs_edit"] <= 1
