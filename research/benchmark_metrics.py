@@ -1,9 +1,9 @@
 """Time the paper's metric suite per video (a script, not a test).
 
-    python research/benchmark_metrics.py --backbones tiny            # conf/metrics/paper_tiny.yaml, CPU
+    python research/benchmark_metrics.py --backbones tiny            # metrics=paper_tiny (eval/registry.py), CPU
     python research/benchmark_metrics.py --backbones real-random --device cuda
 
-``tiny`` instantiates conf/metrics/paper_tiny.yaml. ``real-random`` builds the real-size architectures with random
+``tiny`` instantiates the ``paper_tiny`` metric set (eval/registry.py). ``real-random`` builds the real-size architectures with random
 weights (open_clip ViT-B-32, torchvision raft_large with 12 updates at >= 128 px); speed does not depend on weight
 values. Two parts have no real-size random stand-in and are NOT timed at real size: I3D (only the TorchScript file
 defines it; the tiny stand-in is used and labelled) and TIFA (multi-GB LLaMA-2/BLIP/T5 checkpoints; skipped unless
@@ -33,10 +33,12 @@ def build_metrics(backbones: str, device: str, cache: str, tifa_tiny: bool, trac
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
+    from eval.registry import set_config
+
     conf = Path(__file__).resolve().parents[1] / "conf"
     root = OmegaConf.create({"device": device, "paths": {"cache": cache},
                              "tracking": OmegaConf.load(conf / "tracking" / "gt_or_flow.yaml"),
-                             "metrics": OmegaConf.load(conf / "metrics" / "paper_tiny.yaml")})
+                             "metrics": set_config("paper_tiny")})
     root.tracking.tracker = tracker
     cfg = root.metrics
     if backbones == "real-random":
