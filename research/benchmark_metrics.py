@@ -2,7 +2,8 @@
 
     python research/benchmark_metrics.py --backbones tiny            # metrics=paper_tiny (eval/registry.py), CPU
     python research/benchmark_metrics.py --backbones real-random --device cuda
-    python research/benchmark_metrics.py --set v2vbench --backbones real-random   # V2VBench's eight metrics
+    python research/benchmark_metrics.py --set modern_tiny --backbones real-random   # VLM judge, background, MFS
+    python research/benchmark_metrics.py --set v2vbench_tiny --backbones real-random # V2VBench's eight metrics
 
 ``tiny`` instantiates the ``paper_tiny`` metric set (eval/registry.py). ``real-random`` builds the real-size architectures with random
 weights (open_clip ViT-B-32, torchvision raft_large with 12 updates at >= 128 px); speed does not depend on weight
@@ -11,11 +12,15 @@ defines it; the tiny stand-in is used and labelled) and TIFA (multi-GB LLaMA-2/B
 --tifa-tiny). Videos are synthetic (datasets/synthetic.py), edited = the ground-truth edited video; the edit region
 is tracked by the flow tracker (``--tracker flow``, as on a dataset without ground-truth masks). Each video is
 scored twice: "cold" (source-side work computed: source embeddings, source flow, I3D source features, tracked masks)
-and "warm" (source side from the cache, i.e. the cost of each further method on the same dataset: the edited video
-is a copy with one pixel changed, so nothing computed from the edited video is reused).
-``--set v2vbench``: ``real-random`` builds every V2VBench model at real size with random weights (CLIP ViT-L/14,
-DINOv2-base, the aesthetic predictor, PickScore's ViT-H/14, ViCLIP-L, DOVER, GMFlow); ``tiny`` the tiny twins. Model loading is
-excluded and reported separately.
+and "warm" (source side from the cache, i.e. the cost of each further method on the same dataset). Model loading is
+excluded and reported separately. ``--set`` picks the metric set (default ``paper_tiny``; ``modern_tiny``: the VLM
+judge, background preservation and motion fidelity). In ``modern``, real-random means LPIPS's SqueezeNet at random
+weights (its real size) and the 55 x 55 grid of the flow point tracker; the VLM judge stays the tiny Qwen2.5-VL
+(its 7B architecture is timed by research/benchmark_vlm_judge.py). The warm pass scores a different edited video
+(the first one with its lowest bit flipped), so metrics that cache per edited video (the judge's answers, the
+V2VBench backbones' feature memo) are timed as for a further method, not as a rerun. ``v2vbench_tiny`` with
+real-random builds every V2VBench model at real size with random weights (CLIP ViT-L/14, DINOv2-base, the aesthetic
+predictor, PickScore's ViT-H/14, ViCLIP-L, DOVER, GMFlow).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from videoshop import _compat  # noqa: E402,F401
 
 
 def build_metrics(backbones: str, device: str, cache: str, tifa_tiny: bool, tracker: str = "flow",
-                  metric_set: str = "paper") -> dict:
+                  metric_set: str = "paper_tiny") -> dict:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
@@ -43,18 +48,25 @@ def build_metrics(backbones: str, device: str, cache: str, tifa_tiny: bool, trac
     conf = Path(__file__).resolve().parents[1] / "conf"
     root = OmegaConf.create({"device": device, "paths": {"cache": cache},
                              "tracking": OmegaConf.load(conf / "tracking" / "gt_or_flow.yaml"),
-                             "metrics": set_config(f"{metric_set}_tiny")})
+                             "metrics": set_config(metric_set)})
     root.tracking.tracker = tracker
     cfg = root.metrics
-    if backbones == "real-random" and metric_set != "paper":
-        for node in cfg.values():
+    if backbones == "real-random" and metric_set.startswith("v2vbench"):
+        for node in cfg.values():  # every V2VBench model has a real-size random build
             node.backbone = "random"
     elif backbones == "real-random":
         for key in ("clip_tgt", "clip_src", "clip_tc"):
-            cfg[key].backbone, cfg[key].model = "random", "ViT-B-32"
-        cfg.flow.backbone, cfg.flow.model, cfg.flow.num_flow_updates, cfg.flow.min_size = "random", "raft_large", 12, 128
-        if not tifa_tiny:
+            if key in cfg:
+                cfg[key].backbone, cfg[key].model = "random", "ViT-B-32"
+        if "flow" in cfg:
+            cfg.flow.backbone, cfg.flow.model, cfg.flow.num_flow_updates = "random", "raft_large", 12
+            cfg.flow.min_size = 128
+        if "tifa" in cfg and not tifa_tiny:
             del cfg["tifa"]
+        if "background" in cfg:
+            cfg.background.backbone = "random"
+        if "motion_fidelity" in cfg:
+            cfg.motion_fidelity.grid_size = 55
     out = {}
     for key, node in cfg.items():
         t = time.perf_counter()
@@ -63,18 +75,12 @@ def build_metrics(backbones: str, device: str, cache: str, tifa_tiny: bool, trac
     return out
 
 
-def another_output(video):
-    """A copy of ``video`` with one pixel changed: another method's output for every cache and memo."""
-    out = video.copy()
-    out[0, 0, 0, 0] ^= 1
-    return out
-
-
 def run(metrics: dict, samples: list) -> dict:
+    import numpy as np
+
     times = {k: {"cold": [], "warm": []} for k in metrics}
     for s in samples:
-        for phase in ("cold", "warm"):
-            edited = s.gt_edited_video if phase == "cold" else another_output(s.gt_edited_video)
+        for phase, edited in (("cold", s.gt_edited_video), ("warm", np.bitwise_xor(s.gt_edited_video, 1))):
             for k, m in metrics.items():
                 t = time.perf_counter()
                 if m.per_sample:
@@ -88,8 +94,7 @@ def run(metrics: dict, samples: list) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backbones", choices=("tiny", "real-random"), default="tiny")
-    p.add_argument("--set", dest="metric_set", choices=("paper", "v2vbench"), default="paper",
-                   help="which metric set (eval/registry.py)")
+    p.add_argument("--set", dest="metric_set", default="paper_tiny", help="a metric set's tiny twin, e.g. modern_tiny")
     p.add_argument("--device", default="cpu")
     p.add_argument("--videos", type=int, default=3)
     p.add_argument("--frames", type=int, default=14)
