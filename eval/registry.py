@@ -132,6 +132,40 @@ for _s in (
 ):
     METRIC_SETS.register(_s)
 
+# --- modern: the VLM judge (FiVE-Acc, EditVerse rubric), background preservation and motion fidelity (FiVE-Bench) ---
+for _e in (
+    # FiVE-Acc parts (x100) and EditVerse's rubric (0-3 each, total 0-9) from one VLM judge (eval/vlm_judge.py).
+    # judge: transformers (model: hub id, revision: pinned commit, path: local copy, model_class: any transformers
+    # VLM chat class) | api (api_base_url + api_model, OpenAI-compatible; never called unless set);
+    # protocols: [five, editverse]; column_prefix: a second judge's column prefix (judge agreement).
+    MetricEntry("vlm_judge", "eval.vlm_judge.VLMJudge",
+                dict(judge="transformers", backbone="real", model="Qwen/Qwen2.5-VL-7B-Instruct", revision=None,
+                     path=None, protocols=["five", "editverse"], five_num_frames=4, editverse_frames=3,
+                     column_prefix="", device=DEVICE, cache_dir=CACHE),
+                tiny=dict(backbone="tiny", five_max_new_tokens=8, editverse_max_new_tokens=16),
+                columns={"five_yn": "FiVE-YN", "five_mc": "FiVE-MC", "five_union": "FiVE-union",
+                         "five_inter": "FiVE-inter", "five_acc": "FiVE-Acc", "ev_prompt": "EV prompt",
+                         "ev_quality": "EV quality", "ev_background": "EV background", "ev_total": "EV total"},
+                sets=("modern",)),
+    # PSNR (dB), SSIM (x100), LPIPS (x1e3), MSE (x1e4) outside the tracked edit region (eval/background.py).
+    # masking: five (region blacked out in both frames, whole-frame metrics) | exclude (outside pixels only);
+    # lpips_checkpoint: a local torchvision squeezenet1_1 state dict (the LPIPS backbone).
+    MetricEntry("background", "eval.background.BackgroundFidelity",
+                dict(masking="five", backbone="real", lpips_checkpoint=None, frame_stride=1, tracking=TRACKING,
+                     device=DEVICE, cache_dir=CACHE),
+                tiny=dict(backbone="tiny"),
+                columns={"bg_psnr": "PSNR_bg", "bg_ssim": "SSIM_bg", "bg_lpips": "LPIPS_bg", "bg_mse": "MSE_bg"},
+                sets=("modern",)),
+    # Motion fidelity score, whole frame and edit-region box (eval/motion_fidelity.py). point_tracker: auto
+    # (CoTracker when tracking.cotracker_repo and cotracker_checkpoint are set, else the weight-free flow tracker) |
+    # cotracker | flow; grid_size: 55 as FiVE.
+    MetricEntry("motion_fidelity", "eval.motion_fidelity.MotionFidelity",
+                dict(point_tracker="auto", grid_size=55, tracking=TRACKING, device=DEVICE, cache_dir=CACHE),
+                tiny=dict(point_tracker="flow", grid_size=20),
+                columns={"mfs": "MFS", "mfs_edit": "MFS_edit"}, sets=("modern",)),
+):
+    METRICS.register(_e)
+
 
 def set_members(name: str) -> list[str]:
     """The metrics set ``name`` composes, in order: its ``metrics``, its ``extras``, then the entries joining it."""
