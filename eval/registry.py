@@ -8,7 +8,7 @@ twin (``metrics=paper_tiny``) built from the same entries' ``tiny`` values: seed
 
 Adding a metric: one module in eval/, one ``METRICS.register(MetricEntry(...))`` below (or in your own module) and
 its name in a set's ``metrics`` (or ``sets=("modern",)`` on the entry). Plain Python, no Hydra: the Hydra edge
-(experiments/metric_configs.py) puts every set into Hydra's config store, and tables and plots read ``columns``.
+(experiments/stored_configs.py) puts every set into Hydra's config store, and tables and plots read ``columns``.
 
 The config node of a metric (``metric_node``): ``_target_``, then ``options`` (a set's ``options`` for that metric
 over them) for the real set, or ``tiny`` for the ``_tiny`` twin; the run's wiring (``device``, ``cache_dir``,
