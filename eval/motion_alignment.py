@@ -50,7 +50,8 @@ def load_gmflow(checkpoint: Optional[str] = None, backbone: str = "real", device
         else:
             if not checkpoint or not os.path.isfile(checkpoint):
                 raise MissingWeightsError(
-                    f"{config_key}.checkpoint: {checkpoint or 'not set'} is not a file; set {config_key}.checkpoint="
+                    f"{config_key}.checkpoint: {f'{checkpoint} is not a file' if checkpoint else 'not set'}; set "
+                    f"{config_key}.checkpoint="
                     f"PATH to GMFlow's {SINTEL_CHECKPOINT} (haofeixu/gmflow pretrained.zip)")
             sd = torch.load(checkpoint, map_location="cpu", weights_only=True)
             with torch.device("meta"):  # no random init: every parameter comes from the file

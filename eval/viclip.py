@@ -171,7 +171,8 @@ def load_viclip(checkpoint: Optional[str] = None, backbone: str = "real", device
         else:
             if not checkpoint or not os.path.isfile(checkpoint):
                 raise MissingWeightsError(
-                    f"{config_key}.checkpoint: {checkpoint or 'not set'} is not a file; set {config_key}.checkpoint="
+                    f"{config_key}.checkpoint: {f'{checkpoint} is not a file' if checkpoint else 'not set'}; set "
+                    f"{config_key}.checkpoint="
                     f"PATH to InternVid's {VICLIP_CHECKPOINT} (OpenGVLab/ViCLIP)")
             with torch.device("meta"):  # no random init: every parameter comes from the file
                 m = ViCLIP(**REAL_CONFIG)
