@@ -129,10 +129,12 @@ class MotionAlignment(EditMetric):
         self.gmflow = GMFlowBackbone(checkpoint, backbone, device, seed, batch_size, attn_splits, max_side,
                                      self.config_key)
         self.cache = FeatureCache(cache_dir, "gmflow")
+        self.seed = seed  # tiny / random weights differ by seed: part of the source-flow cache key
 
     def score(self, sample, edited):
         check_same_shape(sample, edited)
-        key = fingerprint("gmflow_source", sample.source_video, self.gmflow.describe(), self.gmflow.checkpoint)
+        key = fingerprint("gmflow_source", sample.source_video, self.gmflow.describe(), self.gmflow.checkpoint,
+                          self.seed)
         src = self.cache.get_or_compute(key, lambda: self.gmflow(sample.source_video))
         epe = end_point_error(src, self.gmflow(edited))
         return {"gmflow_motion": -epe if math.isfinite(epe) else float("nan")}
