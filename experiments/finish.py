@@ -16,6 +16,7 @@ from .errors import one_line
 from .merge import class_path, counts_for_set_metrics, set_metric_frame, write_run_tables
 from .sample_loop import SampleLoop
 from .tables import skip_protocol
+from .uncertainty import IntervalOptions
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,9 @@ def finish_run(loop: SampleLoop, records: list[dict]) -> dict[str, pd.DataFrame]
     protocol = {"model": cfg.model.name, "task": cfg.task, "seed": cfg.seed}
     for m in parts.metrics.values():
         protocol.update(m.protocol())
+    protocol["higher_is_better"] = {n: m.higher_is_better for m in parts.metrics.values() for n in m.names
+                                    if m.higher_is_better is not None}
+    protocol["intervals"] = IntervalOptions.from_dict(container(cfg.get("tables"))).as_dict()
     protocol |= skip_protocol(records)  # counted over every record of the run (resumed ones included)
     sharded = parts.num_shards > 1
     tables_dir = out / "shards" / f"{parts.shard}-of-{parts.num_shards}" if sharded else out
