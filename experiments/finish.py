@@ -15,7 +15,7 @@ from .components import container
 from .errors import one_line
 from .merge import class_path, counts_for_set_metrics, set_metric_frame, write_run_tables
 from .sample_loop import SampleLoop
-from .tables import skip_protocol
+from .tables import skip_protocol, with_intervals
 from .uncertainty import IntervalOptions
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def finish_run(loop: SampleLoop, records: list[dict]) -> dict[str, pd.DataFrame]
     sharded = parts.num_shards > 1
     tables_dir = out / "shards" / f"{parts.shard}-of-{parts.num_shards}" if sharded else out
     tables = write_run_tables(tables_dir, records, protocol, set_df, set_notes)
-    log.info("results in %s\n%s", tables_dir, tables["summary"].to_string(index=False))
+    log.info("results in %s\n%s", tables_dir, with_intervals(tables["summary"]).to_string(index=False))
     from .gallery import write_run_media
     from .report import report_run  # media beside each edited video, gallery.html, plots
 

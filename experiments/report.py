@@ -10,7 +10,9 @@ from typing import Any, Callable, Iterable, Optional
 import pandas as pd
 
 from .gallery import read_records, write_gallery, write_run_media
-from .plots import write_plots, write_sigma_sweep_plot
+from .merge import read_protocol
+from .plots import write_cost_plot, write_plots, write_propagation_plot, write_sigma_sweep_plot
+from .uncertainty import IntervalOptions
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +27,27 @@ def report_run(out: Path, ids: Iterable[str], load: Callable[[str], Any]) -> tup
         tables = {k: pd.read_csv(Path(out) / f"{k}.csv") for k in ("summary", "by_edit_type")
                   if (Path(out) / f"{k}.csv").is_file()}
         plots = write_plots(tables, out)
+        plots |= write_time_and_cost_plots([out], tables.get("summary"), out, read_protocol(Path(out)))
     except Exception as e:  # noqa: BLE001
         log.error("report of %s failed: %s: %s", out, type(e).__name__, e)
     return media, plots
+
+
+def write_time_and_cost_plots(run_dirs: list[Path], summary: Optional[pd.DataFrame], out: Path, protocol: dict,
+                              prefix: str = "") -> dict[str, Path]:
+    """The edit-propagation curves of the runs' records and the quality-vs-cost plot of their summary (those
+    that apply), by plot name."""
+    intervals = IntervalOptions.from_dict(protocol.get("intervals"))
+    plots = {}
+    records, _, _ = read_records(run_dirs)
+    got = write_propagation_plot(records, out, prefix, intervals)
+    if got is not None:
+        plots["propagation"] = got
+    got = write_cost_plot(summary, out, protocol, prefix, intervals) if summary is not None and not summary.empty \
+        else None
+    if got is not None:
+        plots["quality_vs_cost"] = got
+    return plots
 
 
 def report_multirun(job_dirs: list[Path], out: Path, tables: dict[str, pd.DataFrame], logger_cfg: Optional[dict],
@@ -39,6 +59,10 @@ def report_multirun(job_dirs: list[Path], out: Path, tables: dict[str, pd.DataFr
     try:
         write_gallery(job_dirs, Path(out) / "gallery.html", title=f"videoshop-bench: {Path(out).name}")
         plots = write_plots(tables, out, prefix="combined_")
+        protocol: dict = {}
+        for d in job_dirs:
+            protocol.update(read_protocol(Path(d)))
+        plots |= write_time_and_cost_plots(job_dirs, tables.get("summary"), Path(out), protocol, "combined_")
         sweep = write_sigma_sweep_plot(tables["results"], out) if "results" in tables else None
         if sweep is not None:
             plots["sigma_sweep"] = sweep

@@ -169,9 +169,10 @@ def with_intervals(df: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
 
 def _cell(mean, lo, hi, digits: int) -> str:
     m = f"{float(mean):.{digits}f}" if pd.notna(mean) else "nan"
-    if pd.isna(lo) or pd.isna(hi) or (lo == hi == mean):  # no interval (n < 2), or every value the same
+    if pd.isna(lo) or pd.isna(hi):  # no interval (fewer than two values)
         return m
-    return f"{m} [{float(lo):.{digits}f}, {float(hi):.{digits}f}]"
+    a, b = f"{float(lo):.{digits}f}", f"{float(hi):.{digits}f}"
+    return m if a == b == m else f"{m} [{a}, {b}]"  # every value the same (at the shown precision): the mean alone
 
 
 def protocol_lines(protocol: dict, columns: Sequence[str] = ()) -> list[str]:
