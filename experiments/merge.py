@@ -141,9 +141,8 @@ def merge_run(run_dir: str | Path, expected: Optional[dict[str, str]] = None) ->
     protocol = read_protocol(run_dir) | skip_protocol(records)  # skip counts over the union of the shards' records
     tables = write_run_tables(run_dir, records, protocol, set_df, set_notes)
     from .gallery import write_gallery  # the shards wrote each sample's media
-    from .plots import write_plots
+    from .plots import write_plots, write_time_and_cost_plots
 
-    from .report import write_time_and_cost_plots
 
     write_gallery([run_dir], run_dir / "gallery.html", title=f"videoshop-bench: {run_dir.name}")
     write_plots(tables, run_dir)

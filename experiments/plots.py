@@ -12,6 +12,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from .gallery import read_records
 from .tables import PAPER_ORDER, metric_columns, override_values
 from .uncertainty import CI_HI, CI_LO, IntervalOptions, bootstrap_interval, pareto_front
 
@@ -226,6 +227,23 @@ def write_cost_plot(summary: pd.DataFrame, out_dir: str | Path, protocol: Option
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def write_time_and_cost_plots(run_dirs: list[Path], summary: Optional[pd.DataFrame], out: Path, protocol: dict,
+                              prefix: str = "") -> dict[str, Path]:
+    """The edit-propagation curves of the runs' records and the quality-vs-cost plot of their summary (those
+    that apply), by plot name."""
+    intervals = IntervalOptions.from_dict(protocol.get("intervals"))
+    plots = {}
+    records, _, _ = read_records(run_dirs)
+    got = write_propagation_plot(records, out, prefix, intervals)
+    if got is not None:
+        plots["propagation"] = got
+    got = write_cost_plot(summary, out, protocol, prefix, intervals) if summary is not None and not summary.empty \
+        else None
+    if got is not None:
+        plots["quality_vs_cost"] = got
+    return plots
 
 
 def _err(summary: pd.DataFrame, col: str, i: int):

@@ -11,8 +11,7 @@ import pandas as pd
 
 from .gallery import read_records, write_gallery, write_run_media
 from .merge import read_protocol
-from .plots import write_cost_plot, write_plots, write_propagation_plot, write_sigma_sweep_plot
-from .uncertainty import IntervalOptions
+from .plots import write_plots, write_sigma_sweep_plot, write_time_and_cost_plots
 
 log = logging.getLogger(__name__)
 
@@ -32,22 +31,6 @@ def report_run(out: Path, ids: Iterable[str], load: Callable[[str], Any]) -> tup
         log.error("report of %s failed: %s: %s", out, type(e).__name__, e)
     return media, plots
 
-
-def write_time_and_cost_plots(run_dirs: list[Path], summary: Optional[pd.DataFrame], out: Path, protocol: dict,
-                              prefix: str = "") -> dict[str, Path]:
-    """The edit-propagation curves of the runs' records and the quality-vs-cost plot of their summary (those
-    that apply), by plot name."""
-    intervals = IntervalOptions.from_dict(protocol.get("intervals"))
-    plots = {}
-    records, _, _ = read_records(run_dirs)
-    got = write_propagation_plot(records, out, prefix, intervals)
-    if got is not None:
-        plots["propagation"] = got
-    got = write_cost_plot(summary, out, protocol, prefix, intervals) if summary is not None and not summary.empty \
-        else None
-    if got is not None:
-        plots["quality_vs_cost"] = got
-    return plots
 
 
 def report_multirun(job_dirs: list[Path], out: Path, tables: dict[str, pd.DataFrame], logger_cfg: Optional[dict],

@@ -177,18 +177,25 @@ def _cell(mean, lo, hi, digits: int) -> str:
 
 def protocol_lines(protocol: dict, columns: Sequence[str] = ()) -> list[str]:
     """The protocol as Markdown bullets: each metric column's protocol first, in table order, marked with its
-    direction (``higher_is_better``: up / down), then the run's other entries (model, seed, intervals, skips)."""
-    directions = protocol.get("higher_is_better") or {}
+    direction (``higher_is_better``), then the run's other entries (model, seed, intervals, skips)."""
     arrow = {True: " (higher is better)", False: " (lower is better)"}
-    first = [c for c in columns if c in protocol] + sorted(k for k in protocol if k in directions and k not in columns)
-    rest = sorted(k for k in protocol if k not in first and k != "higher_is_better")
-    lines = [f"- {k}{arrow.get(directions.get(k), '')}: {protocol[k]}" for k in first]
-    for k in rest:
+    metrics = protocol_table(protocol, columns)
+    lines = [f"- {m}{arrow.get(h, '')}: {p}" for m, h, p in metrics.itertuples(index=False)]
+    for k in sorted(k for k in protocol if k not in set(metrics["metric"]) and k != "higher_is_better"):
         v = protocol[k]
         if k == "intervals" and isinstance(v, dict):
             v = IntervalOptions.from_dict(v).describe() + f"; paired differences vs {v.get('reference')}"
         lines.append(f"- {k}: {v}")
     return lines
+
+
+def protocol_table(protocol: dict, columns: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per metric column the protocol describes (table order first): ``metric``, ``higher_is_better``
+    (None where unknown), ``protocol``; for the W&B run and the gallery."""
+    directions = protocol.get("higher_is_better") or {}
+    metrics = [c for c in columns if c in protocol] + sorted(k for k in protocol if k in directions and k not in columns)
+    return pd.DataFrame({"metric": metrics, "higher_is_better": [directions.get(m) for m in metrics],
+                         "protocol": [str(protocol[m]) for m in metrics]})
 
 
 def to_markdown(df: pd.DataFrame, protocol: Optional[dict] = None, title: Optional[str] = None,
@@ -252,4 +259,5 @@ def write_tables(df: pd.DataFrame, out_dir: str | Path, protocol: Optional[dict]
         atomic_write_text(out_dir / f"{prefix}{name}.md", md.encode("utf-8", "backslashreplace").decode("utf-8"))
     if not paired.empty:
         atomic_write_text(out_dir / f"{prefix}paired.csv", to_safe_csv(paired))
-    return {"results": df, "summary": summary, "by_edit_type": by_type, "paired": paired}
+    return {"results": df, "summary": summary, "by_edit_type": by_type, "paired": paired,
+            "protocol": protocol_table(protocol, list(summary.columns))}

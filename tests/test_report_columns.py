@@ -89,11 +89,16 @@ def test_the_new_columns_reach_results_summary_gallery_and_wandb(runs):
     page = (combined / "gallery.html").read_text()
     for c in cols:
         assert f'<option value="{c}">' in page and f"<td>{c}</td>" in page
+    assert "<b>throwaway_score</b> (lower is better): mean pixel value of the edited video (throwaway)" in page
     samples = _wandb_table(combined, "combined_samples")
     assert all(samples[c].notna().all() for c in cols) and len(samples) == 4
     wb_summary = _wandb_table(combined, "combined_summary")
     assert {"throwaway_score", "throwaway_score_ci_lo", "propagation_in_auc_ci_hi"} <= set(wb_summary.columns)
     assert len(_wandb_table(combined, "combined_paired")) == 1
+    protocols = _wandb_table(combined, "combined_protocol").set_index("metric")
+    assert protocols.loc["throwaway_score", "higher_is_better"] == False  # noqa: E712  (a numpy bool from JSON)
+    assert protocols.loc["propagation_in_auc", "higher_is_better"] == True  # noqa: E712
+    assert "normalised area" in protocols.loc["propagation_in_auc", "protocol"]
     one = _wandb_table(dirs[0], "samples")  # a single run's own W&B run too
     assert one["throwaway_score"].notna().all()
 

@@ -122,3 +122,12 @@ def test_summary_carries_intervals_that_markdown_shows_as_mean_lo_hi(tmp_path):
     assert "Paired differences: each method minus videoshop" in md and "- m (higher is better): a test metric" in md
     assert "500 resamples" in md and (tmp_path / "paired.csv").is_file()
     assert tables["paired"]["m"].iloc[0] == pytest.approx(vals.mean() - df[df["label"] == "videoshop"]["m"].mean())
+
+
+def test_the_paper_comparison_shows_our_interval_beside_the_papers_number():
+    from experiments.paper import paper_comparison_table
+
+    summary = pd.DataFrame({"label": ["videoshop"], "method": ["videoshop"], "n": [5], "clip_tgt": [90.0],
+                            "clip_tgt_ci_lo": [87.5], "clip_tgt_ci_hi": [91.25], "seconds": [10.0], "nfe": [26]})
+    t = paper_comparison_table(summary, "table2").set_index("method")
+    assert t.loc["Videoshop", "clip_tgt"] == "90.00 [87.50, 91.25] / 88.80 / +1.20"
