@@ -148,6 +148,11 @@ class EditMetric(Metric):
     def protocol(self) -> dict[str, Any]:
         return {}
 
+    def column_higher_is_better(self, name: str) -> bool | None:
+        """Whether a larger value of column ``name`` is better: ``higher_is_better`` unless the metric's columns
+        point different ways (e.g. background preservation: PSNR up, LPIPS down), which it then overrides."""
+        return self.higher_is_better
+
     def skip_reason(self, name: str, sample) -> str:
         """Why ``score`` gave no value (None) for ``name`` on ``sample``: named in the results and counted in the
         tables (``skipped``, ``n_skipped``); the mean leaves the sample out for that metric only."""

@@ -3,7 +3,8 @@
 Hydra refuses ``foo=1`` for a key the config lacks, but ``+foo=1`` adds it and a misspelled ``+limits.max_sid=9``
 would change nothing, silently. A key is known when some file under conf/ declares it: the top-level keys of
 conf/config.yaml and of every global preset (``# @package _global_``: experiment/, smoke/), the config groups, and
-one level down, the keys any option of a group (conf/<group>/*.yaml) or a global preset gives that section. Method
+one level down, the keys any option of a group (conf/<group>/*.yaml) or a global preset gives that section; the
+``metrics`` group is composed from eval/registry.py (experiments/metric_configs.py). Method
 options are checked against the method's constructor instead (config_schema.method_option_problems); metric nodes
 are open (``+metrics.mine={_target_: ...}`` adds a metric).
 """
@@ -17,6 +18,8 @@ from typing import Any
 
 import yaml
 from omegaconf import DictConfig
+
+from .metric_configs import GROUP as METRICS_GROUP
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 REPO = CONF.parent
@@ -36,7 +39,7 @@ def declared_keys() -> dict[str, set[str]]:
     """Section ("" = top level) -> the keys some file under conf/ declares for it."""
     known: dict[str, set[str]] = {"": {"hydra"}}
     groups = [d for d in CONF.iterdir() if d.is_dir()]
-    known[""] |= {d.name for d in groups}
+    known[""] |= {d.name for d in groups} | {METRICS_GROUP}  # metrics: a group of the config store, no folder
     global_files = [CONF / "config.yaml", *CONF.glob("*.yaml")]
     for d in groups:
         for f in d.glob("*.yaml"):

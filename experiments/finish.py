@@ -28,8 +28,8 @@ def finish_run(loop: SampleLoop, records: list[dict]) -> dict[str, pd.DataFrame]
     protocol = {"model": cfg.model.name, "task": cfg.task, "seed": cfg.seed}
     for m in parts.metrics.values():
         protocol.update(m.protocol())
-    protocol["higher_is_better"] = {n: m.higher_is_better for m in parts.metrics.values() for n in m.names
-                                    if m.higher_is_better is not None}
+    protocol["higher_is_better"] = {n: m.column_higher_is_better(n) for m in parts.metrics.values() for n in m.names
+                                    if m.column_higher_is_better(n) is not None}
     protocol["intervals"] = IntervalOptions.from_dict(container(cfg.get("tables"))).as_dict()
     protocol |= skip_protocol(records)  # counted over every record of the run (resumed ones included)
     sharded = parts.num_shards > 1

@@ -124,6 +124,9 @@ def write_run_tables(run_dir: Path, records: list[dict], protocol: dict, set_df:
                      set_notes: dict) -> dict[str, pd.DataFrame]:
     """The run's tables, set_metrics.csv and protocol.json, each written atomically."""
     tables = write_tables(records_to_frame(records), run_dir, protocol, set_df)
+    from eval.judge_agreement import judge_prefixes, write_judge_agreement  # two VLM judges or more: agreement
+
+    write_judge_agreement(run_dir, tables["results"], judge_prefixes(tables["results"].columns))
     if not set_df.empty:
         atomic_write_text(run_dir / "set_metrics.csv", to_safe_csv(set_df, index=True))
     atomic_write_text(run_dir / "protocol.json", json.dumps(protocol | set_notes, indent=1, default=str))

@@ -31,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("pix2video", "fatezero", "rave", "anyv2v", "spacetime")
-IMPLEMENTED = ("pix2video", "fatezero", "rave")
+IMPLEMENTED = ("pix2video", "fatezero", "rave", "anyv2v")
 VENV_ROOT = ROOT / ".cache" / "official_venvs"
 TORCH_PIN = "torch==2.13.0"
 
@@ -115,6 +115,8 @@ def check(method: str, official: Path, configs: list[str], out: Path | None, log
             log("project-side patches:")
             for p in mod.PROJECT_PATCHES:
                 log(f"  - {p}")
+        for note in off.get("notes", []):
+            log(f"  [{config}] official side: {note}")
         ours = mod.run_project(weights, inputs, off)
         st = mod.stages(ours, off)
         rows = compare_stages(st)

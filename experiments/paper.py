@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from eval.registry import set_columns
+
 from .methods import paper_row_names
-from .tables import PAPER_ORDER
 
 NUMBERS = Path(__file__).resolve().parent / "paper_numbers"
 TABLES = {"table2": "table2_magicbrush.csv", "table3": "table3_expert.csv", "table5": "table5_ablation_10videos.csv",
@@ -32,7 +33,7 @@ def compare_with_paper(summary: pd.DataFrame, table: str = "table5") -> pd.DataF
         name = paper_row_names().get(method)
         if name is None or name not in paper.index:
             continue
-        for m in PAPER_ORDER:
+        for m in set_columns("paper"):
             if m in r.index:
                 ours, theirs = float(r[m]), float(paper.loc[name, m])
                 rows.append({"label": r["label"], "paper_row": name, "metric": m, "ours": ours, "paper": theirs,
@@ -81,7 +82,7 @@ def paper_comparison_table(summary: pd.DataFrame, table: str) -> pd.DataFrame:
     for name in paper.index:
         r = by_row.get(name)
         row = {"method": name, "ours_label": "" if r is None else r["label"], "n": None if r is None else r.get("n")}
-        for m in PAPER_ORDER:
+        for m in set_columns("paper"):
             theirs = float(paper.loc[name, m])
             ours = float(r[m]) if r is not None and m in r.index and pd.notna(r[m]) else float("nan")
             row[m] = (f"{ours:.2f}{_interval(r, m)} / {theirs:.2f} / {ours - theirs:+.2f}" if ours == ours

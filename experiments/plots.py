@@ -12,8 +12,10 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from eval.registry import display_names, set_columns
+
 from .gallery import read_records
-from .tables import PAPER_ORDER, metric_columns, override_values
+from .tables import metric_columns, override_values
 from .uncertainty import CI_HI, CI_LO, IntervalOptions, bootstrap_interval, pareto_front
 
 
@@ -43,18 +45,18 @@ def write_plots(tables: dict[str, pd.DataFrame], out_dir: str | Path, prefix: st
             ax.axis("off")
         for ax, m in zip(axes.flat, mcols):
             ax.bar(range(len(summary)), summary[m].astype(float), color=[f"C{i}" for i in range(len(summary))])
-            ax.set_title(m, fontsize=9)
+            ax.set_title(display_names().get(m, m), fontsize=9)
             ax.set_xticks(range(len(summary)), summary["label"], rotation=90, fontsize=7)
         fig.tight_layout()
         plots["metrics_per_method"] = out_dir / f"{prefix}metrics_per_method.png"
         fig.savefig(plots["metrics_per_method"], dpi=80)
         plt.close(fig)
-    paper_cols = [m for m in PAPER_ORDER if m in summary.columns and summary[m].notna().any()]
+    paper_cols = [m for m in set_columns("paper") if m in summary.columns and summary[m].notna().any()]
     if paper_cols:  # the paper's ten metrics, one panel each, in the paper's column order (Tables 2-3)
         fig, axes = plt.subplots(1, len(paper_cols), figsize=(1.9 * len(paper_cols), 3.4), squeeze=False)
         for ax, m in zip(axes[0], paper_cols):
             ax.bar(range(len(summary)), summary[m].astype(float), color=[f"C{i}" for i in range(len(summary))])
-            ax.set_title(m, fontsize=9)
+            ax.set_title(display_names().get(m, m), fontsize=9)
             ax.set_xticks(range(len(summary)), summary["label"], rotation=90, fontsize=7)
         fig.suptitle("the paper's metrics (CLIP, TIFA, SSIM, CLIP_TC x100; Flow px; FVD)", fontsize=9)
         fig.tight_layout()
@@ -67,7 +69,7 @@ def write_plots(tables: dict[str, pd.DataFrame], out_dir: str | Path, prefix: st
         for ax, m in zip(axes[0], shown):
             piv = by_type.pivot_table(index="edit_type", columns="label", values=m, aggfunc="mean", dropna=False)
             piv.plot.bar(ax=ax, legend=ax is axes[0][0], fontsize=7)
-            ax.set_title(m, fontsize=9)
+            ax.set_title(display_names().get(m, m), fontsize=9)
             ax.set_xlabel("")
         if axes[0][0].get_legend():
             axes[0][0].legend(fontsize=6)
@@ -107,7 +109,7 @@ def write_sweep_plot(results: pd.DataFrame, out_dir: str | Path, key: str, axis:
             ax.set_xscale("log")
         ax.set_xticks(list(mean.index), [f"{v:g}" for v in mean.index])
         ax.minorticks_off()
-        ax.set_title(m, fontsize=9)
+        ax.set_title(display_names().get(m, m), fontsize=9)
         ax.set_xlabel(axis, fontsize=8)
         ax.tick_params(labelsize=7)
     fig.tight_layout()

@@ -9,12 +9,11 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from eval.registry import column_order, set_columns
 from videoshop.files import atomic_write_text
 
 from .uncertainty import CI_HI, CI_LO, IntervalOptions, interval_columns, is_interval_column, paired_differences
 
-PAPER_ORDER = ("clip_tgt", "clip_tgt_plus", "tifa", "clip_src", "clip_src_plus", "flow", "flow_plus", "fvd", "ssim",
-               "clip_tc")
 INFO_COLUMNS = ("label", "method", "overrides", "task", "dataset", "model", "sample_id", "edit_type", "status", "error", "finite",
                 "nfe", "seconds", "peak_mem_mb", "notes")
 
@@ -70,8 +69,11 @@ def override_values(df: pd.DataFrame, key: str) -> pd.Series:
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
+    """The metric columns of ``df``: the registered metrics' columns in table order (eval/registry.py), then any
+    other column (from an unregistered metric) in alphabetical order; never the interval columns of a summary."""
     cols = [c for c in df.columns if c not in INFO_COLUMNS and c != SKIPPED and not is_interval_column(c)]
-    return [c for c in PAPER_ORDER if c in cols] + sorted(c for c in cols if c not in PAPER_ORDER)
+    order = column_order()
+    return [c for c in order if c in cols] + sorted(c for c in cols if c not in order)
 
 
 def summarize(df: pd.DataFrame, by: Sequence[str] = ("label",), set_metrics: Optional[pd.DataFrame] = None,
@@ -118,10 +120,10 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = ("label",), set_metrics: Opt
     if "method" in df.columns and "method" not in by:  # what each row ran, as data (experiments/paper.py reads it)
         out["method"] = groups["method"].first()
     lead = ["method"] if "method" in out.columns else []
-    cols = lead + [c for c in PAPER_ORDER if c in out.columns] + [c for c in out.columns
-                                                                  if c not in PAPER_ORDER and c not in lead]
+    paper = set_columns("paper")  # the paper's columns lead, in its order; counts, then the other metrics
+    cols = lead + [c for c in paper if c in out.columns] + [c for c in out.columns if c not in paper and c not in lead]
     out = out[cols]
-    if cis is not None:
+    if cis is not None:  # the intervals last: the table reads as before, the CSV stays numeric
         out = out.join(cis)
     return out.reset_index()
 

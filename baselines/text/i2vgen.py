@@ -194,8 +194,9 @@ def video_latents(vae, frames: Tensor, generator: Optional[torch.Generator], chu
 @torch.no_grad()
 def decode_video(vae, latents: Tensor, chunk: int = 1) -> np.ndarray:
     """(1, C, F, h, w) latents -> (F, H, W, 3) uint8 (the pipeline's ``decode_latents``, ``decode_chunk_size`` 1 as
-    AnyV2V calls it; clamp to [-1, 1] and round)."""
+    AnyV2V calls it; then its ``tensor2vid``: ``(x / 2 + 0.5).clamp(0, 1)``, times 255, rounded half to even, the
+    very float arithmetic of diffusers' ``VaeImageProcessor.postprocess`` + ``numpy_to_pil``)."""
     z = latents[0].permute(1, 0, 2, 3) / vae.config.scaling_factor
     out = torch.cat([vae.decode(c.to(next(vae.parameters()).dtype)).sample for c in z.split(chunk)])
-    img = ((out.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    img = ((out.float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
     return img.permute(0, 2, 3, 1).cpu().numpy()

@@ -70,21 +70,23 @@ def vae_decode(vae, latents: Tensor, batch_size: int = 8, rounding: str = "round
     return to_uint8(torch.cat(out), rounding).permute(0, 2, 3, 1).cpu().numpy()
 
 
-RESIZE_FILTERS = ("antialias_bilinear", "pil_bicubic")
+RESIZE_FILTERS = ("antialias_bilinear", "pil_bicubic", "pil_lanczos")
 
 
 def resize_frames(frames: np.ndarray, height: int, width: int, filter: str = "antialias_bilinear") -> np.ndarray:
     """Resize (T, H, W, 3) uint8 frames, aspect not kept. ``antialias_bilinear``: the project's video resize;
     ``pil_bicubic``: ``PIL.Image.resize`` with its default filter (bicubic, antialiased when shrinking), as
-    Pix2Video's ``load_512`` does."""
+    Pix2Video's ``load_512`` does; ``pil_lanczos``: ``PIL.Image.resize(..., LANCZOS)``, as AnyV2V's
+    ``convert_video_to_frames`` and its edited-first-frame loading do."""
     if filter not in RESIZE_FILTERS:
         raise ValueError(f"resize filter={filter!r}: expected one of {RESIZE_FILTERS}")
     if frames.shape[1:3] == (height, width):
         return frames
-    if filter == "pil_bicubic":
+    if filter in ("pil_bicubic", "pil_lanczos"):
         from PIL import Image
 
-        return np.stack([np.asarray(Image.fromarray(f).resize((width, height), resample=Image.BICUBIC)) for f in frames])
+        resample = Image.BICUBIC if filter == "pil_bicubic" else Image.LANCZOS
+        return np.stack([np.asarray(Image.fromarray(f).resize((width, height), resample=resample)) for f in frames])
     return resize_video(frames, height, width)
 
 

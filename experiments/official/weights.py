@@ -163,3 +163,50 @@ def build_tiny_sd(*, in_channels: int = 4, sd2: bool = False, seed: int = 0, sam
     for m in (unet, vae, text):
         m.eval().requires_grad_(False)
     return dict(unet=unet, vae=vae, text_encoder=text, tokenizer=tiny_clip_tokenizer())
+
+
+def clip_vision_config_dict(config) -> dict[str, Any]:
+    """The CLIPVisionConfig fields transformers 4.x reads, from a transformers 5 config."""
+    keys = ("hidden_size", "intermediate_size", "projection_dim", "num_hidden_layers", "num_attention_heads",
+            "num_channels", "image_size", "patch_size", "hidden_act", "layer_norm_eps", "attention_dropout",
+            "initializer_range", "initializer_factor")
+    d = {k: getattr(config, k) for k in keys if hasattr(config, k)}
+    return {"architectures": ["CLIPVisionModelWithProjection"], "model_type": "clip_vision_model",
+            "torch_dtype": "float32", **d}
+
+
+def clip_image_processor_dict(proc) -> dict[str, Any]:
+    """A CLIPImageProcessor's preprocessor_config.json (plain values: the resample filter as its PIL integer)."""
+    d = {k: (int(v) if k == "resample" else list(v) if isinstance(v, tuple) else v) for k, v in proc.to_dict().items()}
+    return {**d, "image_processor_type": "CLIPImageProcessor"}
+
+
+def write_i2vgen_layout(directory: str | os.PathLike, comps) -> dict[str, str]:
+    """I2VGen-XL pipeline directory (unet/, vae/, text_encoder/, tokenizer/, image_encoder/, feature_extractor/,
+    scheduler/) from ``baselines.text.i2vgen.I2VGenXLComponents``, in the layout diffusers 0.26 / transformers 4.38
+    load (CLIP text keys under ``text_model.``; ``*.bin``; plain configs). Returns ``{relative path: sha256}``."""
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    unet_cfg = diffusers_config_dict(comps.unet, "I2VGenXLUNet", version="0.26.3")
+    # diffusers 0.26 reads the head count from ``num_attention_heads`` only; later versions take it from
+    # ``attention_head_dim`` and ignore ``num_attention_heads`` (the historical naming mix-up): write both equal
+    unet_cfg["num_attention_heads"] = unet_cfg["attention_head_dim"]
+    _write_json(root / "unet" / "config.json", unet_cfg)
+    _save_state(root / "unet" / "diffusion_pytorch_model.bin", comps.unet.state_dict())
+    _write_json(root / "vae" / "config.json", diffusers_config_dict(comps.vae, "AutoencoderKL", version="0.26.3"))
+    _save_state(root / "vae" / "diffusion_pytorch_model.bin", comps.vae.state_dict())
+    _write_json(root / "text_encoder" / "config.json", clip_text_config_dict(comps.text_encoder.config))
+    _save_state(root / "text_encoder" / "pytorch_model.bin", legacy_clip_text_keys(comps.text_encoder.state_dict()))
+    write_tokenizer(comps.tokenizer, root / "tokenizer")
+    _write_json(root / "image_encoder" / "config.json", clip_vision_config_dict(comps.image_encoder.config))
+    _save_state(root / "image_encoder" / "pytorch_model.bin", comps.image_encoder.state_dict())
+    _write_json(root / "feature_extractor" / "preprocessor_config.json",
+                clip_image_processor_dict(comps.feature_extractor))
+    _write_json(root / "scheduler" / "scheduler_config.json",
+                {"_class_name": "DDIMScheduler", "_diffusers_version": "0.26.3", **comps.scheduler_config})
+    modules = {"unet": ["diffusers", "I2VGenXLUNet"], "vae": ["diffusers", "AutoencoderKL"],
+               "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
+               "image_encoder": ["transformers", "CLIPVisionModelWithProjection"],
+               "feature_extractor": ["transformers", "CLIPImageProcessor"], "scheduler": ["diffusers", "DDIMScheduler"]}
+    _write_json(root / "model_index.json", {"_class_name": "I2VGenXLPipeline", "_diffusers_version": "0.26.3", **modules})
+    return checksums(root)
