@@ -8,7 +8,7 @@ twin (``metrics=paper_tiny``) built from the same entries' ``tiny`` values: seed
 
 Adding a metric: one module in eval/, one ``METRICS.register(MetricEntry(...))`` below (or in your own module) and
 its name in a set's ``metrics`` (or ``sets=("modern",)`` on the entry). Plain Python, no Hydra: the Hydra edge
-(experiments/metric_configs.py) puts every set into Hydra's config store, and tables and plots read ``columns``.
+(experiments/stored_configs.py) puts every set into Hydra's config store, and tables and plots read ``columns``.
 
 The config node of a metric (``metric_node``): ``_target_``, then ``options`` (a set's ``options`` for that metric
 over them) for the real set, or ``tiny`` for the ``_tiny`` twin; the run's wiring (``device``, ``cache_dir``,
@@ -116,6 +116,43 @@ for _e in (
     MetricEntry("gt_fidelity", "eval.fidelity.GroundTruthFidelity",
                 columns={"psnr_gt": "PSNR_gt", "psnr_gt_in": "PSNR_gt (in)", "psnr_gt_out": "PSNR_gt (out)",
                          "ssim_gt": "SSIM_gt", "ssim_gt_in": "SSIM_gt (in)", "ssim_gt_out": "SSIM_gt (out)"}),
+):
+    METRICS.register(_e)
+
+# V2VBench's eight metrics (docs/v2vbench.md; wenhao728/awesome-diffusion-v2v @ 20afc6f). model: a hub id or a local
+# directory, revision: a hub commit pinning it; checkpoint: the original release file (DOVER.pth,
+# ViClip-InternVid-10M-FLT.pth, gmflow_sintel-0c07dcb3.pth); prompt_fields: the sample fields read as V2VBench's
+# target prompt, first set wins (the field used is noted per sample); backbone: real | random | tiny.
+V2V_WIRING = dict(device=DEVICE, cache_dir=CACHE)
+for _e in (
+    MetricEntry("aesthetic", "eval.v2vbench.AestheticScore",
+                dict(model="shunk031/aesthetics-predictor-v2-sac-logos-ava1-l14-linearMSE", revision=None,
+                     backbone="real", frame_stride=1, **V2V_WIRING),
+                tiny=dict(backbone="tiny"), columns={"aesthetic": "Aesthetic"}, sets=("v2vbench",)),
+    MetricEntry("clip_consistency", "eval.v2vbench.CLIPConsistency",
+                dict(model="openai/clip-vit-large-patch14", revision=None, backbone="real", frame_stride=1,
+                     **V2V_WIRING),
+                tiny=dict(backbone="tiny"), columns={"clip_consistency": "CLIP_cons"}, sets=("v2vbench",)),
+    MetricEntry("dino_consistency", "eval.v2vbench.DINOConsistency",
+                dict(model="facebook/dinov2-base", revision=None, backbone="real", frame_stride=1, **V2V_WIRING),
+                tiny=dict(backbone="tiny"), columns={"dino_consistency": "DINO_cons"}, sets=("v2vbench",)),
+    MetricEntry("dover", "eval.dover.DoverScore", dict(checkpoint=None, backbone="real", seed=0, device=DEVICE),
+                tiny=dict(backbone="tiny"), columns={"dover": "DOVER"}, sets=("v2vbench",)),
+    MetricEntry("clip_text", "eval.v2vbench.CLIPTextAlignment",
+                dict(model="openai/clip-vit-large-patch14", revision=None, backbone="real", frame_stride=1,
+                     prompt_fields=["target_prompt", "instruction"], **V2V_WIRING),
+                tiny=dict(backbone="tiny"), columns={"clip_text": "CLIP_text"}, sets=("v2vbench",)),
+    MetricEntry("pickscore", "eval.v2vbench.PickScore",
+                dict(model="yuvalkirstain/PickScore_v1", processor="laion/CLIP-ViT-H-14-laion2B-s32B-b79K",
+                     revision=None, backbone="real", frame_stride=1, prompt_fields=["target_prompt", "instruction"],
+                     **V2V_WIRING),
+                tiny=dict(backbone="tiny", seed=1), columns={"pickscore": "PickScore"}, sets=("v2vbench",)),
+    MetricEntry("viclip_text", "eval.viclip.ViCLIPTextAlignment",
+                dict(checkpoint=None, backbone="real", prompt_fields=["target_prompt", "instruction"], **V2V_WIRING),
+                tiny=dict(backbone="tiny"), columns={"viclip_text": "ViCLIP_text"}, sets=("v2vbench",)),
+    MetricEntry("gmflow_motion", "eval.motion_alignment.MotionAlignment",
+                dict(checkpoint=None, backbone="real", attn_splits=2, max_side=1024, **V2V_WIRING),
+                tiny=dict(backbone="tiny"), columns={"gmflow_motion": "GMFlow_motion"}, sets=("v2vbench",)),
 ):
     METRICS.register(_e)
 

@@ -3,6 +3,7 @@
     python research/benchmark_metrics.py --backbones tiny            # metrics=paper_tiny (eval/registry.py), CPU
     python research/benchmark_metrics.py --backbones real-random --device cuda
     python research/benchmark_metrics.py --set modern_tiny --backbones real-random   # VLM judge, background, MFS
+    python research/benchmark_metrics.py --set v2vbench_tiny --backbones real-random # V2VBench's eight metrics
 
 ``tiny`` instantiates the ``paper_tiny`` metric set (eval/registry.py). ``real-random`` builds the real-size architectures with random
 weights (open_clip ViT-B-32, torchvision raft_large with 12 updates at >= 128 px); speed does not depend on weight
@@ -16,8 +17,10 @@ excluded and reported separately. ``--set`` picks the metric set (default ``pape
 judge, background preservation and motion fidelity). In ``modern``, real-random means LPIPS's SqueezeNet at random
 weights (its real size) and the 55 x 55 grid of the flow point tracker; the VLM judge stays the tiny Qwen2.5-VL
 (its 7B architecture is timed by research/benchmark_vlm_judge.py). The warm pass scores a different edited video
-(the first one with its lowest bit flipped), so metrics that cache per edited video (the judge's answers) are timed
-as for a further method, not as a rerun.
+(the first one with its lowest bit flipped), so metrics that cache per edited video (the judge's answers, the
+V2VBench backbones' feature memo) are timed as for a further method, not as a rerun. ``v2vbench_tiny`` with
+real-random builds every V2VBench model at real size with random weights (CLIP ViT-L/14, DINOv2-base, the aesthetic
+predictor, PickScore's ViT-H/14, ViCLIP-L, DOVER, GMFlow).
 """
 
 from __future__ import annotations
@@ -48,7 +51,10 @@ def build_metrics(backbones: str, device: str, cache: str, tifa_tiny: bool, trac
                              "metrics": set_config(metric_set)})
     root.tracking.tracker = tracker
     cfg = root.metrics
-    if backbones == "real-random":
+    if backbones == "real-random" and metric_set.startswith("v2vbench"):
+        for node in cfg.values():  # every V2VBench model has a real-size random build
+            node.backbone = "random"
+    elif backbones == "real-random":
         for key in ("clip_tgt", "clip_src", "clip_tc"):
             if key in cfg:
                 cfg[key].backbone, cfg[key].model = "random", "ViT-B-32"
