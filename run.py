@@ -53,7 +53,7 @@ STORED_GROUPS = {"metrics": "the metric sets of eval/registry.py"}  # groups wit
 
 def is_group(key: str) -> bool:
     """Whether ``key`` names a config group: a folder of conf/, or a group of Hydra's ConfigStore (``metrics``: the
-    metric sets of eval/registry.py, experiments/metric_configs.py)."""
+    metric sets of eval/registry.py, experiments/stored_configs.py)."""
     from hydra.core.config_store import ConfigStore
 
     return os.path.isdir(os.path.join(CONF, key)) or isinstance(ConfigStore.instance().repo.get(key), dict)

@@ -8,7 +8,7 @@ twin (``metrics=paper_tiny``) built from the same entries' ``tiny`` values: seed
 
 Adding a metric: one module in eval/, one ``METRICS.register(MetricEntry(...))`` below (or in your own module) and
 its name in a set's ``metrics`` (or ``sets=("modern",)`` on the entry). Plain Python, no Hydra: the Hydra edge
-(experiments/metric_configs.py) puts every set into Hydra's config store, and tables and plots read ``columns``.
+(experiments/stored_configs.py) puts every set into Hydra's config store, and tables and plots read ``columns``.
 
 The config node of a metric (``metric_node``): ``_target_``, then ``options`` (a set's ``options`` for that metric
 over them) for the real set, or ``tiny`` for the ``_tiny`` twin; the run's wiring (``device``, ``cache_dir``,
@@ -134,6 +134,43 @@ for _e in (
 ):
     METRICS.register(_e)
 
+# V2VBench's eight metrics (docs/v2vbench.md; wenhao728/awesome-diffusion-v2v @ 20afc6f). model: a hub id or a local
+# directory, revision: a hub commit pinning it; checkpoint: the original release file (DOVER.pth,
+# ViClip-InternVid-10M-FLT.pth, gmflow_sintel-0c07dcb3.pth); prompt_fields: the sample fields read as V2VBench's
+# target prompt, first set wins (the field used is noted per sample); backbone: real | random | tiny.
+V2V_WIRING = dict(device=DEVICE, cache_dir=CACHE)
+for _e in (
+    MetricEntry("aesthetic", "eval.v2vbench.AestheticScore",
+                dict(model="shunk031/aesthetics-predictor-v2-sac-logos-ava1-l14-linearMSE", revision=None,
+                     backbone="real", frame_stride=1, **V2V_WIRING),
+                tiny=dict(backbone="tiny"), columns={"aesthetic": "Aesthetic"}, sets=("v2vbench",)),
+    MetricEntry("clip_consistency", "eval.v2vbench.CLIPConsistency",
+                dict(model="openai/clip-vit-large-patch14", revision=None, backbone="real", frame_stride=1,
+                     **V2V_WIRING),
+                tiny=dict(backbone="tiny"), columns={"clip_consistency": "CLIP_cons"}, sets=("v2vbench",)),
+    MetricEntry("dino_consistency", "eval.v2vbench.DINOConsistency",
+                dict(model="facebook/dinov2-base", revision=None, backbone="real", frame_stride=1, **V2V_WIRING),
+                tiny=dict(backbone="tiny"), columns={"dino_consistency": "DINO_cons"}, sets=("v2vbench",)),
+    MetricEntry("dover", "eval.dover.DoverScore", dict(checkpoint=None, backbone="real", seed=0, device=DEVICE),
+                tiny=dict(backbone="tiny"), columns={"dover": "DOVER"}, sets=("v2vbench",)),
+    MetricEntry("clip_text", "eval.v2vbench.CLIPTextAlignment",
+                dict(model="openai/clip-vit-large-patch14", revision=None, backbone="real", frame_stride=1,
+                     prompt_fields=["target_prompt", "instruction"], **V2V_WIRING),
+                tiny=dict(backbone="tiny"), columns={"clip_text": "CLIP_text"}, sets=("v2vbench",)),
+    MetricEntry("pickscore", "eval.v2vbench.PickScore",
+                dict(model="yuvalkirstain/PickScore_v1", processor="laion/CLIP-ViT-H-14-laion2B-s32B-b79K",
+                     revision=None, backbone="real", frame_stride=1, prompt_fields=["target_prompt", "instruction"],
+                     **V2V_WIRING),
+                tiny=dict(backbone="tiny", seed=1), columns={"pickscore": "PickScore"}, sets=("v2vbench",)),
+    MetricEntry("viclip_text", "eval.viclip.ViCLIPTextAlignment",
+                dict(checkpoint=None, backbone="real", prompt_fields=["target_prompt", "instruction"], **V2V_WIRING),
+                tiny=dict(backbone="tiny"), columns={"viclip_text": "ViCLIP_text"}, sets=("v2vbench",)),
+    MetricEntry("gmflow_motion", "eval.motion_alignment.MotionAlignment",
+                dict(checkpoint=None, backbone="real", attn_splits=2, max_side=1024, **V2V_WIRING),
+                tiny=dict(backbone="tiny"), columns={"gmflow_motion": "GMFlow_motion"}, sets=("v2vbench",)),
+):
+    METRICS.register(_e)
+
 PAPER = ("clip_tgt", "tifa", "clip_src", "flow", "fvd", "ssim", "clip_tc")
 for _s in (
     MetricSet("paper", PAPER, "the paper's ten columns (Tables 2-3) and ground-truth fidelity where there is one",
@@ -146,6 +183,50 @@ for _s in (
     MetricSet("none", (), "no metrics (edit and save only)", twin=False),
 ):
     METRIC_SETS.register(_s)
+
+# --- modern: the VLM judge (FiVE-Acc, EditVerse rubric), background preservation and motion fidelity (FiVE-Bench) ---
+for _e in (
+    # FiVE-Acc parts (x100) and EditVerse's rubric (0-3 each, total 0-9) from one VLM judge (eval/vlm_judge.py).
+    # judge: transformers (model: hub id, revision: pinned commit, path: local copy, model_class: any transformers
+    # VLM chat class) | api (api_base_url + api_model, OpenAI-compatible; never called unless set);
+    # protocols: [five, editverse]; column_prefix: a second judge's column prefix (judge agreement).
+    MetricEntry("vlm_judge", "eval.vlm_judge.VLMJudge",
+                dict(judge="transformers", backbone="real", model="Qwen/Qwen2.5-VL-7B-Instruct", revision=None,
+                     path=None, protocols=["five", "editverse"], five_num_frames=4, editverse_frames=3,
+                     column_prefix="", device=DEVICE, cache_dir=CACHE),
+                tiny=dict(backbone="tiny", five_max_new_tokens=8, editverse_max_new_tokens=16),
+                columns={"five_yn": "FiVE-YN", "five_mc": "FiVE-MC", "five_union": "FiVE-union",
+                         "five_inter": "FiVE-inter", "five_acc": "FiVE-Acc", "ev_prompt": "EV prompt",
+                         "ev_quality": "EV quality", "ev_background": "EV background", "ev_total": "EV total"},
+                sets=("modern",)),
+    # PSNR (dB), SSIM (x100), LPIPS (x1e3), MSE (x1e4) outside the tracked edit region (eval/background.py).
+    # masking: five (region blacked out in both frames, whole-frame metrics) | exclude (outside pixels only);
+    # lpips_checkpoint: a local torchvision squeezenet1_1 state dict (the LPIPS backbone).
+    MetricEntry("background", "eval.background.BackgroundFidelity",
+                dict(masking="five", backbone="real", lpips_checkpoint=None, frame_stride=1, tracking=TRACKING,
+                     device=DEVICE, cache_dir=CACHE),
+                tiny=dict(backbone="tiny"),
+                columns={"bg_psnr": "PSNR_bg", "bg_ssim": "SSIM_bg", "bg_lpips": "LPIPS_bg", "bg_mse": "MSE_bg"},
+                sets=("modern",)),
+    # Motion fidelity score, whole frame and edit-region box (eval/motion_fidelity.py). point_tracker: auto
+    # (CoTracker when tracking.cotracker_repo and cotracker_checkpoint are set, else the weight-free flow tracker) |
+    # cotracker | flow; grid_size: 55 as FiVE.
+    MetricEntry("motion_fidelity", "eval.motion_fidelity.MotionFidelity",
+                dict(point_tracker="auto", grid_size=55, tracking=TRACKING, device=DEVICE, cache_dir=CACHE),
+                tiny=dict(point_tracker="flow", grid_size=20),
+                columns={"mfs": "MFS", "mfs_edit": "MFS_edit"}, sets=("modern",)),
+    # Edit propagation (x100, eval/propagation.py): per-frame CLIP similarity of the tracked edit region to the
+    # edited first frame's (in) and of the outside to the source (out); area under each curve and its last value.
+    # reference: edited_image (the user's edit) | output_first (the method's own frame 0); fill: the outside's fill.
+    MetricEntry("propagation", "eval.propagation.EditPropagation",
+                dict(model="ViT-B-32", pretrained="openai", checkpoint=None, backbone="real", reference="edited_image",
+                     fill=0, tracking=TRACKING, device=DEVICE, cache_dir=CACHE),
+                tiny=dict(backbone="tiny"),
+                columns={"propagation_in_auc": "Prop_in AUC", "propagation_in_last": "Prop_in last",
+                         "propagation_out_auc": "Prop_out AUC", "propagation_out_last": "Prop_out last"},
+                sets=("modern",)),
+):
+    METRICS.register(_e)
 
 
 def set_members(name: str) -> list[str]:

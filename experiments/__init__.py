@@ -1,3 +1,3 @@
 from videoshop import _compat  # noqa: F401
 
-from . import metric_configs  # noqa: F401,E402  (the metric sets as Hydra's `metrics` group, before anything composes)
+from . import stored_configs  # noqa: F401,E402  (metric sets and dataset entries in Hydra's config store, before composing)

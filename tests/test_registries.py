@@ -238,6 +238,43 @@ def test_every_metric_entry_names_its_class_columns_and_the_paper_set_its_ten_co
     assert all(m in METRICS for s in METRIC_SETS if s.metrics for m in s.metrics + s.extras)
 
 
+def test_every_dataset_config_names_its_registry_entry_and_restates_none_of_its_shared_keys():
+    import yaml
+
+    from datasets.registry import DATASETS, dataset_node
+
+    files = {p.stem: yaml.safe_load(p.read_text()) for p in (ROOT / "conf" / "dataset").glob("*.yaml")}
+    assert set(files) == set(DATASETS.names())
+    for name, cfg in files.items():
+        assert cfg["defaults"] == [f"/dataset_entry/{name}@_here_", "_self_"], name
+        shared = dataset_node(name)
+        for section in ("", "loader", "build"):
+            mine, base = (cfg, shared) if not section else (cfg.get(section) or {}, shared.get(section) or {})
+            same = [k for k in mine if k in base and mine[k] == base[k] and k != "defaults"]
+            assert not same, f"conf/dataset/{name}.yaml restates {section or 'dataset'} keys {same}"
+    docs = (ROOT / "docs" / "datasets.md").read_text()
+    assert all(f"| `{n}` |" in docs for n in DATASETS.names())
+
+
+def test_a_registered_dataset_runs_through_run_py_from_a_yaml_naming_it(plugin, monkeypatch, tmp_path):
+    from datasets.registry import DATASETS, DatasetEntry
+
+    DATASETS.register(DatasetEntry("throwaway_examples", "the committed examples under another name"))
+    try:
+        conf = tmp_path / "conf" / "dataset"
+        conf.mkdir(parents=True)
+        (conf / "throwaway_examples.yaml").write_text(
+            "defaults:\n  - /dataset_entry/throwaway_examples@_here_\n  - _self_\nlimit: 1\n"
+            "loader:\n  root: datasets/examples\n")
+        out = tmp_path / "run"
+        run_py(monkeypatch, f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "dataset=throwaway_examples",
+               "method=paste_first", "metrics=default", "logger=none", f"hydra.run.dir={out}", f"paths.cache={tmp_path}/c")
+        records = [json.loads(p.read_text()) for p in out.rglob("record.json")]
+        assert len(records) == 1 and records[0]["status"] == "ok" and records[0]["dataset"] == "throwaway_examples"
+    finally:
+        DATASETS.unregister("throwaway_examples")
+
+
 def test_the_docs_table_of_metric_sets_is_the_registry():
     from eval.registry import metric_sets_markdown
 
