@@ -32,7 +32,21 @@ def plot_editors(results: pd.DataFrame, curves: pd.DataFrame, path: Path, title:
     colour = {e: f"C{i}" for i, e in enumerate(editors)}
     fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
     axes = axes.ravel()
-    ax = axes[0]
+    _text_scatter(axes[0], ok, editors, colour)
+    _text_curve(axes[1], curves, editors, colour)
+    _region_curve(axes[2], region_curves or {}, editors, colour)
+    _source_bars(axes[3], ok, editors)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _text_scatter(ax, ok: pd.DataFrame, editors: list, colour: dict) -> None:
+    """Per clip: frame-0 text match (x) against frames 1..T-1 (y); editor means large; the diagonal."""
     if {"ff_clip_text", "later_clip_text"} <= set(ok.columns):
         for e in editors:
             g = ok[ok["editor"] == e]
@@ -48,7 +62,10 @@ def plot_editors(results: pd.DataFrame, curves: pd.DataFrame, path: Path, title:
     ax.set_xlabel("frame 0, the editor's image: CLIP(image, text) x100")
     ax.set_ylabel("frames 1..T-1 of the video: CLIP(frame, text) x100")
     ax.set_title("edit quality: image editor (x) vs after propagation (y)", fontsize=10)
-    ax = axes[1]
+
+
+def _text_curve(ax, curves: pd.DataFrame, editors: list, colour: dict) -> None:
+    """CLIP(frame, text) per frame, mean over clips; t = -1 is the editor's image (starred)."""
     for e in editors:
         c = curves[curves["editor"] == e] if len(curves) else curves
         if len(c):
@@ -60,7 +77,10 @@ def plot_editors(results: pd.DataFrame, curves: pd.DataFrame, path: Path, title:
     ax.set_title("does the edit hold over the clip?", fontsize=10)
     if len(curves):
         ax.legend(fontsize=8)
-    ax = axes[2]
+
+
+def _region_curve(ax, region_curves: dict, editors: list, colour: dict) -> None:
+    """eval/propagation.py's propagation_in curve per editor, mean over clips."""
     for e in editors:
         c = (region_curves or {}).get(e, {}).get("propagation_in")
         if c is not None and np.isfinite(c).any():
@@ -72,7 +92,10 @@ def plot_editors(results: pd.DataFrame, curves: pd.DataFrame, path: Path, title:
     ax.set_title("propagation_in: the tracked edit region over time", fontsize=10)
     if region_curves:
         ax.legend(fontsize=8)
-    ax = axes[3]
+
+
+def _source_bars(ax, ok: pd.DataFrame, editors: list) -> None:
+    """Source preservation: frame 0 (the editor) beside frames 1..T-1 (the video)."""
     x = np.arange(len(editors))
     for k, (col, name) in enumerate((("ff_clip_src", "frame 0 (editor)"), ("later_clip_src", "frames 1..T-1 (video)"))):
         if col in ok.columns:
@@ -86,10 +109,3 @@ def plot_editors(results: pd.DataFrame, curves: pd.DataFrame, path: Path, title:
     ax.set_ylabel("CLIP(edited, source) x100")
     ax.set_title("keeping the source: frame 0 vs the rest", fontsize=10)
     ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
