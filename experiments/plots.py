@@ -165,7 +165,7 @@ def write_propagation_plot(records: Iterable[dict], out_dir: str | Path, prefix:
             ax.fill_between(t, band[:, 0], band[:, 1], color=f"C{i}", alpha=0.2, linewidth=0)
         ax.set_title(f"{name}: {title}", fontsize=9)
         ax.set_xlabel("frame", fontsize=8)
-        ax.set_ylabel("CLIP similarity x100", fontsize=8)
+        ax.set_ylabel("cosine similarity x100", fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"Edit propagation: mean over samples, band = {intervals.confidence:.0%} bootstrap interval",
