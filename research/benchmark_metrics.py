@@ -83,16 +83,17 @@ def build_metrics(backbones: str, device: str, cache: str, tifa_tiny: bool, trac
 def run(metrics: dict, samples: list) -> dict:
     import numpy as np
 
-    times = {k: {"cold": [], "warm": []} for k in metrics}
+    times = {k: {"cold": [], "warm": [], "cold_cpu": [], "warm_cpu": []} for k in metrics}
     for s in samples:
         for phase, edited in (("cold", s.gt_edited_video), ("warm", np.bitwise_xor(s.gt_edited_video, 1))):
             for k, m in metrics.items():
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 if m.per_sample:
                     m.score(s, edited)
                 else:
                     m.update(s, edited)
                 times[k][phase].append(time.perf_counter() - t)
+                times[k][phase + "_cpu"].append(time.process_time() - c)  # CPU s: robust to other jobs' load
     return times
 
 
@@ -120,6 +121,7 @@ def main() -> None:
         torch.set_num_threads(a.threads)
     from datasets.synthetic import SyntheticDataset
 
+    load = os.getloadavg()
     ds = SyntheticDataset(num_samples=a.videos + 1, num_frames=a.frames, height=a.height, width=a.width)
     samples = [ds.load(i) for i in ds.sample_ids()]
     with tempfile.TemporaryDirectory() as cache:
@@ -130,13 +132,16 @@ def main() -> None:
     rows = {k: {ph: float(np.mean(v)) for ph, v in d.items()} for k, d in times.items()}
     print(f"\nset={a.metric_set} backbones={a.backbones} device={a.device} video={a.frames}x{a.height}x{a.width} "
           f"videos={a.videos} threads={torch.get_num_threads()} tracker={a.tracker}")
-    print(f"{'metric':16s} {'cold s/video':>13s} {'warm s/video':>13s}")
+    print(f"load average before: {load[0]:.2f}, after: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores); "
+          f"wall s (CPU s of this process)")
+    print(f"{'metric':16s} {'cold s/video':>20s} {'warm s/video':>20s}")
     for k, r in rows.items():
-        print(f"{k:16s} {r['cold']:13.3f} {r['warm']:13.3f}")
-    tot = {ph: sum(r[ph] for r in rows.values()) for ph in ("cold", "warm")}
-    print(f"{'TOTAL':16s} {tot['cold']:13.3f} {tot['warm']:13.3f}")
+        print(f"{k:16s} {r['cold']:11.3f} ({r['cold_cpu']:6.3f}) {r['warm']:11.3f} ({r['warm_cpu']:6.3f})")
+    tot = {ph: sum(r[ph] for r in rows.values()) for ph in ("cold", "warm", "cold_cpu", "warm_cpu")}
+    print(f"{'TOTAL':16s} {tot['cold']:11.3f} ({tot['cold_cpu']:6.3f}) {tot['warm']:11.3f} ({tot['warm_cpu']:6.3f})")
     if a.json:
-        Path(a.json).write_text(json.dumps({"args": vars(a), "per_metric": rows, "total": tot}, indent=1))
+        Path(a.json).write_text(json.dumps({"args": vars(a), "per_metric": rows, "total": tot,
+                                            "load_average": [load[0], os.getloadavg()[0]]}, indent=1))
 
 
 if __name__ == "__main__":
