@@ -110,18 +110,18 @@ class EditPropagation(EditMetric):
         super().__init__(**kwargs)
         self.reference, self.fill, self.embedder_name = reference, fill, embedder
         if embedder == "clip":
-            self.clip = ClipBackbone(model or "ViT-B-32", pretrained, checkpoint, backbone, device, batch_size, seed,
+            self.embedder = ClipBackbone(model or "ViT-B-32", pretrained, checkpoint, backbone, device, batch_size, seed,
                                      self.config_key)
         else:
-            self.clip = DinoEmbedder(model or DINOV2_BASE, revision, backbone, device, batch_size, seed,
+            self.embedder = DinoEmbedder(model or DINOV2_BASE, revision, backbone, device, batch_size, seed,
                                      self.config_key)
         self.cache = FeatureCache(cache_dir, "clip" if embedder == "clip" else "propagation")
         self.tracker = _tracker(tracking, device, cache_dir)
 
     def _cached_embed(self, tag: str, images: np.ndarray, *extra: Any) -> torch.Tensor:
         """Embeddings of source-side images, cached (CLIP: the same keys as CLIP_src+, which shares them)."""
-        key = fingerprint(tag, images, *extra, self.clip.describe(), self.clip.checkpoint or self.clip.pretrained)
-        return self.cache.get_or_compute(key, lambda: self.clip.embed(list(images)))
+        key = fingerprint(tag, images, *extra, self.embedder.describe(), self.embedder.checkpoint or self.embedder.pretrained)
+        return self.cache.get_or_compute(key, lambda: self.embedder.embed(list(images)))
 
     # ------------------------------------------------------------------------------------------ curves
     def inside_curve(self, sample, edited: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -132,11 +132,11 @@ class EditPropagation(EditMetric):
         if ref is None:
             return out
         e_ref = (self._cached_embed("propagation_reference", ref[None]) if self.reference == "edited_image"
-                 else self.clip.embed([ref]))[0]
+                 else self.embedder.embed([ref]))[0]
         crops = [crop_box(f, m) for f, m in zip(edited, masks)]
         have = [t for t, c in enumerate(crops) if c is not None]
         if have:
-            e = self.clip.embed([crops[t] for t in have])
+            e = self.embedder.embed([crops[t] for t in have])
             out[have] = 100.0 * (e @ e_ref).double().numpy()
         return out
 
@@ -147,7 +147,7 @@ class EditPropagation(EditMetric):
         if not have:
             return out
         src = self._cached_embed("source_masked", fill_region(sample.source_video, masks, self.fill))
-        ed = self.clip.embed(list(fill_region(edited[have], masks[have], self.fill)))
+        ed = self.embedder.embed(list(fill_region(edited[have], masks[have], self.fill)))
         out[have] = 100.0 * (ed * src[have]).sum(-1).double().numpy()
         return out
 
@@ -175,9 +175,9 @@ class EditPropagation(EditMetric):
     def protocol(self):
         ref = ("the edited first frame (target image)" if self.reference == "edited_image"
                else "the method's own first output frame")
-        inside = (f"{self.clip.describe()}; per frame, crop of the tracked region's bounding box vs the frame-0 "
+        inside = (f"{self.embedder.describe()}; per frame, crop of the tracked region's bounding box vs the frame-0 "
                   f"region of {ref}")
-        outside = (f"{self.clip.describe()}; per frame, edited vs source with the tracked region filled with "
+        outside = (f"{self.embedder.describe()}; per frame, edited vs source with the tracked region filled with "
                    f"{self.fill}")
         tail = f"; region tracker: {self.tracker.protocol()}"
         area = "; normalised area under the per-frame curve (trapezoids over t/(T-1))"

@@ -145,5 +145,5 @@ def test_dinov2_embedder_matches_the_v2vbench_dino_features_and_says_so_in_the_p
     frames = _video(sample, patch, np.ones(T))[:3]
     ref = DINOConsistency(backbone="tiny", device="cpu").pooled(frames)
     ref = ref / ref.norm(dim=-1, keepdim=True)
-    assert np.allclose(dino.clip.embed(list(frames)).numpy(), ref.numpy(), atol=1e-5)
+    assert np.allclose(dino.embedder.embed(list(frames)).numpy(), ref.numpy(), atol=1e-5)
     assert "DINOv2" in dino.protocol()["propagation_out_auc"]
