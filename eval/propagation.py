@@ -110,11 +110,11 @@ class EditPropagation(EditMetric):
         super().__init__(**kwargs)
         self.reference, self.fill, self.embedder_name = reference, fill, embedder
         if embedder == "clip":
-            self.embedder = ClipBackbone(model or "ViT-B-32", pretrained, checkpoint, backbone, device, batch_size, seed,
-                                     self.config_key)
+            self.embedder = ClipBackbone(model or "ViT-B-32", pretrained, checkpoint, backbone, device, batch_size,
+                                         seed, self.config_key)
         else:
             self.embedder = DinoEmbedder(model or DINOV2_BASE, revision, backbone, device, batch_size, seed,
-                                     self.config_key)
+                                         self.config_key)
         self.cache = FeatureCache(cache_dir, "clip" if embedder == "clip" else "propagation")
         self.tracker = _tracker(tracking, device, cache_dir)
 
