@@ -12,13 +12,13 @@ Frame 0, the editor's image I' against the source frame I and the text (``FirstF
   * ``ff_clip_src_plus`` the same with the edit region (the sample's edit mask) filled in both (CLIP_src+ on frame 0);
   * ``ff_area``          fraction of the frame inside the edit mask (x100).
 
-Frames 1..T-1 of the edited video V (``PropagationKept``), against the same references:
-  * ``prop_clip_text``   mean_t cos(E(V_t), T(text)): the text still holds (compare with ``ff_clip_text``);
-  * ``prop_clip_tgt``    mean_t cos(E(V_t), E(I')): CLIP_tgt over frames 1..T-1 (frame 0 left out);
-  * ``prop_clip_src``    mean_t cos(E(V_t), E(S_t)): CLIP_src over frames 1..T-1;
-  * ``prop_last_tgt``    cos(E(V_{T-1}), E(I')): the last frame, where an edit that fades has faded most;
-  * ``prop_frame0``      cos(E(V_0), E(I')): how faithfully the method reproduces the frame it was given.
-``ff_clip_text`` high and ``prop_clip_text`` low: the video method lost the edit; both low: the image editor did.
+Frames 1..T-1 of the edited video V (``LaterFrames``), against the same references:
+  * ``later_clip_text``   mean_t cos(E(V_t), T(text)): the text still holds (compare with ``ff_clip_text``);
+  * ``later_clip_tgt``    mean_t cos(E(V_t), E(I')): CLIP_tgt over frames 1..T-1 (frame 0 left out);
+  * ``later_clip_src``    mean_t cos(E(V_t), E(S_t)): CLIP_src over frames 1..T-1;
+  * ``last_clip_tgt``    cos(E(V_{T-1}), E(I')): the last frame, where an edit that fades has faded most;
+  * ``frame0_kept``      cos(E(V_0), E(I')): how faithfully the method reproduces the frame it was given.
+``ff_clip_text`` high and ``later_clip_text`` low: the video method lost the edit; both low: the image editor did.
 """
 
 from __future__ import annotations
@@ -112,12 +112,12 @@ class FirstFrameEdit(_ClipTextMetric):
                 "ff_area": "percent of frame 0 inside the edit mask (editor's, by difference, or the dataset's)"}
 
 
-class PropagationKept(_ClipTextMetric):
+class LaterFrames(_ClipTextMetric):
     """What the video method keeps of the first-frame edit over frames 1..T-1 (module docstring)."""
 
-    names = ("prop_clip_text", "prop_clip_tgt", "prop_clip_src", "prop_last_tgt", "prop_frame0")
+    names = ("later_clip_text", "later_clip_tgt", "later_clip_src", "last_clip_tgt", "frame0_kept")
     higher_is_better = True
-    config_key = "metrics.propagation_kept"
+    config_key = "metrics.later_frames"
 
     def frame_text_similarity(self, sample, edited: np.ndarray) -> np.ndarray:
         """(T,) cos x100 of each edited frame with the target text (frame 0 included): the text curve."""
@@ -131,14 +131,14 @@ class PropagationKept(_ClipTextMetric):
         src = self._cached_embed("source", sample.source_video)
         text = target_text(sample)
         later = frames[1:]
-        return {"prop_clip_text": _cos100(later, self._cached_text(text)[0]) if text else None,
-                "prop_clip_tgt": _cos100(later, tgt), "prop_clip_src": _cos100(later, src[1:]),
-                "prop_last_tgt": _cos100(frames[-1], tgt), "prop_frame0": _cos100(frames[0], tgt)}
+        return {"later_clip_text": _cos100(later, self._cached_text(text)[0]) if text else None,
+                "later_clip_tgt": _cos100(later, tgt), "later_clip_src": _cos100(later, src[1:]),
+                "last_clip_tgt": _cos100(frames[-1], tgt), "frame0_kept": _cos100(frames[0], tgt)}
 
     def protocol(self):
         c = self.clip.describe()
-        return {"prop_clip_text": f"{c}; mean over frames 1..T-1 of cos(edited_t, target text)",
-                "prop_clip_tgt": f"{c}; mean over frames 1..T-1 of cos(edited_t, edited first frame)",
-                "prop_clip_src": f"{c}; mean over frames 1..T-1 of cos(edited_t, source_t)",
-                "prop_last_tgt": f"{c}; cos(last edited frame, edited first frame)",
-                "prop_frame0": f"{c}; cos(edited frame 0, edited first frame)"}
+        return {"later_clip_text": f"{c}; mean over frames 1..T-1 of cos(edited_t, target text)",
+                "later_clip_tgt": f"{c}; mean over frames 1..T-1 of cos(edited_t, edited first frame)",
+                "later_clip_src": f"{c}; mean over frames 1..T-1 of cos(edited_t, source_t)",
+                "last_clip_tgt": f"{c}; cos(last edited frame, edited first frame)",
+                "frame0_kept": f"{c}; cos(edited frame 0, edited first frame)"}

@@ -124,13 +124,13 @@ for _e in (
                 columns={"ff_clip_text": "CLIP_text (frame 0)", "ff_clip_dir": "CLIP_dir (frame 0)",
                          "ff_clip_src": "CLIP_src (frame 0)", "ff_clip_src_plus": "CLIP_src+ (frame 0)",
                          "ff_area": "edited area % (frame 0)"}),
-    MetricEntry("propagation_kept", "eval.first_frame.PropagationKept",
+    MetricEntry("later_frames", "eval.first_frame.LaterFrames",
                 dict(model="ViT-B-32", pretrained="openai", checkpoint=None, backbone="real", device=DEVICE,
                      cache_dir=CACHE),
                 tiny=dict(backbone="tiny"),
-                columns={"prop_clip_text": "CLIP_text (1..T)", "prop_clip_tgt": "CLIP_tgt (1..T)",
-                         "prop_clip_src": "CLIP_src (1..T)", "prop_last_tgt": "CLIP_tgt (last)",
-                         "prop_frame0": "CLIP frame 0 kept"}),
+                columns={"later_clip_text": "CLIP_text (1..T)", "later_clip_tgt": "CLIP_tgt (1..T)",
+                         "later_clip_src": "CLIP_src (1..T)", "last_clip_tgt": "CLIP_tgt (last)",
+                         "frame0_kept": "CLIP frame 0 kept"}),
 ):
     METRICS.register(_e)
 

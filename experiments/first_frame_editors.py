@@ -1,6 +1,6 @@
 """Task ``first_frame_editors`` (``python run.py experiment=first_frame_editors``): one video method over several
 first-frame editors' edits of the same clips, and a table and plot that separate the image edit's own quality from
-what the propagation keeps of it (eval/first_frame.py: ``ff_*`` on frame 0, ``prop_*`` over frames 1..T-1, beside
+what the propagation keeps of it (eval/first_frame.py: ``ff_*`` on frame 0, ``later_*`` over frames 1..T-1, beside
 the run's other metrics over the whole clip), so a poor result is traced to the image editor or to the video method.
 
 Each editor is one ordinary edit run in ``<output>/<editor>/`` (resumable, its own tables and gallery); the
@@ -26,8 +26,10 @@ from .errors import ConfigError
 from .tables import metric_columns, to_markdown, to_safe_csv
 
 log = logging.getLogger(__name__)
-ADDED_METRICS = ("first_frame", "propagation_kept")  # eval/registry.py entries (eval/first_frame.py)
-FRAME0, PROPAGATION = (tuple(METRICS.get(m).columns) for m in ADDED_METRICS)
+# eval/registry.py entries added to every editor's run: frame 0 alone and frames 1..T-1 (eval/first_frame.py), and the
+# edit-propagation curve on the tracked edit region (eval/propagation.py)
+ADDED_METRICS = ("first_frame", "later_frames", "propagation")
+FRAME0, LATER, CURVE = (tuple(METRICS.get(m).columns) for m in ADDED_METRICS)
 
 
 def write_demo_folder(dataset, ids: list[str], out: Path, strength: float = 0.5) -> Path:
@@ -70,9 +72,9 @@ def editor_config(cfg: DictConfig, editor: str, out: Path, folder: Optional[str]
 
 def text_curves(runner, records: list[dict]) -> list[np.ndarray]:
     """Per successfully edited sample: [the editor's image, edited frame 0..T-1] cos x100 with the target text."""
-    from eval.first_frame import PropagationKept
+    from eval.first_frame import LaterFrames
 
-    metric = next((m for m in runner.parts.metrics.values() if isinstance(m, PropagationKept)), None)
+    metric = next((m for m in runner.parts.metrics.values() if isinstance(m, LaterFrames)), None)
     if metric is None:
         return []
     curves = []
@@ -88,23 +90,24 @@ def text_curves(runner, records: list[dict]) -> list[np.ndarray]:
 
 def editor_table(results: pd.DataFrame) -> pd.DataFrame:
     """One row per editor: samples, failures, means of the frame-0 metrics, the propagation metrics, the run's other
-    metrics, and ``text_kept`` = prop_clip_text - ff_clip_text (how much of the text match propagation lost)."""
+    metrics, and ``text_kept`` = later_clip_text - ff_clip_text (how much of the text match propagation lost)."""
     ok = results[results["status"] == "ok"]
     rows = []
     metrics = [c for c in metric_columns(results) if pd.api.types.is_numeric_dtype(results[c])]
-    others = [c for c in metrics if c not in FRAME0 + PROPAGATION]
+    others = [c for c in metrics if c not in FRAME0 + LATER + CURVE]
     for editor, group in results.groupby("editor", sort=False):
         good = ok[ok["editor"] == editor]
         row = {"editor": editor, "n": len(good), "n_failed": int((group["status"] != "ok").sum())}
-        row.update({c: good[c].mean() for c in FRAME0 + PROPAGATION + tuple(others) if c in good})
-        if "ff_clip_text" in row and "prop_clip_text" in row:
-            row["text_kept"] = row["prop_clip_text"] - row["ff_clip_text"]
+        row.update({c: good[c].mean() for c in FRAME0 + LATER + CURVE + tuple(others) if c in good})
+        if "ff_clip_text" in row and "later_clip_text" in row:
+            row["text_kept"] = row["later_clip_text"] - row["ff_clip_text"]
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def run_first_frame_editors(cfg: DictConfig, label: Optional[str] = None) -> dict[str, pd.DataFrame]:
     from .first_frame_plot import plot_editors
+    from .plots import propagation_curves, write_propagation_plot
     from .runner import Runner
 
     spec = cfg.first_frame_editors
@@ -120,23 +123,27 @@ def run_first_frame_editors(cfg: DictConfig, label: Optional[str] = None) -> dic
         dataset = _instantiate_node("dataset.loader", cfg.dataset.loader)
         ids = selected_ids(cfg, dataset)[0]
         folder = write_demo_folder(dataset, ids, out / "demo_folder", float(spec.get("demo_strength", 0.5)))
-    frames, curves = [], {}
+    frames, curves, all_records = [], {}, []
     for editor in editors:
         runner = Runner(editor_config(cfg, editor, out, folder), label=f"{cfg.method.name} + {editor}")
         df = runner.run()["results"]
         frames.append(df.assign(editor=editor))
         records = [runner.store.load_record(sid) or {} for sid in runner.ids]
         curves[editor] = text_curves(runner, records)
+        all_records.append([dict(r, label=editor) for r in records])
     results = pd.concat(frames, ignore_index=True)
     table = editor_table(results)
     atomic_write_text(out / "first_frame_editors.csv", to_safe_csv(table))
     atomic_write_text(out / "first_frame_editors.md", to_markdown(
         table, title=f"{cfg.method.name} over first-frame editors on {cfg.dataset.name}: frame 0 (ff_*) vs frames "
-                     f"1..T-1 (prop_*)"))
+                     f"1..T-1 (later_*)"))
     curve_rows = [{"editor": e, "t": t - 1, "clip_text": float(np.mean([c[t] for c in cs]))}
                   for e, cs in curves.items() if cs for t in range(min(len(c) for c in cs))]
     atomic_write_text(out / "text_curves.csv", to_safe_csv(pd.DataFrame(curve_rows)))
+    records = [r for runner_records in all_records for r in runner_records]
     plot_editors(results, pd.DataFrame(curve_rows), out / "first_frame_editors.png",
-                 title=f"{cfg.method.name} on {cfg.dataset.name} ({cfg.model.name})")
+                 title=f"{cfg.method.name} on {cfg.dataset.name} ({cfg.model.name})",
+                 region_curves=propagation_curves(records))
+    write_propagation_plot(records, out)  # propagation.png: the region curves per editor with bootstrap bands
     log.info("first-frame editors: %s\n%s", out / "first_frame_editors.md", table.to_string(index=False))
     return {"results": results, "editors": table}

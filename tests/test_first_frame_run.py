@@ -67,7 +67,8 @@ def test_first_frame_editors_experiment_on_the_synthetic_world(tmp_path, one_thr
     out = run_first_frame_editors(cfg)
     table = pd.read_csv(tmp_path / "out" / "first_frame_editors.csv")
     assert list(table["editor"]) == ["none", "folder", "instruct_pix2pix"] and (table["n"] == 2).all()
-    for col in ("ff_clip_text", "ff_clip_src", "prop_clip_text", "prop_clip_tgt", "prop_clip_src", "clip_tgt", "ssim"):
+    for col in ("ff_clip_text", "ff_clip_src", "later_clip_text", "later_clip_tgt", "later_clip_src", "clip_tgt", "ssim",
+                "propagation_in_auc", "propagation_out_last"):  # eval/propagation.py's curve summary too
         assert np.isfinite(table[col]).all(), col
     res = out["results"]
     gt = res[res["editor"] == "none"]
@@ -80,4 +81,5 @@ def test_first_frame_editors_experiment_on_the_synthetic_world(tmp_path, one_thr
     curves = pd.read_csv(tmp_path / "out" / "text_curves.csv")
     assert sorted(curves["t"].unique()) == [-1, 0, 1, 2, 3] and set(curves["editor"]) == set(table["editor"])
     png = tmp_path / "out" / "first_frame_editors.png"
+    assert (tmp_path / "out" / "propagation.png").stat().st_size > 10_000  # the region curves, one line per editor
     assert png.stat().st_size > 10_000 and (tmp_path / "out" / "instruct_pix2pix" / "summary.csv").is_file()

@@ -9,6 +9,7 @@ A subclass gives ``pipeline_class`` (dotted), ``build_tiny(seed)`` (the pipeline
 from __future__ import annotations
 
 import os
+import zlib
 from typing import Any, Optional
 
 import numpy as np
@@ -78,9 +79,10 @@ class DiffusersEditor:
         self.name, self.weights, self.options = name, weights, dict(options or {})
         self.device = resolve_device(device)
         self.dtype = editor_dtype(dtype, self.device, self.cuda_dtype)
-        if weights == "tiny":
-            self.source, self.revision = "tiny random stand-in", None
-            self.pipe = self.build_tiny(seed=0)
+        if weights == "tiny":  # seeded by the editor's name: two editors of one architecture get different weights
+            seed = zlib.crc32(name.encode()) % 2**16
+            self.source, self.revision = f"tiny random stand-in (seed {seed})", None
+            self.pipe = self.build_tiny(seed=seed)
         else:
             self.source, self.revision = resolve_editor_weights(hub_id, path, revision, allow_download)
             self.pipe = self.load_pretrained()
