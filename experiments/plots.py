@@ -179,7 +179,7 @@ def write_propagation_plot(records: Iterable[dict], out_dir: str | Path, prefix:
 
 # ------------------------------------------------------------------------------------------ quality vs cost
 QUALITY_DEFAULTS = ("clip_tgt_plus", "clip_tgt", "propagation_in_auc", "psnr_gt")
-COSTS = (("seconds", "seconds per sample"), ("nfe", "NFE (network passes)"), ("peak_mem_mb", "peak memory (MiB)"))
+COSTS = (("seconds", "seconds per sample"), ("nfe", "NFE (network passes)"), ("peak_mem_mb", "peak memory (MiB; CPU: process high-water mark)"))
 
 
 def quality_metric(summary: pd.DataFrame, chosen: Optional[str] = None) -> Optional[str]:
