@@ -83,6 +83,7 @@ class OnDevice:
 
 class EditMetric(Metric):
     names: tuple[str, ...] = ()
+    curve_names: tuple[str, ...] = ()  # per-frame series ``score_curves`` returns beside the values (records only)
     higher_is_better: bool | None = None
     per_sample: bool = True
     full_state_update = False
@@ -124,6 +125,11 @@ class EditMetric(Metric):
     # ---------------------------------------------------------------------------------------- scoring
     def score(self, sample, edited: np.ndarray) -> dict[str, float]:
         raise NotImplementedError
+
+    def score_curves(self, sample, edited: np.ndarray) -> tuple[dict[str, Any], dict[str, list[float]]]:
+        """This sample's values (``score``) and its per-frame curves (``curve_names`` -> one float per frame, NaN
+        where undefined), which the runner keeps in the sample's record (``curves``) for plots; none by default."""
+        return self.score(sample, edited), {}
 
     def update(self, sample, edited: np.ndarray) -> None:  # type: ignore[override]
         for name, value in self.score(sample, edited).items():

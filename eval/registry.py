@@ -119,6 +119,43 @@ for _e in (
 ):
     METRICS.register(_e)
 
+# V2VBench's eight metrics (docs/v2vbench.md; wenhao728/awesome-diffusion-v2v @ 20afc6f). model: a hub id or a local
+# directory, revision: a hub commit pinning it; checkpoint: the original release file (DOVER.pth,
+# ViClip-InternVid-10M-FLT.pth, gmflow_sintel-0c07dcb3.pth); prompt_fields: the sample fields read as V2VBench's
+# target prompt, first set wins (the field used is noted per sample); backbone: real | random | tiny.
+V2V_WIRING = dict(device=DEVICE, cache_dir=CACHE)
+for _e in (
+    MetricEntry("aesthetic", "eval.v2vbench.AestheticScore",
+                dict(model="shunk031/aesthetics-predictor-v2-sac-logos-ava1-l14-linearMSE", revision=None,
+                     backbone="real", frame_stride=1, **V2V_WIRING),
+                tiny=dict(backbone="tiny"), columns={"aesthetic": "Aesthetic"}, sets=("v2vbench",)),
+    MetricEntry("clip_consistency", "eval.v2vbench.CLIPConsistency",
+                dict(model="openai/clip-vit-large-patch14", revision=None, backbone="real", frame_stride=1,
+                     **V2V_WIRING),
+                tiny=dict(backbone="tiny"), columns={"clip_consistency": "CLIP_cons"}, sets=("v2vbench",)),
+    MetricEntry("dino_consistency", "eval.v2vbench.DINOConsistency",
+                dict(model="facebook/dinov2-base", revision=None, backbone="real", frame_stride=1, **V2V_WIRING),
+                tiny=dict(backbone="tiny"), columns={"dino_consistency": "DINO_cons"}, sets=("v2vbench",)),
+    MetricEntry("dover", "eval.dover.DoverScore", dict(checkpoint=None, backbone="real", seed=0, device=DEVICE),
+                tiny=dict(backbone="tiny"), columns={"dover": "DOVER"}, sets=("v2vbench",)),
+    MetricEntry("clip_text", "eval.v2vbench.CLIPTextAlignment",
+                dict(model="openai/clip-vit-large-patch14", revision=None, backbone="real", frame_stride=1,
+                     prompt_fields=["target_prompt", "instruction"], **V2V_WIRING),
+                tiny=dict(backbone="tiny"), columns={"clip_text": "CLIP_text"}, sets=("v2vbench",)),
+    MetricEntry("pickscore", "eval.v2vbench.PickScore",
+                dict(model="yuvalkirstain/PickScore_v1", processor="laion/CLIP-ViT-H-14-laion2B-s32B-b79K",
+                     revision=None, backbone="real", frame_stride=1, prompt_fields=["target_prompt", "instruction"],
+                     **V2V_WIRING),
+                tiny=dict(backbone="tiny", seed=1), columns={"pickscore": "PickScore"}, sets=("v2vbench",)),
+    MetricEntry("viclip_text", "eval.viclip.ViCLIPTextAlignment",
+                dict(checkpoint=None, backbone="real", prompt_fields=["target_prompt", "instruction"], **V2V_WIRING),
+                tiny=dict(backbone="tiny"), columns={"viclip_text": "ViCLIP_text"}, sets=("v2vbench",)),
+    MetricEntry("gmflow_motion", "eval.motion_alignment.MotionAlignment",
+                dict(checkpoint=None, backbone="real", attn_splits=2, max_side=1024, **V2V_WIRING),
+                tiny=dict(backbone="tiny"), columns={"gmflow_motion": "GMFlow_motion"}, sets=("v2vbench",)),
+):
+    METRICS.register(_e)
+
 PAPER = ("clip_tgt", "tifa", "clip_src", "flow", "fvd", "ssim", "clip_tc")
 for _s in (
     MetricSet("paper", PAPER, "the paper's ten columns (Tables 2-3) and ground-truth fidelity where there is one",
@@ -163,6 +200,16 @@ for _e in (
                 dict(point_tracker="auto", grid_size=55, tracking=TRACKING, device=DEVICE, cache_dir=CACHE),
                 tiny=dict(point_tracker="flow", grid_size=20),
                 columns={"mfs": "MFS", "mfs_edit": "MFS_edit"}, sets=("modern",)),
+    # Edit propagation (x100, eval/propagation.py): per-frame CLIP similarity of the tracked edit region to the
+    # edited first frame's (in) and of the outside to the source (out); area under each curve and its last value.
+    # reference: edited_image (the user's edit) | output_first (the method's own frame 0); fill: the outside's fill.
+    MetricEntry("propagation", "eval.propagation.EditPropagation",
+                dict(model="ViT-B-32", pretrained="openai", checkpoint=None, backbone="real", reference="edited_image",
+                     fill=0, tracking=TRACKING, device=DEVICE, cache_dir=CACHE),
+                tiny=dict(backbone="tiny"),
+                columns={"propagation_in_auc": "Prop_in AUC", "propagation_in_last": "Prop_in last",
+                         "propagation_out_auc": "Prop_out AUC", "propagation_out_last": "Prop_out last"},
+                sets=("modern",)),
 ):
     METRICS.register(_e)
 

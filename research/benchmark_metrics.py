@@ -3,6 +3,7 @@
     python research/benchmark_metrics.py --backbones tiny            # metrics=paper_tiny (eval/registry.py), CPU
     python research/benchmark_metrics.py --backbones real-random --device cuda
     python research/benchmark_metrics.py --set modern_tiny --backbones real-random   # VLM judge, background, MFS
+    python research/benchmark_metrics.py --set v2vbench_tiny --backbones real-random # V2VBench's eight metrics
 
 ``tiny`` instantiates the ``paper_tiny`` metric set (eval/registry.py). ``real-random`` builds the real-size architectures with random
 weights (open_clip ViT-B-32, torchvision raft_large with 12 updates at >= 128 px); speed does not depend on weight
@@ -16,8 +17,10 @@ excluded and reported separately. ``--set`` picks the metric set (default ``pape
 judge, background preservation and motion fidelity). In ``modern``, real-random means LPIPS's SqueezeNet at random
 weights (its real size) and the 55 x 55 grid of the flow point tracker; the VLM judge stays the tiny Qwen2.5-VL
 (its 7B architecture is timed by research/benchmark_vlm_judge.py). The warm pass scores a different edited video
-(the first one with its lowest bit flipped), so metrics that cache per edited video (the judge's answers) are timed
-as for a further method, not as a rerun.
+(the first one with its lowest bit flipped), so metrics that cache per edited video (the judge's answers, the
+V2VBench backbones' feature memo) are timed as for a further method, not as a rerun. ``v2vbench_tiny`` with
+real-random builds every V2VBench model at real size with random weights (CLIP ViT-L/14, DINOv2-base, the aesthetic
+predictor, PickScore's ViT-H/14, ViCLIP-L, DOVER, GMFlow).
 """
 
 from __future__ import annotations
@@ -48,7 +51,10 @@ def build_metrics(backbones: str, device: str, cache: str, tifa_tiny: bool, trac
                              "metrics": set_config(metric_set)})
     root.tracking.tracker = tracker
     cfg = root.metrics
-    if backbones == "real-random":
+    if backbones == "real-random" and metric_set.startswith("v2vbench"):
+        for node in cfg.values():  # every V2VBench model has a real-size random build
+            node.backbone = "random"
+    elif backbones == "real-random":
         for key in ("clip_tgt", "clip_src", "clip_tc"):
             if key in cfg:
                 cfg[key].backbone, cfg[key].model = "random", "ViT-B-32"
@@ -72,16 +78,17 @@ def build_metrics(backbones: str, device: str, cache: str, tifa_tiny: bool, trac
 def run(metrics: dict, samples: list) -> dict:
     import numpy as np
 
-    times = {k: {"cold": [], "warm": []} for k in metrics}
+    times = {k: {"cold": [], "warm": [], "cold_cpu": [], "warm_cpu": []} for k in metrics}
     for s in samples:
         for phase, edited in (("cold", s.gt_edited_video), ("warm", np.bitwise_xor(s.gt_edited_video, 1))):
             for k, m in metrics.items():
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 if m.per_sample:
                     m.score(s, edited)
                 else:
                     m.update(s, edited)
                 times[k][phase].append(time.perf_counter() - t)
+                times[k][phase + "_cpu"].append(time.process_time() - c)  # CPU s: robust to other jobs' load
     return times
 
 
@@ -108,6 +115,7 @@ def main() -> None:
         torch.set_num_threads(a.threads)
     from datasets.synthetic import SyntheticDataset
 
+    load = os.getloadavg()
     ds = SyntheticDataset(num_samples=a.videos + 1, num_frames=a.frames, height=a.height, width=a.width)
     samples = [ds.load(i) for i in ds.sample_ids()]
     with tempfile.TemporaryDirectory() as cache:
@@ -117,13 +125,16 @@ def main() -> None:
     rows = {k: {ph: float(np.mean(v)) for ph, v in d.items()} for k, d in times.items()}
     print(f"\nset={a.metric_set} backbones={a.backbones} device={a.device} video={a.frames}x{a.height}x{a.width} "
           f"videos={a.videos} threads={torch.get_num_threads()} tracker={a.tracker}")
-    print(f"{'metric':16s} {'cold s/video':>13s} {'warm s/video':>13s}")
+    print(f"load average before: {load[0]:.2f}, after: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores); "
+          f"wall s (CPU s of this process)")
+    print(f"{'metric':16s} {'cold s/video':>20s} {'warm s/video':>20s}")
     for k, r in rows.items():
-        print(f"{k:16s} {r['cold']:13.3f} {r['warm']:13.3f}")
-    tot = {ph: sum(r[ph] for r in rows.values()) for ph in ("cold", "warm")}
-    print(f"{'TOTAL':16s} {tot['cold']:13.3f} {tot['warm']:13.3f}")
+        print(f"{k:16s} {r['cold']:11.3f} ({r['cold_cpu']:6.3f}) {r['warm']:11.3f} ({r['warm_cpu']:6.3f})")
+    tot = {ph: sum(r[ph] for r in rows.values()) for ph in ("cold", "warm", "cold_cpu", "warm_cpu")}
+    print(f"{'TOTAL':16s} {tot['cold']:11.3f} ({tot['cold_cpu']:6.3f}) {tot['warm']:11.3f} ({tot['warm_cpu']:6.3f})")
     if a.json:
-        Path(a.json).write_text(json.dumps({"args": vars(a), "per_metric": rows, "total": tot}, indent=1))
+        Path(a.json).write_text(json.dumps({"args": vars(a), "per_metric": rows, "total": tot,
+                                            "load_average": [load[0], os.getloadavg()[0]]}, indent=1))
 
 
 if __name__ == "__main__":

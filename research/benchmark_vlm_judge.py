@@ -8,7 +8,8 @@ machine's 24 GiB, so the script builds the REAL-SIZE architecture (vision tower 
 protocols end to end (FiVE: the multiple-choice and target yes/no questions on FiVE's frames as one video;
 EditVerse: the rubric on each of its frames with two images) on a synthetic sample, and extrapolates linearly in
 the number of decoder layers: cost(28) = cost(L1) + (28 - L1) * (cost(L2) - cost(L1)) / (L2 - L1).
-Images and videos go through Qwen2-VL's real image / video processors (default pixel bounds); the text through a
+Images and videos go through Qwen2-VL's real image / video processors with Qwen2.5-VL-7B-Instruct's pixel bounds
+(3136 to 12845056; FiVE's frames as images, eval/judge_backends.py ``video_kwargs``); the text through a
 word-level offline tokenizer (about one token per word; Qwen's BPE gives somewhat more). Answers are forced to
 ``--five-tokens`` / ``--editverse-tokens`` new tokens (random weights never stop by themselves): a FiVE answer is a
 word or two, an EditVerse rubric answer about a hundred tokens. Model building is excluded.
@@ -48,8 +49,9 @@ def word_processor(texts: list[str]):
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", pad_token="<|endoftext|>",
                                   eos_token="<|im_end|>", additional_special_tokens=list(TINY_SPECIAL[1:]))
     tok.image_token, tok.video_token = "<|image_pad|>", "<|video_pad|>"
-    return Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(), tokenizer=tok,
-                               video_processor=Qwen2VLVideoProcessor(), chat_template=TINY_CHAT_TEMPLATE)
+    bounds = dict(min_pixels=3136, max_pixels=12845056)  # Qwen2.5-VL-7B-Instruct's preprocessor_config.json
+    return Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(**bounds), tokenizer=tok,
+                               video_processor=Qwen2VLVideoProcessor(**bounds), chat_template=TINY_CHAT_TEMPLATE)
 
 
 def build(layers: int, dtype, proc, seed: int = 0):
@@ -77,13 +79,14 @@ def time_protocols(model, proc, sample, five_tokens: int, editverse_tokens: int)
     import torch
     from PIL import Image
 
+    from eval.judge_backends import video_kwargs
     from eval.judge_protocols import (EDITVERSE_TEMPLATE, FIVE_MC_TEMPLATE, FIVE_YES_NO_TEMPLATE, editing_prompt,
                                       editverse_frame_indices, five_frame_indices, five_questions)
 
     def gen(parts, images, videos, n):
         text = proc.apply_chat_template([{"role": "user", "content": parts}], tokenize=False,
                                         add_generation_prompt=True)
-        kw = {"fps": 10.0, "cap_pixels_per_frame": True} if videos else {}
+        kw = video_kwargs(proc, 10.0) if videos else {}
         x = proc(text=[text], images=images or None, videos=videos or None, return_tensors="pt", **kw)
         for k in ("pixel_values", "pixel_values_videos"):
             if k in x:
