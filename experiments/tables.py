@@ -15,7 +15,7 @@ from videoshop.files import atomic_write_text
 from .uncertainty import CI_HI, CI_LO, IntervalOptions, interval_columns, is_interval_column, paired_differences
 
 INFO_COLUMNS = ("label", "method", "overrides", "task", "dataset", "model", "sample_id", "edit_type", "status", "error", "finite",
-                "nfe", "seconds", "peak_mem_mb", "notes")
+                "nfe", "seconds", "peak_mem_mb", "notes", "first_frame")
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")  # what a spreadsheet may run as a formula (OWASP CSV injection)
@@ -53,6 +53,7 @@ def records_to_frame(records: Iterable[dict]) -> pd.DataFrame:
         row = {k: r.get(k) for k in INFO_COLUMNS}
         row["notes"] = "; ".join(r.get("notes") or [])
         row["overrides"] = json.dumps(r.get("overrides") or {}, sort_keys=True)
+        row["first_frame"] = json.dumps(r.get("first_frame") or {"editor": "none"}, sort_keys=True)  # what made frame 0
         row[SKIPPED] = "; ".join(f"{k}: {v}" for k, v in sorted((r.get("skipped") or {}).items()))
         row.update({k: (np.nan if v is None else float(v)) for k, v in (r.get("metrics") or {}).items()})
         row.update({k: np.nan for k in (r.get("skipped") or {}) if k not in row})
