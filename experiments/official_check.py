@@ -31,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("pix2video", "fatezero", "rave", "anyv2v", "spacetime")
-IMPLEMENTED = ("pix2video", "fatezero", "rave", "anyv2v")
+IMPLEMENTED = METHODS
 VENV_ROOT = ROOT / ".cache" / "official_venvs"
 TORCH_PIN = "torch==2.13.0"
 
