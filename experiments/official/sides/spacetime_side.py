@@ -24,12 +24,12 @@ Monkeypatches (each listed in PATCHES, printed by the driver):
 from __future__ import annotations
 
 import argparse
-import hashlib
-import importlib.util
 import os
 import sys
 import tempfile
 import types
+
+from side_common import load_compat, record_after, rng_hash
 
 HUB_ID = "cerspense/zeroscope_v2_576w"
 PATCHES = [
@@ -43,13 +43,6 @@ PATCHES = [
     "ddim_inversion/initialize_noisy_latent/DiagonalGaussianDistribution.sample/guidance_step/denoise_step/undo_step/"
     "decode_latents/calculate_losses, run.torch.randn_like (the restart noise), zip in guidance_step: recording only",
 ]
-
-
-def load_compat(path: str) -> None:
-    spec = importlib.util.spec_from_file_location("_videoshop_compat", path)
-    compat = importlib.util.module_from_spec(spec)
-    sys.modules["_videoshop_compat"] = compat
-    spec.loader.exec_module(compat)
 
 
 def map_cuda_to_cpu(torch, diffusers) -> None:
@@ -71,7 +64,113 @@ def map_cuda_to_cpu(torch, diffusers) -> None:
     diffusers.DiffusionPipeline.enable_model_cpu_offload = lambda self, *a, **kw: None
 
 
-def main() -> None:  # noqa: C901  (one linear script: patches, the two official steps, what they recorded)
+def redirect_loading(diffusers, torch, weights: str) -> None:
+    """``from_pretrained(HUB_ID, torch_dtype=float16)`` of both pipelines -> the tiny weights in float32."""
+    for cls in (diffusers.TextToVideoSDPipeline, diffusers.VideoToVideoSDPipeline):
+        orig = cls.from_pretrained.__func__
+        cls.from_pretrained = classmethod(lambda c, name, _o=orig, torch_dtype=None, **kw: _o(
+            c, weights if name == HUB_ID else name, torch_dtype=torch.float32, **kw))
+
+
+def tiny_resolution(PRE, RUN, size: tuple, rec: dict) -> None:
+    """``self.resolution = (576, 320)`` -> ``size`` before frames are read; the inversion's z0 and prompt kept."""
+    for cls, name in ((PRE.Preprocess, "extract_latents"), (RUN.Guidance, "get_data")):
+        orig = getattr(cls, name)
+        setattr(cls, name, lambda self, *a, _o=orig, **kw: (setattr(self, "resolution", size), _o(self, *a, **kw))[1])
+    orig_inversion = PRE.Preprocess.ddim_inversion
+
+    def ddim_inversion(self, cond, latent, save_path, save_latents=True):
+        rec["inversion_cond"], rec["inversion_z0"] = cond.detach().clone(), latent.detach().clone()
+        return orig_inversion(self, cond, latent, save_path, save_latents)
+
+    PRE.Preprocess.ddim_inversion = ddim_inversion
+
+
+def record_draws(RUN, vae_mod, torch, rec: dict, state: dict) -> None:
+    """RNG state at each VAE posterior draw (and the guidance script's draws), the initial latent, the restart
+    noises (``run.torch.randn_like``: only ``undo_step`` calls it) and the RNG state at each restart."""
+    orig_sample = vae_mod.DiagonalGaussianDistribution.sample
+
+    def posterior_sample(self, generator=None):
+        rec["rng"].append((state["phase"], rng_hash()))
+        out = orig_sample(self, generator)
+        if state["phase"] == "guidance":
+            rec.setdefault("init_z0_frames", []).append(out.detach().clone())
+        return out
+
+    vae_mod.DiagonalGaussianDistribution.sample = posterior_sample
+    record_after(RUN, "initialize_noisy_latent", lambda out, *a: rec.__setitem__("noisy_latent", out.detach().clone()))
+    orig_undo = RUN.Guidance.undo_step
+
+    def undo_step(self, sample, timestep):
+        rec.setdefault("rng_restart", []).append(torch.get_rng_state().clone())
+        return orig_undo(self, sample, timestep)
+
+    RUN.Guidance.undo_step = undo_step
+    RUN.torch = types.SimpleNamespace(**{k: getattr(torch, k) for k in dir(torch) if not k.startswith("__")})
+    record_after(RUN.torch, "randn_like", lambda out, *a, **kw: rec.setdefault("restart_noise", []).append(
+        out.detach().contiguous().clone()))
+
+
+def record_guidance(RUN, torch, rec: dict, state: dict) -> None:
+    """Per guided step: the reference features per site, the loss per Adam step, the optimised latent; every
+    denoising pass's latent; the decoded frames."""
+    orig_guidance = RUN.Guidance.guidance_step
+
+    def guidance_step(self, x, i, t):
+        rec["losses"].append([])
+        state["collect_reference"] = True
+        out = orig_guidance(self, x, i, t)
+        rec["optimized"].append(out.detach().clone())
+        return out
+
+    RUN.Guidance.guidance_step = guidance_step
+    record_after(RUN.Guidance, "denoise_step", lambda out, *a: rec["denoised"].append(out.detach().clone()))
+    record_after(RUN.Guidance, "decode_latents", lambda out, *a: rec.__setitem__(
+        "decoded", out[0].permute(1, 0, 2, 3).detach().clone()))
+    orig_losses = RUN.calculate_losses
+
+    def calculate_losses(orig, target, config):
+        if state["collect_reference"]:  # first Adam step of a guided timestep: the reference features
+            rec["reference"].append({})
+            state["collect_reference"] = False
+        rec["reference"][-1][state["site"]] = orig.detach().clone()
+        return orig_losses(orig, target, config)
+
+    RUN.calculate_losses = calculate_losses
+
+    def zip_sites(a, b):  # run.guidance_step's loop over (name, features) pairs: note the current site's name
+        for (na, fa), (nb, fb) in zip(a, b):
+            state["site"] = na
+            yield (na, fa), (nb, fb)
+
+    RUN.zip = zip_sites
+    backward = torch.Tensor.backward
+
+    def recording_backward(self, *a, **kw):  # GradScaler is off on CPU: scaler.scale(total_loss) is total_loss
+        if state["phase"] == "guidance" and self.dim() == 0 and rec["losses"]:
+            rec["losses"][-1].append(float(self.detach()))
+        return backward(self, *a, **kw)
+
+    torch.Tensor.backward = recording_backward
+
+
+def configs(official: str, inp: dict, data: str, lat_dir: str, out_dir: str, OmegaConf):
+    """Both config files at the tiny sizes, with the prompts, paths and seed of the run."""
+    f = int(inp["num_frames"])
+    pre = OmegaConf.load(os.path.join(official, "configs", "preprocess_config.yaml"))
+    pre.merge_with(dict(video_path=data, save_dir=lat_dir, max_number_of_frames=f,
+                        n_timesteps=int(inp["inversion_steps"]), prompt=inp["prefix"] + inp["source_prompt"]))
+    cfg = OmegaConf.load(os.path.join(official, "configs", "guidance_config.yaml"))
+    cfg.merge_with(dict(device="cpu", seed=int(inp["seed"]), output_path=out_dir, data_path=data,
+                        latents_path=lat_dir, source_prompt=inp["prefix"] + inp["source_prompt"],
+                        target_prompt=inp["prefix"] + inp["target_prompt"], guidance_scale=float(inp["guidance_scale"]),
+                        optimization_steps=int(inp["optimization_steps"]), max_frames=f,
+                        n_timesteps=int(inp["steps"])))
+    return pre, cfg
+
+
+def main() -> None:
     ap = argparse.ArgumentParser()
     for k in ("--official", "--weights", "--inputs", "--out", "--compat"):
         ap.add_argument(k, required=True)
@@ -92,155 +191,34 @@ def main() -> None:  # noqa: C901  (one linear script: patches, the two official
     from PIL import Image
 
     map_cuda_to_cpu(torch, diffusers)
-    for cls in (diffusers.TextToVideoSDPipeline, diffusers.VideoToVideoSDPipeline):
-        orig = cls.from_pretrained.__func__
-        cls.from_pretrained = classmethod(lambda c, name, _o=orig, torch_dtype=None, **kw: _o(
-            c, args.weights if name == HUB_ID else name, torch_dtype=torch.float32, **kw))
+    redirect_loading(diffusers, torch, args.weights)
     import preprocess_video_ddim as PRE
     import run as RUN
-    from utilities import guidance_utils, initialize_latent
 
-    size = (int(inp["width"]), int(inp["height"]))
     seed, f = int(inp["seed"]), int(inp["num_frames"])
-    rec: dict = {"rng": [], "denoised": [], "optimized": [], "reference": [], "losses": []}
+    rec: dict = {"rng": [], "denoised": [], "optimized": [], "reference": [], "losses": [], "rng_after_seed": {}}
     state = {"phase": "preprocess", "collect_reference": False}
-
-    # ---- tiny resolution, recording wrappers
-    orig_extract = PRE.Preprocess.extract_latents
-
-    def extract_latents(self, *a, **kw):
-        self.resolution = size
-        return orig_extract(self, *a, **kw)
-
-    PRE.Preprocess.extract_latents = extract_latents
-    orig_inversion = PRE.Preprocess.ddim_inversion
-
-    def ddim_inversion(self, cond, latent, save_path, save_latents=True):
-        rec["inversion_cond"], rec["inversion_z0"] = cond.detach().clone(), latent.detach().clone()
-        return orig_inversion(self, cond, latent, save_path, save_latents)
-
-    PRE.Preprocess.ddim_inversion = ddim_inversion
-    orig_get_data = RUN.Guidance.get_data
-
-    def get_data(self):
-        self.resolution = size
-        return orig_get_data(self)
-
-    RUN.Guidance.get_data = get_data
-    orig_sample = vae_mod.DiagonalGaussianDistribution.sample
-
-    def posterior_sample(self, generator=None):
-        rec["rng"].append((state["phase"], hashlib.sha256(torch.get_rng_state().numpy().tobytes()).hexdigest()[:16]))
-        out = orig_sample(self, generator)
-        if state["phase"] == "guidance":
-            rec.setdefault("init_z0_frames", []).append(out.detach().clone())
-        return out
-
-    vae_mod.DiagonalGaussianDistribution.sample = posterior_sample
-    orig_init = initialize_latent.initialize_noisy_latent
-
-    def initialize_noisy_latent(model, video):
-        out = orig_init(model, video)
-        rec["noisy_latent"] = out.detach().clone()
-        return out
-
-    RUN.initialize_noisy_latent = initialize_noisy_latent
-    orig_guidance, orig_denoise, orig_decode = RUN.Guidance.guidance_step, RUN.Guidance.denoise_step, \
-        RUN.Guidance.decode_latents
-
-    def guidance_step(self, x, i, t):
-        rec["losses"].append([])
-        state["collect_reference"] = True
-        out = orig_guidance(self, x, i, t)
-        rec["optimized"].append(out.detach().clone())
-        return out
-
-    def denoise_step(self, x, t):
-        out = orig_denoise(self, x, t)
-        rec["denoised"].append(out.detach().clone())
-        return out
-
-    def decode_latents(self, latents):
-        out = orig_decode(self, latents)
-        rec["decoded"] = out[0].permute(1, 0, 2, 3).detach().clone()
-        return out
-
-    orig_undo = RUN.Guidance.undo_step
-
-    def undo_step(self, sample, timestep):
-        rec.setdefault("rng_restart", []).append(torch.get_rng_state().clone())
-        out = orig_undo(self, sample, timestep)
-        rec.setdefault("renoised", []).append(out.detach().clone())
-        return out
-
-    RUN.Guidance.undo_step = undo_step
-    orig_randn_like = torch.randn_like
-
-    def randn_like(x, *a, **kw):  # only undo_step calls it: the restart noise, kept for the project's replay
-        out = orig_randn_like(x, *a, **kw)
-        rec.setdefault("restart_noise", []).append(out.detach().contiguous().clone())
-        return out
-
-    RUN.torch = types.SimpleNamespace(**{k: getattr(torch, k) for k in dir(torch) if not k.startswith("__")})
-    RUN.torch.randn_like = randn_like
-    RUN.Guidance.guidance_step, RUN.Guidance.denoise_step = guidance_step, denoise_step
-    RUN.Guidance.decode_latents = decode_latents
-    orig_losses = guidance_utils.calculate_losses
-
-    def calculate_losses(orig, target, config):
-        if state["collect_reference"]:  # first Adam step of a guided timestep: the reference features
-            rec["reference"].append({})
-            state["collect_reference"] = False
-        rec["reference"][-1][state["site"]] = orig.detach().clone()
-        return orig_losses(orig, target, config)
-
-    RUN.calculate_losses = calculate_losses
-    orig_zip = zip
-
-    def zip_sites(a, b):  # run.guidance_step's loop over (name, features) pairs: note the current site's name
-        for (na, fa), (nb, fb) in orig_zip(a, b):
-            state["site"] = na
-            yield (na, fa), (nb, fb)
-
-    RUN.zip = zip_sites
-    total_backward = torch.Tensor.backward
-
-    def backward(self, *a, **kw):  # GradScaler disabled on CPU: scaler.scale(total_loss) is total_loss itself
-        if state["phase"] == "guidance" and self.dim() == 0 and rec["losses"]:
-            rec["losses"][-1].append(float(self.detach()))
-        return total_backward(self, *a, **kw)
-
-    torch.Tensor.backward = backward
-
-    # ---- the two official steps on PNG frames
+    tiny_resolution(PRE, RUN, (int(inp["width"]), int(inp["height"])), rec)
+    record_draws(RUN, vae_mod, torch, rec, state)
+    record_guidance(RUN, torch, rec, state)
     work = tempfile.mkdtemp(prefix="spacetime_official_")
     data, lat_dir, out_dir = (os.path.join(work, d) for d in ("data", "latents", "out"))
     for d in (data, lat_dir, out_dir):
         os.makedirs(d)
     for i, fr in enumerate(inp["frames"]):
         Image.fromarray(fr).save(os.path.join(data, f"{i:05d}.png"))
-    pre_cfg = OmegaConf.load(os.path.join(args.official, "configs", "preprocess_config.yaml"))
-    pre_cfg.merge_with(dict(video_path=data, save_dir=lat_dir, max_number_of_frames=f,
-                            n_timesteps=int(inp["inversion_steps"]), prompt=inp["prefix"] + inp["source_prompt"]))
-    cfg = OmegaConf.load(os.path.join(args.official, "configs", "guidance_config.yaml"))
-    cfg.merge_with(dict(device="cpu", seed=seed, output_path=out_dir, data_path=data, latents_path=lat_dir,
-                        source_prompt=inp["prefix"] + inp["source_prompt"],
-                        target_prompt=inp["prefix"] + inp["target_prompt"], guidance_scale=float(inp["guidance_scale"]),
-                        optimization_steps=int(inp["optimization_steps"]), max_frames=f,
-                        n_timesteps=int(inp["steps"])))
-    rec["rng_after_seed"] = {}
-    torch.manual_seed(seed)
-    rec["rng_after_seed"]["preprocess"] = hashlib.sha256(torch.get_rng_state().numpy().tobytes()).hexdigest()[:16]
+    pre_cfg, cfg = configs(args.official, inp, data, lat_dir, out_dir, OmegaConf)
+    torch.manual_seed(seed)  # officially unseeded
+    rec["rng_after_seed"]["preprocess"] = rng_hash()
     PRE.config = pre_cfg  # run() reads the module global set in __main__
     PRE.run(pre_cfg)
     state["phase"] = "guidance"
     torch.manual_seed(seed)
-    rec["rng_after_seed"]["guidance"] = hashlib.sha256(torch.get_rng_state().numpy().tobytes()).hexdigest()[:16]
+    rec["rng_after_seed"]["guidance"] = rng_hash()
     guidance = RUN.Guidance(cfg)
     rec["text_embeds"], rec["guidance_embeds"] = guidance.text_embeds.clone(), guidance.guidance_embeds.clone()
     rec["frames"] = (guidance.video.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
     guidance.run()
-
     rec["inverted"] = {int(n[len("noisy_latents_"):-3]): torch.load(os.path.join(lat_dir, n))
                        for n in os.listdir(lat_dir) if n.startswith("noisy_latents_")}
     rec["init_z0"] = torch.cat(rec.pop("init_z0_frames")) * guidance.vae.config.scaling_factor
@@ -249,7 +227,7 @@ def main() -> None:  # noqa: C901  (one linear script: patches, the two official
     first = {p: next((h for q, h in rec["rng"] if q == p), None) for p in ("preprocess", "guidance")}
     notes = [f"global RNG at the first VAE posterior draw of {p} "
              f"{'equals' if first[p] == rec['rng_after_seed'][p] else 'DIFFERS FROM'} the state right after "
-             f"torch.manual_seed({seed}) (model loading draws nothing)" for p in ("preprocess", "guidance")]
+             f"torch.manual_seed({seed})" for p in ("preprocess", "guidance")]
     torch.save(dict(rec=rec, frames=frames, num_frames=f, patches=PATCHES, notes=notes), args.out)
 
 
