@@ -34,7 +34,7 @@ CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf")
 
 def group_options(group: str, argv: list[str]) -> list[str]:
     """The options of config group ``group``: conf/<group>/*.yaml, the same under each ``hydra.searchpath`` folder
-    given on the command line, and the nodes registered in Hydra's ConfigStore (methods without YAML)."""
+    given on the command line, and the nodes registered in Hydra's ConfigStore (methods without YAML, metric sets)."""
     from hydra.core.config_store import ConfigStore
 
     roots = [CONF] + [p.strip().removeprefix("file://") for a in argv if a.startswith("hydra.searchpath=")
@@ -48,6 +48,17 @@ def group_options(group: str, argv: list[str]) -> list[str]:
     return sorted(names)
 
 
+STORED_GROUPS = {"metrics": "the metric sets of eval/registry.py"}  # groups with no conf/ folder
+
+
+def is_group(key: str) -> bool:
+    """Whether ``key`` names a config group: a folder of conf/, or a group of Hydra's ConfigStore (``metrics``: the
+    metric sets of eval/registry.py, experiments/stored_configs.py)."""
+    from hydra.core.config_store import ConfigStore
+
+    return os.path.isdir(os.path.join(CONF, key)) or isinstance(ConfigStore.instance().repo.get(key), dict)
+
+
 def unknown_group_options(argv: list[str]) -> list[str]:
     """One line per ``group=option`` naming an option that the group does not hold (Hydra's own message is
     11-27 lines); sweeps (``method=a,b``) are checked value by value, interpolations and Hydra's groups skipped."""
@@ -57,13 +68,13 @@ def unknown_group_options(argv: list[str]) -> list[str]:
             continue
         key, value = arg.split("=", 1)
         key = key.lstrip("+~")
-        folder = os.path.join(CONF, key)
-        if key.startswith("hydra") or not os.path.isdir(folder) or any(c in value for c in "${}[]()*"):
+        if key.startswith("hydra") or not is_group(key) or any(c in value for c in "${}[]()*"):
             continue
         options = group_options(key, argv)
         for v in filter(None, value.split(",")):
             if v not in options and v != "null":
-                problems.append(f"{key}={v}: no option {v} in config group {key} (conf/{key}/); choose one of "
+                where = f"conf/{key}/" if os.path.isdir(os.path.join(CONF, key)) else STORED_GROUPS.get(key, key)
+                problems.append(f"{key}={v}: no option {v} in config group {key} ({where}); choose one of "
                                 f"{', '.join(options)}")
     return problems
 

@@ -83,6 +83,7 @@ class OnDevice:
 
 class EditMetric(Metric):
     names: tuple[str, ...] = ()
+    curve_names: tuple[str, ...] = ()  # per-frame series ``score_curves`` returns beside the values (records only)
     higher_is_better: bool | None = None
     per_sample: bool = True
     full_state_update = False
@@ -125,6 +126,11 @@ class EditMetric(Metric):
     def score(self, sample, edited: np.ndarray) -> dict[str, float]:
         raise NotImplementedError
 
+    def score_curves(self, sample, edited: np.ndarray) -> tuple[dict[str, Any], dict[str, list[float]]]:
+        """This sample's values (``score``) and its per-frame curves (``curve_names`` -> one float per frame, NaN
+        where undefined), which the runner keeps in the sample's record (``curves``) for plots; none by default."""
+        return self.score(sample, edited), {}
+
     def update(self, sample, edited: np.ndarray) -> None:  # type: ignore[override]
         for name, value in self.score(sample, edited).items():
             if value is None:  # not applicable to this sample (e.g. no ground truth)
@@ -141,6 +147,11 @@ class EditMetric(Metric):
 
     def protocol(self) -> dict[str, Any]:
         return {}
+
+    def column_higher_is_better(self, name: str) -> bool | None:
+        """Whether a larger value of column ``name`` is better: ``higher_is_better`` unless the metric's columns
+        point different ways (e.g. background preservation: PSNR up, LPIPS down), which it then overrides."""
+        return self.higher_is_better
 
     def skip_reason(self, name: str, sample) -> str:
         """Why ``score`` gave no value (None) for ``name`` on ``sample``: named in the results and counted in the

@@ -2,7 +2,7 @@
 
 ``run_build(cfg)`` reads ``cfg.dataset.build`` (plus ``cfg.dataset.limit`` / ``cfg.dataset.ids``, ``cfg.model``,
 ``cfg.seed``, ``cfg.device``) and calls the builder function ``dataset.build._target_`` names, one per kind
-(conf/dataset/*.yaml: ``_target_: experiments.build.${dataset.build.kind}_from_config``), each a thin adapter onto
+(datasets/registry.py: ``_target_: experiments.build.${dataset.build.kind}_from_config``), each a thin adapter onto
 the plain library builders in ``datasets/``: ``magicbrush`` (SVD-animated MagicBrush turns), ``expert`` (raw user
 videos from a manifest or folder), ``hdvila_sample`` (seeded selection of downloaded HD-VILA-100M clips for an expert
 set). A new builder is one ``<kind>_from_config(cfg, build, out, limit, ids, seed, shard)`` function.

@@ -3,7 +3,9 @@
 Hydra refuses ``foo=1`` for a key the config lacks, but ``+foo=1`` adds it and a misspelled ``+limits.max_sid=9``
 would change nothing, silently. A key is known when some file under conf/ declares it: the top-level keys of
 conf/config.yaml and of every global preset (``# @package _global_``: experiment/, smoke/), the config groups, and
-one level down, the keys any option of a group (conf/<group>/*.yaml) or a global preset gives that section. Method
+one level down, the keys any option of a group (conf/<group>/*.yaml) or a global preset gives that section; the
+``metrics`` group is composed from eval/registry.py and the keys every dataset shares come from
+datasets/registry.py (experiments/stored_configs.py). Method
 options are checked against the method's constructor instead (config_schema.method_option_problems); metric nodes
 are open (``+metrics.mine={_target_: ...}`` adds a metric).
 """
@@ -17,6 +19,10 @@ from typing import Any
 
 import yaml
 from omegaconf import DictConfig
+
+from datasets.registry import DATASETS, dataset_node
+
+from .stored_configs import GROUP as METRICS_GROUP
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 REPO = CONF.parent
@@ -36,7 +42,7 @@ def declared_keys() -> dict[str, set[str]]:
     """Section ("" = top level) -> the keys some file under conf/ declares for it."""
     known: dict[str, set[str]] = {"": {"hydra"}}
     groups = [d for d in CONF.iterdir() if d.is_dir()]
-    known[""] |= {d.name for d in groups}
+    known[""] |= {d.name for d in groups} | {METRICS_GROUP}  # metrics: a group of the config store, no folder
     global_files = [CONF / "config.yaml", *CONF.glob("*.yaml")]
     for d in groups:
         for f in d.glob("*.yaml"):
@@ -44,6 +50,8 @@ def declared_keys() -> dict[str, set[str]]:
                 global_files.append(f)
             else:
                 known.setdefault(d.name, set()).update(k for k in _yaml(f) if k != "defaults")
+    for e in DATASETS:  # the keys every dataset shares, declared in datasets/registry.py (stored_configs.py)
+        known.setdefault("dataset", set()).update(dataset_node(e.name))
     for f in global_files:
         for k, v in _yaml(f).items():
             if k == "defaults":

@@ -65,6 +65,18 @@ class LimitsSchema:
 
 
 @dataclass
+class TablesSchema:
+    """Intervals, paired differences and the cost plot of every table (experiments/uncertainty.py)."""
+
+    reference: str = spec("str", required=True)
+    confidence: float = spec("float", required=True, min=0, max=1, min_open=True, max_open=True)
+    n_boot: int = spec("int", required=True, min=100, max=10**6)
+    seed: int = spec("int", required=True, min=0)
+    interval: str = spec("str", required=True, choices=("percentile", "BCa"))
+    quality: str = spec("str", nullable=True)
+
+
+@dataclass
 class ClaimSchema:
     """Several workers on one run folder (experiments/claims.py); seconds, positive (a negative poll once made two
     workers exit with "sleep length must be non-negative")."""
@@ -179,6 +191,7 @@ SECTIONS: tuple[tuple[str, type, Callable[[dict], bool]], ...] = (
     ("dataset.loader", LoaderSchema, lambda c: task_reads(c.get("task"), "dataset.loader")),
     ("claim", ClaimSchema, lambda c: task_reads(c.get("task"), "limits")),
     ("logger", LoggerSchema, lambda c: True),
+    ("tables", TablesSchema, lambda c: True),
     ("study", StudySchema, lambda c: task_reads(c.get("task"), "study")),
 )
 
@@ -325,7 +338,7 @@ def validate_config(cfg: DictConfig) -> list[str]:
     top = _resolved_section(cfg, "", problems)
     resolved[""] = top
     for path in ("limits", "model", "method", "runtime", "dataset", "dataset.loader", "claim", "logger", "metrics",
-                 "study"):
+                 "study", "tables"):
         resolved[path] = _resolved_section(cfg, path, problems)
     for path, schema, applies in SECTIONS:
         values = resolved.get(path)

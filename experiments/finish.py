@@ -15,7 +15,8 @@ from .components import container
 from .errors import one_line
 from .merge import class_path, counts_for_set_metrics, set_metric_frame, write_run_tables
 from .sample_loop import SampleLoop
-from .tables import skip_protocol
+from .tables import skip_protocol, with_intervals
+from .uncertainty import IntervalOptions
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +28,14 @@ def finish_run(loop: SampleLoop, records: list[dict]) -> dict[str, pd.DataFrame]
     protocol = {"model": cfg.model.name, "task": cfg.task, "seed": cfg.seed}
     for m in parts.metrics.values():
         protocol.update(m.protocol())
+    protocol["higher_is_better"] = {n: m.column_higher_is_better(n) for m in parts.metrics.values() for n in m.names
+                                    if m.column_higher_is_better(n) is not None}
+    protocol["intervals"] = IntervalOptions.from_dict(container(cfg.get("tables"))).as_dict()
     protocol |= skip_protocol(records)  # counted over every record of the run (resumed ones included)
     sharded = parts.num_shards > 1
     tables_dir = out / "shards" / f"{parts.shard}-of-{parts.num_shards}" if sharded else out
     tables = write_run_tables(tables_dir, records, protocol, set_df, set_notes)
-    log.info("results in %s\n%s", tables_dir, tables["summary"].to_string(index=False))
+    log.info("results in %s\n%s", tables_dir, with_intervals(tables["summary"]).to_string(index=False))
     from .gallery import write_run_media
     from .report import report_run  # media beside each edited video, gallery.html, plots
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .store import RECORD, restore_values
-from .tables import metric_columns, records_to_frame
+from .tables import metric_columns, protocol_table, records_to_frame
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +94,21 @@ def read_records(run_dirs: Iterable[Path]) -> tuple[list[dict], list[dict[str, P
 
 
 # ---------------------------------------------------------------------------------------------- the page
+def run_protocol(run_dirs: Iterable[Path]) -> dict:
+    """The runs' protocol.json entries merged (what each metric means, its direction); {} where there is none."""
+    protocol: dict = {}
+    for run in run_dirs:
+        try:
+            protocol.update(json.loads((Path(run) / "protocol.json").read_text()))
+        except (OSError, ValueError):
+            continue
+    return protocol
+
+
 def write_gallery(run_dirs: Iterable[Path], out_path: str | Path, title: str = "videoshop-bench gallery") -> Path:
     """Write ``out_path`` (gallery.html) from the records and media of ``run_dirs`` (one run or a multirun's jobs)."""
-    out_path = Path(out_path)
-    records, media, problems = read_records(list(run_dirs))
+    out_path, run_dirs = Path(out_path), list(run_dirs)
+    records, media, problems = read_records(run_dirs)
     for p in problems:
         log.warning("gallery: %s", p)
     df = records_to_frame(records)
@@ -118,7 +129,8 @@ def write_gallery(run_dirs: Iterable[Path], out_path: str | Path, title: str = "
         if key in rows and not rows[key]["instruction"]:
             rows[key]["instruction"] = str(rec.get("instruction") or "")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    page = _page(title, list(rows.values()), methods, metrics, problems, out_path.parent)
+    page = _page(title, list(rows.values()), methods, metrics, problems, out_path.parent,
+                 protocol_table(run_protocol(run_dirs), metrics))
     tmp = out_path.with_suffix(".tmp")
     tmp.write_text(page)
     tmp.replace(out_path)
@@ -144,7 +156,8 @@ def _fmt(v: Optional[float]) -> str:
     return "n/a" if v is None else ("NaN" if math.isnan(v) else f"{v:.4g}")
 
 
-def _page(title: str, rows: list[dict], methods: list[str], metrics: list[str], problems: list[str], base: Path) -> str:
+def _page(title: str, rows: list[dict], methods: list[str], metrics: list[str], problems: list[str], base: Path,
+          protocols: Optional[pd.DataFrame] = None) -> str:
     e = html.escape
     head = "".join(f'<th class="m" data-method="{e(m, True)}">{e(m)}</th>' for m in methods)
     body = []
@@ -178,8 +191,18 @@ def _page(title: str, rows: list[dict], methods: list[str], metrics: list[str], 
         prob += ('<div id="problems"><b>Skipped (missing or corrupt record files):</b><ul>'
                 + "".join(f"<li>{e(p)}</li>" for p in problems) + "</ul></div>")
     return TEMPLATE.read_text().format(
-        title=e(title), problems=prob, metric_opts=opt(metrics), method_opts=opt(methods), type_opts=opt(types),
+        title=e(title), problems=prob + _protocol_list(protocols), metric_opts=opt(metrics), method_opts=opt(methods), type_opts=opt(types),
         checks=checks, head=head, body="\n".join(body), n=len(rows))
+
+
+def _protocol_list(protocols: Optional[pd.DataFrame]) -> str:
+    """A folded list of every metric column's protocol and direction (from the runs' protocol.json)."""
+    if protocols is None or protocols.empty:
+        return ""
+    e = html.escape
+    way = {True: " (higher is better)", False: " (lower is better)"}
+    items = "".join(f"<li><b>{e(m)}</b>{way.get(h, '')}: {e(p)}</li>" for m, h, p in protocols.itertuples(index=False))
+    return f'<details id="protocols"><summary>Metric protocols</summary><ul>{items}</ul></details>'
 
 
 def _study_links(base: Path) -> str:

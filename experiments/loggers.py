@@ -60,12 +60,13 @@ class WandbLogger:
 
     def log_tables(self, tables: dict[str, pd.DataFrame], media: dict[str, dict[str, Any]],
                    plots: Optional[dict[str, Any]] = None, prefix: str = "") -> None:
-        """Summary and per-edit-type tables; the per-sample table with its media stored in the run (source video,
+        """Summary (means with their interval columns), per-edit-type, paired-difference and protocol (each metric's
+        direction and protocol) tables; the per-sample table with its media stored in the run (source video,
         edited first frame, mask, output video) beside every metric; plots (PNG paths) as images."""
         import wandb
 
-        for key in ("summary", "by_edit_type"):
-            if key in tables:
+        for key in ("summary", "by_edit_type", "paired", "protocol"):
+            if key in tables and tables[key] is not None and not tables[key].empty:
                 self.run.log({prefix + key: wandb.Table(dataframe=_plain(tables[key]))})
         df = tables.get("results")
         if df is not None and not df.empty:

@@ -31,7 +31,7 @@ from videoshop.files import atomic_write_text
 
 from .store import ResultStore
 
-from .tables import records_to_frame, skip_protocol, to_safe_csv, write_tables
+from .tables import records_to_frame, skip_protocol, to_safe_csv, with_intervals, write_tables
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,9 @@ def write_run_tables(run_dir: Path, records: list[dict], protocol: dict, set_df:
                      set_notes: dict) -> dict[str, pd.DataFrame]:
     """The run's tables, set_metrics.csv and protocol.json, each written atomically."""
     tables = write_tables(records_to_frame(records), run_dir, protocol, set_df)
+    from eval.judge_agreement import judge_prefixes, write_judge_agreement  # two VLM judges or more: agreement
+
+    write_judge_agreement(run_dir, tables["results"], judge_prefixes(tables["results"].columns))
     if not set_df.empty:
         atomic_write_text(run_dir / "set_metrics.csv", to_safe_csv(set_df, index=True))
     atomic_write_text(run_dir / "protocol.json", json.dumps(protocol | set_notes, indent=1, default=str))
@@ -141,12 +144,14 @@ def merge_run(run_dir: str | Path, expected: Optional[dict[str, str]] = None) ->
     protocol = read_protocol(run_dir) | skip_protocol(records)  # skip counts over the union of the shards' records
     tables = write_run_tables(run_dir, records, protocol, set_df, set_notes)
     from .gallery import write_gallery  # the shards wrote each sample's media
-    from .plots import write_plots
+    from .plots import write_plots, write_time_and_cost_plots
+
 
     write_gallery([run_dir], run_dir / "gallery.html", title=f"videoshop-bench: {run_dir.name}")
     write_plots(tables, run_dir)
+    write_time_and_cost_plots([run_dir], tables["summary"], run_dir, protocol)
     log.info("merged %d records into %s\n%s", len(records), run_dir / "summary.md",
-             tables["summary"].to_string(index=False))
+             with_intervals(tables["summary"]).to_string(index=False))
     return tables
 
 
@@ -173,7 +178,7 @@ def combine_runs(job_dirs: list[Path], out_dir: Path, paper_table: str | None = 
     set_df = pd.concat(set_frames) if set_frames else None
     tables = write_tables(records_to_frame(records), out_dir, protocol, set_df, prefix="combined_")
     log.info("combined table of %d runs: %s\n%s", len(job_dirs), out_dir / "combined_summary.md",
-             tables["summary"].to_string(index=False))
+             with_intervals(tables["summary"]).to_string(index=False))
     if paper_table:
         from .paper import write_paper_comparison
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from eval.registry import set_columns
+
 from .methods import paper_row_names
-from .tables import PAPER_ORDER
 
 NUMBERS = Path(__file__).resolve().parent / "paper_numbers"
 TABLES = {"table2": "table2_magicbrush.csv", "table3": "table3_expert.csv", "table5": "table5_ablation_10videos.csv",
@@ -32,7 +33,7 @@ def compare_with_paper(summary: pd.DataFrame, table: str = "table5") -> pd.DataF
         name = paper_row_names().get(method)
         if name is None or name not in paper.index:
             continue
-        for m in PAPER_ORDER:
+        for m in set_columns("paper"):
             if m in r.index:
                 ours, theirs = float(r[m]), float(paper.loc[name, m])
                 rows.append({"label": r["label"], "paper_row": name, "metric": m, "ours": ours, "paper": theirs,
@@ -81,10 +82,10 @@ def paper_comparison_table(summary: pd.DataFrame, table: str) -> pd.DataFrame:
     for name in paper.index:
         r = by_row.get(name)
         row = {"method": name, "ours_label": "" if r is None else r["label"], "n": None if r is None else r.get("n")}
-        for m in PAPER_ORDER:
+        for m in set_columns("paper"):
             theirs = float(paper.loc[name, m])
             ours = float(r[m]) if r is not None and m in r.index and pd.notna(r[m]) else float("nan")
-            row[m] = (f"{ours:.2f} / {theirs:.2f} / {ours - theirs:+.2f}" if ours == ours
+            row[m] = (f"{ours:.2f}{_interval(r, m)} / {theirs:.2f} / {ours - theirs:+.2f}" if ours == ours
                       else f"- / {theirs:.2f} / -")
         row["seconds"] = float(r["seconds"]) if r is not None and "seconds" in r.index else float("nan")
         row["nfe"] = float(r["nfe"]) if r is not None and "nfe" in r.index else float("nan")
@@ -94,13 +95,23 @@ def paper_comparison_table(summary: pd.DataFrame, table: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _interval(row: pd.Series, metric: str) -> str:
+    """" [lo, hi]": our mean's bootstrap interval (the summary's ``<metric>_ci_lo/_ci_hi``), so a reader sees whether
+    the paper's number lies inside it; empty when the summary has none."""
+    lo, hi = row.get(f"{metric}_ci_lo"), row.get(f"{metric}_ci_hi")
+    if lo is None or hi is None or pd.isna(lo) or pd.isna(hi):
+        return ""
+    return f" [{float(lo):.2f}, {float(hi):.2f}]"
+
+
 def write_paper_comparison(summary: pd.DataFrame, table: str, out_dir: Path) -> pd.DataFrame:
     """Write ``combined_vs_paper.{csv,md}`` (paper_comparison_table) into ``out_dir``; returns the table."""
     df = paper_comparison_table(summary, table)
     out_dir = Path(out_dir)
     df.to_csv(out_dir / "combined_vs_paper.csv", index=False)
     tiny = "protocol" in summary and summary["protocol"].astype(str).str.contains("tiny").any()
-    note = (f"Paper {table.replace('table', 'Table ')}: each metric cell is ours / paper / ours - paper "
+    note = (f"Paper {table.replace('table', 'Table ')}: each metric cell is ours [its bootstrap interval over our "
+            "samples, tables.confidence] / paper / ours - paper "
             "(CLIP, TIFA, SSIM, CLIP_TC x100; Flow in px; FVD). x_videoshop: mean seconds per sample as a multiple of "
             "Videoshop's (paper: Table 4, each baseline's own code). Metric protocols: combined_summary.md."
             + (" TINY stand-in backbones/models: the numbers say nothing about the methods." if tiny else ""))

@@ -10,7 +10,8 @@ from typing import Any, Callable, Iterable, Optional
 import pandas as pd
 
 from .gallery import read_records, write_gallery, write_run_media
-from .plots import write_plots, write_sigma_sweep_plot
+from .merge import read_protocol
+from .plots import write_plots, write_sigma_sweep_plot, write_time_and_cost_plots
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +26,11 @@ def report_run(out: Path, ids: Iterable[str], load: Callable[[str], Any]) -> tup
         tables = {k: pd.read_csv(Path(out) / f"{k}.csv") for k in ("summary", "by_edit_type")
                   if (Path(out) / f"{k}.csv").is_file()}
         plots = write_plots(tables, out)
+        plots |= write_time_and_cost_plots([out], tables.get("summary"), out, read_protocol(Path(out)))
     except Exception as e:  # noqa: BLE001
         log.error("report of %s failed: %s: %s", out, type(e).__name__, e)
     return media, plots
+
 
 
 def report_multirun(job_dirs: list[Path], out: Path, tables: dict[str, pd.DataFrame], logger_cfg: Optional[dict],
@@ -39,6 +42,10 @@ def report_multirun(job_dirs: list[Path], out: Path, tables: dict[str, pd.DataFr
     try:
         write_gallery(job_dirs, Path(out) / "gallery.html", title=f"videoshop-bench: {Path(out).name}")
         plots = write_plots(tables, out, prefix="combined_")
+        protocol: dict = {}
+        for d in job_dirs:
+            protocol.update(read_protocol(Path(d)))
+        plots |= write_time_and_cost_plots(job_dirs, tables.get("summary"), Path(out), protocol, "combined_")
         sweep = write_sigma_sweep_plot(tables["results"], out) if "results" in tables else None
         if sweep is not None:
             plots["sigma_sweep"] = sweep

@@ -155,7 +155,7 @@ class SampleLoop:
         """Score ``frames`` into ``rec`` (metrics, skipped, status, error, and the metrics' notes unless
         ``add_notes`` is false); returns the set-metric features to store with it."""
         s = self.score(sample, frames, finite)
-        rec.update(metrics=s.values, skipped=s.skipped)
+        rec.update(metrics=s.values, skipped=s.skipped, curves=s.curves)
         if add_notes:
             rec["notes"] = rec["notes"] + s.notes
         rec.update(status="failed" if s.errors else "ok", error="; ".join(s.errors) or None)

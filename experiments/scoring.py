@@ -19,12 +19,14 @@ from .merge import class_path
 class Scores:
     """``values``: metric name -> value (NaN where the edit diverged or the metric raised); ``errors``: one line per
     metric that raised; ``skipped``: metric name -> why it could not be computed for this sample (no ground truth,
-    empty tracked region: counted in the tables, never a NaN); ``notes``: the metrics' notes on the sample."""
+    empty tracked region: counted in the tables, never a NaN); ``notes``: the metrics' notes on the sample;
+    ``curves``: per-frame series (curve name -> one value per frame), e.g. the edit-propagation curves."""
 
     values: dict[str, float] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    curves: dict[str, list[float]] = field(default_factory=dict)
 
 
 def score_sample(metrics: dict[str, Any], sample: Sample, frames: np.ndarray, finite: bool) -> Scores:
@@ -37,7 +39,7 @@ def score_sample(metrics: dict[str, Any], sample: Sample, frames: np.ndarray, fi
             out.values.update({n: math.nan for n in metric.names})
             continue
         try:
-            got = metric.score(sample, frames)
+            got, curves = metric.score_curves(sample, frames)
         except Exception as e:  # noqa: BLE001
             out.errors.append(f"metric {key}: {one_line(e)}")
             out.values.update({n: math.nan for n in metric.names})
@@ -48,6 +50,7 @@ def score_sample(metrics: dict[str, Any], sample: Sample, frames: np.ndarray, fi
                 out.skipped[n] = metric.skip_reason(n, sample)
             else:
                 out.values[n] = v
+        out.curves.update(curves)
         out.notes += metric.sample_notes(sample)
     return out
 

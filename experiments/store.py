@@ -59,6 +59,8 @@ def restore_values(v: Any) -> Any:
         return float(v)
     if isinstance(v, dict):
         return {k: restore_values(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [restore_values(x) for x in v]
     return v
 
 

@@ -9,10 +9,11 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from eval.registry import column_order, set_columns
 from videoshop.files import atomic_write_text
 
-PAPER_ORDER = ("clip_tgt", "clip_tgt_plus", "tifa", "clip_src", "clip_src_plus", "flow", "flow_plus", "fvd", "ssim",
-               "clip_tc")
+from .uncertainty import CI_HI, CI_LO, IntervalOptions, interval_columns, is_interval_column, paired_differences
+
 INFO_COLUMNS = ("label", "method", "overrides", "task", "dataset", "model", "sample_id", "edit_type", "status", "error", "finite",
                 "nfe", "seconds", "peak_mem_mb", "notes")
 
@@ -68,11 +69,15 @@ def override_values(df: pd.DataFrame, key: str) -> pd.Series:
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
-    cols = [c for c in df.columns if c not in INFO_COLUMNS and c != SKIPPED]
-    return [c for c in PAPER_ORDER if c in cols] + sorted(c for c in cols if c not in PAPER_ORDER)
+    """The metric columns of ``df``: the registered metrics' columns in table order (eval/registry.py), then any
+    other column (from an unregistered metric) in alphabetical order; never the interval columns of a summary."""
+    cols = [c for c in df.columns if c not in INFO_COLUMNS and c != SKIPPED and not is_interval_column(c)]
+    order = column_order()
+    return [c for c in order if c in cols] + sorted(c for c in cols if c not in order)
 
 
-def summarize(df: pd.DataFrame, by: Sequence[str] = ("label",), set_metrics: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+def summarize(df: pd.DataFrame, by: Sequence[str] = ("label",), set_metrics: Optional[pd.DataFrame] = None,
+              intervals: Optional[IntervalOptions] = IntervalOptions()) -> pd.DataFrame:
     """Mean of each metric over the successfully edited samples of each group.
 
     NaN is not skipped: a sample whose latents diverged makes its group's mean NaN (as the paper's Table 5).
@@ -80,6 +85,8 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = ("label",), set_metrics: Opt
     no usable TIFA question) is left out of that metric's mean explicitly, and counted: ``n_skipped`` (samples
     with any skipped metric) and ``skipped`` ("metric: count (reason)"). Counts: n (samples), n_failed (errors),
     n_nonfinite (diverged). ``set_metrics`` (indexed by ``by``) adds dataset-level metrics such as FVD.
+    ``intervals``: each mean (metrics and cost: nfe, seconds, peak_mem_mb) gets ``<col>_ci_lo``/``<col>_ci_hi``,
+    its bootstrap interval over the same values (experiments/uncertainty.py), as the last columns; None: none.
     """
     by = list(by)
     if df.empty:
@@ -96,6 +103,7 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = ("label",), set_metrics: Opt
     skipped = skipped.fillna("").astype(str)
     out["n_skipped"] = skipped.ne("").groupby([df[b] for b in by], sort=False, dropna=False).sum().astype(int)
     out["skipped"] = skipped.groupby([df[b] for b in by], sort=False, dropna=False).agg(_count_reasons)
+    cis = None
     if mcols and not ok.empty:
         cols = mcols + [c for c in ("nfe", "seconds", "peak_mem_mb") if c in ok.columns]
         vals = ok[cols].copy()
@@ -105,14 +113,19 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = ("label",), set_metrics: Opt
         vals[by] = ok[by]
         means = vals.groupby(by, sort=False, dropna=False)[cols].agg(_mean_of_present)
         out = out.join(means)
+        if intervals is not None:
+            cis = interval_columns(vals, by, cols, intervals)
     if set_metrics is not None and not set_metrics.empty:
         out = out.join(set_metrics, how="left")
     if "method" in df.columns and "method" not in by:  # what each row ran, as data (experiments/paper.py reads it)
         out["method"] = groups["method"].first()
     lead = ["method"] if "method" in out.columns else []
-    cols = lead + [c for c in PAPER_ORDER if c in out.columns] + [c for c in out.columns
-                                                                  if c not in PAPER_ORDER and c not in lead]
-    return out[cols].reset_index()
+    paper = set_columns("paper")  # the paper's columns lead, in its order; counts, then the other metrics
+    cols = lead + [c for c in paper if c in out.columns] + [c for c in out.columns if c not in paper and c not in lead]
+    out = out[cols]
+    if cis is not None:  # the intervals last: the table reads as before, the CSV stays numeric
+        out = out.join(cis)
+    return out.reset_index()
 
 
 def _skips(skipped: str, metric: str) -> bool:
@@ -146,26 +159,107 @@ def skip_protocol(records: Iterable[dict]) -> dict[str, str]:
             "skipped_samples": counted or "none"}
 
 
-def to_markdown(df: pd.DataFrame, protocol: Optional[dict] = None, title: Optional[str] = None) -> str:
+def with_intervals(df: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """``df`` for reading: each column with ``<c>_ci_lo``/``<c>_ci_hi`` beside it shown as one text cell
+    "mean [lo, hi]" (just the mean where there is no interval: fewer than two values), the interval columns
+    dropped, other columns as they are."""
+    out = df.copy()
+    for c in [c for c in df.columns if c + CI_LO in df.columns and c + CI_HI in df.columns]:
+        out[c] = [_cell(m, lo, hi, digits) for m, lo, hi in zip(df[c], df[c + CI_LO], df[c + CI_HI])]
+    return out.drop(columns=[c for c in df.columns if is_interval_column(c)])
+
+
+def _cell(mean, lo, hi, digits: int) -> str:
+    m = f"{float(mean):.{digits}f}" if pd.notna(mean) else "nan"
+    if pd.isna(lo) or pd.isna(hi):  # no interval (fewer than two values)
+        return m
+    a, b = f"{float(lo):.{digits}f}", f"{float(hi):.{digits}f}"
+    return m if a == b == m else f"{m} [{a}, {b}]"  # every value the same (at the shown precision): the mean alone
+
+
+def protocol_lines(protocol: dict, columns: Sequence[str] = ()) -> list[str]:
+    """The protocol as Markdown bullets: each metric column's protocol first, in table order, marked with its
+    direction (``higher_is_better``), then the run's other entries (model, seed, intervals, skips)."""
+    arrow = {True: " (higher is better)", False: " (lower is better)"}
+    metrics = protocol_table(protocol, columns)
+    lines = [f"- {m}{arrow.get(h, '')}: {p}" for m, h, p in metrics.itertuples(index=False)]
+    for k in sorted(k for k in protocol if k not in set(metrics["metric"]) and k != "higher_is_better"):
+        v = protocol[k]
+        if k == "intervals" and isinstance(v, dict):
+            v = IntervalOptions.from_dict(v).describe() + f"; paired differences vs {v.get('reference')}"
+        lines.append(f"- {k}: {v}")
+    return lines
+
+
+def protocol_table(protocol: dict, columns: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per metric column the protocol describes (table order first): ``metric``, ``higher_is_better``
+    (None where unknown), ``protocol``; for the W&B run and the gallery."""
+    directions = protocol.get("higher_is_better") or {}
+    metrics = [c for c in columns if c in protocol] + sorted(k for k in protocol if k in directions and k not in columns)
+    return pd.DataFrame({"metric": metrics, "higher_is_better": [directions.get(m) for m in metrics],
+                         "protocol": [str(protocol[m]) for m in metrics]})
+
+
+def to_markdown(df: pd.DataFrame, protocol: Optional[dict] = None, title: Optional[str] = None,
+                note: Optional[str] = None, after: str = "") -> str:
+    """``df`` as Markdown (means with their intervals: ``with_intervals``), a ``note`` above it, ``after`` (more
+    sections) below it, then the protocol."""
     lines = [f"## {title}", ""] if title else []
-    lines.append(df.to_markdown(index=False, floatfmt=".2f") if not df.empty else "_no results_")
+    if note:
+        lines += [note, ""]
+    lines.append(with_intervals(df).to_markdown(index=False, floatfmt=".2f") if not df.empty else "_no results_")
+    if after:
+        lines += ["", after.rstrip("\n")]
     if protocol:
-        lines += ["", "Protocol:"] + [f"- {k}: {v}" for k, v in sorted(protocol.items())]
+        lines += ["", "Protocol:"] + protocol_lines(protocol, list(df.columns))
     return "\n".join(lines) + "\n"
 
 
+def paired_markdown(paired: pd.DataFrame, metrics: Sequence[str], options: IntervalOptions) -> str:
+    """The paired-difference table as Markdown: one row per method, a cell "difference [lo, hi]" per metric
+    (with its pair count where fewer samples than ``n_paired`` had that metric)."""
+    if paired.empty:
+        return ""
+    shown = paired[[c for c in ("label", "method", "n_paired", "n_unpaired") if c in paired.columns]].copy()
+    for m in metrics:
+        if m in paired.columns:
+            shown[m] = [_cell(d, lo, hi, 2) + ("" if n == np_ else f" (n={n})") for d, lo, hi, n, np_ in
+                        zip(paired[m], paired[m + CI_LO], paired[m + CI_HI], paired[m + "_n"], paired["n_paired"])]
+    ref = paired["reference"].iloc[0]
+    return (f"## Paired differences: each method minus {ref} on the same samples\n\n"
+            f"Mean of (method - {ref}) over the samples both scored, aligned by dataset and sample id "
+            f"[{options.confidence:.0%} {options.interval} bootstrap interval over those pairs, {options.n_boot} "
+            f"resamples, seed {options.seed}]; an interval that excludes 0 is a difference the samples support. "
+            f"n_unpaired: samples only one of the two has (not run, failed); a metric one side skipped leaves that "
+            f"pair out of its cell (n=).\n\n" + shown.to_markdown(index=False, floatfmt=".2f") + "\n")
+
+
 def write_tables(df: pd.DataFrame, out_dir: str | Path, protocol: Optional[dict] = None,
-                 set_metrics: Optional[pd.DataFrame] = None, prefix: str = "") -> dict[str, pd.DataFrame]:
-    """Write {prefix}results.csv (per sample), {prefix}summary.{csv,md}, {prefix}by_edit_type.{csv,md}."""
+                 set_metrics: Optional[pd.DataFrame] = None, prefix: str = "",
+                 intervals: Optional[IntervalOptions] = None) -> dict[str, pd.DataFrame]:
+    """Write {prefix}results.csv (per sample), {prefix}summary.{csv,md}, {prefix}by_edit_type.{csv,md}, and, when
+    the table holds the reference method and another, {prefix}paired.csv (paired differences, also in the
+    summary's Markdown). ``intervals``: how (default: ``protocol["intervals"]``, else IntervalOptions())."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary = summarize(df, ("label",), set_metrics)
-    by_type = summarize(df, ("label", "edit_type"))
-    proto = json.dumps(protocol or {}, sort_keys=True)
+    protocol = dict(protocol or {})
+    intervals = intervals or IntervalOptions.from_dict(protocol.get("intervals"))
+    protocol["intervals"] = intervals.as_dict()
+    summary = summarize(df, ("label",), set_metrics, intervals)
+    by_type = summarize(df, ("label", "edit_type"), intervals=intervals)
+    mcols = metric_columns(df) if not df.empty else []
+    skipped = df[SKIPPED].fillna("").astype(str) if SKIPPED in df.columns else pd.Series("", index=df.index)
+    costs = [c for c in ("seconds",) if c in df.columns]
+    paired = paired_differences(df, mcols + costs, skipped, intervals) if not df.empty else pd.DataFrame()
+    proto = json.dumps(protocol, sort_keys=True, default=str)
     # each file atomically (temporary file + os.replace): concurrent writers of one run folder never corrupt it
     atomic_write_text(out_dir / f"{prefix}results.csv", to_safe_csv(df))
     for name, table, title in (("summary", summary, "Per method"), ("by_edit_type", by_type, "Per method and edit type")):
         atomic_write_text(out_dir / f"{prefix}{name}.csv", to_safe_csv(table.assign(protocol=proto)))
-        md = to_markdown(table, protocol, title)
+        after = paired_markdown(paired, mcols + costs, intervals) if name == "summary" else ""
+        md = to_markdown(table, protocol, title, note=f"Cells: {intervals.describe()}.", after=after)
         atomic_write_text(out_dir / f"{prefix}{name}.md", md.encode("utf-8", "backslashreplace").decode("utf-8"))
-    return {"results": df, "summary": summary, "by_edit_type": by_type}
+    if not paired.empty:
+        atomic_write_text(out_dir / f"{prefix}paired.csv", to_safe_csv(paired))
+    return {"results": df, "summary": summary, "by_edit_type": by_type, "paired": paired,
+            "protocol": protocol_table(protocol, list(summary.columns))}

@@ -13,7 +13,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]) if "__file__" in globals() else "..")
 from experiments.plots import write_plots  # noqa: E402
-from experiments.tables import PAPER_ORDER  # noqa: E402
+from eval.registry import column_order  # noqa: E402
 
 RESULTS = Path(sys.argv[1]) if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else Path(
     "outputs/edit/synthetic/toy/videoshop")
@@ -26,7 +26,7 @@ if not (RESULTS / f"{prefix}summary.csv").is_file():
 
 # %%
 summary = pd.read_csv(RESULTS / f"{prefix}summary.csv")
-shown = ["label"] + [m for m in PAPER_ORDER if m in summary] + [c for c in ("n", "n_failed", "n_skipped", "seconds")
+shown = ["label"] + [m for m in column_order() if m in summary] + [c for c in ("n", "n_failed", "n_skipped", "seconds")
                                                                  if c in summary]
 print(summary[shown].round(3).to_string(index=False))
 

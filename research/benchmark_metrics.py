@@ -1,9 +1,11 @@
-"""Time the paper's metric suite per video (a script, not a test).
+"""Time a metric set per video (a script, not a test).
 
-    python research/benchmark_metrics.py --backbones tiny            # conf/metrics/paper_tiny.yaml, CPU
+    python research/benchmark_metrics.py --backbones tiny            # metrics=paper_tiny (eval/registry.py), CPU
     python research/benchmark_metrics.py --backbones real-random --device cuda
+    python research/benchmark_metrics.py --set modern_tiny --backbones real-random   # VLM judge, background, MFS
+    python research/benchmark_metrics.py --set v2vbench_tiny --backbones real-random # V2VBench's eight metrics
 
-``tiny`` instantiates conf/metrics/paper_tiny.yaml. ``real-random`` builds the real-size architectures with random
+``tiny`` instantiates the ``paper_tiny`` metric set (eval/registry.py). ``real-random`` builds the real-size architectures with random
 weights (open_clip ViT-B-32, torchvision raft_large with 12 updates at >= 128 px); speed does not depend on weight
 values. Two parts have no real-size random stand-in and are NOT timed at real size: I3D (only the TorchScript file
 defines it; the tiny stand-in is used and labelled) and TIFA (multi-GB LLaMA-2/BLIP/T5 checkpoints; skipped unless
@@ -11,7 +13,14 @@ defines it; the tiny stand-in is used and labelled) and TIFA (multi-GB LLaMA-2/B
 is tracked by the flow tracker (``--tracker flow``, as on a dataset without ground-truth masks). Each video is
 scored twice: "cold" (source-side work computed: source embeddings, source flow, I3D source features, tracked masks)
 and "warm" (source side from the cache, i.e. the cost of each further method on the same dataset). Model loading is
-excluded and reported separately.
+excluded and reported separately. ``--set`` picks the metric set (default ``paper_tiny``; ``modern_tiny``: the VLM
+judge, background preservation and motion fidelity). In ``modern``, real-random means LPIPS's SqueezeNet at random
+weights (its real size) and the 55 x 55 grid of the flow point tracker; the VLM judge stays the tiny Qwen2.5-VL
+(its 7B architecture is timed by research/benchmark_vlm_judge.py). The warm pass scores a different edited video
+(the first one with its lowest bit flipped), so metrics that cache per edited video (the judge's answers, the
+V2VBench backbones' feature memo) are timed as for a further method, not as a rerun. ``v2vbench_tiny`` with
+real-random builds every V2VBench model at real size with random weights (CLIP ViT-L/14, DINOv2-base, the aesthetic
+predictor, PickScore's ViT-H/14, ViCLIP-L, DOVER, GMFlow).
 """
 
 from __future__ import annotations
@@ -29,22 +38,35 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from videoshop import _compat  # noqa: E402,F401
 
 
-def build_metrics(backbones: str, device: str, cache: str, tifa_tiny: bool, tracker: str = "flow") -> dict:
+def build_metrics(backbones: str, device: str, cache: str, tifa_tiny: bool, tracker: str = "flow",
+                  metric_set: str = "paper_tiny") -> dict:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
+
+    from eval.registry import set_config
 
     conf = Path(__file__).resolve().parents[1] / "conf"
     root = OmegaConf.create({"device": device, "paths": {"cache": cache},
                              "tracking": OmegaConf.load(conf / "tracking" / "gt_or_flow.yaml"),
-                             "metrics": OmegaConf.load(conf / "metrics" / "paper_tiny.yaml")})
+                             "metrics": set_config(metric_set)})
     root.tracking.tracker = tracker
     cfg = root.metrics
-    if backbones == "real-random":
+    if backbones == "real-random" and metric_set.startswith("v2vbench"):
+        for node in cfg.values():  # every V2VBench model has a real-size random build
+            node.backbone = "random"
+    elif backbones == "real-random":
         for key in ("clip_tgt", "clip_src", "clip_tc"):
-            cfg[key].backbone, cfg[key].model = "random", "ViT-B-32"
-        cfg.flow.backbone, cfg.flow.model, cfg.flow.num_flow_updates, cfg.flow.min_size = "random", "raft_large", 12, 128
-        if not tifa_tiny:
+            if key in cfg:
+                cfg[key].backbone, cfg[key].model = "random", "ViT-B-32"
+        if "flow" in cfg:
+            cfg.flow.backbone, cfg.flow.model, cfg.flow.num_flow_updates = "random", "raft_large", 12
+            cfg.flow.min_size = 128
+        if "tifa" in cfg and not tifa_tiny:
             del cfg["tifa"]
+        if "background" in cfg:
+            cfg.background.backbone = "random"
+        if "motion_fidelity" in cfg:
+            cfg.motion_fidelity.grid_size = 55
     out = {}
     for key, node in cfg.items():
         t = time.perf_counter()
@@ -54,15 +76,17 @@ def build_metrics(backbones: str, device: str, cache: str, tifa_tiny: bool, trac
 
 
 def run(metrics: dict, samples: list) -> dict:
+    import numpy as np
+
     times = {k: {"cold": [], "warm": []} for k in metrics}
     for s in samples:
-        for phase in ("cold", "warm"):
+        for phase, edited in (("cold", s.gt_edited_video), ("warm", np.bitwise_xor(s.gt_edited_video, 1))):
             for k, m in metrics.items():
                 t = time.perf_counter()
                 if m.per_sample:
-                    m.score(s, s.gt_edited_video)
+                    m.score(s, edited)
                 else:
-                    m.update(s, s.gt_edited_video)
+                    m.update(s, edited)
                 times[k][phase].append(time.perf_counter() - t)
     return times
 
@@ -70,6 +94,7 @@ def run(metrics: dict, samples: list) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backbones", choices=("tiny", "real-random"), default="tiny")
+    p.add_argument("--set", dest="metric_set", default="paper_tiny", help="a metric set's tiny twin, e.g. modern_tiny")
     p.add_argument("--device", default="cpu")
     p.add_argument("--videos", type=int, default=3)
     p.add_argument("--frames", type=int, default=14)
@@ -92,17 +117,17 @@ def main() -> None:
     ds = SyntheticDataset(num_samples=a.videos + 1, num_frames=a.frames, height=a.height, width=a.width)
     samples = [ds.load(i) for i in ds.sample_ids()]
     with tempfile.TemporaryDirectory() as cache:
-        metrics = build_metrics(a.backbones, a.device, cache, a.tifa_tiny, a.tracker)
+        metrics = build_metrics(a.backbones, a.device, cache, a.tifa_tiny, a.tracker, a.metric_set)
         run(metrics, samples[:1])  # warm-up (lazy init, first-call allocations); not counted
         times = run(metrics, samples[1:])
     rows = {k: {ph: float(np.mean(v)) for ph, v in d.items()} for k, d in times.items()}
-    print(f"\nbackbones={a.backbones} device={a.device} video={a.frames}x{a.height}x{a.width} "
+    print(f"\nset={a.metric_set} backbones={a.backbones} device={a.device} video={a.frames}x{a.height}x{a.width} "
           f"videos={a.videos} threads={torch.get_num_threads()} tracker={a.tracker}")
-    print(f"{'metric':10s} {'cold s/video':>13s} {'warm s/video':>13s}")
+    print(f"{'metric':16s} {'cold s/video':>13s} {'warm s/video':>13s}")
     for k, r in rows.items():
-        print(f"{k:10s} {r['cold']:13.3f} {r['warm']:13.3f}")
+        print(f"{k:16s} {r['cold']:13.3f} {r['warm']:13.3f}")
     tot = {ph: sum(r[ph] for r in rows.values()) for ph in ("cold", "warm")}
-    print(f"{'TOTAL':10s} {tot['cold']:13.3f} {tot['warm']:13.3f}")
+    print(f"{'TOTAL':16s} {tot['cold']:13.3f} {tot['warm']:13.3f}")
     if a.json:
         Path(a.json).write_text(json.dumps({"args": vars(a), "per_metric": rows, "total": tot}, indent=1))
 

@@ -1,5 +1,5 @@
-"""conf/metrics/paper_tiny.yaml instantiates all ten metrics offline and scores a synthetic sample;
-paper.yaml names the same metrics with real backbones and fails with one line when weights are missing."""
+"""The paper_tiny metric set (eval/registry.py) instantiates all ten metrics offline and scores a synthetic sample;
+the paper set names the same metrics with real backbones and fails with one line when weights are missing."""
 
 from pathlib import Path
 
@@ -10,15 +10,16 @@ from omegaconf import OmegaConf
 
 from eval.backbones import MissingWeightsError
 from eval.fidelity import GroundTruthFidelity
+from eval.registry import set_config
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "metrics"
+CONF = Path(__file__).resolve().parents[1] / "conf"
 TEN = {"clip_tgt", "clip_tgt_plus", "tifa", "clip_src", "clip_src_plus", "flow", "flow_plus", "fvd", "ssim", "clip_tc"}
 
 
 def _metrics_cfg(name, tmp_path):
     cfg = OmegaConf.create({"device": "cpu", "paths": {"cache": str(tmp_path)},
-                            "tracking": OmegaConf.load(CONF.parent / "tracking" / "gt_or_flow.yaml"),
-                            "metrics": OmegaConf.load(CONF / f"{name}.yaml")})
+                            "tracking": OmegaConf.load(CONF / "tracking" / "gt_or_flow.yaml"),
+                            "metrics": set_config(name)})
     return cfg.metrics
 
 

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from eval.backbones import shared
 from eval.base import EditMetric
 from eval.fidelity import SourceSSIM
+from eval.registry import set_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 META = torch.device("meta")
@@ -27,7 +28,7 @@ def cfg(tmp_path_factory):
     root = tmp_path_factory.mktemp("device")
     c = OmegaConf.create({"device": "cpu", "paths": {"cache": str(root)},
                           "tracking": OmegaConf.load(CONF / "tracking" / "gt_or_flow.yaml"),
-                          "metrics": OmegaConf.load(CONF / "metrics" / "paper_tiny.yaml")})
+                          "metrics": set_config("paper_tiny")})
     return c.metrics
 
 
@@ -71,7 +72,7 @@ def param_devices(modules) -> set:
     return devs
 
 
-# (metric moved, metric sharing its backbone, metric built after the move): config keys in paper_tiny.yaml
+# (metric moved, metric sharing its backbone, metric built after the move): config keys of the paper_tiny set
 TRIOS = {"clip": ("clip_tgt", "clip_src", "clip_tc"), "flow": ("flow", "flow", "flow"), "fvd": ("fvd", "fvd", "fvd"),
          "tifa": ("tifa", "tifa", "tifa")}
 

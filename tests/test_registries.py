@@ -1,5 +1,6 @@
 """Each registry takes a throwaway entry from outside the repository's own modules, and run.py runs it: a task, a
-method (no YAML file: its config node goes into Hydra's config store) and a method set swept by a preset."""
+method (no YAML file: its config node goes into Hydra's config store), a method set swept by a preset, a model
+family, and a metric in a metric set (and its tiny twin)."""
 
 import json
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from eval.registry import METRIC_SETS, METRICS, column_order, display_names, set_columns
 from experiments.methods import METHOD_SETS, METHODS, MethodSet, paper_row_names
 from experiments.task_registry import TASKS
 from videoshop.families import FAMILIES
@@ -17,6 +19,8 @@ from videoshop.registry import Registry, UnknownEntry
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = '''
 import numpy as np
+from eval.base import EditMetric, check_same_shape
+from eval.registry import METRIC_SETS, METRICS, MetricEntry, MetricSet
 from videoshop.method import EditResult
 from experiments.methods import METHOD_SETS, Method, MethodSet, register_method
 from experiments.task_registry import TASKS, Task
@@ -46,6 +50,25 @@ register_method(Method("paste_first", display="Paste", config={"_target_": "thro
                                                                "uses_video_model": False, "blend": 0.5}),
                 replace=True)
 METHOD_SETS.register(MethodSet("throwaway_set", ("paste_first", "svd_no_source")), replace=True)
+
+
+class MeanAbsDiff(EditMetric):
+    """Mean absolute difference of edited and source frames, times ``scale`` (a throwaway metric)."""
+
+    names = ("mad",)
+
+    def __init__(self, scale: float = 1.0, device: str = "cpu", **kw):
+        super().__init__(**kw)
+        self.scale, self.where = scale, device
+
+    def score(self, sample, edited):
+        check_same_shape(sample, edited)
+        return {"mad": self.scale * float(np.abs(edited.astype(np.float64) - sample.source_video).mean())}
+
+
+METRICS.register(MetricEntry("mad", "throwaway_plugin.MeanAbsDiff", options={"scale": 100.0, "device": "${device}"},
+                             tiny={"scale": 1.0}, columns={"mad": "MAD"}, sets=("throwaway_metrics",)), replace=True)
+METRIC_SETS.register(MetricSet("throwaway_metrics", ("ssim",)), replace=True)
 
 
 def one_layer_wan(size):
@@ -80,6 +103,8 @@ def plugin(tmp_path, monkeypatch):
     import throwaway_plugin
 
     yield throwaway_plugin
+    METRIC_SETS.unregister("throwaway_metrics")
+    METRICS.unregister("mad")
     TASKS.unregister("hello")
     FAMILIES.unregister("wan_one_layer")
     METHODS.unregister("paste_first")
@@ -166,3 +191,91 @@ def test_a_registered_model_family_runs_through_run_py_and_an_unknown_one_is_ref
         run_py(monkeypatch, "model=wan21_i2v_tiny", "model.family=nope", f"hydra.run.dir={tmp_path / 'bad'}")
     assert e.value.code == 2
     assert "error: model.family=nope: must be one of svd, wan21_i2v" in capsys.readouterr().err
+
+
+def test_a_registered_metric_runs_through_run_py_in_its_set_and_the_tiny_twin(plugin, monkeypatch, tmp_path, capsys):
+    runs = {}
+    for name in ("throwaway_metrics", "throwaway_metrics_tiny"):
+        out = tmp_path / name
+        run_py(monkeypatch, "method=paste_first", f"metrics={name}", "dataset.loader.num_samples=1", "logger=none",
+               f"hydra.run.dir={out}", f"paths.cache={tmp_path}/c")
+        runs[name] = json.loads(next(out.rglob("record.json")).read_text())
+    real, tiny = runs["throwaway_metrics"], runs["throwaway_metrics_tiny"]
+    assert real["status"] == tiny["status"] == "ok" and set(real["metrics"]) == {"ssim", "mad"}
+    # the same edit scored with the real options (scale 100) and the tiny twin's (scale 1); the rest from the class
+    assert real["metrics"]["mad"] > 0 and real["metrics"]["mad"] == pytest.approx(100 * tiny["metrics"]["mad"])
+    assert real["metrics_hash"] != tiny["metrics_hash"]
+    assert display_names()["mad"] == "MAD" and column_order()[-1] == "mad" and "mad" not in set_columns("paper")
+    with pytest.raises(SystemExit) as e:
+        run_py(monkeypatch, "method=paste_first", "metrics=throwaway_metrix", f"hydra.run.dir={tmp_path / 'bad'}")
+    assert e.value.code == 2 and "metrics=throwaway_metrix: no option" in capsys.readouterr().err
+
+
+# metrics_hash (experiments/components.py) of each shipped set, as composed before the metric registry replaced
+# conf/metrics/*.yaml: unchanged, so results scored before it are reused on resume
+METRICS_HASHES = {"paper": "f29e7061197701ea", "paper_tiny": "974b082a8f145a4b", "default": "116211a7eae9d5b1",
+                  "none": "44136fa355b3678a"}
+
+
+@pytest.mark.parametrize("name", sorted(METRICS_HASHES))
+def test_each_shipped_metric_set_composes_what_its_yaml_file_did(name):
+    from hydra import compose, initialize_config_dir
+
+    from experiments.components import container, stable_hash
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["paths.output=/o", "paths.cache=/c", f"metrics={name}"])
+    assert stable_hash(container(cfg.metrics)) == METRICS_HASHES[name]
+
+
+def test_every_metric_entry_names_its_class_columns_and_the_paper_set_its_ten_columns():
+    from videoshop.registry import load_object
+
+    for e in METRICS:
+        assert set(e.columns) == set(load_object(e.target).names), e.name
+    with open(ROOT / "experiments" / "paper_numbers" / "table2_magicbrush.csv") as f:
+        assert tuple(f.readline().strip().split(",")[1:]) == set_columns("paper")
+    assert all(m in METRICS for s in METRIC_SETS if s.metrics for m in s.metrics + s.extras)
+
+
+def test_every_dataset_config_names_its_registry_entry_and_restates_none_of_its_shared_keys():
+    import yaml
+
+    from datasets.registry import DATASETS, dataset_node
+
+    files = {p.stem: yaml.safe_load(p.read_text()) for p in (ROOT / "conf" / "dataset").glob("*.yaml")}
+    assert set(files) == set(DATASETS.names())
+    for name, cfg in files.items():
+        assert cfg["defaults"] == [f"/dataset_entry/{name}@_here_", "_self_"], name
+        shared = dataset_node(name)
+        for section in ("", "loader", "build"):
+            mine, base = (cfg, shared) if not section else (cfg.get(section) or {}, shared.get(section) or {})
+            same = [k for k in mine if k in base and mine[k] == base[k] and k != "defaults"]
+            assert not same, f"conf/dataset/{name}.yaml restates {section or 'dataset'} keys {same}"
+    docs = (ROOT / "docs" / "datasets.md").read_text()
+    assert all(f"| `{n}` |" in docs for n in DATASETS.names())
+
+
+def test_a_registered_dataset_runs_through_run_py_from_a_yaml_naming_it(plugin, monkeypatch, tmp_path):
+    from datasets.registry import DATASETS, DatasetEntry
+
+    DATASETS.register(DatasetEntry("throwaway_examples", "the committed examples under another name"))
+    try:
+        conf = tmp_path / "conf" / "dataset"
+        conf.mkdir(parents=True)
+        (conf / "throwaway_examples.yaml").write_text(
+            "defaults:\n  - /dataset_entry/throwaway_examples@_here_\n  - _self_\nlimit: 1\n"
+            "loader:\n  root: datasets/examples\n")
+        out = tmp_path / "run"
+        run_py(monkeypatch, f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "dataset=throwaway_examples",
+               "method=paste_first", "metrics=default", "logger=none", f"hydra.run.dir={out}", f"paths.cache={tmp_path}/c")
+        records = [json.loads(p.read_text()) for p in out.rglob("record.json")]
+        assert len(records) == 1 and records[0]["status"] == "ok" and records[0]["dataset"] == "throwaway_examples"
+    finally:
+        DATASETS.unregister("throwaway_examples")
+
+
+def test_the_docs_table_of_metric_sets_is_the_registry():
+    from eval.registry import metric_sets_markdown
+
+    assert metric_sets_markdown() in (ROOT / "docs" / "metrics.md").read_text()

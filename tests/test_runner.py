@@ -165,7 +165,10 @@ def test_sigma_sweep_from_the_command_line_ends_in_one_combined_table(tmp_path):
     combined = pd.read_csv(tmp_path / "combined_summary.csv")
     assert sorted(combined["label"]) == ["videoshop[num_inference_steps=6,threshold=0.5]",
                                          "videoshop[num_inference_steps=6,threshold=2]"]
-    assert (tmp_path / "combined_summary.md").read_text().count(",threshold=") == 2
+    md = (tmp_path / "combined_summary.md").read_text()
+    assert md.split("## Paired differences")[0].count(",threshold=") == 2
+    # every label is a videoshop: the paired differences are to the first one (the table names it)
+    assert "each method minus videoshop[num_inference_steps=6,threshold=0.5]" in md
     # the swept values travel as data: each record holds its job's overrides, typed; the Sigma plot reads them
     records = [json.loads(p.read_text()) for p in sorted(tmp_path.rglob("record.json"))]
     assert sorted(r["overrides"]["method.threshold"] for r in records) == [0.5, 2]

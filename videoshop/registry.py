@@ -10,7 +10,7 @@ edge (experiments/) keeps its own registries of this class (tasks, methods, meth
 from __future__ import annotations
 
 import importlib
-from typing import Any, Generic, Iterator, TypeVar
+from typing import Any, Callable, Generic, Iterator, TypeVar
 
 E = TypeVar("E")
 
@@ -24,21 +24,35 @@ class UnknownEntry(KeyError):
 
 class Registry(Generic[E]):
     """Name -> entry for one kind. Entries carry their own ``name``; registering a name twice is an error unless
-    ``replace=True`` (so two modules cannot silently claim one name)."""
+    ``replace=True`` (so two modules cannot silently claim one name). ``subscribe(fn)``: ``fn()`` runs after every
+    change (the Hydra edge keeps its config store equal to a registry this way)."""
 
     def __init__(self, kind: str):
         self.kind = kind
         self._entries: dict[str, E] = {}
+        self._listeners: list[Callable[[], None]] = []
 
     def register(self, entry: E, replace: bool = False) -> E:
         name = getattr(entry, "name")
         if name in self._entries and not replace:
             raise ValueError(f"{self.kind} {name!r} is already registered")
         self._entries[name] = entry
+        self._changed()
         return entry
 
     def unregister(self, name: str) -> None:
-        self._entries.pop(name, None)
+        if self._entries.pop(name, None) is not None:
+            self._changed()
+
+    def subscribe(self, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` now and after every later register / unregister."""
+        if fn not in self._listeners:
+            self._listeners.append(fn)
+        fn()
+
+    def _changed(self) -> None:
+        for fn in self._listeners:
+            fn()
 
     def get(self, name: str) -> E:
         try:
