@@ -9,7 +9,9 @@ Random draws: the official scripts never seed torch's global RNG (the inversion'
 posterior sample of the initial latent and the restart noise are unseeded); only the high-frequency noise of the
 initial latent has a seed (``config.seed``, its own generator). The side seeds the global RNG with the same seed at the
 start of each script (a listed patch; the official loading draws nothing before, as the side checks); the project
-draws from its generator seeded with that seed (``seeding: official``). No draw is replayed.
+draws from its generator seeded with that seed (``seeding: official``): the posterior samples and the initial latent
+agree with no replay. The restart noise is replayed: the official ``randn_like`` fills a non-contiguous latent, whose
+numbers differ from a contiguous draw from the same generator state (docs/baselines.md).
 Tiny scale: resolution 112x64 stands for 576x320, 4 frames for 24, 10 inversion steps for 999, 5 sampling steps for
 50 (guidance on the first 2, restarts after the first 4), 2 Adam steps for 10, CFG 10.
 """
