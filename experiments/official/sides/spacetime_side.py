@@ -24,6 +24,7 @@ Monkeypatches (each listed in PATCHES, printed by the driver):
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import tempfile
@@ -193,7 +194,8 @@ def main() -> None:
     map_cuda_to_cpu(torch, diffusers)
     redirect_loading(diffusers, torch, args.weights)
     import preprocess_video_ddim as PRE
-    import run as RUN
+
+    RUN = importlib.import_module("run")  # the official run.py (DIR is first on sys.path), not this project's
 
     seed, f = int(inp["seed"]), int(inp["num_frames"])
     rec: dict = {"rng": [], "denoised": [], "optimized": [], "reference": [], "losses": [], "rng_after_seed": {}}
