@@ -17,7 +17,9 @@ An entry is a dict (each benchmark module's ``read_entries`` makes them from the
 
 Benchmarks that ship no edited first frame (FiVE-Bench, V2VBench, DAVIS) take them from ``first_frames``: a folder
 of ``<sample_id>.png`` (or .jpg) made with any image editor. A sample without one fails with one line naming the
-file it looked for; the other samples build.
+file it looked for; the other samples build. ``first_frames="editor"`` builds them without one (the source frame
+stands in, ``meta["edited_first_frame"] = "missing"``): a run then makes it with ``first_frame.editor=...``
+(experiments/first_frame.py), and ``first_frame.editor=none`` refuses such a sample with one line.
 
 Frames: ``num_frames`` spread uniformly over the whole clip (or at ``sample_fps`` from the start), brought to
 ``height`` x ``width`` by ``fit`` (crop | resize | pad) as the expert builder does; the original clip's path,
@@ -41,6 +43,10 @@ from .schema import Sample, SampleError
 from videoshop.video_io import IMAGE_EXTS, VIDEO_EXTS, read_image
 
 log = logging.getLogger(__name__)
+# dataset.build.first_frames=editor: build without edited first frames; each run makes them with first_frame.editor
+# (experiments/first_frame.py), and such a sample's meta["edited_first_frame"] says "missing"
+FROM_EDITOR = "editor"
+EDITOR_MISSING = "missing"
 
 
 # ----------------------------------------------------------------------------- files
@@ -65,7 +71,8 @@ def first_frame_file(first_frames, sample_id: str, where: str = "") -> Path:
     where = where or sample_id
     if not first_frames:
         raise SampleError(f"{where}: the benchmark ships no edited first frame; give a folder of them "
-                          f"(dataset.build.first_frames=DIR holding {sample_id}.png)")
+                          f"(dataset.build.first_frames=DIR holding {sample_id}.png), or "
+                          f"dataset.build.first_frames={FROM_EDITOR} to make them at run time (first_frame.editor=...)")
     folder = Path(first_frames).expanduser()
     for ext in IMAGE_EXTS:
         if (folder / f"{sample_id}{ext}").is_file():
@@ -154,10 +161,14 @@ def convert_entry(e: dict, *, num_frames: int = 14, height: int = 576, width: in
         raise SampleError(f"{where}: {err}") from None
     if not e.get("video") or not Path(e["video"]).exists():
         raise SampleError(f"{where}: source video not found: {e.get('video')}")
-    edited_path = e.get("edited") or first_frame_file(first_frames, sid, where)
+    from_editor = not e.get("edited") and str(first_frames) == FROM_EDITOR
+    edited_path = None if from_editor else (e.get("edited") or first_frame_file(first_frames, sid, where))
     video, src_fps, total, idx = read_selected_frames(e["video"], int(num_frames), sample_fps)
-    edited = read_first_image(edited_path, where)
-    _aspect_check("edited first frame", edited_path, edited.shape[:2], video.shape[1:3], where)
+    if from_editor:  # a stand-in (the source frame) that the run's first_frame.editor replaces; editor=none refuses it
+        edited = np.ascontiguousarray(video[0])
+    else:
+        edited = read_first_image(edited_path, where)
+        _aspect_check("edited first frame", edited_path, edited.shape[:2], video.shape[1:3], where)
     rule = e.get("mask_rule") or ("gt", 127)
     mask = gt_masks = None
     if e.get("masks_dir"):
@@ -174,9 +185,9 @@ def convert_entry(e: dict, *, num_frames: int = 14, height: int = 576, width: in
     out_fps = float(sample_fps) if sample_fps else float(num_frames) / max(total / src_fps, 1e-6)
     meta = {**(e.get("meta") or {}), "original": {
         "video": str(e["video"]), "num_frames": int(total), "fps": float(src_fps), "height": int(video.shape[1]),
-        "width": int(video.shape[2]), "edited": str(edited_path), "mask": str(e.get("mask") or e.get("masks_dir") or "")
+        "width": int(video.shape[2]), "edited": str(edited_path) if edited_path else None, "mask": str(e.get("mask") or e.get("masks_dir") or "")
         or None}, "frame_indices": idx.tolist(), "fit": fit, "edit_type_source": edit_type_source,
-        "edited_first_frame": "benchmark" if e.get("edited") else "first_frames folder"}
+        "edited_first_frame": "benchmark" if e.get("edited") else (EDITOR_MISSING if from_editor else "first_frames folder")}
     return Sample(sample_id=sid, source_video=fit_frames(video, h, w, fit), edited_image=fit_image(edited, h, w, fit),
                   edit_mask=None if mask is None else fit_image(mask, h, w, fit, mask=True),
                   gt_masks=None if gt_masks is None else fit_frames(gt_masks, h, w, fit, mask=True),

@@ -124,7 +124,8 @@ def load_dover(checkpoint: Optional[str] = None, backbone: str = "real", device:
         else:
             if not checkpoint or not os.path.isfile(checkpoint):
                 raise MissingWeightsError(
-                    f"{config_key}.checkpoint: {checkpoint or 'not set'} is not a file; set {config_key}.checkpoint="
+                    f"{config_key}.checkpoint: {f'{checkpoint} is not a file' if checkpoint else 'not set'}; set "
+                    f"{config_key}.checkpoint="
                     f"PATH to {DOVER_CHECKPOINT} (hub repository teowu/DOVER)")
             try:
                 sd = torch.load(checkpoint, map_location="cpu", weights_only=True)

@@ -129,6 +129,18 @@ def load_vlm(model: str, revision: Optional[str], path: Optional[str], model_cla
     return m.eval().to(device), proc
 
 
+def video_kwargs(processor, fps: float) -> dict[str, Any]:
+    """Processor arguments for a video given as a list of frames, as FiVE gives it: qwen-vl-utils reads such a list
+    frame by frame as IMAGES (``fetch_image``: the image pixel bounds, no per-frame video cap), and the processor
+    gets ``fps=10``. So the video's frames take the image processor's bounds here (Qwen2.5-VL-7B: 3136 to 12845056
+    pixels) and no video cap."""
+    out: dict[str, Any] = {"fps": fps, "cap_pixels_per_frame": False}
+    size = getattr(getattr(processor, "image_processor", None), "size", None)
+    if size is not None and getattr(size, "shortest_edge", None) and getattr(size, "longest_edge", None):
+        out["size"] = {"shortest_edge": int(size.shortest_edge), "longest_edge": int(size.longest_edge)}
+    return out
+
+
 def _utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
@@ -211,7 +223,7 @@ class TransformersJudge(SharedBackbone):
                                                     add_generation_prompt=True)
         kwargs: dict[str, Any] = {"images": images or None, "videos": videos or None}
         if videos:
-            kwargs.update(fps=self.video_fps, cap_pixels_per_frame=True)  # as qwen-vl-utils (FiVE's reader)
+            kwargs.update(video_kwargs(self.processor, self.video_fps))
         x = self.processor(text=[prompt], return_tensors="pt", **kwargs).to(self.device)
         for k in ("pixel_values", "pixel_values_videos"):
             if k in x:

@@ -173,14 +173,14 @@ EDITVERSE_CRITERIA = {"prompt_following": "Prompt Following", "edit_quality": "E
 def parse_editverse(answer: str) -> Optional[dict[str, float]]:
     """The three 0-3 criterion scores and their total (0-9) from a rubric answer, or None.
 
-    A criterion line is "<name>: <digit>" (brackets and markdown bold allowed); all three must be present and in
-    0..3. The total is their sum (a "Total Score" line that disagrees is ignored: EditVerse asks a second time for
-    the overall number; the sum is what its rubric defines).
+    A criterion line is "<name>: <digit>" (brackets, markdown bold and an echoed "(Score: 0-3)" allowed); all three
+    must be present and in 0..3. The total is their sum (a "Total Score" line that disagrees is ignored: EditVerse
+    asks a second time for the overall number; the sum is what its rubric defines).
     """
     text = str(answer or "")
     out: dict[str, float] = {}
     for key, label in EDITVERSE_CRITERIA.items():
-        m = re.search(rf"{label}\s*\**\s*:\s*\**\s*\[?\s*(\d+)", text, flags=re.IGNORECASE)
+        m = re.search(rf"{label}\s*(?:\([^)]*\))?\s*\**\s*:\s*\**\s*\[?\s*(\d+)", text, flags=re.IGNORECASE)
         if m is None or not 0 <= int(m.group(1)) <= 3:
             return None
         out[key] = float(m.group(1))

@@ -50,7 +50,8 @@ def load_gmflow(checkpoint: Optional[str] = None, backbone: str = "real", device
         else:
             if not checkpoint or not os.path.isfile(checkpoint):
                 raise MissingWeightsError(
-                    f"{config_key}.checkpoint: {checkpoint or 'not set'} is not a file; set {config_key}.checkpoint="
+                    f"{config_key}.checkpoint: {f'{checkpoint} is not a file' if checkpoint else 'not set'}; set "
+                    f"{config_key}.checkpoint="
                     f"PATH to GMFlow's {SINTEL_CHECKPOINT} (haofeixu/gmflow pretrained.zip)")
             sd = torch.load(checkpoint, map_location="cpu", weights_only=True)
             with torch.device("meta"):  # no random init: every parameter comes from the file
@@ -128,10 +129,12 @@ class MotionAlignment(EditMetric):
         self.gmflow = GMFlowBackbone(checkpoint, backbone, device, seed, batch_size, attn_splits, max_side,
                                      self.config_key)
         self.cache = FeatureCache(cache_dir, "gmflow")
+        self.seed = seed  # tiny / random weights differ by seed: part of the source-flow cache key
 
     def score(self, sample, edited):
         check_same_shape(sample, edited)
-        key = fingerprint("gmflow_source", sample.source_video, self.gmflow.describe(), self.gmflow.checkpoint)
+        key = fingerprint("gmflow_source", sample.source_video, self.gmflow.describe(), self.gmflow.checkpoint,
+                          self.seed)
         src = self.cache.get_or_compute(key, lambda: self.gmflow(sample.source_video))
         epe = end_point_error(src, self.gmflow(edited))
         return {"gmflow_motion": -epe if math.isfinite(epe) else float("nan")}

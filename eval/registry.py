@@ -116,6 +116,21 @@ for _e in (
     MetricEntry("gt_fidelity", "eval.fidelity.GroundTruthFidelity",
                 columns={"psnr_gt": "PSNR_gt", "psnr_gt_in": "PSNR_gt (in)", "psnr_gt_out": "PSNR_gt (out)",
                          "ssim_gt": "SSIM_gt", "ssim_gt_in": "SSIM_gt (in)", "ssim_gt_out": "SSIM_gt (out)"}),
+    # the first-frame edit apart from its propagation (eval/first_frame.py; experiment=first_frame_editors adds them)
+    MetricEntry("first_frame", "eval.first_frame.FirstFrameEdit",
+                dict(model="ViT-B-32", pretrained="openai", checkpoint=None, backbone="real", fill=0, device=DEVICE,
+                     cache_dir=CACHE),
+                tiny=dict(backbone="tiny"),
+                columns={"ff_clip_text": "CLIP_text (frame 0)", "ff_clip_dir": "CLIP_dir (frame 0)",
+                         "ff_clip_src": "CLIP_src (frame 0)", "ff_clip_src_plus": "CLIP_src+ (frame 0)",
+                         "ff_area": "edited area % (frame 0)"}),
+    MetricEntry("later_frames", "eval.first_frame.LaterFrames",
+                dict(model="ViT-B-32", pretrained="openai", checkpoint=None, backbone="real", device=DEVICE,
+                     cache_dir=CACHE),
+                tiny=dict(backbone="tiny"),
+                columns={"later_clip_text": "CLIP_text (1..T)", "later_clip_tgt": "CLIP_tgt (1..T)",
+                         "later_clip_src": "CLIP_src (1..T)", "last_clip_tgt": "CLIP_tgt (last)",
+                         "frame0_kept": "CLIP frame 0 kept"}),
 ):
     METRICS.register(_e)
 
@@ -200,12 +215,13 @@ for _e in (
                 dict(point_tracker="auto", grid_size=55, tracking=TRACKING, device=DEVICE, cache_dir=CACHE),
                 tiny=dict(point_tracker="flow", grid_size=20),
                 columns={"mfs": "MFS", "mfs_edit": "MFS_edit"}, sets=("modern",)),
-    # Edit propagation (x100, eval/propagation.py): per-frame CLIP similarity of the tracked edit region to the
-    # edited first frame's (in) and of the outside to the source (out); area under each curve and its last value.
-    # reference: edited_image (the user's edit) | output_first (the method's own frame 0); fill: the outside's fill.
+    # Edit propagation (x100, eval/propagation.py): per-frame CLIP (or DINOv2) similarity of the tracked edit region
+    # to the edited first frame's (in) and of the outside to the source (out); area under each curve, last value.
+    # embedder: clip | dinov2; model: null = ViT-B-32 (clip) / facebook/dinov2-base (dinov2); reference:
+    # edited_image (the user's edit) | output_first (the method's own frame 0); fill: the filled region's value.
     MetricEntry("propagation", "eval.propagation.EditPropagation",
-                dict(model="ViT-B-32", pretrained="openai", checkpoint=None, backbone="real", reference="edited_image",
-                     fill=0, tracking=TRACKING, device=DEVICE, cache_dir=CACHE),
+                dict(embedder="clip", model=None, pretrained="openai", checkpoint=None, revision=None, backbone="real",
+                     reference="edited_image", fill=0, tracking=TRACKING, device=DEVICE, cache_dir=CACHE),
                 tiny=dict(backbone="tiny"),
                 columns={"propagation_in_auc": "Prop_in AUC", "propagation_in_last": "Prop_in last",
                          "propagation_out_auc": "Prop_out AUC", "propagation_out_last": "Prop_out last"},

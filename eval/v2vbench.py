@@ -96,7 +96,7 @@ class _V2VMetric(EditMetric):
         if frame_stride < 1:
             raise ValueError(f"{self.config_key}.frame_stride must be >= 1, got {frame_stride}")
         self.model_id, self.revision, self.backbone = model or self.hub_default, revision, backbone
-        self.batch_size, self.frame_stride = batch_size, frame_stride
+        self.batch_size, self.frame_stride, self.seed = batch_size, frame_stride, seed
         self.cache = FeatureCache(cache_dir, "v2vbench")
         self.net = HFBackbone(self._loader(seed), device)
 
@@ -156,7 +156,13 @@ class _ClipVision(_V2VMetric):
                                    attention_mask=t.attention_mask.to(self.net.device))
             return model.text_projection(out.pooler_output)[0].float().cpu()
 
-        return self.cache.get_or_compute(fingerprint("text", text, self.describe_backbone()), run)
+        return self.cache.get_or_compute(fingerprint("text", text, *self.model_identity()), run)
+
+    def model_identity(self) -> tuple:
+        """Everything that tells one text model from another (cache keys): two metrics sharing a cache folder
+        (CLIP_text and PickScore, tiny or random ones included) never read each other's entries."""
+        return (type(self).__name__, self.model_id, getattr(self, "processor_id", None), self.revision,
+                self.backbone, self.architecture, self.seed, self.describe_backbone())
 
 
 class CLIPConsistency(_ClipVision):

@@ -171,7 +171,8 @@ def load_viclip(checkpoint: Optional[str] = None, backbone: str = "real", device
         else:
             if not checkpoint or not os.path.isfile(checkpoint):
                 raise MissingWeightsError(
-                    f"{config_key}.checkpoint: {checkpoint or 'not set'} is not a file; set {config_key}.checkpoint="
+                    f"{config_key}.checkpoint: {f'{checkpoint} is not a file' if checkpoint else 'not set'}; set "
+                    f"{config_key}.checkpoint="
                     f"PATH to InternVid's {VICLIP_CHECKPOINT} (OpenGVLab/ViCLIP)")
             with torch.device("meta"):  # no random init: every parameter comes from the file
                 m = ViCLIP(**REAL_CONFIG)
@@ -216,6 +217,7 @@ class ViCLIPTextAlignment(EditMetric):
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.checkpoint, self.backbone, self.prompt_fields = checkpoint, backbone, tuple(prompt_fields)
+        self.seed = seed
         self.net = ViCLIPHandle(partial(load_viclip, checkpoint, backbone, seed=seed, config_key=self.config_key),
                                 device)
         self.cache = FeatureCache(cache_dir, "viclip")
@@ -228,7 +230,7 @@ class ViCLIPTextAlignment(EditMetric):
 
     @torch.no_grad()
     def text_embed(self, text: str) -> torch.Tensor:
-        key = fingerprint("viclip_text", text, self.describe())
+        key = fingerprint("viclip_text", text, self.describe(), self.checkpoint, self.backbone, self.seed)
         return self.cache.get_or_compute(key, lambda: self.net.value.encode_text(text)[0].float().cpu())
 
     def score(self, sample, edited):

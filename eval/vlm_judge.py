@@ -67,7 +67,8 @@ class VLMJudge(EditMetric):
             raise ValueError(f"{key}.judge must be transformers or api, got {judge!r}")
         self.kind = judge
         self.five_num_frames, self.editverse_frames = int(five_num_frames), int(editverse_frames)
-        self.five_max_new_tokens, self.editverse_max_new_tokens = int(five_max_new_tokens), int(editverse_max_new_tokens)
+        self.five_max_new_tokens = int(five_max_new_tokens)
+        self.editverse_max_new_tokens = int(editverse_max_new_tokens)
         self.cache_dir = cache_dir
         self.memory: dict[str, dict] = {}
         self.hits = self.misses = 0

@@ -47,6 +47,7 @@ class Components:
     metrics_hash: str
     label: str
     overrides: dict[str, Any] = field(default_factory=dict)
+    first_frame: Any = None  # experiments.first_frame.FirstFrameStage (first_frame.editor; none: samples unchanged)
 
     @property
     def set_metrics(self) -> dict[str, Any]:
@@ -60,6 +61,7 @@ def build_components(cfg: DictConfig, label: Optional[str] = None) -> Components
     if hasattr(dataset, "set_limits"):  # sizes refused from headers, before decoding (docs/reliability.md)
         dataset.set_limits(InputLimits.from_mapping(container(cfg.get("limits"))))
     ids, num_shards, shard = selected_ids(cfg, dataset)
+    first_frame = build_first_frame(cfg)  # the image editor's weights fail here, before the video model loads
     if cfg.method.get("uses_video_model", True):
         pipeline = build_video_pipeline(cfg)
         method = _instantiate_node("method", cfg.method, pipeline=pipeline, _convert_="all")
@@ -71,14 +73,36 @@ def build_components(cfg: DictConfig, label: Optional[str] = None) -> Components
     return Components(dataset=dataset, ids=ids, num_shards=num_shards, shard=shard, pipeline=pipeline, method=method,
                       metrics=metrics, prompt_overrides=prompt_overrides, edit_hash=edit_hash(cfg, prompt_overrides),
                       metrics_hash=stable_hash(container(cfg.get("metrics"))), label=label or cfg.method.name,
-                      overrides=job_overrides(cfg))
+                      overrides=job_overrides(cfg), first_frame=first_frame)
 
 
 def edit_hash(cfg: DictConfig, prompt_overrides: Optional[dict] = None) -> str:
-    """What a saved edit was made with: task, seed, frame policy, method, model, runtime, dataset loader, prompts."""
+    """What a saved edit was made with: task, seed, frame policy, method, model, runtime, dataset loader, prompts,
+    first-frame editor (when one is set)."""
+    first_frame = first_frame_config(cfg)
     return stable_hash({k: container(cfg.get(k)) for k in EDIT_KEYS}
                        | {"dataset": container(cfg.dataset.loader)}
-                       | ({"prompts": prompt_overrides} if prompt_overrides else {}))
+                       | ({"prompts": prompt_overrides} if prompt_overrides else {})
+                       | ({"first_frame": first_frame} if first_frame else {}))
+
+
+FIRST_FRAME_RUNTIME = ("device", "cpu_offload", "cache")  # first_frame keys that do not change the edited frame
+
+
+def first_frame_config(cfg: DictConfig) -> Optional[dict]:
+    """What makes the edited first frames (``first_frame.*`` less runtime keys), None for ``editor=none`` (so runs
+    and their hashes without an editor are as before)."""
+    node = container(cfg.get("first_frame")) or {}
+    if node.get("editor", "none") == "none":
+        return None
+    return {k: v for k, v in node.items() if k not in FIRST_FRAME_RUNTIME}
+
+
+def build_first_frame(cfg: DictConfig):
+    """The first-frame stage (experiments/first_frame.py); missing editor weights are one line naming first_frame.*."""
+    from .first_frame import build_stage
+
+    return build_stage(container(cfg.get("first_frame")) or {}, str(cfg.paths.cache) if cfg.get("paths") else None)
 
 
 def selected_ids(cfg: DictConfig, dataset) -> tuple[list[str], int, int]:

@@ -165,7 +165,7 @@ def write_propagation_plot(records: Iterable[dict], out_dir: str | Path, prefix:
             ax.fill_between(t, band[:, 0], band[:, 1], color=f"C{i}", alpha=0.2, linewidth=0)
         ax.set_title(f"{name}: {title}", fontsize=9)
         ax.set_xlabel("frame", fontsize=8)
-        ax.set_ylabel("CLIP similarity x100", fontsize=8)
+        ax.set_ylabel("cosine similarity x100", fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"Edit propagation: mean over samples, band = {intervals.confidence:.0%} bootstrap interval",
@@ -179,13 +179,14 @@ def write_propagation_plot(records: Iterable[dict], out_dir: str | Path, prefix:
 
 # ------------------------------------------------------------------------------------------ quality vs cost
 QUALITY_DEFAULTS = ("clip_tgt_plus", "clip_tgt", "propagation_in_auc", "psnr_gt")
-COSTS = (("seconds", "seconds per sample"), ("nfe", "NFE (network passes)"), ("peak_mem_mb", "peak memory (MiB)"))
+COSTS = (("seconds", "seconds per sample"), ("nfe", "NFE (network passes)"), ("peak_mem_mb", "peak memory (MiB; CPU: process high-water mark)"))
 
 
 def quality_metric(summary: pd.DataFrame, chosen: Optional[str] = None) -> Optional[str]:
     """The cost plot's quality column: ``chosen`` (tables.quality; an error naming the key when the table lacks
     it), else the first present of QUALITY_DEFAULTS, else the first metric column; None without any."""
-    cols = [c for c in metric_columns(summary) if summary[c].notna().any()]
+    cols = [c for c in metric_columns(summary)
+            if pd.api.types.is_numeric_dtype(summary[c]) and summary[c].notna().any()]  # not the *_warning notes
     if chosen:
         if chosen not in summary.columns:
             raise ValueError(f"tables.quality={chosen}: no such column in the summary (columns: {cols})")
@@ -213,8 +214,9 @@ def write_cost_plot(summary: pd.DataFrame, out_dir: str | Path, protocol: Option
         x, y = summary[c].astype(float).to_numpy(), summary[q].astype(float).to_numpy()
         front = pareto_front(x, y, higher)
         for i, label in enumerate(summary["label"]):
+            missing = "" if np.isfinite(x[i]) and np.isfinite(y[i]) else " (no value: NaN)"  # e.g. diverged latents
             ax.errorbar(x[i], y[i], xerr=_err(summary, c, i), yerr=_err(summary, q, i), fmt="o", color=f"C{i}",
-                        ms=6, capsize=2, label=str(label))
+                        ms=6, capsize=2, label=f"{label}{missing}")
         order = np.argsort(x[front])
         ax.plot(x[front][order], y[front][order], "--", color="k", lw=0.8, drawstyle="steps-post",
                 label="Pareto front")

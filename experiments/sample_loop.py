@@ -75,6 +75,9 @@ class SampleLoop:
         check_input_limits(sample, limits)
         if self.task == "reconstruct":
             sample = sample.as_reconstruction()
+        elif self.parts.first_frame is not None:  # first_frame.editor: the edited first frame (and its mask)
+            sample, more = self.parts.first_frame.apply(sample)
+            notes += more
         if not getattr(self.parts.method, "handles_any_length", False):  # e.g. block-recurrent long-video editing
             sample, more = fit_frame_count(sample, int(self.cfg.model.num_frames), self.cfg.frames_policy)
             notes += more
@@ -121,7 +124,8 @@ class SampleLoop:
         rec = self.base_record(sample_id)
         try:
             sample, rec["notes"] = self.prepared(sample_id)
-            rec.update(edit_type=sample.edit_type, instruction=sample.instruction, input_hash=input_hash(sample))
+            rec.update(edit_type=sample.edit_type, instruction=sample.instruction, input_hash=input_hash(sample),
+                       first_frame=sample.meta.get("first_frame") or {"editor": "none"})
         except Exception as e:  # noqa: BLE001  (unreadable or invalid sample: record and go on)
             return self._fail(rec, "load", e)
         if torch.cuda.is_available():

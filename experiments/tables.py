@@ -15,7 +15,7 @@ from videoshop.files import atomic_write_text
 from .uncertainty import CI_HI, CI_LO, IntervalOptions, interval_columns, is_interval_column, paired_differences
 
 INFO_COLUMNS = ("label", "method", "overrides", "task", "dataset", "model", "sample_id", "edit_type", "status", "error", "finite",
-                "nfe", "seconds", "peak_mem_mb", "notes")
+                "nfe", "seconds", "peak_mem_mb", "notes", "first_frame")
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")  # what a spreadsheet may run as a formula (OWASP CSV injection)
@@ -53,6 +53,7 @@ def records_to_frame(records: Iterable[dict]) -> pd.DataFrame:
         row = {k: r.get(k) for k in INFO_COLUMNS}
         row["notes"] = "; ".join(r.get("notes") or [])
         row["overrides"] = json.dumps(r.get("overrides") or {}, sort_keys=True)
+        row["first_frame"] = json.dumps(r.get("first_frame") or {"editor": "none"}, sort_keys=True)  # what made frame 0
         row[SKIPPED] = "; ".join(f"{k}: {v}" for k, v in sorted((r.get("skipped") or {}).items()))
         row.update({k: (np.nan if v is None else float(v)) for k, v in (r.get("metrics") or {}).items()})
         row.update({k: np.nan for k in (r.get("skipped") or {}) if k not in row})
@@ -215,23 +216,26 @@ def to_markdown(df: pd.DataFrame, protocol: Optional[dict] = None, title: Option
     return "\n".join(lines) + "\n"
 
 
-def paired_markdown(paired: pd.DataFrame, metrics: Sequence[str], options: IntervalOptions) -> str:
+def paired_markdown(paired: pd.DataFrame, metrics: Sequence[str], options: IntervalOptions,
+                    higher_is_better: Optional[dict] = None) -> str:
     """The paired-difference table as Markdown: one row per method, a cell "difference [lo, hi]" per metric
-    (with its pair count where fewer samples than ``n_paired`` had that metric)."""
+    (with its pair count where fewer samples than ``n_paired`` had that metric); a metric's header carries its
+    direction (``higher_is_better``: (+) a positive difference is better, (-) a negative one)."""
     if paired.empty:
         return ""
     shown = paired[[c for c in ("label", "method", "n_paired", "n_unpaired") if c in paired.columns]].copy()
+    sign = {True: " (+)", False: " (-)"}
     for m in metrics:
         if m in paired.columns:
-            shown[m] = [_cell(d, lo, hi, 2) + ("" if n == np_ else f" (n={n})") for d, lo, hi, n, np_ in
+            shown[m + sign.get((higher_is_better or {}).get(m), "")] = [_cell(d, lo, hi, 2) + ("" if n == np_ else f" (n={n})") for d, lo, hi, n, np_ in
                         zip(paired[m], paired[m + CI_LO], paired[m + CI_HI], paired[m + "_n"], paired["n_paired"])]
     ref = paired["reference"].iloc[0]
     return (f"## Paired differences: each method minus {ref} on the same samples\n\n"
             f"Mean of (method - {ref}) over the samples both scored, aligned by dataset and sample id "
             f"[{options.confidence:.0%} {options.interval} bootstrap interval over those pairs, {options.n_boot} "
             f"resamples, seed {options.seed}]; an interval that excludes 0 is a difference the samples support. "
-            f"n_unpaired: samples only one of the two has (not run, failed); a metric one side skipped leaves that "
-            f"pair out of its cell (n=).\n\n" + shown.to_markdown(index=False, floatfmt=".2f") + "\n")
+            f"(+) / (-): a positive / negative difference is an improvement. n_unpaired: samples only one of the two "
+            f"has (not run, failed); a metric one side skipped leaves that pair out of its cell (n=).\n\n" + shown.to_markdown(index=False, floatfmt=".2f") + "\n")
 
 
 def write_tables(df: pd.DataFrame, out_dir: str | Path, protocol: Optional[dict] = None,
@@ -256,7 +260,8 @@ def write_tables(df: pd.DataFrame, out_dir: str | Path, protocol: Optional[dict]
     atomic_write_text(out_dir / f"{prefix}results.csv", to_safe_csv(df))
     for name, table, title in (("summary", summary, "Per method"), ("by_edit_type", by_type, "Per method and edit type")):
         atomic_write_text(out_dir / f"{prefix}{name}.csv", to_safe_csv(table.assign(protocol=proto)))
-        after = paired_markdown(paired, mcols + costs, intervals) if name == "summary" else ""
+        after = paired_markdown(paired, mcols + costs, intervals, {**protocol.get("higher_is_better", {}),
+                                                                   "seconds": False}) if name == "summary" else ""
         md = to_markdown(table, protocol, title, note=f"Cells: {intervals.describe()}.", after=after)
         atomic_write_text(out_dir / f"{prefix}{name}.md", md.encode("utf-8", "backslashreplace").decode("utf-8"))
     if not paired.empty:

@@ -4,6 +4,7 @@
     python research/benchmark_metrics.py --backbones real-random --device cuda
     python research/benchmark_metrics.py --set modern_tiny --backbones real-random   # VLM judge, background, MFS
     python research/benchmark_metrics.py --set v2vbench_tiny --backbones real-random # V2VBench's eight metrics
+    python research/benchmark_metrics.py --set modern_tiny --only propagation --backbones real-random
 
 ``tiny`` instantiates the ``paper_tiny`` metric set (eval/registry.py). ``real-random`` builds the real-size architectures with random
 weights (open_clip ViT-B-32, torchvision raft_large with 12 updates at >= 128 px); speed does not depend on weight
@@ -39,7 +40,7 @@ from videoshop import _compat  # noqa: E402,F401
 
 
 def build_metrics(backbones: str, device: str, cache: str, tifa_tiny: bool, tracker: str = "flow",
-                  metric_set: str = "paper_tiny") -> dict:
+                  metric_set: str = "paper_tiny", only: tuple[str, ...] = ()) -> dict:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
@@ -51,6 +52,8 @@ def build_metrics(backbones: str, device: str, cache: str, tifa_tiny: bool, trac
                              "metrics": set_config(metric_set)})
     root.tracking.tracker = tracker
     cfg = root.metrics
+    for key in [k for k in cfg if only and k not in only]:
+        del cfg[key]
     if backbones == "real-random" and metric_set.startswith("v2vbench"):
         for node in cfg.values():  # every V2VBench model has a real-size random build
             node.backbone = "random"
@@ -67,6 +70,8 @@ def build_metrics(backbones: str, device: str, cache: str, tifa_tiny: bool, trac
             cfg.background.backbone = "random"
         if "motion_fidelity" in cfg:
             cfg.motion_fidelity.grid_size = 55
+        if "propagation" in cfg:  # open_clip ViT-B-32 at random weights (embedder=dinov2: DINOv2-base)
+            cfg.propagation.backbone = "random"
     out = {}
     for key, node in cfg.items():
         t = time.perf_counter()
@@ -78,16 +83,17 @@ def build_metrics(backbones: str, device: str, cache: str, tifa_tiny: bool, trac
 def run(metrics: dict, samples: list) -> dict:
     import numpy as np
 
-    times = {k: {"cold": [], "warm": []} for k in metrics}
+    times = {k: {"cold": [], "warm": [], "cold_cpu": [], "warm_cpu": []} for k in metrics}
     for s in samples:
         for phase, edited in (("cold", s.gt_edited_video), ("warm", np.bitwise_xor(s.gt_edited_video, 1))):
             for k, m in metrics.items():
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 if m.per_sample:
                     m.score(s, edited)
                 else:
                     m.update(s, edited)
                 times[k][phase].append(time.perf_counter() - t)
+                times[k][phase + "_cpu"].append(time.process_time() - c)  # CPU s: robust to other jobs' load
     return times
 
 
@@ -103,6 +109,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     p.add_argument("--tifa-tiny", action="store_true", help="real-random: include the tiny TIFA pipeline")
     p.add_argument("--json", default=None, help="write the timings here")
+    p.add_argument("--only", default="", help="comma-separated metric keys of the set to time (default: all)")
     p.add_argument("--tracker", default="flow", choices=("flow", "gt_or_flow"),
                    help="flow (default): track the edit region as on a dataset without ground-truth masks")
     a = p.parse_args()
@@ -114,22 +121,27 @@ def main() -> None:
         torch.set_num_threads(a.threads)
     from datasets.synthetic import SyntheticDataset
 
+    load = os.getloadavg()
     ds = SyntheticDataset(num_samples=a.videos + 1, num_frames=a.frames, height=a.height, width=a.width)
     samples = [ds.load(i) for i in ds.sample_ids()]
     with tempfile.TemporaryDirectory() as cache:
-        metrics = build_metrics(a.backbones, a.device, cache, a.tifa_tiny, a.tracker, a.metric_set)
+        metrics = build_metrics(a.backbones, a.device, cache, a.tifa_tiny, a.tracker, a.metric_set,
+                                tuple(k for k in a.only.split(",") if k))
         run(metrics, samples[:1])  # warm-up (lazy init, first-call allocations); not counted
         times = run(metrics, samples[1:])
     rows = {k: {ph: float(np.mean(v)) for ph, v in d.items()} for k, d in times.items()}
     print(f"\nset={a.metric_set} backbones={a.backbones} device={a.device} video={a.frames}x{a.height}x{a.width} "
           f"videos={a.videos} threads={torch.get_num_threads()} tracker={a.tracker}")
-    print(f"{'metric':16s} {'cold s/video':>13s} {'warm s/video':>13s}")
+    print(f"load average before: {load[0]:.2f}, after: {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores); "
+          f"wall s (CPU s of this process)")
+    print(f"{'metric':16s} {'cold s/video':>20s} {'warm s/video':>20s}")
     for k, r in rows.items():
-        print(f"{k:16s} {r['cold']:13.3f} {r['warm']:13.3f}")
-    tot = {ph: sum(r[ph] for r in rows.values()) for ph in ("cold", "warm")}
-    print(f"{'TOTAL':16s} {tot['cold']:13.3f} {tot['warm']:13.3f}")
+        print(f"{k:16s} {r['cold']:11.3f} ({r['cold_cpu']:6.3f}) {r['warm']:11.3f} ({r['warm_cpu']:6.3f})")
+    tot = {ph: sum(r[ph] for r in rows.values()) for ph in ("cold", "warm", "cold_cpu", "warm_cpu")}
+    print(f"{'TOTAL':16s} {tot['cold']:11.3f} ({tot['cold_cpu']:6.3f}) {tot['warm']:11.3f} ({tot['warm_cpu']:6.3f})")
     if a.json:
-        Path(a.json).write_text(json.dumps({"args": vars(a), "per_metric": rows, "total": tot}, indent=1))
+        Path(a.json).write_text(json.dumps({"args": vars(a), "per_metric": rows, "total": tot,
+                                            "load_average": [load[0], os.getloadavg()[0]]}, indent=1))
 
 
 if __name__ == "__main__":

@@ -8,16 +8,20 @@ machine's 24 GiB, so the script builds the REAL-SIZE architecture (vision tower 
 protocols end to end (FiVE: the multiple-choice and target yes/no questions on FiVE's frames as one video;
 EditVerse: the rubric on each of its frames with two images) on a synthetic sample, and extrapolates linearly in
 the number of decoder layers: cost(28) = cost(L1) + (28 - L1) * (cost(L2) - cost(L1)) / (L2 - L1).
-Images and videos go through Qwen2-VL's real image / video processors (default pixel bounds); the text through a
+Images and videos go through Qwen2-VL's real image / video processors with Qwen2.5-VL-7B-Instruct's pixel bounds
+(3136 to 12845056; FiVE's frames as images, eval/judge_backends.py ``video_kwargs``); the text through a
 word-level offline tokenizer (about one token per word; Qwen's BPE gives somewhat more). Answers are forced to
 ``--five-tokens`` / ``--editverse-tokens`` new tokens (random weights never stop by themselves): a FiVE answer is a
-word or two, an EditVerse rubric answer about a hundred tokens. Model building is excluded.
+word or two, an EditVerse rubric answer about a hundred tokens. Model building is excluded. Costs are CPU seconds of
+this process (``time.process_time``, one thread): on a shared machine wall time depends on the other jobs, and the
+layer difference that the extrapolation multiplies by 27 must not.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -48,8 +52,9 @@ def word_processor(texts: list[str]):
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", pad_token="<|endoftext|>",
                                   eos_token="<|im_end|>", additional_special_tokens=list(TINY_SPECIAL[1:]))
     tok.image_token, tok.video_token = "<|image_pad|>", "<|video_pad|>"
-    return Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(), tokenizer=tok,
-                               video_processor=Qwen2VLVideoProcessor(), chat_template=TINY_CHAT_TEMPLATE)
+    bounds = dict(min_pixels=3136, max_pixels=12845056)  # Qwen2.5-VL-7B-Instruct's preprocessor_config.json
+    return Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(**bounds), tokenizer=tok,
+                               video_processor=Qwen2VLVideoProcessor(**bounds), chat_template=TINY_CHAT_TEMPLATE)
 
 
 def build(layers: int, dtype, proc, seed: int = 0):
@@ -77,21 +82,22 @@ def time_protocols(model, proc, sample, five_tokens: int, editverse_tokens: int)
     import torch
     from PIL import Image
 
+    from eval.judge_backends import video_kwargs
     from eval.judge_protocols import (EDITVERSE_TEMPLATE, FIVE_MC_TEMPLATE, FIVE_YES_NO_TEMPLATE, editing_prompt,
                                       editverse_frame_indices, five_frame_indices, five_questions)
 
     def gen(parts, images, videos, n):
         text = proc.apply_chat_template([{"role": "user", "content": parts}], tokenize=False,
                                         add_generation_prompt=True)
-        kw = {"fps": 10.0, "cap_pixels_per_frame": True} if videos else {}
+        kw = video_kwargs(proc, 10.0) if videos else {}
         x = proc(text=[text], images=images or None, videos=videos or None, return_tensors="pt", **kw)
         for k in ("pixel_values", "pixel_values_videos"):
             if k in x:
                 x[k] = x[k].to(model.dtype)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         with torch.no_grad():
             model.generate(**x, max_new_tokens=n, min_new_tokens=n, do_sample=False)
-        return time.perf_counter() - t, int(x["input_ids"].shape[1])
+        return time.process_time() - c, time.perf_counter() - t, int(x["input_ids"].shape[1])
 
     edited = sample.gt_edited_video
     video = [Image.fromarray(f) for f in edited[five_frame_indices(len(edited))]]
@@ -126,6 +132,7 @@ def main() -> None:
     from eval.judge_protocols import EDITVERSE_TEMPLATE, FIVE_MC_TEMPLATE, FIVE_YES_NO_TEMPLATE, five_questions
 
     torch.set_num_threads(a.threads)
+    load = os.getloadavg()
     ds = SyntheticDataset(num_samples=1, num_frames=a.frames, height=a.height, width=a.width)
     sample = ds.load(ds.sample_ids()[0])
     proc = word_processor([EDITVERSE_TEMPLATE.format(prompt=sample.instruction), FIVE_MC_TEMPLATE,
@@ -143,17 +150,22 @@ def main() -> None:
     l1, l2 = a.layers
     est = {}
     for proto in ("five", "editverse"):
-        c1 = sum(s for s, _ in per_l[l1][proto])
-        c2 = sum(s for s, _ in per_l[l2][proto])
+        c1 = sum(c for c, _, _ in per_l[l1][proto])
+        c2 = sum(c for c, _, _ in per_l[l2][proto])
         est[proto] = c1 + (28 - l1) * (c2 - c1) / (l2 - l1)
     print(f"\nQwen2.5-VL-7B architecture, random weights, {a.dtype}, {torch.get_num_threads()} thread(s), video "
-          f"{a.frames}x{a.height}x{a.width}; measured at {l1} and {l2} of 28 decoder layers, extrapolated:")
+          f"{a.frames}x{a.height}x{a.width}; CPU seconds of this process (robust to other jobs' load; wall time "
+          f"was {sum(w for p in per_l.values() for r in p.values() for _, w, _ in r):.0f} s for "
+          f"{sum(c for p in per_l.values() for r in p.values() for c, _, _ in r):.0f} CPU s at load average "
+          f"{load[0]:.1f} -> {os.getloadavg()[0]:.1f}); measured at {l1} and {l2} of 28 decoder layers, extrapolated:")
     for proto, s in est.items():
-        toks = [n for _, n in per_l[l1][proto]]
-        print(f"  {proto:10s} {s:8.1f} s per video ({len(toks)} requests, prompt tokens {toks})")
-    print(f"  {'both':10s} {sum(est.values()):8.1f} s per video")
+        toks = [n for _, _, n in per_l[l1][proto]]
+        print(f"  {proto:10s} {s:8.1f} CPU s per video ({len(toks)} requests, prompt tokens {toks})")
+    print(f"  {'both':10s} {sum(est.values()):8.1f} CPU s per video")
     if a.json:
-        Path(a.json).write_text(json.dumps({"args": vars(a), "measured": per_l, "estimate_s": est}, indent=1))
+        Path(a.json).write_text(json.dumps({"args": vars(a), "measured_cpu_wall_tokens": per_l,
+                                            "estimate_cpu_s": est, "load_average": [load[0], os.getloadavg()[0]]},
+                                           indent=1))
 
 
 if __name__ == "__main__":

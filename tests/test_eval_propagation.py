@@ -44,7 +44,14 @@ def metric():
     return EditPropagation(**KW)
 
 
-def test_an_edit_that_fades_gives_a_falling_inside_curve(metric):
+@pytest.fixture(scope="module")
+def dino():
+    return EditPropagation(embedder="dinov2", **KW)
+
+
+@pytest.mark.parametrize("which", ["metric", "dino"])
+def test_an_edit_that_fades_gives_a_falling_inside_curve(which, request):
+    metric = request.getfixturevalue(which)
     sample, patch = _scene()
     values, curves = metric.score_curves(sample, _video(sample, patch, np.linspace(1, 0, T)))
     inside = np.array(curves["propagation_in"])
@@ -55,7 +62,9 @@ def test_an_edit_that_fades_gives_a_falling_inside_curve(metric):
     assert values["propagation_in_auc"] < inside[0] and values["propagation_in_auc"] > inside[-1]
 
 
-def test_an_edit_that_holds_gives_a_flat_inside_curve_and_the_untouched_outside_stays_at_100(metric):
+@pytest.mark.parametrize("which", ["metric", "dino"])
+def test_an_edit_that_holds_gives_a_flat_inside_curve_and_the_untouched_outside_stays_at_100(which, request):
+    metric = request.getfixturevalue(which)
     sample, patch = _scene()
     values, curves = metric.score_curves(sample, _video(sample, patch, np.ones(T)))
     inside, outside = np.array(curves["propagation_in"]), np.array(curves["propagation_out"])
@@ -123,4 +132,18 @@ def test_output_first_reference_measures_drift_from_the_methods_own_first_frame(
     assert np.ptp(curves["propagation_in"]) < 1e-3 and curves["propagation_in"][0] == pytest.approx(100, abs=1e-3)
     with pytest.raises(ValueError, match="metrics.propagation.reference"):
         EditPropagation(reference="nope", **KW)
+    with pytest.raises(ValueError, match="metrics.propagation.embedder"):
+        EditPropagation(embedder="sift", **KW)
     assert "first output frame" in m.protocol()["propagation_in_auc"]
+
+
+def test_dinov2_embedder_matches_the_v2vbench_dino_features_and_says_so_in_the_protocol(dino):
+    """Independent reference: the DINOv2 features V2VBench's DINO consistency computes (same tiny seeded model)."""
+    from eval.v2vbench import DINOConsistency
+
+    sample, patch = _scene()
+    frames = _video(sample, patch, np.ones(T))[:3]
+    ref = DINOConsistency(backbone="tiny", device="cpu").pooled(frames)
+    ref = ref / ref.norm(dim=-1, keepdim=True)
+    assert np.allclose(dino.embedder.embed(list(frames)).numpy(), ref.numpy(), atol=1e-5)
+    assert "DINOv2" in dino.protocol()["propagation_out_auc"]

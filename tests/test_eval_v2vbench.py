@@ -168,3 +168,13 @@ def test_shape_error_and_missing_weights_one_line(tmp_path):
     with pytest.raises(MissingWeightsError) as e:
         PickScore(backbone="real", device="cpu")
     assert str(e.value).startswith("metrics.pickscore.model: yuvalkirstain/PickScore_v1 not found offline")
+
+
+def test_text_models_never_share_cache_entries(tmp_path):
+    """CLIP_text and PickScore (and two seeds of one) write text embeddings into one cache folder: each reads its own."""
+    s, edited = _sample(), _video(2)
+    alone = PickScore(**KW, seed=1).score(s, edited)["pickscore"]
+    CLIPTextAlignment(**KW, cache_dir=str(tmp_path)).score(s, edited)  # fills the folder first
+    shared_cache = PickScore(**KW, seed=1, cache_dir=str(tmp_path))
+    assert shared_cache.score(s, edited)["pickscore"] == pytest.approx(alone, abs=1e-9)
+    assert shared_cache.cache.misses == 1

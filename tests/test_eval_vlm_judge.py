@@ -59,6 +59,9 @@ def test_parse_choice(answer, want):
 def test_parse_editverse_rubric():
     assert parse_editverse(RUBRIC) == {"prompt_following": 3, "edit_quality": 2, "background": 1, "total": 6}
     assert parse_editverse(RUBRIC_MARKDOWN)["total"] == 8
+    echoed = ("1. Prompt Following (Score: 0-3): 2 - ok\n2. Edit Quality (Score: 0-3): 1 - blur\n"
+              "3. Background Consistency (Score: 0-3): 3 - stable")
+    assert parse_editverse(echoed) == {"prompt_following": 2, "edit_quality": 1, "background": 3, "total": 6}
     assert parse_editverse(RUBRIC.replace("Total Score: 6", "Total Score: 9"))["total"] == 6  # sum, not the claim
     assert parse_editverse("Total Score: 7") is None  # criteria missing
     assert parse_editverse(RUBRIC.replace("Edit Quality: 2", "Edit Quality: 5")) is None  # out of 0-3

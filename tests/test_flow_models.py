@@ -58,20 +58,20 @@ def test_generation_from_noise_equals_the_official_diffusers_pipeline(tiny_flow_
         noise = torch.randn(1, pipe.vae.config.z_dim, 3, 32 // f, 64 // f, generator=torch.Generator().manual_seed(5))
         ref = OFFICIAL[family].__call__(pipe, latents=noise, **official).frames
         first = pipe.encode_video(px) if pipe.config.expand_timesteps else None
-        net = pipe.flow_network(px, first, 9, prompt, None, g)
-        sigmas = pipe.flow_sigmas(n, None).double()
+        net = pipe.first_frame_network(px, first, 9, prompt, None, g)
+        sigmas = pipe.schedule_levels(n, None).double()
         if pipe.config.boundary_ratio is not None:  # both experts take part
             assert sigmas[0] >= pipe.config.boundary_ratio > sigmas[n - 1]
         ours, nfe = sample_flow_euler(net.condition_state(frames_first(noise)), sigmas, net)
     elif family == "cogvideox_i2v":  # VP + DDIM from the zero-terminal-SNR level (ab = 0)
         noise = torch.randn(1, 3, 4, 4, 8, generator=torch.Generator().manual_seed(5))
         ref = OFFICIAL[family].__call__(pipe, latents=noise, generator=torch.Generator().manual_seed(0), **official).frames
-        net = pipe.flow_network(px, None, 9, prompt, None, g)
+        net = pipe.first_frame_network(px, None, 9, prompt, None, g)
         # the official pipeline samples the image latent from the VAE posterior (ours takes its mode): same draw here
         z = retrieve_latents(pipe.vae.encode(px[:, :, None]), torch.Generator().manual_seed(0))
         z = z.permute(0, 2, 1, 3, 4) * pipe.vae_scaling_factor_image
         net.image_latents = torch.cat([torch.cat([z, z.new_zeros(1, 2, *z.shape[2:])], dim=1)] * 2)
-        ours, nfe = pipe.sample_latents(noise, pipe.flow_sigmas(n, None), net)
+        ours, nfe = pipe.sample_latents(noise, pipe.schedule_levels(n, None), net)
         ref = channels_first(ref)  # (B, F, C, h, w) like ours; the comparison below takes channels_first(ours)
     else:
         first = pipe.encode_video(px)
@@ -79,8 +79,8 @@ def test_generation_from_noise_equals_the_official_diffusers_pipeline(tiny_flow_
         packed = pipe._pack_latents(channels_first(x), 1, 1)
         ref = pipe._unpack_latents(OFFICIAL[family].__call__(pipe, latents=packed, **official).frames,
                                    3, 8, 16, 1, 1)
-        net = pipe.flow_network(px, first, 9, prompt, None, g)
-        ours, nfe = sample_flow_euler(x, pipe.flow_sigmas(n, x.shape).double(), net)
+        net = pipe.first_frame_network(px, first, 9, prompt, None, g)
+        ours, nfe = sample_flow_euler(x, pipe.schedule_levels(n, x.shape).double(), net)
     assert nfe == n and ref.abs().max() > 1.0
     assert (channels_first(ours) - ref).abs().max() <= 1e-4
 
@@ -94,7 +94,7 @@ def test_videoshop_edit_is_deterministic_and_conditions_on_the_edited_frame(tiny
                  num_inference_steps=12) for _ in range(2)]
     assert runs[0].frames.shape == (9, 32, 64, 3) and runs[0].finite
     assert np.array_equal(runs[0].frames, runs[1].frames)
-    up = pipe.sigma_schedule(12, 0.55, runs[0].latents.shape).flip(0).tolist()
+    up = pipe.noise_levels(12, 0.55, runs[0].latents.shape).flip(0).tolist()
     level = vp_sigma if family == "cogvideox_i2v" else edm_equivalent_sigma  # Sigma in EDM units
     expected = ["extrapolate" if level(s) > 1.0 else "noise" for s in up[:-1]]
     assert runs[0].nfe == 2 * 6 and runs[0].inversion_branches == expected and "extrapolate" in expected

@@ -131,3 +131,17 @@ def test_the_paper_comparison_shows_our_interval_beside_the_papers_number():
                             "clip_tgt_ci_lo": [87.5], "clip_tgt_ci_hi": [91.25], "seconds": [10.0], "nfe": [26]})
     t = paper_comparison_table(summary, "table2").set_index("method")
     assert t.loc["Videoshop", "clip_tgt"] == "90.00 [87.50, 91.25] / 88.80 / +1.20"
+
+
+def test_cost_plot_marks_the_front_and_skips_a_table_without_any_quality_value(tmp_path):
+    from experiments.plots import quality_metric, write_cost_plot
+
+    summary = pd.DataFrame({"label": ["a", "b", "c"], "clip_tgt": [80.0, 90.0, 85.0], "seconds": [1.0, 2.0, 3.0],
+                            "nfe": [10, 20, 30], "fvd_warning": ["few videos"] * 3})
+    assert quality_metric(summary) == "clip_tgt" and quality_metric(summary, "seconds") == "seconds"
+    with pytest.raises(ValueError, match="tables.quality=nope"):
+        quality_metric(summary, "nope")
+    path = write_cost_plot(summary, tmp_path, {"higher_is_better": {"clip_tgt": True}})
+    assert path == tmp_path / "quality_vs_cost.png" and path.stat().st_size > 1000
+    diverged = summary.assign(clip_tgt=np.nan)  # every sample diverged: no quality to plot, no text column instead
+    assert quality_metric(diverged) is None and write_cost_plot(diverged, tmp_path / "x") is None

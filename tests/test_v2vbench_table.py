@@ -30,3 +30,33 @@ def test_ours_beside_the_board(tmp_path, capsys):
     summary.to_csv(path, index=False)
     main([str(path)])
     assert "| ours | rave | 5.000 |" in capsys.readouterr().out
+
+
+def test_v2vbench_sets_through_the_registry(tmp_path):
+    """v2vbench_tiny builds all eight offline and scores a synthetic sample (columns = the registry's); v2vbench
+    names the real models and each fails with one line naming its own key when the weights are missing."""
+    import numpy as np
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from datasets.synthetic import SyntheticDataset
+    from eval.backbones import MissingWeightsError
+    from eval.registry import METRICS, set_config
+
+    wiring = {"device": "cpu", "paths": {"cache": str(tmp_path)}}
+    tiny = OmegaConf.create({**wiring, "metrics": set_config("v2vbench_tiny")}).metrics
+    assert list(tiny) == list(V2VBENCH_NAMES)
+    s = SyntheticDataset(num_samples=1).load("syn0-0000-add_object")
+    for key, node in tiny.items():
+        m = instantiate(node)
+        values = m.score(s, s.gt_edited_video)
+        assert list(values) == list(METRICS.get(key).columns) and np.isfinite(values[key])
+        assert "tiny" in m.protocol()[key]
+    real = OmegaConf.create({**wiring, "metrics": set_config("v2vbench")}).metrics
+    assert real.clip_consistency.model == "openai/clip-vit-large-patch14" and real.dover.checkpoint is None
+    for key, node in real.items():
+        with pytest.raises(Exception) as e:
+            instantiate(node)
+        cause = e.value if isinstance(e.value, MissingWeightsError) else e.value.__cause__
+        assert isinstance(cause, MissingWeightsError) and str(cause).startswith(f"metrics.{key}.")
+        assert "\n" not in str(cause)

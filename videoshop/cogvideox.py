@@ -20,7 +20,7 @@ from . import _compat  # noqa: F401
 from diffusers import CogVideoXDDIMScheduler, CogVideoXImageToVideoPipeline
 from diffusers.pipelines.cogvideo.pipeline_cogvideox_image2video import retrieve_latents
 
-from .flow_pipeline import FlowVideoshopMixin
+from .prompted import PromptedVideoshopMixin
 from .vp import invert_vp, sample_ddim
 
 
@@ -59,9 +59,21 @@ class CogVideoXNetwork:
         return v.to(x.device)
 
 
-class CogVideoXVideoshopPipeline(FlowVideoshopMixin, CogVideoXImageToVideoPipeline):
+class VPSteps:
+    """The VP family's steps for Fig. 2 (``videoshop.fig2``) over alpha-bar levels: inversion with noise
+    extrapolation on DDIM steps (``invert_vp``), sampling with DDIM (``sample_ddim``)."""
+
+    def invert_latents(self, x0, levels_up, network, options, generator, progress=None):
+        return invert_vp(x0, levels_up, network, options, generator, progress=progress)
+
+    def step_sampler(self, x, levels_down, network, progress=None, callback=None):
+        return sample_ddim(x, levels_down, network, progress=progress, callback=callback)
+
+
+class CogVideoXVideoshopPipeline(VPSteps, PromptedVideoshopMixin, CogVideoXImageToVideoPipeline):
     """Videoshop on CogVideoX-I2V: Fig. 2's five steps with DDIM inversion/generation (``invert_vp``,
-    ``sample_ddim``); model-space latents = VAE mode x scaling factor, already (B, F, C, h, w)."""
+    ``sample_ddim``) over alpha-bar levels; model-space latents = VAE mode x scaling factor, already
+    (B, F, C, h, w)."""
 
     @property
     def size_multiple(self) -> int:
@@ -70,12 +82,6 @@ class CogVideoXVideoshopPipeline(FlowVideoshopMixin, CogVideoXImageToVideoPipeli
     @property
     def frame_step(self) -> int:
         return self.vae_scale_factor_temporal
-
-    def invert_latents(self, x0, levels_up, network, options, generator):
-        return invert_vp(x0, levels_up, network, options, generator)
-
-    def sample_latents(self, x, levels_down, network):
-        return sample_ddim(x, levels_down, network)
 
     def ddim_levels(self, num_inference_steps: int) -> tuple[torch.Tensor, dict[float, int]]:
         """alpha_bar at the DDIM timesteps (descending noise, float64) with the final level (1 with set_alpha_to_one),
@@ -88,8 +94,8 @@ class CogVideoXVideoshopPipeline(FlowVideoshopMixin, CogVideoXImageToVideoPipeli
         levels = torch.tensor(abs_ + [float(self.scheduler.final_alpha_cumprod)], dtype=torch.float64)
         return levels, dict(zip(abs_, ts))
 
-    def flow_sigmas(self, num_inference_steps: int, latent_shape) -> torch.Tensor:
-        """The noise-level list of the mixin: alpha_bar values (not sigmas), ordered by descending noise."""
+    def schedule_levels(self, num_inference_steps: int, latent_shape) -> torch.Tensor:
+        """Fig. 2's noise levels for this family: alpha_bar values, ordered by descending noise."""
         return self.ddim_levels(num_inference_steps)[0]
 
     def encode_video(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -107,7 +113,7 @@ class CogVideoXVideoshopPipeline(FlowVideoshopMixin, CogVideoXImageToVideoPipeli
             else z * self.vae_scaling_factor_image
         return torch.cat([z, z.new_zeros(z.shape[0], latent_frames - 1, *z.shape[2:])], dim=1)
 
-    def flow_network(self, image_px: torch.Tensor, first_latent: torch.Tensor, num_frames: int, prompt: str,
+    def first_frame_network(self, image_px: torch.Tensor, first_latent: torch.Tensor, num_frames: int, prompt: str,
                      negative_prompt: Optional[str], guidance: float) -> CogVideoXNetwork:
         dev = self.compute_device
         pe, npe = self.encode_prompt(prompt=prompt, negative_prompt=negative_prompt,

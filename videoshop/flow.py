@@ -27,6 +27,7 @@ import torch
 
 from .inversion import InversionOptions, InversionResult, StepFamily, invert_along
 from .latents import normalize_latents, rescale_latents
+from .sampling import sample_along
 
 FlowNetwork = Callable[[torch.Tensor, float], torch.Tensor]
 FLOW_INVERSIONS = ("extrapolate", "naive", "fixed_point")
@@ -129,17 +130,11 @@ def invert_flow(
 
 
 def sample_flow_euler(x: torch.Tensor, sigmas_down: torch.Tensor, network: FlowNetwork,
-                      progress: Optional[Callable[[int], None]] = None) -> tuple[torch.Tensor, int]:
+                      progress: Optional[Callable[[int], None]] = None,
+                      callback: Optional[Callable] = None) -> tuple[torch.Tensor, int]:
     """Run ``flow_euler_step`` from sigmas_down[0] to sigmas_down[-1] (FlowMatchEulerDiscreteScheduler's sampler);
-    returns (x at the last sigma, network evaluations)."""
-    nfe = 0
-    for i in range(len(sigmas_down) - 1):
-        sigma_next, sigma_t = float(sigmas_down[i]), float(sigmas_down[i + 1])
-        x = flow_euler_step(x, network(x, sigma_next).to(x.dtype), sigma_next, sigma_t)
-        nfe += 1
-        if progress is not None:
-            progress(i)
-    return x, nfe
+    returns (x at the last sigma, network evaluations). ``callback``: see ``videoshop.sampling.sample_along``."""
+    return sample_along(flow_euler_step, x, sigmas_down, network, progress, callback)
 
 
 # ----------------------------------------------------------------------------- Eq. 8 on flow latents

@@ -1,8 +1,8 @@
 """Videoshop on flow-matching image-to-video pipelines: Wan 2.1 I2V and LTX-Video I2V (paper Fig. 2 on a flow model).
 
 Each pipeline subclasses the official diffusers pipeline (so ``from_pretrained`` loads the model's own repository and
-its prompt/image encoders are the pipeline's own methods) and replaces ``__call__`` by Videoshop's five steps, the
-same as ``VideoshopPipeline`` for SVD: encode and normalise (Eq. 8 left), invert the source video with noise
+its prompt/image encoders are the pipeline's own methods) and replaces ``__call__`` by Videoshop's five steps
+(``videoshop.fig2``, the same routine as ``VideoshopPipeline`` for SVD, through ``videoshop.prompted``): encode and normalise (Eq. 8 left), invert the source video with noise
 extrapolation conditioned on its own first frame (Eq. 6-7 on flow steps, videoshop/flow.py), regenerate with Euler
 conditioned on the edited first frame, rescale (Eq. 8 right), decode. The network wrappers reproduce the official
 pipelines' transformer calls (conditioning, timestep convention t = 1000 sigma, CFG), so that with 0 inversion
@@ -19,8 +19,6 @@ How each model is conditioned on the first frame (diffusers 0.42):
 
 from __future__ import annotations
 
-import time
-from dataclasses import replace
 from typing import Optional
 
 import numpy as np
@@ -32,14 +30,9 @@ from diffusers.pipelines.ltx.pipeline_ltx_image2video import calculate_shift
 from diffusers.pipelines.wan.pipeline_wan_i2v import retrieve_latents
 from PIL import Image
 
-from .conditioning import to_model_pixels, to_uint8_frames
-from .config import VideoshopConfig
-from .edm import truncate_by_strength
-from .flow import (channels_first, frames_first, invert_flow, normalize_flow_latents, rescale_flow_latents,
-                   sample_flow_euler)
-from .pipeline import VideoshopOutput
-
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+from .conditioning import to_uint8_frames
+from .flow import channels_first, frames_first, invert_flow, sample_flow_euler
+from .prompted import PromptedVideoshopMixin
 
 
 def flow_timestep(sigma: float, num_train_timesteps: int, batch: int, device) -> torch.Tensor:
@@ -160,129 +153,19 @@ class LTXFlowNetwork:
         return frames_first(v).to(x.device)
 
 
-# ----------------------------------------------------------------------------- the algorithm, shared
-class FlowVideoshopMixin:
-    """Videoshop's ``__call__`` over per-model hooks: ``encode_video``, ``flow_network``, ``flow_sigmas``,
-    ``decode_latents``, ``size_multiple``, ``frame_step``. Same inputs and output as ``VideoshopPipeline`` plus a
-    text ``prompt`` (the target prompt; ``source_prompt`` for the inversion, default the same)."""
+# ----------------------------------------------------------------------------- the flow family's steps
+class FlowSteps:
+    """The flow family's steps for Fig. 2 (``videoshop.fig2``): inversion with noise extrapolation on flow Euler
+    steps (``invert_flow``), sampling with flow Euler (``sample_flow_euler``)."""
 
-    takes_prompt = True
+    def invert_latents(self, x0, levels_up, network, options, generator, progress=None):
+        return invert_flow(x0, levels_up, network, options, generator, progress=progress)
 
-    def invert_latents(self, x0, levels_up, network, options, generator):
-        """Step 2's inversion over the ascending noise levels (flow: ``invert_flow``; CogVideoX: DDIM's)."""
-        return invert_flow(x0, levels_up, network, options, generator)
-
-    def sample_latents(self, x, levels_down, network):
-        """Step 3's sampler over the descending noise levels (flow: Euler; CogVideoX: DDIM)."""
-        return sample_flow_euler(x, levels_down, network)
-
-    def _option(self, key: str, default):
-        return (getattr(self, "model_options", None) or {}).get(key, default)
-
-    @property
-    def compute_device(self) -> torch.device:
-        return self._execution_device
-
-    def sigma_schedule(self, num_inference_steps: int, strength: float, latent_shape) -> torch.Tensor:
-        """Descending sigmas actually run: the model's flow-matching schedule (its shift; LTX: resolution-dependent
-        mu), with a final 0, truncated by ``strength`` like SVD's (float64)."""
-        return truncate_by_strength(self.flow_sigmas(num_inference_steps, latent_shape).double().cpu(), strength)
-
-    def check_frame_count(self, num_frames: int) -> None:
-        if (num_frames - 1) % self.frame_step:
-            raise ValueError(f"{type(self).__name__}: {num_frames} frames; this model takes k x {self.frame_step} + 1 "
-                             f"frames (set model.num_frames accordingly)")
-
-    def _resolve_size(self, video_shape, height: Optional[int], width: Optional[int]) -> tuple[int, int]:
-        m = self.size_multiple
-        h, w = height or max(m, video_shape[1] // m * m), width or max(m, video_shape[2] // m * m)
-        if h % m or w % m:
-            raise ValueError(f"height={h}, width={w}: both must be multiples of {m} for this model")
-        return h, w
-
-    @torch.no_grad()
-    def generate(self, image, num_frames: int, *, prompt: str, config: Optional[VideoshopConfig] = None,
-                 generator=None, height: Optional[int] = None, width: Optional[int] = None,
-                 negative_prompt: Optional[str] = None, **options) -> VideoshopOutput:
-        """The model's own image-to-video generation from pure noise over its full schedule (no source video, no
-        Eq. 8; strength ignored), with the sampler Videoshop inverts: the 'no source video' baseline
-        (``svd_no_source``) on this model. Text CFG scale: ``max_guidance_scale``."""
-        cfg = replace(config or VideoshopConfig(), **options)
-        self.check_frame_count(num_frames)
-        image = np.asarray(image)
-        h, w = self._resolve_size(image[None].shape, height, width)
-        dev, state = self.compute_device, _DTYPES[cfg.state_dtype]
-        generator = generator if generator is not None else torch.Generator().manual_seed(0)
-        t0, timings = time.perf_counter(), {}
-        image_px = to_model_pixels(image, h, w).to(dev)
-        first = self.encode_video(image_px[:1]).to(state)
-        shape = (1, (num_frames - 1) // self.frame_step + 1) + tuple(first.shape[2:])
-        levels = self.sigma_schedule(cfg.num_inference_steps, 1.0, shape)
-        x_T = torch.randn(shape, generator=generator, dtype=state).to(dev)  # sigma = 1 / alpha_bar = 0: pure noise
-        net = self.flow_network(image_px, first, num_frames, prompt, negative_prompt, cfg.max_guidance_scale)
-        x0, _ = self.sample_latents(net.condition_state(x_T), levels, net)
-        frames = to_uint8_frames(self.decode_latents(x0)[:num_frames])
-        timings["generate"] = time.perf_counter() - t0
-        return VideoshopOutput(frames=frames, latents=x0, nfe=net.nfe, inversion_branches=[],
-                               finite=bool(torch.isfinite(x0).all()), timings=timings)
-
-    @torch.no_grad()
-    def __call__(self, video, edited_image, *, prompt: str, config: Optional[VideoshopConfig] = None, generator=None,
-                 height: Optional[int] = None, width: Optional[int] = None,
-                 source_prompt: Optional[str] = None, negative_prompt: Optional[str] = None,
-                 **options) -> VideoshopOutput:
-        """Edit ``video`` (T, H, W, 3 uint8) so that its first frame becomes ``edited_image``; ``prompt`` describes
-        the edited video. ``options`` override fields of ``config``; of its SVD conditioning fields only
-        ``max_guidance_scale`` is used (as the text CFG scale of generation; ``inversion_guidance_scale`` for the
-        inversion). One video at a time."""
-        if isinstance(video, (list, tuple)):
-            raise ValueError(f"{type(self).__name__} edits one video at a time (got a list of {len(video)})")
-        cfg = replace(config or VideoshopConfig(), **options)
-        video, image = np.asarray(video), np.asarray(edited_image)
-        h, w = self._resolve_size(video.shape, height, width)
-        num_frames = video.shape[0]
-        self.check_frame_count(num_frames)
-        dev, state = self.compute_device, _DTYPES[cfg.state_dtype]
-        generator = generator if generator is not None else torch.Generator().manual_seed(0)
-        timings: dict[str, float] = {}
-        clock = time.perf_counter
-        video_px, image_px = to_model_pixels(video, h, w).to(dev), to_model_pixels(image, h, w).to(dev)
-        src_prompt = prompt if source_prompt is None else source_prompt
-
-        # 1. Encode & normalise (Eq. 8 left); the network conditioned on the source's first frame
-        t0 = clock()
-        x_in = self.encode_video(video_px)
-        x_hat0 = normalize_flow_latents(x_in, cfg.normalize, cfg.normalize_center).to(state)
-        sigmas = self.sigma_schedule(cfg.num_inference_steps, cfg.strength, x_in.shape)
-        inv_net = self.flow_network(video_px[:1], x_hat0[:, :1], num_frames, src_prompt, negative_prompt,
-                                    cfg.inversion_guidance_scale)
-        timings["encode"] = clock() - t0
-        # 2. Invert with noise extrapolation (Eq. 6-7 on flow Euler steps), conditioned on the source frame
-        t0 = clock()
-        inverted = self.invert_latents(x_hat0, sigmas.flip(0), inv_net, cfg.inversion_options(), generator)
-        timings["invert"] = clock() - t0
-        # 3. Generate with Euler conditioned on the edited first frame (its latent normalised like the video's)
-        t0 = clock()
-        image_latent = self.encode_video(image_px[:1])
-        gen_net = self.flow_network(image_px[:1], normalize_flow_latents(image_latent, cfg.normalize,
-                                                                          cfg.normalize_center).to(state),
-                                    num_frames, prompt, negative_prompt, cfg.max_guidance_scale)
-        x0, _ = self.sample_latents(gen_net.condition_state(inverted.latents), sigmas, gen_net)
-        timings["generate"] = clock() - t0
-        t0 = clock()
-        # 4. Rescale to the edited image latent's statistics (Eq. 8 right)
-        if cfg.rescale:
-            x0 = rescale_flow_latents(x0, image_latent.to(x0.dtype), cfg.rescale_formula)
-        finite = bool(torch.isfinite(x0).all())
-        # 5. Decode
-        frames = to_uint8_frames(self.decode_latents(x0)[:num_frames])
-        timings["decode"] = clock() - t0
-        return VideoshopOutput(frames=frames, latents=x0, nfe=inv_net.nfe + gen_net.nfe,
-                               inversion_branches=inverted.branches, finite=finite, timings=timings,
-                               finite_each=[finite])
+    def step_sampler(self, x, levels_down, network, progress=None, callback=None):
+        return sample_flow_euler(x, levels_down, network, progress=progress, callback=callback)
 
 
-class WanVideoshopPipeline(FlowVideoshopMixin, WanImageToVideoPipeline):
+class WanVideoshopPipeline(FlowSteps, PromptedVideoshopMixin, WanImageToVideoPipeline):
     """Videoshop on Wan 2.1 I2V and Wan 2.2 I2V-A14B / TI2V-5B (``from_pretrained`` of their -Diffusers repos).
     Model-space latents are the VAE latent standardised per channel by the VAE's latents_mean / latents_std, as in
     the official pipeline."""
@@ -310,11 +193,11 @@ class WanVideoshopPipeline(FlowVideoshopMixin, WanImageToVideoPipeline):
         mean, std = self._latent_stats(z.device)
         return frames_first((z.float() - mean) / std)
 
-    def flow_sigmas(self, num_inference_steps: int, latent_shape) -> torch.Tensor:
+    def schedule_levels(self, num_inference_steps: int, latent_shape) -> torch.Tensor:
         self.scheduler.set_timesteps(num_inference_steps, device="cpu")
         return self.scheduler.sigmas
 
-    def flow_network(self, image_px: torch.Tensor, first_latent: torch.Tensor, num_frames: int, prompt: str,
+    def first_frame_network(self, image_px: torch.Tensor, first_latent: torch.Tensor, num_frames: int, prompt: str,
                      negative_prompt: Optional[str], guidance: float) -> WanFlowNetwork:
         """Text, CLIP image (2.1) and first-frame conditioning exactly as WanImageToVideoPipeline computes them;
         with ``expand_timesteps`` (TI2V) the condition is ``first_latent`` (the state's frame 0)."""
@@ -349,7 +232,7 @@ class WanVideoshopPipeline(FlowVideoshopMixin, WanImageToVideoPipeline):
         return self.vae.decode(z.to(self.vae.dtype), return_dict=False)[0][0].permute(1, 0, 2, 3).float()
 
 
-class LTXVideoshopPipeline(FlowVideoshopMixin, LTXImageToVideoPipeline):
+class LTXVideoshopPipeline(FlowSteps, PromptedVideoshopMixin, LTXImageToVideoPipeline):
     """Videoshop on LTX-Video I2V (``from_pretrained("Lightricks/LTX-Video")``). Model-space latents are the
     pipeline's ``_normalize_latents`` of the VAE latent (mode, not a sample: deterministic, like SVD's encoding)."""
 
@@ -367,7 +250,7 @@ class LTXVideoshopPipeline(FlowVideoshopMixin, LTXImageToVideoPipeline):
         z = retrieve_latents(self.vae.encode(pixels.permute(1, 0, 2, 3)[None].to(self.vae.dtype)), sample_mode="argmax")
         return frames_first(self._normalize_latents(z.float(), self.vae.latents_mean, self.vae.latents_std))
 
-    def flow_sigmas(self, num_inference_steps: int, latent_shape) -> torch.Tensor:
+    def schedule_levels(self, num_inference_steps: int, latent_shape) -> torch.Tensor:
         """LTXImageToVideoPipeline's schedule: linspace(1, 1/n, n) shifted by mu(latent sequence length)."""
         _, f, _, h, w = latent_shape
         c = self.scheduler.config
@@ -377,7 +260,7 @@ class LTXVideoshopPipeline(FlowVideoshopMixin, LTXImageToVideoPipeline):
                                      device="cpu", mu=mu)
         return self.scheduler.sigmas
 
-    def flow_network(self, image_px: torch.Tensor, first_latent: torch.Tensor, num_frames: int, prompt: str,
+    def first_frame_network(self, image_px: torch.Tensor, first_latent: torch.Tensor, num_frames: int, prompt: str,
                      negative_prompt: Optional[str], guidance: float) -> LTXFlowNetwork:
         pe, pm, npe, npm = self.encode_prompt(prompt=prompt, negative_prompt=negative_prompt,
                                               do_classifier_free_guidance=guidance > 1.0, num_videos_per_prompt=1,

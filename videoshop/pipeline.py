@@ -24,16 +24,15 @@ from diffusers import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
 from .conditioning import (added_time_ids, clip_image_embeddings, frame_guidance_scales, noise_augmented_image_latent,
-                           original_pixels, to_model_pixels, to_uint8_frames, vae_encode_mode)
+                           original_pixels, vae_encode_mode)
 from .config import VideoshopConfig
 from .denoiser import SVDNetwork
 from .edm import karras_sigmas, truncate_by_strength
+from .fig2 import Prompts, check_batch, edit_video, generate_video
 from .inversion import invert
-from .latents import normalize_latents, rescale_latents
+from .latents import normalize_latents
 from .sampling import StopSampling, regenerate, sample_consistency, sample_euler
 from .speed import RuntimeOptions, attention_kernel, on_device
-
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def _cat(tensors: list) -> torch.Tensor:
@@ -75,13 +74,16 @@ class VideoshopPipeline(DiffusionPipeline):
     def compute_device(self) -> torch.device:
         return self.execution_device or self.vae.device
 
+    STAGE_MODULES = {"encode": ("vae", "image_encoder"), "invert": ("unet",), "generate": ("unet",),
+                     "decode": ("vae",)}
+
     @contextlib.contextmanager
-    def _stage(self, name: str, timings: dict, *modules) -> Iterator[None]:
+    def stage(self, name: str, timings: dict) -> Iterator[None]:
         """One step of Fig. 2: its modules on the compute device (model offloading), its wall time in ``timings``."""
         offload = self.runtime.offload == "model"
         with contextlib.ExitStack() as stack:
-            for m in modules:
-                stack.enter_context(on_device(m, self.compute_device, offload))
+            for m in self.STAGE_MODULES[name]:
+                stack.enter_context(on_device(getattr(self, m), self.compute_device, offload))
             stack.enter_context(attention_kernel(self.runtime.attention))
             self._sync()
             t0 = time.perf_counter()
@@ -118,6 +120,22 @@ class VideoshopPipeline(DiffusionPipeline):
         sigmas = karras_sigmas(num_inference_steps, float(c.sigma_min), float(c.sigma_max), float(c.get("rho", 7.0)))
         return truncate_by_strength(sigmas, strength)
 
+    def noise_levels(self, num_inference_steps: int, strength: float, latent_shape=None) -> torch.Tensor:
+        """Fig. 2's levels: the EDM sigmas (``sigma_schedule``; SVD's schedule does not depend on the latent size)."""
+        return self.sigma_schedule(num_inference_steps, strength)
+
+    batches = True  # edits lists of videos in one pass (fig2.edit_video)
+
+    def check_frame_count(self, num_frames: int) -> None:
+        """Any frame count (SVD's UNet is frame-wise with temporal layers)."""
+
+    def initial_scale(self, sigmas: torch.Tensor) -> float:
+        """x_T ~ N(0, sigma_max^2 I)."""
+        return sigmas[0]
+
+    def noise_shape(self, num_frames: int, image_latents: torch.Tensor) -> tuple[int, ...]:
+        return (1, num_frames, self.unet.config.out_channels) + tuple(image_latents.shape[-2:])
+
     @contextlib.contextmanager
     def _encoding_vae(self) -> Iterator[None]:
         """fp16 VAEs whose config asks for it (force_upcast) encode in float32, as diffusers' SVD pipeline does."""
@@ -136,6 +154,42 @@ class VideoshopPipeline(DiffusionPipeline):
         with self._encoding_vae():
             latents = vae_encode_mode(self.vae, pixels, chunk_size) * self.vae.config.scaling_factor
         return latents.float()[None]
+
+    def encode_latents(self, pixels: torch.Tensor, cfg: VideoshopConfig) -> torch.Tensor:
+        """Fig. 2's encoder: ``encode_video`` in chunks of ``encode_chunk_size`` (else ``decode_chunk_size``)."""
+        return self.encode_video(pixels, cfg.encode_chunk_size or cfg.decode_chunk_size)
+
+    def source_network(self, video_px: list, videos: list, x_hat0, num_frames: int, cfg: VideoshopConfig,
+                       generator, prompts: Prompts) -> SVDNetwork:
+        """The inversion's network: conditioned on each source video's first frame (CLIP from the original size),
+        at ``inversion_guidance_scale``; its latent normalised like the video's where configured."""
+        return self.conditioned_network(_cat([px[:1] for px in video_px]), num_frames, cfg, generator,
+                                        (cfg.inversion_guidance_scale,) * 2,
+                                        cfg.normalize_inversion_condition and cfg.normalize != "none",
+                                        clip_images=[original_pixels(v[:1]) for v in videos])
+
+    def edited_network(self, image_px: torch.Tensor, images: list, condition, num_frames: int,
+                       cfg: VideoshopConfig, generator, prompts: Prompts) -> SVDNetwork:
+        """Generation's network: conditioned on the edited images, CFG ramp min -> max guidance scale."""
+        return self.conditioned_network(image_px, num_frames, cfg, generator,
+                                        (cfg.min_guidance_scale, cfg.max_guidance_scale), False,
+                                        clip_images=[original_pixels(e) for e in images])
+
+    def invert_latents(self, x0, levels_up, network, options, generator, progress=None):
+        return invert(x0, levels_up, network, options, generator, progress=progress)
+
+    def regenerate(self, inverted, levels_down, network, options, progress=None, callback=None):
+        """Euler (Eq. 3), or EDICT's / BDIA's coupled sampler for their inversions."""
+        return regenerate(inverted, levels_down, network, options, progress=progress, callback=callback)
+
+    def sample_latents(self, x, levels_down, network, sampler: str = "euler", generator=None, progress=None,
+                       callback=None):
+        """Euler (Eq. 3) or AnimateLCM's stochastic consistency sampler (``sampler="consistency"``) from x."""
+        if sampler == "consistency":
+            if callback is not None:
+                raise ValueError("callback_on_step_end is supported with the Euler sampler, not 'consistency'")
+            return sample_consistency(x, levels_down, network, generator, progress=progress)
+        return sample_euler(x, levels_down, network, progress=progress, callback=callback)
 
     def conditioned_network(self, image: torch.Tensor, num_frames: int, cfg: VideoshopConfig,
                             generator, guidance: tuple[float, float], normalize_condition: bool,
@@ -173,6 +227,9 @@ class VideoshopPipeline(DiffusionPipeline):
                   for i in range(0, z.shape[0], chunk)]
         return torch.cat(frames).float()
 
+    def decode_frames(self, latents: torch.Tensor, cfg: VideoshopConfig) -> torch.Tensor:
+        return self.decode(latents, cfg.decode_chunk_size)
+
     def _resolve_size(self, video_shape, height: Optional[int], width: Optional[int]) -> tuple[int, int]:
         m = self.size_multiple
         h = height or max(m, video_shape[1] // m * m)
@@ -204,55 +261,12 @@ class VideoshopPipeline(DiffusionPipeline):
         videos = [np.asarray(v) for v in (video if batched else [video])]
         images = [np.asarray(e) for e in (edited_image if batched else [edited_image])]
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
-        if batched and (len(images) != len(videos) or len({v.shape[0] for v in videos}) != 1):
-            raise ValueError(f"a batch needs one edited image per video and equal frame counts; got {len(videos)} "
-                             f"videos with {sorted({v.shape[0] for v in videos})} frames and {len(images)} images")
-        if isinstance(generator, (list, tuple)) and len(generator) != len(videos):
-            raise ValueError(f"{len(generator)} generators for {len(videos)} videos: give one per video")
-        h, w = self._resolve_size(videos[0].shape, height, width)
-        num_frames = videos[0].shape[0]
-        state = _DTYPES[cfg.state_dtype]
+        check_batch(self, videos, images, generator, batched)
         self._interrupt = False
-        timings: dict[str, float] = {}
-        video_px = [to_model_pixels(v, h, w).to(self.compute_device) for v in videos]
-        image_px = _cat([to_model_pixels(e, h, w) for e in images]).to(self.compute_device)
-        sigmas = self.sigma_schedule(cfg.num_inference_steps, cfg.strength) if sigmas is None else sigmas.double()
-        bar = self.progress_bar(total=2 * (len(sigmas) - 1))
-
-        # 1. Encode & normalise (Sec. 3.6, Eq. 8 left); the source frame's conditioning for the inversion
-        with self._stage("encode", timings, self.vae, self.image_encoder):
-            chunk = cfg.encode_chunk_size or cfg.decode_chunk_size
-            x_hat0 = normalize_latents(_cat([self.encode_video(px, chunk) for px in video_px]),
-                                       cfg.normalize, cfg.normalize_center).to(state)
-            inv_net = self.conditioned_network(_cat([px[:1] for px in video_px]), num_frames, cfg, generator,
-                                               (cfg.inversion_guidance_scale,) * 2,
-                                               cfg.normalize_inversion_condition and cfg.normalize != "none",
-                                               clip_images=[original_pixels(v[:1]) for v in videos])
-        # 2. Invert with noise extrapolation (Sec. 3.5, Eq. 6-7; or cfg.inversion), conditioned on the source frame
-        with self._stage("invert", timings, self.unet):
-            inverted = invert(x_hat0, sigmas.flip(0), inv_net, cfg.inversion_options(), generator,
-                              progress=lambda i: bar.update())
-        # 3. Generate conditioned on the edited first frame (stock Euler, Eq. 3, CFG; EDICT/BDIA: their sampler)
-        with self._stage("encode", timings, self.vae, self.image_encoder):
-            gen_net = self.conditioned_network(image_px, num_frames, cfg, generator,
-                                               (cfg.min_guidance_scale, cfg.max_guidance_scale), False,
-                                               clip_images=[original_pixels(e) for e in images])
-        with self._stage("generate", timings, self.unet):
-            x0, _ = regenerate(inverted, sigmas, gen_net, cfg.inversion_options(), progress=lambda i: bar.update(),
-                               callback=self._step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs))
-        bar.close()
-        with self._stage("decode", timings, self.vae):
-            # 4. Rescale to the edited image's latent statistics (Eq. 8 right)
-            if cfg.rescale:
-                image_latents = _cat([self.encode_video(image_px[b : b + 1]) for b in range(len(images))])
-                x0 = rescale_latents(x0, image_latents.to(x0.dtype), cfg.rescale_formula)
-            finite = [bool(torch.isfinite(x).all()) for x in x0]
-            # 5. Decode
-            frames = np.stack([to_uint8_frames(self.decode(x0[b : b + 1].float(), cfg.decode_chunk_size))
-                               for b in range(len(videos))])
-        return VideoshopOutput(frames=frames if batched else frames[0], latents=x0, nfe=inv_net.nfe + gen_net.nfe,
-                               inversion_branches=inverted.branches, finite=all(finite), timings=timings,
-                               finite_each=finite)
+        out = edit_video(self, videos, images, cfg, generator, self._resolve_size(videos[0].shape, height, width),
+                         sigmas=sigmas, callback=self._step_callback(callback_on_step_end,
+                                                                     callback_on_step_end_tensor_inputs))
+        return VideoshopOutput(**dict(out, frames=out["frames"] if batched else out["frames"][0]))
 
     @torch.no_grad()
     def generate(self, image, num_frames: int, *, config: Optional[VideoshopConfig] = None,
@@ -272,34 +286,12 @@ class VideoshopPipeline(DiffusionPipeline):
         cfg = replace(config or VideoshopConfig(), **options)
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
         image = np.asarray(image)
-        h, w = self._resolve_size(image[None].shape, height, width)
-        image_px = to_model_pixels(image, h, w).to(self.compute_device)
-        sigmas = self.sigma_schedule(cfg.num_inference_steps, 1.0) if sigmas is None else sigmas.double()
-        shape = (1, num_frames, self.unet.config.out_channels, h // self.vae_scale_factor, w // self.vae_scale_factor)
-        if latents is None:
-            latents = torch.randn(shape, generator=generator, dtype=_DTYPES[cfg.state_dtype]) * sigmas[0]
-        x_T = latents.to(self.compute_device, _DTYPES[cfg.state_dtype])
         self._interrupt = False
-        timings: dict[str, float] = {}
-        with self._stage("encode", timings, self.vae, self.image_encoder):
-            net = self.conditioned_network(image_px, num_frames, cfg, generator,
-                                           (cfg.min_guidance_scale, cfg.max_guidance_scale), False,
-                                           clip_images=[original_pixels(image)])
-        bar = self.progress_bar(total=len(sigmas) - 1)
-        with self._stage("generate", timings, self.unet):
-            if sampler == "consistency":
-                if callback_on_step_end is not None:
-                    raise ValueError("callback_on_step_end is supported with the Euler sampler, not 'consistency'")
-                x0, _ = sample_consistency(x_T, sigmas, net, generator, progress=lambda i: bar.update())
-            else:
-                x0, _ = sample_euler(x_T, sigmas, net, progress=lambda i: bar.update(),
-                                     callback=self._step_callback(callback_on_step_end,
-                                                                  callback_on_step_end_tensor_inputs))
-        bar.close()
-        with self._stage("decode", timings, self.vae):
-            frames = to_uint8_frames(self.decode(x0.float(), cfg.decode_chunk_size))
-        return VideoshopOutput(frames=frames, latents=x0, nfe=net.nfe, inversion_branches=[],
-                               finite=bool(torch.isfinite(x0).all()), timings=timings)
+        out = generate_video(self, image, num_frames, cfg, generator,
+                             self._resolve_size(image[None].shape, height, width), latents=latents, sigmas=sigmas,
+                             sampler=sampler,
+                             callback=self._step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs))
+        return VideoshopOutput(**out)
 
     def reconstruct(self, video, **kwargs) -> VideoshopOutput:
         """Invert and regenerate ``video`` with its own first frame (measures inversion fidelity)."""

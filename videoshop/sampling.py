@@ -18,6 +18,37 @@ class StopSampling(Exception):
 StepCallback = Callable[[int, float, torch.Tensor], Optional[torch.Tensor]]
 
 
+def sample_along(
+    step: Callable[[torch.Tensor, torch.Tensor, float, float], torch.Tensor],
+    x: torch.Tensor,
+    levels_down: torch.Tensor,
+    network: Network,
+    progress: Optional[Callable[[int], None]] = None,
+    callback: Optional[StepCallback] = None,
+) -> tuple[torch.Tensor, int]:
+    """A deterministic sampler over any family's step: ``x = step(x, network(x, level_n), level_n, level_t)`` from
+    levels_down[0] to levels_down[-1] (EDM Euler, Eq. 3; flow Euler; DDIM); returns (x at the last level, network
+    evaluations). The step loop, progress and callbacks, written once for every family.
+
+    ``callback(i, level_t, x_t)`` runs after each step; a tensor it returns replaces x_t (diffusers'
+    ``callback_on_step_end`` contract); it may raise ``StopSampling`` to end the loop early.
+    """
+    nfe = 0
+    for i in range(len(levels_down) - 1):
+        level_n, level_t = float(levels_down[i]), float(levels_down[i + 1])
+        x = step(x, network(x, level_n).to(x.dtype), level_n, level_t)
+        nfe += 1
+        if progress is not None:
+            progress(i)
+        if callback is not None:
+            try:
+                new = callback(i, level_t, x)
+            except StopSampling:
+                break
+            x = x if new is None else new.to(x.device, x.dtype)
+    return x, nfe
+
+
 def sample_euler(
     x: torch.Tensor,
     sigmas_down: torch.Tensor,
@@ -26,25 +57,8 @@ def sample_euler(
     callback: Optional[StepCallback] = None,
 ) -> tuple[torch.Tensor, int]:
     """Run Eq. 3 from sigmas_down[0] to sigmas_down[-1]; returns (x at the last sigma, network evaluations).
-
-    ``callback(i, sigma_t, x_t)`` runs after each step; a tensor it returns replaces x_t (diffusers'
-    ``callback_on_step_end`` contract); it may raise ``StopSampling`` to end the loop early.
-    """
-    nfe = 0
-    for i in range(len(sigmas_down) - 1):
-        sigma_next, sigma_t = float(sigmas_down[i]), float(sigmas_down[i + 1])
-        F = network(x, sigma_next)
-        x = euler_step(x, F.to(x.dtype), sigma_next, sigma_t)
-        nfe += 1
-        if progress is not None:
-            progress(i)
-        if callback is not None:
-            try:
-                new = callback(i, sigma_t, x)
-            except StopSampling:
-                break
-            x = x if new is None else new.to(x.device, x.dtype)
-    return x, nfe
+    ``callback``: see ``sample_along``."""
+    return sample_along(euler_step, x, sigmas_down, network, progress, callback)
 
 
 def sample_edict(x: torch.Tensor, y: Optional[torch.Tensor], sigmas_down: torch.Tensor, network: Network,

@@ -27,6 +27,7 @@ from typing import Callable, Optional
 import torch
 
 from .inversion import InversionOptions, InversionResult, StepFamily, invert_along, uses_extrapolation
+from .sampling import sample_along
 
 VPNetwork = Callable[[torch.Tensor, float], torch.Tensor]
 VP_INVERSIONS = ("extrapolate", "naive", "fixed_point")
@@ -106,13 +107,8 @@ def invert_vp(x0: torch.Tensor, abs_up: torch.Tensor, network: VPNetwork, option
 
 
 def sample_ddim(x: torch.Tensor, abs_down: torch.Tensor, network: VPNetwork,
-                progress: Optional[Callable[[int], None]] = None) -> tuple[torch.Tensor, int]:
-    """Run ``ddim_step`` along ``abs_down`` (alpha_bar by descending noise, ending at 1); returns (x, evaluations)."""
-    nfe = 0
-    for i in range(len(abs_down) - 1):
-        ab_n, ab_t = float(abs_down[i]), float(abs_down[i + 1])
-        x = ddim_step(x, network(x, ab_n).to(x.dtype), ab_n, ab_t)
-        nfe += 1
-        if progress is not None:
-            progress(i)
-    return x, nfe
+                progress: Optional[Callable[[int], None]] = None,
+                callback: Optional[Callable] = None) -> tuple[torch.Tensor, int]:
+    """Run ``ddim_step`` along ``abs_down`` (alpha_bar by descending noise, ending at 1); returns (x, evaluations).
+    ``callback``: see ``videoshop.sampling.sample_along``."""
+    return sample_along(ddim_step, x, abs_down, network, progress, callback)

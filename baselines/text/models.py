@@ -11,9 +11,7 @@ Missing real weights fail at construction (start-up) with one line naming the co
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -22,6 +20,7 @@ from videoshop import _compat  # noqa: F401  (torchvision shim before diffusers/
 import torch
 
 from videoshop.loading import MissingWeightsError, _repo_relative, downloads_possible
+from videoshop.tokenizers import tiny_clip_tokenizer  # noqa: F401  (re-exported; the first-frame editors use it too)
 
 WEIGHTS = ("pretrained", "tiny", "random")
 
@@ -60,32 +59,6 @@ def resolve_source(hub_id: Optional[str], path: Optional[str], key: str, allow_d
         raise MissingWeightsError(f"{key}: {hub_id} is not cached and cannot be downloaded here: set {key}.path=DIR "
                                   f"(e.g. from `huggingface-cli download {hub_id}` on a connected machine)")
     return hub_id
-
-
-# ------------------------------------------------------------------------------------------- tiny tokenizer
-def _byte_alphabet() -> list[str]:
-    """The 256 printable characters byte-level BPE (GPT-2, CLIP) maps bytes to."""
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
-    extra = [b for b in range(256) if b not in keep]
-    return [chr(b) for b in keep] + [chr(256 + i) for i in range(len(extra))]
-
-
-def tiny_clip_tokenizer():
-    """A real ``CLIPTokenizer`` over a byte-level vocabulary with no merges (every word splits into characters),
-    written to a temp dir offline. Same class and call signature as SD's tokenizer; max length 77."""
-    from transformers import CLIPTokenizer
-
-    d = os.path.join(tempfile.gettempdir(), "videoshop_tiny_clip_tok")
-    os.makedirs(d, exist_ok=True)
-    chars = list(_byte_alphabet())
-    vocab = {c: i for i, c in enumerate(chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"])}
-    with open(os.path.join(d, "vocab.json"), "w") as f:
-        json.dump(vocab, f)
-    with open(os.path.join(d, "merges.txt"), "w") as f:
-        f.write("#version: 0.2\n")
-    return CLIPTokenizer(os.path.join(d, "vocab.json"), os.path.join(d, "merges.txt"), model_max_length=77,
-                         pad_token="<|endoftext|>")
 
 
 # ------------------------------------------------------------------------------------------- architectures
