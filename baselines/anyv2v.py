@@ -4,7 +4,9 @@ run_group_pnp_edit.py, pnp_utils.py, pipelines/pipeline_i2vgen_xl.py; defaults i
 I2VGen-XL components and this project's DDIM helpers (baselines/text/ddim.py).
 
 Per video (``AnyV2V.edit``), with the edited first frame from the sample (as Videoshop):
-1. the first 16 frames (``frame_policy=official``; ``all``: every frame) resized to 512 x 512; VAE posterior samples;
+1. the first 16 frames (``frame_policy=official``; ``all``: every frame) resized to 512 x 512 (PIL LANCZOS, whole
+   frame, as the official group scripts); VAE posterior samples (``seeding=official``: the official scripts' random
+   stream from the run's seed, see ``skip_pipeline_loading_draw``);
 2. DDIM inversion of the source video with I2VGen-XL conditioned on the *source* first frame and the empty prompt,
    guidance 1, 500 steps, keeping the latent at every timestep (AnyV2V Sec. 3.2);
 3. sampling, 50 DDIM steps with CFG 9 (target prompt vs the official negative prompt; the unconditional half also

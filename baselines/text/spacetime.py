@@ -35,9 +35,10 @@ from videoshop.options import MAX_BATCH, MAX_FRAMES, MAX_ITERATIONS, MAX_STEPS, 
 
 from .ddim import classifier_free_guidance, ddim_invert, ddim_schedule, ddim_transfer
 from .method import TextDrivenMethod, frame_windows
-from .sd import encode_prompts, frames_to_tensor, resize_frames, vae_decode
+from .sd import RESIZE_FILTERS, encode_prompts, frames_to_tensor, resize_frames, vae_decode
 from .t2v_models import ZEROSCOPE_SCHEDULER, load_t2v_components
 
+SEEDING = ("official", "single_stream")
 NEGATIVE = "bad quality, distortions, unrealistic, distorted image, watermark, signature"
 
 
@@ -128,12 +129,16 @@ class Spacetime(TextDrivenMethod):
                  up_block_resnet: int = 1, use_conv_features: bool = True, use_temp_conv_features: bool = True,
                  use_upsampler_features: bool = True, guidance_before_res: bool = True, restart_sampling: bool = True,
                  high_freq_replacement_init: bool = True, random_init: bool = False, downsample_factor: int = 4,
-                 latent_sample: bool = True, decode_chunk_size: int = 8,
+                 latent_sample: bool = True, decode_chunk_size: int = 8, resize: str = "pil_bicubic",
+                 uint8_rounding: str = "floor", seeding: str = "official",
                  native_side: Optional[dict] = None, native: Optional[dict] = None):
         check_counts("method", num_inference_steps=(num_inference_steps, 1, MAX_STEPS),
                      inversion_steps=(inversion_steps, 1, MAX_STEPS), max_frames=(max_frames, 1, MAX_FRAMES),
                      optimization_steps=(optimization_steps, 0, MAX_ITERATIONS),
                      decode_chunk_size=(decode_chunk_size, 1, MAX_BATCH))
+        if resize not in RESIZE_FILTERS or uint8_rounding not in ("round", "floor") or seeding not in SEEDING:
+            raise ValueError(f"method.resize={resize!r} / method.uint8_rounding={uint8_rounding!r} / "
+                             f"method.seeding={seeding!r}: expected one of {RESIZE_FILTERS} / round, floor / {SEEDING}")
         base = dict(base or {"hub_id": "cerspense/zeroscope_v2_576w", "path": None})
         opts = dict(seed=seed, height=height, width=width, max_frames=max_frames,
                     num_inference_steps=num_inference_steps, inversion_steps=inversion_steps,
@@ -146,7 +151,7 @@ class Spacetime(TextDrivenMethod):
                     guidance_before_res=guidance_before_res, restart_sampling=restart_sampling,
                     high_freq_replacement_init=high_freq_replacement_init, random_init=random_init,
                     downsample_factor=downsample_factor, latent_sample=latent_sample,
-                    decode_chunk_size=decode_chunk_size)
+                    decode_chunk_size=decode_chunk_size, resize=resize, uint8_rounding=uint8_rounding, seeding=seeding)
         super().__init__(name, device=device, weights=weights, dtype=dtype, allow_download=allow_download,
                          prompts=prompts, base=base, **opts)
         comps = load_t2v_components(weights, base, allow_download=allow_download, dtype=self.dtype, seed=seed)
@@ -204,6 +209,21 @@ class Spacetime(TextDrivenMethod):
             z = mixed.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4)
         return z
 
+    def initial_noisy_latent(self, z0: torch.Tensor, inverted: dict[int, torch.Tensor], t_first: int,
+                             generator: torch.Generator) -> torch.Tensor:
+        """``initial_latent`` with the random stream of ``seeding``. ``official``: the noise comes from a generator
+        restarted at the run's seed (DMT: ``torch.Generator().manual_seed(config["seed"])``) and the stream then
+        continues where the VAE draws left it (DMT's restart noise: the global RNG after its posterior draws);
+        ``single_stream``: everything from one stream, in draw order."""
+        if self.opts["seeding"] != "official":
+            return self.initial_latent(z0, inverted, t_first, generator)
+        after_vae = generator.get_state()
+        generator.manual_seed(generator.initial_seed())
+        try:
+            return self.initial_latent(z0, inverted, t_first, generator)
+        finally:
+            generator.set_state(after_vae)
+
     def guidance_step(self, x: torch.Tensor, i: int, t: int, reference: torch.Tensor, cond_src: torch.Tensor,
                       cond_tgt: torch.Tensor, n_guided: int) -> tuple[torch.Tensor, int, list[float]]:
         """Adam on the latent for ``optimization_steps`` steps (DMT guidance_step); returns the latent, the number of
@@ -242,13 +262,19 @@ class Spacetime(TextDrivenMethod):
         eps = classifier_free_guidance(self.eps(torch.cat([x, x]), t, emb).chunk(2), float(self.opts["guidance_scale"]))
         return ddim_transfer(x, eps, a_t, a_s)[0]
 
+    def restart_noise(self, shape: tuple, generator: torch.Generator) -> torch.Tensor:
+        """One restart noise, N(0, I) of ``shape`` in logical element order (DMT: unseeded ``randn_like(sample)``,
+        whose element order follows the latent's memory layout)."""
+        return torch.randn(shape, generator=generator, dtype=torch.float32)
+
     def renoise(self, x: torch.Tensor, t_from: int, n: int, generator: torch.Generator) -> torch.Tensor:
-        """DMT undo_step: ``n`` single-step forward-diffusion updates from t_from with the training betas."""
+        """DMT undo_step: ``n`` single-step forward-diffusion updates from t_from with the training betas, each
+        with fresh noise (``restart_noise``)."""
         ac = _alphas_cumprod()
         betas = 1 - ac / torch.cat([torch.ones(1, dtype=ac.dtype), ac[:-1]])
         for k in range(n):
             b = float(betas[t_from + k])
-            noise = torch.randn(x.shape, generator=generator, dtype=torch.float32).to(x.device)
+            noise = self.restart_noise(tuple(x.shape), generator).to(x.device)
             x = (1 - b) ** 0.5 * x + b ** 0.5 * noise
         return x
 
@@ -298,10 +324,11 @@ class Spacetime(TextDrivenMethod):
         cond_src, cond_tgt, uncond = self.prompt_embeddings(source, target)
         ts = [int(t) for t in ddim_schedule(ZEROSCOPE_SCHEDULER, int(o["num_inference_steps"])).timesteps]
         inverted = self.invert(z0, cond_src)
-        x0 = self.initial_latent(z0, inverted, ts[0], generator)
+        x0 = self.initial_noisy_latent(z0, inverted, ts[0], generator)
         lat, nfe = self.sample(x0, inverted, cond_src, cond_tgt, uncond, generator)
         nfe["inversion"] = len(inverted)
-        frames_out = vae_decode(self.vae, lat[0].permute(1, 0, 2, 3).to(self.dtype), int(o["decode_chunk_size"]))
+        frames_out = vae_decode(self.vae, lat[0].permute(1, 0, 2, 3).to(self.dtype), int(o["decode_chunk_size"]),
+                                rounding=o["uint8_rounding"])
         return frames_out, nfe, bool(torch.isfinite(lat).all())
 
     def chunks(self, num_frames: int) -> list[tuple[int, int]]:
@@ -311,7 +338,8 @@ class Spacetime(TextDrivenMethod):
 
     def edit(self, sample, generator: torch.Generator) -> EditResult:
         prompts = self.resolve_prompts(sample)
-        video = resize_frames(sample.source_video, int(self.opts["height"]), int(self.opts["width"]))
+        video = resize_frames(sample.source_video, int(self.opts["height"]), int(self.opts["width"]),
+                              self.opts["resize"])
         out, finite, total = np.zeros_like(video), True, {}
         for a, b in self.chunks(len(video)):
             frames, nfe, ok = self.edit_chunk(video[a:b], prompts.source_prompt, prompts.target_prompt, generator)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .compare import Stage, record_decodes
+from .compare import Stage, padded_rows, record_decodes
 
 OFFICIAL_COMMIT = "bc540be"
 SIDE_ARGS = ["--compat", "{root}/videoshop/_compat.py"]
@@ -133,16 +133,9 @@ def _site_stage(name: str, ours: dict, off: dict) -> Stage:
     missing = [k for k in keys if k not in off]
     if missing or not keys:
         return Stage(name, np.zeros(1), np.ones(1), note=f"official side lacks {missing[:2]}" if keys else "no sites")
-    return Stage(name, _padded([ours[k] for k in keys]), _padded([off[k] for k in keys]), ("site",),
+    return Stage(name, padded_rows([ours[k] for k in keys]), padded_rows([off[k] for k in keys]), ("site",),
                  note=f"{len(keys)} (layer, step) sites, steps {sorted({t for _, t in keys}, reverse=True)}")
 
-
-def _padded(xs: list) -> torch.Tensor:
-    """Tensors of different shapes (layers) as rows of one zero-padded (n, max numel) array."""
-    out = torch.zeros(len(xs), max(x.numel() for x in xs), dtype=torch.float64)
-    for i, x in enumerate(xs):
-        out[i, :x.numel()] = x.detach().double().flatten()
-    return out
 
 
 def stages(ours: dict, off: dict) -> list[Stage]:

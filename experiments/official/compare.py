@@ -121,3 +121,13 @@ def record_decodes(vae, rec: dict) -> None:
         return out
 
     vae.decode = decode
+
+
+def padded_rows(xs: Sequence) -> np.ndarray:
+    """Arrays of different shapes (e.g. one per layer) as the rows of one zero-padded (n, max size) array, so that a
+    stage can hold them all with its first axis naming the site."""
+    rows = [_as_array(x).ravel() for x in xs]
+    out = np.zeros((len(rows), max(r.size for r in rows)))
+    for i, r in enumerate(rows):
+        out[i, :r.size] = r
+    return out

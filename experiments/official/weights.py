@@ -116,26 +116,34 @@ def write_tokenizer(tokenizer, directory: Path) -> None:
 
 def write_sd_layout(directory: str | os.PathLike, *, unet, vae, text_encoder, tokenizer,
                     scheduler_config: Optional[dict] = None, pipeline_class: str = "StableDiffusionPipeline",
-                    extra_modules: Optional[dict] = None) -> dict[str, str]:
+                    extra_modules: Optional[dict] = None, unet_class: str = "UNet2DConditionModel",
+                    version: str = "0.10.2") -> dict[str, str]:
     """Write an SD checkpoint directory (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/) in
-    the layout old diffusers/transformers load. Returns ``{relative path: sha256}`` of every file written."""
+    the layout old diffusers/transformers load. Returns ``{relative path: sha256}`` of every file written.
+    ``unet_class`` other than the 2D UNet (e.g. ``UNet3DConditionModel``): its config is written whole, without the
+    keys diffusers 0.10-0.20 refuse (``num_attention_heads``, which they take from ``attention_head_dim``)."""
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
-    _write_json(root / "unet" / "config.json", diffusers_config_dict(unet, "UNet2DConditionModel", keys=OLD_UNET_KEYS))
+    if unet_class == "UNet2DConditionModel":
+        unet_cfg = diffusers_config_dict(unet, unet_class, version, keys=OLD_UNET_KEYS)
+    else:
+        unet_cfg = {k: v for k, v in diffusers_config_dict(unet, unet_class, version).items()
+                    if k != "num_attention_heads"}
+    _write_json(root / "unet" / "config.json", unet_cfg)
     _save_state(root / "unet" / "diffusion_pytorch_model.bin", unet.state_dict())
     _write_json(root / "vae" / "config.json", diffusers_config_dict(vae, "AutoencoderKL"))
     _save_state(root / "vae" / "diffusion_pytorch_model.bin", legacy_vae_keys(vae.state_dict()))
     _write_json(root / "text_encoder" / "config.json", clip_text_config_dict(text_encoder.config))
     _save_state(root / "text_encoder" / "pytorch_model.bin", legacy_clip_text_keys(text_encoder.state_dict()))
     write_tokenizer(tokenizer, root / "tokenizer")
-    modules = {"unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
+    modules = {"unet": ["diffusers", unet_class], "vae": ["diffusers", "AutoencoderKL"],
                "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"]}
     if scheduler_config is not None:
         _write_json(root / "scheduler" / "scheduler_config.json",
-                    {"_class_name": "DDIMScheduler", "_diffusers_version": "0.10.2", **scheduler_config})
+                    {"_class_name": "DDIMScheduler", "_diffusers_version": version, **scheduler_config})
         modules["scheduler"] = ["diffusers", "DDIMScheduler"]
     modules.update(extra_modules or {})
-    _write_json(root / "model_index.json", {"_class_name": pipeline_class, "_diffusers_version": "0.10.2", **modules})
+    _write_json(root / "model_index.json", {"_class_name": pipeline_class, "_diffusers_version": version, **modules})
     return checksums(root)
 
 
