@@ -179,7 +179,7 @@ def write_propagation_plot(records: Iterable[dict], out_dir: str | Path, prefix:
 
 # ------------------------------------------------------------------------------------------ quality vs cost
 QUALITY_DEFAULTS = ("clip_tgt_plus", "clip_tgt", "propagation_in_auc", "psnr_gt")
-COSTS = (("seconds", "seconds per sample"), ("nfe", "NFE (network passes)"), ("peak_mem_mb", "peak memory (MiB; CPU: process high-water mark)"))
+COSTS = (("seconds", "seconds per sample"), ("nfe", "NFE (network passes)"), ("peak_mem_mb", "peak memory per edit (MiB; CPU: process peak RSS)"))
 
 
 def quality_metric(summary: pd.DataFrame, chosen: Optional[str] = None) -> Optional[str]:
@@ -222,7 +222,7 @@ def write_cost_plot(summary: pd.DataFrame, out_dir: str | Path, protocol: Option
                 label="Pareto front")
         ax.scatter(x[front], y[front], s=160, facecolors="none", edgecolors="k", linewidths=1.2)
         ax.set_xlabel(name, fontsize=8)
-        ax.set_ylabel(f"{q} ({'higher' if higher else 'lower'} is better)", fontsize=8)
+        ax.set_ylabel(f"{display_names().get(q, q)} ({'higher' if higher else 'lower'} is better)", fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0][0].legend(fontsize=6)
     fig.suptitle(f"Quality ({q}) against cost per method; ringed: the Pareto front", fontsize=9)

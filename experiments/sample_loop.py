@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ from datasets.schema import Sample
 from eval.cache import fingerprint
 
 from videoshop.method import sample_seed
+from videoshop.speed import peak_memory_mb, reset_peak_memory
 
 from .claims import HOST, ClaimBook, ClaimLost
 from .components import Components
@@ -128,15 +128,15 @@ class SampleLoop:
                        first_frame=sample.meta.get("first_frame") or {"editor": "none"})
         except Exception as e:  # noqa: BLE001  (unreadable or invalid sample: record and go on)
             return self._fail(rec, "load", e)
-        if torch.cuda.is_available():
-            torch.cuda.reset_peak_memory_stats()
+        mem_device = "cuda" if torch.cuda.is_available() else "cpu"
+        mem_scope = reset_peak_memory(mem_device)
         t0 = time.perf_counter()
         try:
             result = self.parts.method.edit(sample, torch.Generator().manual_seed(sample_seed(self.cfg.seed, sample_id)))
         except Exception as e:  # noqa: BLE001
             return self._fail(rec, "edit", e)
         rec.update(seconds=time.perf_counter() - t0, nfe=result.nfe, finite=result.finite, info=result.info,
-                   peak_mem_mb=peak_memory_mb())
+                   peak_mem_mb=peak_memory_mb(mem_device), peak_mem_scope=mem_scope)
         if not result.finite:
             rec["notes"].append("non-finite latents: metrics recorded as NaN")
             log.warning("%s: non-finite latents (metrics are NaN)", sample_id)
@@ -282,8 +282,3 @@ class SampleLoop:
         except FileNotFoundError:
             return False
 
-
-def peak_memory_mb() -> float:
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process high-water mark (CPU)

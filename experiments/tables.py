@@ -15,7 +15,7 @@ from videoshop.files import atomic_write_text
 from .uncertainty import CI_HI, CI_LO, IntervalOptions, interval_columns, is_interval_column, paired_differences
 
 INFO_COLUMNS = ("label", "method", "overrides", "task", "dataset", "model", "sample_id", "edit_type", "status", "error", "finite",
-                "nfe", "seconds", "peak_mem_mb", "notes", "first_frame")
+                "nfe", "seconds", "peak_mem_mb", "peak_mem_scope", "notes", "first_frame")
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")  # what a spreadsheet may run as a formula (OWASP CSV injection)

@@ -17,8 +17,8 @@ objects the runner uses (dataset, method, metrics). Per repetition it reports:
   running exactly as many UNet forward passes of each batch size as our edit did (counted with a forward hook:
   Videoshop's defaults give 13 passes of batch 1 for the inversion and 13 classifier-free-guided passes of batch 2
   for the generation, so the reference runs 13 CFG steps, then 13 steps without CFG returning latents);
-- NFE, peak memory (CUDA: torch.cuda.max_memory_allocated over the edit; CPU: the process's resident high-water
-  mark, which includes everything loaded before).
+- NFE, peak memory (videoshop.speed.peak_memory_mb over the edit. CUDA: torch.cuda.max_memory_allocated; CPU on
+  Linux: the process's peak resident memory during the edit, VmHWM reset before it, weights loaded before included).
 
 Warm-up: ``bench.warmup`` untimed repetitions first (they include torch.compile's compilation when
 ``runtime.compile=true``, reported separately as ``first_call_s``). Then ``bench.repeats`` timed repetitions,
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import logging
-import resource
 import statistics
 import time
 from pathlib import Path
@@ -39,6 +38,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from videoshop import _compat  # noqa: F401
+from videoshop.speed import peak_memory_mb, reset_peak_memory
 
 log = logging.getLogger("benchmark_edit")
 
@@ -74,21 +74,6 @@ def _timed(fn: Callable, device) -> tuple[Any, float]:
     out = fn()
     _sync(device)
     return out, time.perf_counter() - t0
-
-
-def _peak_memory_mb(device) -> float:
-    import torch
-
-    if getattr(device, "type", "cpu") == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _reset_peak(device) -> None:
-    import torch
-
-    if getattr(device, "type", "cpu") == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
 
 
 def reference_pipeline(pipe):
@@ -163,7 +148,7 @@ def benchmark(cfg: DictConfig) -> dict[str, Any]:
     def run_once() -> dict[str, float]:
         clock.seconds = {}
         counter.reset()
-        _reset_peak(device)
+        reset_peak_memory(device)
         rec, total = _timed(lambda: runner.process(sid), device)
         if rec.get("status") != "ok":
             raise RuntimeError(f"the benchmark edit failed: {rec.get('error')}")
@@ -171,7 +156,7 @@ def benchmark(cfg: DictConfig) -> dict[str, Any]:
         row.update({k: v for k, v in (rec.get("info", {}).get("timings") or {}).items()})
         row["sample_total"] = total
         row["overhead"] = total - row.get("edit", 0.0) - row.get("metrics", 0.0)
-        row["peak_mem_mb"] = _peak_memory_mb(device)
+        row["peak_mem_mb"] = peak_memory_mb(device)
         row["nfe"] = float(rec.get("nfe", 0))
         return row
 
@@ -215,9 +200,9 @@ def reference_timing(cfg: DictConfig, runner, sid: str, passes: dict, device) ->
         ref_counter.reset()
         ref_reps = []
         for _ in range(int(b.repeats)):
-            _reset_peak(device)
+            reset_peak_memory(device)
             _, dt = _timed(lambda: run_reference(ref, *args), device)
-            ref_reps.append({"total": dt, "peak_mem_mb": _peak_memory_mb(device)})
+            ref_reps.append({"total": dt, "peak_mem_mb": peak_memory_mb(device)})
     ref_passes = {k: v // int(b.repeats) for k, v in ref_counter.by_batch.items()}
     ref_counter.close()
     if ref_passes != passes:

@@ -22,7 +22,9 @@ The per-edit options (CFG as one batch or two passes, VAE chunk sizes) are field
 from __future__ import annotations
 
 import contextlib
+import sys
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import torch
@@ -119,3 +121,44 @@ def on_device(module, device: torch.device, enabled: bool) -> Iterator[None]:
         module.to("cpu")
         if device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+# Peak memory of one measured stretch (an edit), on the device it ran on -----------------------------------------
+
+_CLEAR_REFS, _STATUS = Path("/proc/self/clear_refs"), Path("/proc/self/status")
+
+
+def reset_peak_memory(device: str | torch.device = "cpu") -> str:
+    """Start a new peak-memory window and return what ``peak_memory_mb`` will then measure (its scope).
+
+    CUDA: ``torch.cuda.reset_peak_memory_stats`` -> ``"cuda_allocated"`` (peak tensor memory of the window). CPU on
+    Linux: writing ``5`` to ``/proc/self/clear_refs`` resets the process's resident-set high-water mark (VmHWM,
+    proc(5)) -> ``"rss_window"`` (peak resident memory of the whole process during the window: weights resident
+    before it count). Elsewhere, or where the kernel refuses the write: nothing can be reset -> ``"rss_process"``
+    (the process's high-water mark since it started, which later windows inherit; the scope says so)."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+        return "cuda_allocated"
+    try:
+        _CLEAR_REFS.write_text("5")
+        return "rss_window"
+    except OSError:
+        return "rss_process"
+
+
+def peak_memory_mb(device: str | torch.device = "cpu") -> float:
+    """The peak memory (MiB) since the last ``reset_peak_memory`` (see its scopes)."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return torch.cuda.max_memory_allocated(dev) / 2**20
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    import resource
+
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024  # bytes on macOS, kB elsewhere
