@@ -29,6 +29,8 @@ import pandas as pd
 
 from videoshop.files import atomic_write_text
 
+from eval.windows import split_window
+
 from .store import ResultStore
 
 from .tables import records_to_frame, skip_protocol, to_safe_csv, with_intervals, write_tables
@@ -67,19 +69,25 @@ def set_metric_frame(records: Iterable[dict], load_features: FeatureLoader,
     expected = dict(expected or {})
     classes: dict[str, str] = dict(expected)
     missing: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    skipped: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
     labels: list[str] = []
+    loaded = []
     for r in sorted(records, key=lambda r: str(r["sample_id"])):
         label = r.get("label") or r.get("method")
         if label not in labels:
             labels.append(label)
-        if not counts_for_set_metrics(r):
-            continue
-        arrays, meta = load_features(r["sample_id"])
-        classes.update(meta)
-        for key in set(meta) | set(expected):
+        if counts_for_set_metrics(r):
+            loaded.append((r, label, *load_features(r["sample_id"])))
+            classes.update(loaded[-1][3])
+    for r, label, arrays, meta in loaded:  # every key any record has: one that lacks it is counted as missing
+        for key in classes:
             named = {n.split("/", 1)[1]: a for n, a in arrays.items() if n.startswith(f"{key}/")}
             if not named:
-                missing[label][key] += 1
+                why = _window_skip(r, key, classes.get(key))
+                if why:
+                    skipped[label][key][why] += 1
+                else:
+                    missing[label][key] += 1
                 continue
             for n, a in named.items():
                 stacks[label][key][n].append(a)
@@ -94,16 +102,30 @@ def set_metric_frame(records: Iterable[dict], load_features: FeatureLoader,
             stacked = {n: np.stack(v) for n, v in stacks[label][key].items()}
             values, key_notes = _load_class(classes[key]).from_features(stacked) if stacked else \
                 _empty_values(classes[key])
-            row.update({k: float(v) for k, v in values.items()})
-            notes.update({f"{k}_warning": v for k, v in key_notes.items()})
+            suffix = split_window(key)[1]  # a frame window's set metric: fvd[1:] (eval/windows.py)
+            row.update({k + suffix: float(v) for k, v in values.items()})
+            notes.update({f"{k}{suffix}_warning": v for k, v in key_notes.items()})
             if missing[label][key]:
                 notes[f"{key}_warning"] = (f"{missing[label][key]} successful samples have no stored {key} features "
                                            f"and are left out (rerun the run to add them); " + notes.get(f"{key}_warning", ""))
+            if skipped[label][key]:
+                notes[f"{key}_warning"] = "; ".join(f"{n} sample(s) skipped: {why}" for why, n in
+                                                    skipped[label][key].items()) + "; " + notes.get(f"{key}_warning", "")
         row.update(notes)
         rows[label] = row
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "label"
     return frame, notes
+
+
+def _window_skip(record: dict, key: str, cls_path: Optional[str]) -> Optional[str]:
+    """Why ``record`` has no features for the frame-window set metric ``key`` (``fvd[1:]``): the reason it recorded
+    in ``set_skipped`` for one of the metric's columns (a window shorter than the metric needs); None otherwise."""
+    suffix = split_window(key)[1]
+    if not suffix or not cls_path:
+        return None
+    skipped = record.get("set_skipped") or {}
+    return next((skipped[n + suffix] for n in _load_class(cls_path).names if n + suffix in skipped), None)
 
 
 def _empty_values(cls_path: str) -> tuple[dict[str, float], dict[str, str]]:
