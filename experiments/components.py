@@ -82,8 +82,9 @@ def frame_windows(cfg: DictConfig) -> tuple:
     """``frame_windows`` as eval.windows.FrameWindow objects; a bad entry is one line naming it."""
     from eval.windows import parse_windows
 
+    node = cfg.get("frame_windows")
     try:
-        return parse_windows(container(cfg.get("frame_windows")))
+        return parse_windows(OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node)
     except ValueError as e:
         raise ConfigError(str(e)) from None
 
@@ -91,7 +92,8 @@ def frame_windows(cfg: DictConfig) -> tuple:
 def metrics_hash(cfg: DictConfig) -> str:
     """What saved scores were computed with: the metrics, and the frame windows when there are any (so runs
     without windows keep their hashes)."""
-    windows = container(cfg.get("frame_windows"))
+    node = cfg.get("frame_windows")
+    windows = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
     metrics = container(cfg.get("metrics"))
     return stable_hash(metrics if not windows else {"metrics": metrics, "frame_windows": windows})
 

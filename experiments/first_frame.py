@@ -149,12 +149,11 @@ def ground_truth_for(edited: Sample, original: Sample, editor: str, had_edit: bo
         record.update(ground_truth="kept: the editor's frame 0 is the dataset's own edited frame",
                       region_masks="the dataset's ground-truth masks where it has them (tracking.tracker=gt_or_flow)")
         return replace(edited, meta=dict(edited.meta, first_frame=record)), []
-    why = (f"first_frame.editor={editor} made frame 0, the dataset's ground-truth video and masks show the "
-           f"dataset's own edit (dropped, edit regions {region})")
+    why = f"first_frame.editor={editor} made frame 0, the dataset's ground truth shows its own edit"
     record.update(ground_truth="dropped", region_masks=region)
     out = replace(edited, gt_edited_video=None, gt_masks=None,
                   meta=dict(edited.meta, first_frame=record, ground_truth_dropped=why))
-    return out, [f"ground truth dropped ({why})"]
+    return out, [f"ground truth video and masks dropped ({why}), edit regions {region}"]
 
 
 def build_stage(node: Any, cache_dir: Optional[str]) -> FirstFrameStage:

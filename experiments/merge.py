@@ -212,6 +212,26 @@ def combine_runs(job_dirs: list[Path], out_dir: Path, paper_table: str | None = 
     return tables
 
 
+def combine_for_task(task: Optional[str], job_dirs: list[Path], out_dir: Path) -> None:
+    """The task's own combination of a multirun's jobs (``Task.combine``, e.g. first_frame_editors' table and plot
+    over editors), after the combined tables; nothing for a task without one."""
+    from .task_registry import TASKS
+
+    if isinstance(task, str) and task in TASKS and TASKS.get(task).combine:
+        _load_class(TASKS.get(task).combine)(list(job_dirs), Path(out_dir))
+
+
+def sweep_task(sweep_dir: str | Path) -> Optional[str]:
+    """The task of the multirun in ``sweep_dir`` (its multirun.yaml, written by Hydra), None when unknown."""
+    import yaml
+
+    path = Path(sweep_dir) / "multirun.yaml"
+    try:
+        return (yaml.safe_load(path.read_text()) or {}).get("task")
+    except (OSError, yaml.YAMLError):
+        return None
+
+
 def sweep_run_dirs(sweep_dir: str | Path) -> list[Path]:
     """The run folders of a multirun's jobs, as each job recorded it in ``<sweep dir>/.jobs/<job num>.json``."""
     jobs = Path(sweep_dir) / ".jobs"
@@ -239,6 +259,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"{d}: {int(s['n'].sum())} samples, {len(s)} label(s) -> {d / 'summary.md'}")
     if args.sweep:
         combine_runs(run_dirs, Path(args.sweep))
+        combine_for_task(sweep_task(args.sweep), run_dirs, Path(args.sweep))
         print(f"combined table of {len(run_dirs)} runs -> {Path(args.sweep) / 'combined_summary.md'}")
     return 0
 

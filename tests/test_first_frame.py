@@ -146,7 +146,7 @@ def test_another_editors_frame_drops_the_datasets_ground_truth_with_the_reason(t
     rec = edited.meta["first_frame"]
     assert edited.gt_edited_video is None and edited.gt_masks is None
     assert rec["ground_truth"] == "dropped" and "difference edit mask" in rec["region_masks"]
-    assert any("ground truth dropped" in n for n in notes)
+    assert any("ground truth video and masks dropped" in n for n in notes)
     s = score_sample({"gt": GroundTruthFidelity()}, edited, sample.gt_edited_video, True)
     assert not s.values and set(s.skipped) == set(GroundTruthFidelity.names)
     assert all("first_frame.editor=instruct_pix2pix" in why and "; " not in why for why in s.skipped.values())
