@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from datasets.base import select_ids, shard_ids
+from videoshop_bench.datasets.base import select_ids, shard_ids
 from videoshop.video_io import InputLimits
 
 from .errors import ConfigError, one_line
@@ -47,8 +47,8 @@ class Components:
     metrics_hash: str
     label: str
     overrides: dict[str, Any] = field(default_factory=dict)
-    first_frame: Any = None  # experiments.first_frame.FirstFrameStage (first_frame.editor; none: samples unchanged)
-    windows: tuple = ()  # eval.windows.FrameWindow: the metrics scored again on part of each video (frame_windows)
+    first_frame: Any = None  # videoshop_bench.experiments.first_frame.FirstFrameStage (first_frame.editor; none: samples unchanged)
+    windows: tuple = ()  # videoshop_bench.eval.windows.FrameWindow: the metrics scored again on part of each video (frame_windows)
 
     @property
     def set_metrics(self) -> dict[str, Any]:
@@ -79,8 +79,8 @@ def build_components(cfg: DictConfig, label: Optional[str] = None) -> Components
 
 
 def frame_windows(cfg: DictConfig) -> tuple:
-    """``frame_windows`` as eval.windows.FrameWindow objects; a bad entry is one line naming it."""
-    from eval.windows import parse_windows
+    """``frame_windows`` as videoshop_bench.eval.windows.FrameWindow objects; a bad entry is one line naming it."""
+    from videoshop_bench.eval.windows import parse_windows
 
     node = cfg.get("frame_windows")
     try:
@@ -188,7 +188,7 @@ def _instantiate_own_model_method(cfg: DictConfig):
 
 
 def _read_prompt_overrides(path: str) -> dict:
-    from baselines.text.prompts import read_prompt_overrides
+    from videoshop_bench.baselines.text.prompts import read_prompt_overrides
 
     try:
         return read_prompt_overrides(str(path))

@@ -11,7 +11,7 @@ own tables and gallery; with a SLURM launcher the editors run in parallel) whose
   frame window, config ``frame_windows``, eval/windows.py), the text match over frames 1..T-1 and its per-frame
   curve (``later_frames``), and the edit-propagation curve (eval/propagation.py).
 
-At the end of the multirun (experiments/callbacks.py, or ``python -m experiments.merge --sweep DIR``),
+At the end of the multirun (experiments/callbacks.py, or ``python -m videoshop_bench.experiments.merge --sweep DIR``),
 ``combine_first_frame_editors`` writes ``<sweep dir>/first_frame_editors.{csv,md,png}``, ``text_curves.csv`` and
 ``propagation.png`` from the jobs' records (no model is loaded).
 """
@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from eval.registry import METRICS, display_names, metric_node
-from eval.windows import display_name, split_window
+from videoshop_bench.eval.registry import METRICS, display_names, metric_node
+from videoshop_bench.eval.windows import display_name, split_window
 from videoshop.files import atomic_write_text
 
 from .components import _instantiate_node, selected_ids

@@ -63,7 +63,7 @@ def plot_editors(results: pd.DataFrame, curves: pd.DataFrame, path: Path, title:
 
 def _metric_panel(ax, table: pd.DataFrame, col: str, colour: dict) -> None:
     """One paper metric per editor: frames 1..T-1 (filled), whole clip (open), frame 0 alone (star) where defined."""
-    from eval.registry import display_names
+    from videoshop_bench.eval.registry import display_names
 
     x = np.arange(len(table))
     later = table[f"{col}[1:]"].astype(float)

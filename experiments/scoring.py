@@ -9,8 +9,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from datasets.schema import Sample
-from eval.windows import FrameWindow
+from videoshop_bench.datasets.schema import Sample
+from videoshop_bench.eval.windows import FrameWindow
 
 from .errors import one_line
 from .merge import class_path

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from datasets.schema import SampleError
-from datasets.synthetic import SyntheticDataset
-from datasets.editors.base import EditedFrame, EditorFailed, EditRequest, finish_edit, mask_by_difference
-from datasets.editors.registry import EDITORS, build_editor
-from experiments.errors import ConfigError
-from experiments.first_frame import FirstFrameStage
+from videoshop_bench.datasets.schema import SampleError
+from videoshop_bench.datasets.synthetic import SyntheticDataset
+from videoshop_bench.datasets.editors.base import EditedFrame, EditorFailed, EditRequest, finish_edit, mask_by_difference
+from videoshop_bench.datasets.editors.registry import EDITORS, build_editor
+from videoshop_bench.experiments.errors import ConfigError
+from videoshop_bench.experiments.first_frame import FirstFrameStage
 from videoshop.loading import MissingWeightsError
 from videoshop.video_io import write_image
 
@@ -134,9 +134,9 @@ def test_stage_caches_by_content_and_records_what_made_the_frame(tmp_path, one_t
 def test_another_editors_frame_drops_the_datasets_ground_truth_with_the_reason(tmp_path, one_thread):
     """The synthetic world's ground truth shows its own edit: with another editor's frame 0, PSNR/SSIM to it are
     skipped with the reason, and the edit regions come from the editor's mask, not the dataset's masks."""
-    from eval.fidelity import GroundTruthFidelity
-    from eval.tracking import MaskTracker
-    from experiments.scoring import score_sample
+    from videoshop_bench.eval.fidelity import GroundTruthFidelity
+    from videoshop_bench.eval.tracking import MaskTracker
+    from videoshop_bench.experiments.scoring import score_sample
 
     ds = SyntheticDataset(num_samples=1, num_frames=4, height=64, width=64)
     sample = ds.load(ds.sample_ids()[0])

@@ -13,8 +13,8 @@ import pandas as pd
 from hydra import compose, initialize_config_dir
 
 import _benchmark_fixtures as F
-from experiments.build import run_build
-from experiments.runner import Runner
+from videoshop_bench.experiments.build import run_build
+from videoshop_bench.experiments.runner import Runner
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
@@ -98,9 +98,9 @@ def test_first_frame_editors_experiment_on_the_synthetic_world(tmp_path, one_thr
     assert "frames 1..T-1: what the propagation kept" in md and "CLIP_tgt+ [1:]" in md
     assert (sweep / "propagation.png").stat().st_size > 10_000 and (sweep / "combined_summary.csv").is_file()
     assert (sweep / "first_frame_editors.png").stat().st_size > 30_000
-    # the same comparison again from the jobs' folders, no model loaded (python -m experiments.merge --sweep)
+    # the same comparison again from the jobs' folders, no model loaded (python -m videoshop_bench.experiments.merge --sweep)
     (sweep / "first_frame_editors.csv").unlink()
-    from experiments.merge import main as merge_main
+    from videoshop_bench.experiments.merge import main as merge_main
 
     assert merge_main(["--sweep", str(sweep)]) == 0
     pd.testing.assert_frame_equal(pd.read_csv(sweep / "first_frame_editors.csv"), table)

@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from datasets.synthetic import SyntheticDataset
-from eval.clip import CLIPSource
-from eval.fidelity import GroundTruthFidelity, SourceSSIM, psnr, ssim_mean
-from eval.flow import FlowEPE
-from eval.fvd import FVD, fvd_from_features
-from eval.windows import FrameWindow, display_name, parse_windows, split_window
-from experiments.merge import set_metric_frame
-from experiments.scoring import score_sample, set_metric_features
-from experiments.tables import metric_columns
+from videoshop_bench.datasets.synthetic import SyntheticDataset
+from videoshop_bench.eval.clip import CLIPSource
+from videoshop_bench.eval.fidelity import GroundTruthFidelity, SourceSSIM, psnr, ssim_mean
+from videoshop_bench.eval.flow import FlowEPE
+from videoshop_bench.eval.fvd import FVD, fvd_from_features
+from videoshop_bench.eval.windows import FrameWindow, display_name, parse_windows, split_window
+from videoshop_bench.experiments.merge import set_metric_frame
+from videoshop_bench.experiments.scoring import score_sample, set_metric_features
+from videoshop_bench.experiments.tables import metric_columns
 
 LATER = FrameWindow(start=1)
 
