@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from datasets.base import select_ids, shard_ids
+from videoshop_bench.datasets.base import select_ids, shard_ids
 from videoshop.video_io import InputLimits
 
 from .errors import ConfigError, one_line
@@ -21,8 +21,25 @@ from .job import job_overrides
 EDIT_KEYS = ("task", "seed", "frames_policy", "method", "model", "runtime")  # with dataset.loader: what edit_hash hashes
 
 
+NAMESPACE = "videoshop_bench."
+
+
+def without_namespace(obj: Any) -> Any:
+    """``obj`` with the install namespace dropped from every dotted path (``videoshop_bench.eval.fvd.FVD`` ->
+    ``eval.fvd.FVD``): where the project's code is imported from is not part of what a run computed, so hashes of
+    runs made before the namespace (issue 33, Build 6) still match."""
+    if isinstance(obj, str):
+        return obj[len(NAMESPACE):] if obj.startswith(NAMESPACE) else obj
+    if isinstance(obj, dict):
+        return {k: without_namespace(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [without_namespace(v) for v in obj]
+    return obj
+
+
 def stable_hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """Short SHA-256 of ``obj`` as sorted JSON, install namespace dropped (``without_namespace``)."""
+    return hashlib.sha256(json.dumps(without_namespace(obj), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def container(node) -> Any:
@@ -47,7 +64,7 @@ class Components:
     metrics_hash: str
     label: str
     overrides: dict[str, Any] = field(default_factory=dict)
-    first_frame: Any = None  # experiments.first_frame.FirstFrameStage (first_frame.editor; none: samples unchanged)
+    first_frame: Any = None  # videoshop_bench.experiments.first_frame.FirstFrameStage (first_frame.editor; none: samples unchanged)
 
     @property
     def set_metrics(self) -> dict[str, Any]:
@@ -166,7 +183,7 @@ def _instantiate_own_model_method(cfg: DictConfig):
 
 
 def _read_prompt_overrides(path: str) -> dict:
-    from baselines.text.prompts import read_prompt_overrides
+    from videoshop_bench.baselines.text.prompts import read_prompt_overrides
 
     try:
         return read_prompt_overrides(str(path))

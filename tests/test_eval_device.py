@@ -13,10 +13,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from eval.backbones import shared
-from eval.base import EditMetric
-from eval.fidelity import SourceSSIM
-from eval.registry import set_config
+from videoshop_bench.eval.backbones import shared
+from videoshop_bench.eval.base import EditMetric
+from videoshop_bench.eval.fidelity import SourceSSIM
+from videoshop_bench.eval.registry import set_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 META = torch.device("meta")
@@ -34,7 +34,7 @@ def cfg(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def samples():
-    from datasets.synthetic import SyntheticDataset
+    from videoshop_bench.datasets.synthetic import SyntheticDataset
 
     ds = SyntheticDataset(num_samples=2)
     return [ds.load(i) for i in ds.sample_ids()]
@@ -201,7 +201,7 @@ class _FakeCoTracker(torch.nn.Module):
 
 
 def test_cotracker_follows_its_metric(cfg, samples, monkeypatch):
-    import eval.tracking
+    from videoshop_bench.eval import tracking as eval_tracking
 
     calls = []
 
@@ -209,7 +209,7 @@ def test_cotracker_follows_its_metric(cfg, samples, monkeypatch):
         calls.append(torch.device(device))
         return shared(("test-fake-cotracker", str(device)), lambda: _FakeCoTracker().to(device))
 
-    monkeypatch.setattr(eval.tracking, "load_cotracker", fake_load)
+    monkeypatch.setattr(eval_tracking, "load_cotracker", fake_load)
     tracking = {"tracker": "cotracker", "cotracker_repo": "unused", "cotracker_checkpoint": "unused", "grid_size": 8,
                 "cache_dir": None}  # masks cached in memory only, so clearing it makes the predictor run again
     s = samples[0]
