@@ -110,12 +110,18 @@ def standin_datasets_wheel(out: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def project_wheel(tmp_path_factory) -> Path:
-    """The wheel of a copy of this checkout (setuptools builds in the source tree: a copy keeps this one clean and
-    keeps stale files of an old ``build/`` out)."""
-    out, src = tmp_path_factory.mktemp("wheel"), tmp_path_factory.mktemp("src") / "videoshop-bench"
+def source_copy(tmp_path_factory) -> Path:
+    """A copy of this checkout (setuptools builds in the source tree: a copy keeps this one clean and keeps stale
+    files of an old ``build/`` out)."""
+    src = tmp_path_factory.mktemp("src") / "videoshop-bench"
     shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "outputs", "multirun", ".cache", "build",
                                                              "*.egg-info", "__pycache__", ".pytest_cache", "wandb"))
+    return src
+
+
+@pytest.fixture(scope="module")
+def project_wheel(tmp_path_factory, source_copy) -> Path:
+    out, src = tmp_path_factory.mktemp("wheel"), source_copy
     subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q",
                     "--disable-pip-version-check", "-w", str(out)], check=True, capture_output=True, env=clean_env())
     (wheel,) = out.glob("videoshop_bench-*.whl")
@@ -197,3 +203,28 @@ def test_wheel_installs_beside_a_distribution_named_datasets(project_wheel, tmp_
 def test_wheel_installs_beside_hugging_face_datasets(project_wheel, tmp_path):
     got = _check_beside(Path(os.environ["HF_DATASETS_WHEEL"]), project_wheel, tmp_path)
     assert "arrow_dataset.py" in {Path(f).name for f in got["dist_files"]}
+
+
+def test_editable_install_exposes_only_the_namespace(source_copy, tmp_path):
+    """``pip install -e .`` (what `make install` does) maps ``videoshop_bench.<folder>`` to the checkout's folders and
+    puts no top-level ``datasets``, ``eval``, ... on the path of programs run outside the checkout."""
+    venv = tmp_path / "venv"  # no pip of its own: this environment's pip and setuptools build it (offline)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True,
+                   cwd=tmp_path)
+    py = venv / "bin" / "python"
+    site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True, env=clean_env()).stdout.strip())
+    (site / "zz_test_env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    r = subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", "--no-build-isolation", "-q",
+                        "--disable-pip-version-check", "-e", str(source_copy)], capture_output=True, text=True,
+                       env=clean_env(), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    code = ("import importlib.util as u, json; import videoshop_bench.eval, videoshop_bench.experiments;"
+            "print(json.dumps({'bare': {n: u.find_spec(n) is not None for n in %r},"
+            " 'eval': videoshop_bench.eval.__file__, 'experiments': videoshop_bench.experiments.__file__}))" % (FOLDERS,))
+    r = subprocess.run([str(py), "-c", code], cwd=tmp_path, env=clean_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert not any(got["bare"].values()), got["bare"]
+    assert Path(got["eval"]) == source_copy / "eval" / "__init__.py"
+    assert Path(got["experiments"]) == source_copy / "experiments" / "__init__.py"
