@@ -11,10 +11,10 @@ import time
 import numpy as np
 import torch
 
-from videoshop.families import model_preset
+from videoshop.families import FAMILIES, model_preset
 from videoshop.models import build_pipeline
 
-TINY = ["tiny", "wan21_i2v_tiny", "wan22_i2v_tiny", "wan22_ti2v_tiny", "ltx_i2v_tiny", "cogvideox_i2v_tiny"]
+TINY = [f.model_name("tiny") for f in FAMILIES if "tiny" in f.kinds()]  # every family's tiny stand-in
 
 
 def time_model(name: str, device: str = "cpu", repeats: int = 3) -> dict:

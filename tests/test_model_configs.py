@@ -59,3 +59,23 @@ def test_the_cli_presets_are_the_registry_mappings():
                                           "experiment=paper_table5", "experiment=regression", "smoke=on"}
     with pytest.raises(ValueError, match="model=nope: expected one of svd, "):
         model_preset("nope")
+
+
+def test_a_checkpoints_scheduler_becomes_the_invertible_sampler_its_family_declares():
+    """Wan's repos ship UniPC (multistep): Euler at its flow_shift; CogVideoX's DPM (stochastic): DDIM on the same
+    noise schedule; a sampler that already is the invertible one is kept."""
+    import torch
+    from diffusers import (CogVideoXDDIMScheduler, CogVideoXDPMScheduler, FlowMatchEulerDiscreteScheduler,
+                           UniPCMultistepScheduler)
+
+    from videoshop.cogvideox import cogvideox_i2v_configs
+
+    wan = FAMILIES.get("wan21_i2v").resolve("sampler")
+    euler = wan(UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0))
+    assert isinstance(euler, FlowMatchEulerDiscreteScheduler) and euler.config.shift == 3.0
+    assert wan(euler) is euler
+    cog = FAMILIES.get("cogvideox_i2v").resolve("sampler")
+    dpm = CogVideoXDPMScheduler(**cogvideox_i2v_configs("tiny")["scheduler"])
+    ddim = cog(dpm)
+    assert isinstance(ddim, CogVideoXDDIMScheduler) and torch.equal(ddim.alphas_cumprod, dpm.alphas_cumprod)
+    assert cog(ddim) is ddim

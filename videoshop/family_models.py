@@ -24,7 +24,7 @@ from . import _compat  # noqa: F401  (torchvision shim before diffusers/transfor
 
 import torch
 
-from .families import built_family, family_options
+from .families import KINDS, built_family, family_options
 
 
 # ----------------------------------------------------------------------------- the T5 text side the families share
@@ -106,7 +106,7 @@ def load_family_pipeline(model_cfg: dict[str, Any], dtype: torch.dtype, device: 
                                         dtype, on)
         pipe = cls(**comps)
     else:
-        raise ValueError(f"model.kind={kind!r}: expected 'pretrained', 'tiny' or 'random'")
+        raise ValueError(f"model.kind={kind!r}: expected one of {', '.join(KINDS)}")
     pipe.model_options = family_options(model_cfg)
     return pipe.to(device)
 
