@@ -25,9 +25,9 @@ NAMESPACE = "videoshop_bench."
 
 
 def without_namespace(obj: Any) -> Any:
-    """``obj`` with the install namespace dropped from every dotted path (``videoshop_bench.eval.fvd.FVD`` ->
-    ``eval.fvd.FVD``): where the project's code is imported from is not part of what a run computed, so hashes of
-    runs made before the namespace (issue 33, Build 6) still match."""
+    """``obj`` with the install namespace's prefix ``videoshop_bench.`` dropped from every string that starts with it
+    (a ``_target_`` then reads as the folder path it had before): where the project's code is imported from is not
+    part of what a run computed, so hashes of runs made before the namespace (issue 33, Build 6) still match."""
     if isinstance(obj, str):
         return obj[len(NAMESPACE):] if obj.startswith(NAMESPACE) else obj
     if isinstance(obj, dict):

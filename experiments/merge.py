@@ -44,7 +44,7 @@ def class_path(obj: Any) -> str:
 
 
 def _load_class(path: str):
-    """The class stored as ``path``; a path saved before the install namespace (``eval.fvd.FVD``) is looked up under
+    """The class stored as ``path``; a path saved before the install namespace (no prefix) is looked up under
     ``videoshop_bench.`` (issue 33, Build 6)."""
     module, _, name = path.rpartition(".")
     if module.split(".")[0] in ("baselines", "datasets", "eval", "experiments", "research"):

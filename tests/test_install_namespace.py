@@ -30,7 +30,7 @@ def python_files():
 
 
 def test_no_module_imports_a_folder_by_its_bare_name():
-    """``import eval.x`` beside ``import videoshop_bench.eval.x`` would load the module twice (two registries)."""
+    """A bare ``import eval`` beside ``import videoshop_bench.eval`` would load the module twice (two registries)."""
     bare = []
     for f in python_files():
         for node in ast.walk(ast.parse(f.read_text())):
@@ -76,7 +76,8 @@ def test_hashes_ignore_the_namespace():
     """Runs saved before the namespace resume: their config hashes are unchanged (``_target_`` paths)."""
     from videoshop_bench.experiments.components import stable_hash
 
-    old = {"method": {"_target_": "baselines.rave.RAVE", "steps": 3}, "dataset": ["datasets.folder.FolderDataset"]}
+    old = {"method": {"_target_": "baselines.rave.RAVE", "steps": 3},  # old-name-ok
+           "dataset": ["datasets.folder.FolderDataset"]}  # old-name-ok
     new = {"method": {"_target_": "videoshop_bench.baselines.rave.RAVE", "steps": 3},
            "dataset": ["videoshop_bench.datasets.folder.FolderDataset"]}
     assert stable_hash(old) == stable_hash(new) != stable_hash({**new, "seed": 1})
@@ -165,7 +166,7 @@ def install_beside(datasets_wheel: Path, project_wheel: Path, venv: Path) -> Pat
 IMPORT_BOTH = """
 import json, datasets, importlib.metadata as md
 import videoshop_bench.datasets.schema as schema, videoshop_bench.experiments.components as comp, videoshop
-print(json.dumps({"datasets": datasets.__file__, "load_dataset": hasattr(datasets, "load_dataset"),
+print(json.dumps({"datasets": datasets.__file__, "load_dataset": hasattr(datasets, "load_dataset"),  # old-name-ok
                   "schema": schema.__file__, "components": comp.__file__, "videoshop": videoshop.__file__,
                   "dist_files": sorted(str(f) for f in md.files("datasets") if f.suffix == ".py")}))
 """

@@ -11,7 +11,7 @@ NAMESPACE = "videoshop_bench."  # the install namespace of the top-level folders
 
 
 def local(name: str) -> str:
-    """``videoshop_bench.eval.fvd`` -> ``eval.fvd`` (the folder layout the floors are written in)."""
+    """A module name without the install prefix ``videoshop_bench.`` (the folder layout the floors are written in)."""
     return name[len(NAMESPACE):] if name.startswith(NAMESPACE) else name
 
 
