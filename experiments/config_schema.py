@@ -293,7 +293,7 @@ def cross_key_problems(c: dict) -> list[str]:
 
 
 INJECTED = ("pipeline", "device")  # what the runner passes to a method's constructor itself
-OWN = ("name", "height", "width")  # checked as MethodSchema says unless the method's options declare them
+OWN = ("name", "height", "width")  # a constructor keyword of these is checked as MethodSchema says
 
 
 def method_checks(cls) -> dict[str, Check]:
@@ -304,7 +304,7 @@ def method_checks(cls) -> dict[str, Check]:
     declared = {k for c in option_classes(cls) for k in option_checks(c)}
     schema = option_checks(MethodSchema)
     for key in OWN:
-        if key not in declared:
+        if key in checks and key not in declared:  # the constructor's own keyword: the run's rule for it
             checks[key] = schema[key]
     if open_ended:
         checks = {**option_checks(VideoshopConfig), **checks}
@@ -337,11 +337,25 @@ def method_option_problems(values: dict) -> list[str]:
     return problems
 
 
+def _missing_keys(node: Any, prefix: str = "") -> list[str]:
+    """The dotted keys whose value is ``???``, found without resolving any interpolation (a value that cannot
+    resolve, e.g. ``${.native.${.weights}.side}`` after ``method.weights=nope``, is its own problem line)."""
+    out = []
+    items = node.items_ex(resolve=False) if isinstance(node, DictConfig) else ()
+    for key, _ in items:
+        child = node._get_node(key)
+        if child._is_missing():
+            out.append(f"{prefix}{key}")
+        elif isinstance(child, DictConfig) and not child._is_interpolation():
+            out += _missing_keys(child, f"{prefix}{key}.")
+    return out
+
+
 def missing_value_problems(cfg: DictConfig, task: Any) -> list[str]:
     """Mandatory values (``???``) the task reads and nobody set, e.g. ``dataset.loader.root`` of dataset=folder."""
     read = TASKS.get(task).reads if isinstance(task, str) and task in TASKS else ()
     out = []
-    for key in sorted(OmegaConf.missing_keys(cfg)):
+    for key in sorted(_missing_keys(cfg)):
         if any(key == p or key.startswith(p + ".") for p in read):
             out.append(f"{key}: missing value; set {key}=...")
     return out

@@ -93,6 +93,32 @@ def method_sets_markdown() -> str:
     return "\n".join(["| set | what | methods |", "|---|---|---|", *rows])
 
 
+def method_options_markdown() -> str:
+    """Every registered method's declared options as Markdown (docs/method_options.md holds this; a test keeps
+    them equal): per method class, its ``options`` dataclass (type, range, choices, default, what it does)."""
+    from videoshop.options import options_markdown
+
+    parts = ["# Method options", "",
+             "Generated from the declarations (`python -c \"from experiments.methods import method_options_markdown; "
+             "print(method_options_markdown())\" > docs/method_options.md`; `tests/test_method_options.py` keeps this "
+             "file equal to them). Each method class declares its options once, in the dataclass named below; "
+             "`conf/method/<name>.yaml` overrides only values tied to other keys (`weights: ${model.kind}`, sizes). "
+             "The Videoshop family also takes every `videoshop.config.VideoshopConfig` option (its `inner_options`).",
+             ""]
+    seen: set[str] = set()
+    for entry in METHODS:
+        cls = load_object(entry.target) if entry.target else None
+        options = getattr(cls, "options", None)
+        if options is None or entry.target in seen:
+            continue
+        seen.add(entry.target)
+        inner = getattr(cls, "inner_options", None)
+        more = f"; every other key: `{inner.__module__}.{inner.__name__}`" if inner else ""
+        parts += [f"## `method={entry.name}`: `{options.__module__}.{options.__name__}`{more}", "",
+                  options_markdown(options), ""]
+    return "\n".join(parts)
+
+
 def method_set(name: str) -> str:
     """``${method_set:NAME}``: the set's methods as a sweep value, ``a,b,c``."""
     return ",".join(METHOD_SETS.get(name).methods)

@@ -218,7 +218,7 @@ def options_markdown(cls) -> str:
             lo = "" if chk.min is None else ("(" if chk.min_open else "[") + f"{chk.min:g}"
             hi = "" if chk.max is None else f"{chk.max:g}" + (")" if chk.max_open else "]")
             kind += f" {lo or '(-inf'}, {hi or 'inf)'}"
-        rows.append(f"| `{name}` | `{defaults[name]!r}` | {kind} | {chk.doc.replace('|', '&#124;')} |")
+        rows.append(f"| `{name}` | `{defaults[name]!r}` | {kind} | {chk.doc.replace('|', chr(92) + '|')} |")
     return "\n".join(rows)
 
 
