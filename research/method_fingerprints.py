@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import sys
 import tempfile
@@ -21,6 +22,15 @@ from pathlib import Path
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 RUN = ["model.num_frames=6", "method.num_inference_steps=6", "dataset.loader.num_samples=1", "logger=none",
        "metrics=none"]
+
+
+def project(module: str):
+    """``experiments.<module>`` of the checkout first on the path, under the install namespace or (a checkout from
+    before it, e.g. 5954a90) the old top-level name."""
+    try:
+        return importlib.import_module(f"videoshop_bench.{module}")
+    except ModuleNotFoundError:
+        return importlib.import_module(module)
 
 
 def compose(conf: str, *overrides: str):
@@ -42,8 +52,8 @@ def frames_digest(out: Path) -> dict[str, str]:
 
 
 def fingerprints(conf: str, run: bool) -> dict[str, dict]:
-    from experiments.components import edit_hash
-    from experiments.methods import METHODS
+    edit_hash = project("experiments.components").edit_hash  # old-name-ok: the namespace prefix is added above
+    METHODS = project("experiments.methods").METHODS  # old-name-ok
 
     out: dict[str, dict] = {}
     for m in METHODS.names():
@@ -52,8 +62,7 @@ def fingerprints(conf: str, run: bool) -> dict[str, dict]:
         cfg = compose(conf, "model=tiny", f"method={m}", "paths.output=/tmp/fingerprints", "paths.cache=/tmp/fp-cache")
         out[m] = {"edit_hash": edit_hash(cfg)}
         if run:
-            from experiments.runner import Runner
-
+            Runner = project("experiments.runner").Runner  # old-name-ok
             with tempfile.TemporaryDirectory() as tmp:
                 cfg = compose(conf, "model=tiny", f"method={m}", f"paths.output={tmp}", f"paths.cache={tmp}/cache", *RUN)
                 Runner(cfg).run()
