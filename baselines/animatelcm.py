@@ -128,7 +128,7 @@ class AnimateLCMVideoshop:
     def __init__(self, pipeline, name: str = "animatelcm", height: Optional[int] = None, width: Optional[int] = None,
                  **options: Any):
         own, rest = split_options(AnimateLCMOptions, options)
-        o = build_options(AnimateLCMOptions, own, owner="baselines.animatelcm.AnimateLCMVideoshop")
+        o = build_options(AnimateLCMOptions, own, owner="videoshop_bench.baselines.animatelcm.AnimateLCMVideoshop")
         if o.sampler == "stochastic":
             raise ValueError(NOT_INVERTIBLE)
         self.pipeline, self.name = pipeline, name

@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from datasets.schema import SampleError
+from videoshop_bench.datasets.schema import SampleError
 from videoshop.method import EditResult
 from videoshop.options import MAX_FRAMES, MAX_STEPS, build_options, option
 
@@ -135,7 +135,7 @@ class AnyV2V(TextDrivenMethod):
     options = AnyV2VOptions
 
     def __init__(self, name: str = "anyv2v", device: str = "cpu", **options) -> None:
-        o = build_options(AnyV2VOptions, options, owner="baselines.anyv2v.AnyV2V")
+        o = build_options(AnyV2VOptions, options, owner="videoshop_bench.baselines.anyv2v.AnyV2V")
         super().__init__(name, device, o.weights, o.dtype, o.allow_download, o.prompts)
         self.resize, self.seeding = o.resize, o.seeding
         self.base = dict(o.base)

@@ -66,7 +66,7 @@ class BlockRecurrentVideoshop:
     def __init__(self, pipeline, name: str = "videoshop_long", height: Optional[int] = None,
                  width: Optional[int] = None, **options: Any):
         own, rest = split_options(BlockOptions, options)
-        o = build_options(BlockOptions, own, owner="baselines.long_video.BlockRecurrentVideoshop")
+        o = build_options(BlockOptions, own, owner="videoshop_bench.baselines.long_video.BlockRecurrentVideoshop")
         self.pipeline, self.name = pipeline, name
         self.height, self.width = height, width
         self.block_frames, self.last_block = int(o.block_frames), o.last_block

@@ -29,7 +29,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from datasets.schema import SampleError
+from videoshop_bench.datasets.schema import SampleError
 from videoshop.method import EditResult
 from videoshop.options import MAX_BATCH, MAX_FRAMES, MAX_STEPS, build_options, option
 
@@ -127,7 +127,7 @@ class Pix2Video(TextDrivenMethod):
     options = Pix2VideoOptions
 
     def __init__(self, name: str = "pix2video", device: str = "cpu", **options) -> None:
-        o = build_options(Pix2VideoOptions, options, owner="baselines.pix2video.Pix2Video")
+        o = build_options(Pix2VideoOptions, options, owner="videoshop_bench.baselines.pix2video.Pix2Video")
         super().__init__(name, device, o.weights, o.dtype, o.allow_download, o.prompts)
         self.base, self.depth = dict(o.base), dict(o.depth)
         if self.base.get("path") and not self.depth.get("path") and self.depth.get("hub_id") in (None, self.base.get("hub_id")):

@@ -32,7 +32,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from datasets.schema import SampleError
+from videoshop_bench.datasets.schema import SampleError
 from videoshop.method import EditResult
 from videoshop.options import MAX_BATCH, MAX_STEPS, build_options, option
 
@@ -190,7 +190,7 @@ class RAVE(TextDrivenMethod):
     options = RAVEOptions
 
     def __init__(self, name: str = "rave", device: str = "cpu", **options) -> None:
-        o = build_options(RAVEOptions, options, owner="baselines.rave.RAVE")
+        o = build_options(RAVEOptions, options, owner="videoshop_bench.baselines.rave.RAVE")
         super().__init__(name, device, o.weights, o.dtype, o.allow_download, o.prompts)
         self.base, self.controlnet_src, self.depth_src = dict(o.base), dict(o.controlnet), dict(o.depth)
         self.scheduler_config = dict(o.scheduler)

@@ -43,7 +43,7 @@ class SVDNoSource(VideoshopMethod):
     def __init__(self, pipeline, name: str = "svd_no_source", height: Optional[int] = None,
                  width: Optional[int] = None, **options: Any):
         own, rest = split_options(SVDNoSourceOptions, options)
-        o = build_options(SVDNoSourceOptions, own, owner="baselines.svd_no_source.SVDNoSource")
+        o = build_options(SVDNoSourceOptions, own, owner="videoshop_bench.baselines.svd_no_source.SVDNoSource")
         super().__init__(pipeline, name, height, width, **asdict(o), **rest)
 
     def edit(self, sample, generator: torch.Generator) -> EditResult:

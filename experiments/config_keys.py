@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig
 
-from datasets.registry import DATASETS, dataset_node
+from videoshop_bench.datasets.registry import DATASETS, dataset_node
 
 from .stored_configs import GROUP as METRICS_GROUP
 

@@ -7,7 +7,7 @@ in (0, 1]``). ``run.py`` prints each line and exits non-zero; nothing is loaded,
 
 Types are checked, never coerced: ``seed=abc`` is a string and is refused, ``overwrite=1`` is not a bool. The
 ``method`` section is checked against the method class's own declaration (its ``options`` dataclass, e.g.
-``baselines.rave.RAVEOptions``, and ``inner_options``, e.g. ``videoshop.config.VideoshopConfig``): an unknown key
+``videoshop_bench.baselines.rave.RAVEOptions``, and ``inner_options``, e.g. ``videoshop.config.VideoshopConfig``): an unknown key
 names its close matches, a wrong type, range or choice names the key, for every method alike.
 """
 
@@ -152,7 +152,7 @@ class LoaderSchema:
 
 @dataclass
 class LoggerSchema:
-    _target_: str = spec("str", required=True)  # the logger class (experiments.loggers.WandbLogger, NullLogger)
+    _target_: str = spec("str", required=True)  # the logger class (videoshop_bench.experiments.loggers.WandbLogger, NullLogger)
     name: str = spec("str", required=True)
     mode: str = spec("str", choices=("offline", "online", "disabled"))
 
@@ -288,7 +288,7 @@ def cross_key_problems(c: dict) -> list[str]:
         else:
             for k, v in metrics.items():
                 if not isinstance(v, dict) or "_target_" not in v:
-                    problems.append(f"metrics.{k}: needs a _target_ (a class path such as eval.clip.CLIPTarget)")
+                    problems.append(f"metrics.{k}: needs a _target_ (a class path such as videoshop_bench.eval.clip.CLIPTarget)")
     return problems
 
 

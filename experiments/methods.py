@@ -57,14 +57,14 @@ for _m in (Method("videoshop", "Videoshop", VIDEOSHOP), Method("videoshop_paper"
            Method("videoshop_no_norm", "- Norm.", VIDEOSHOP), Method("videoshop_no_rescale", "- Rescaling", VIDEOSHOP),
            Method("videoshop_no_extrapolation", "- Extrapolation", VIDEOSHOP),
            Method("videoshop_no_threshold", "- Threshold", VIDEOSHOP),
-           Method("videoshop_long", None, "baselines.long_video.BlockRecurrentVideoshop"),
-           Method("svd_no_source", "SVD (no src. vid.)", "baselines.svd_no_source.SVDNoSource"),
+           Method("videoshop_long", None, "videoshop_bench.baselines.long_video.BlockRecurrentVideoshop"),
+           Method("svd_no_source", "SVD (no src. vid.)", "videoshop_bench.baselines.svd_no_source.SVDNoSource"),
            Method("bdia", "BDIA", VIDEOSHOP), Method("edict", None, VIDEOSHOP), Method("fixed_point", None, VIDEOSHOP),
-           Method("animatelcm", None, "baselines.animatelcm.AnimateLCMVideoshop"),
-           Method("pix2video", "Pix2Video", "baselines.pix2video.Pix2Video"),
-           Method("fatezero", "Fate/Zero", "baselines.text.fatezero.FateZero"),
-           Method("spacetime", "Spacetime", "baselines.text.spacetime.Spacetime"),
-           Method("rave", "RAVE", "baselines.rave.RAVE"), Method("anyv2v", None, "baselines.anyv2v.AnyV2V")):
+           Method("animatelcm", None, "videoshop_bench.baselines.animatelcm.AnimateLCMVideoshop"),
+           Method("pix2video", "Pix2Video", "videoshop_bench.baselines.pix2video.Pix2Video"),
+           Method("fatezero", "Fate/Zero", "videoshop_bench.baselines.text.fatezero.FateZero"),
+           Method("spacetime", "Spacetime", "videoshop_bench.baselines.text.spacetime.Spacetime"),
+           Method("rave", "RAVE", "videoshop_bench.baselines.rave.RAVE"), Method("anyv2v", None, "videoshop_bench.baselines.anyv2v.AnyV2V")):
     METHODS.register(_m)
 
 ABLATIONS = ("videoshop", "videoshop_no_norm", "videoshop_no_rescale", "videoshop_no_extrapolation",
@@ -99,7 +99,7 @@ def method_options_markdown() -> str:
     from videoshop.options import options_markdown
 
     parts = ["# Method options", "",
-             "Generated from the declarations (`python -c \"from experiments.methods import method_options_markdown; "
+             "Generated from the declarations (`python -c \"from videoshop_bench.experiments.methods import method_options_markdown; "
              "print(method_options_markdown())\" > docs/method_options.md`; `tests/test_method_options.py` keeps this "
              "file equal to them). Each method class declares its options once, in the dataclass named below; "
              "`conf/method/<name>.yaml` overrides only values tied to other keys (`weights: ${model.kind}`, sizes). "

@@ -1,9 +1,9 @@
 """Time one edit, stage by stage, beside diffusers' own StableVideoDiffusionPipeline at equal work (a script).
 
-    python -m research.benchmark_edit                                   # toy model, CPU, embedded default
-    python -m research.benchmark_edit model=svd_random device=cuda      # full-size SVD, random weights, fp16
-    python -m research.benchmark_edit model=svd_random device=cuda runtime=fast bench.repeats=5
-    python -m research.benchmark_edit model=tiny method=videoshop_no_extrapolation bench.reference=false
+    python -m videoshop_bench.research.benchmark_edit                                   # toy model, CPU, embedded default
+    python -m videoshop_bench.research.benchmark_edit model=svd_random device=cuda      # full-size SVD, random weights, fp16
+    python -m videoshop_bench.research.benchmark_edit model=svd_random device=cuda runtime=fast bench.repeats=5
+    python -m videoshop_bench.research.benchmark_edit model=tiny method=videoshop_no_extrapolation bench.reference=false
 
 Composed by Hydra like run.py (conf/benchmark_edit.yaml = conf/config.yaml + ``bench.*``), so any model, method,
 runtime option, dataset or metric set can be timed. The edit runs on the dataset's first sample, through the same
@@ -128,7 +128,7 @@ def summarise(reps: list[dict[str, float]]) -> dict[str, dict[str, float]]:
 
 
 def benchmark(cfg: DictConfig) -> dict[str, Any]:
-    from experiments.runner import Runner
+    from videoshop_bench.experiments.runner import Runner
 
     b = cfg.bench
     t0 = time.perf_counter()

@@ -9,8 +9,8 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
-from experiments.config_schema import validate_config
-from experiments.methods import METHODS, entry_node
+from videoshop_bench.experiments.config_schema import validate_config
+from videoshop_bench.experiments.methods import METHODS, entry_node
 from videoshop.options import Check, check_options, option_checks, option_classes, option_defaults
 from videoshop.registry import load_object
 
@@ -128,8 +128,8 @@ def test_uses_video_model_is_declared_by_the_class_only(method):
     assert "uses_video_model" not in cfg.method
     cls = load_object(cfg.method._target_)
     assert isinstance(cls.uses_video_model, bool)
-    text_driven = cfg.method._target_.startswith(("baselines.text.", "baselines.rave", "baselines.pix2video",
-                                                  "baselines.anyv2v"))
+    text_driven = cfg.method._target_.startswith(("videoshop_bench.baselines.text.", "videoshop_bench.baselines.rave", "videoshop_bench.baselines.pix2video",
+                                                  "videoshop_bench.baselines.anyv2v"))
     assert cls.uses_video_model is not text_driven
     problems = method_problems(cfg_for(method, "+method.uses_video_model=false"))
     assert problems == [f"method.uses_video_model: not a config key; the class {cfg.method._target_} declares it "
@@ -137,7 +137,7 @@ def test_uses_video_model_is_declared_by_the_class_only(method):
 
 
 def test_a_check_refuses_a_non_mapping_for_a_dict_option_and_options_markdown_lists_every_option():
-    from baselines.rave import RAVEOptions
+    from videoshop_bench.baselines.rave import RAVEOptions
     from videoshop.options import options_markdown
 
     assert Check("dict").problem([1]) == "must be a mapping of sub-options (got [1])"
@@ -146,6 +146,6 @@ def test_a_check_refuses_a_non_mapping_for_a_dict_option_and_options_markdown_li
 
 
 def test_the_docs_options_reference_is_the_declarations():
-    from experiments.methods import method_options_markdown
+    from videoshop_bench.experiments.methods import method_options_markdown
 
     assert (ROOT / "docs" / "method_options.md").read_text().strip() == method_options_markdown().strip()

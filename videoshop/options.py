@@ -151,7 +151,7 @@ def signature_checks(cls) -> tuple[dict[str, Check], bool]:
 
 # ------------------------------------------------------------------------------------------------ method classes
 # A method class declares its options once, as a dataclass of ``option(...)`` fields in its class attribute
-# ``options`` (e.g. ``baselines.rave.RAVEOptions``); a class that passes the keys it does not declare on to another
+# ``options`` (e.g. ``videoshop_bench.baselines.rave.RAVEOptions``); a class that passes the keys it does not declare on to another
 # options dataclass names it in ``inner_options`` (the Videoshop family: ``videoshop.config.VideoshopConfig``).
 # The constructor builds them with ``build_options``; the run's config schema reads the same declarations
 # (``declared_options``) before any work, and the registry's config node takes its defaults from them.

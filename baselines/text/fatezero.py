@@ -142,7 +142,7 @@ class FateZero(TextDrivenMethod):
     options = FateZeroOptions
 
     def __init__(self, name: str = "fatezero", device: str = "cpu", debug: bool = False, **options):
-        o = build_options(FateZeroOptions, options, owner="baselines.text.fatezero.FateZero")
+        o = build_options(FateZeroOptions, options, owner="videoshop_bench.baselines.text.fatezero.FateZero")
         opts = {k: getattr(o, k) for k in CLIP_OPTIONS}
         super().__init__(name, device=device, weights=o.weights, dtype=o.dtype, allow_download=o.allow_download,
                          prompts=o.prompts, base=o.base, **opts)

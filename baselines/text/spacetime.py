@@ -184,7 +184,7 @@ class Spacetime(TextDrivenMethod):
     options = SpacetimeOptions
 
     def __init__(self, name: str = "spacetime", device: str = "cpu", **options):
-        o = build_options(SpacetimeOptions, options, owner="baselines.text.spacetime.Spacetime")
+        o = build_options(SpacetimeOptions, options, owner="videoshop_bench.baselines.text.spacetime.Spacetime")
         opts = {k: getattr(o, k) for k in SAMPLING_OPTIONS}
         opts["scale_range"] = list(opts["scale_range"])
         super().__init__(name, device=device, weights=o.weights, dtype=o.dtype, allow_download=o.allow_download,
