@@ -25,7 +25,8 @@ from typing import Optional, Union
 
 import numpy as np
 
-from .folder import safe_sample_id, write_json_atomic
+from .folder_spec import safe_sample_id
+from .folder_write import write_json_atomic
 from .schema import SampleError
 from videoshop.video_io import VIDEO_EXTS, read_video, write_image
 
