@@ -24,15 +24,22 @@ from typing import Optional
 
 import numpy as np
 
-from .fit import FIT_MODES, center_crop_box, conform_sample, fit_frames, fit_image  # noqa: F401 (re-exported)
-from .folder_spec import (FILE_KEYS, FORMAT_VERSION, MAX_SAMPLE_JSON_BYTES, SAMPLE_FILE,  # noqa: F401 (re-exported)
-                          SAMPLE_KEYS, check_sample_id, is_built, printable_name, read_sample_json, safe_sample_id,
-                          sample_fields, sample_files)
-from .folder_write import build_samples, report_path, shard_ids, write_json_atomic, write_sample  # noqa: F401
+from .fit import FIT_MODES, center_crop_box, conform_sample, fit_frames, fit_image
+from .folder_spec import (FILE_KEYS, FORMAT_VERSION, MAX_SAMPLE_JSON_BYTES, SAMPLE_FILE, SAMPLE_KEYS,
+                          check_sample_id, is_built, printable_name, read_sample_json, safe_sample_id, sample_fields,
+                          sample_files)
+from .folder_write import build_samples, report_path, shard_ids, write_json_atomic, write_sample
 from .schema import Sample, SampleError
 from videoshop.video_io import InputLimits, frame_files, read_frames, read_image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+__all__ = [  # the format's public names, wherever they are defined
+    "FolderDataset", "read_sample", "read_frames_dir", "REPO_ROOT",
+    "FIT_MODES", "center_crop_box", "conform_sample", "fit_frames", "fit_image",
+    "FILE_KEYS", "FORMAT_VERSION", "MAX_SAMPLE_JSON_BYTES", "SAMPLE_FILE", "SAMPLE_KEYS", "check_sample_id", "is_built",
+    "printable_name", "read_sample_json", "safe_sample_id", "sample_fields", "sample_files",
+    "build_samples", "report_path", "shard_ids", "write_json_atomic", "write_sample",
+]
 
 
 def read_frames_dir(folder: Path, sample_dir: Path, limits: InputLimits, mode: str = "RGB") -> np.ndarray:

@@ -89,7 +89,7 @@ def find_clip_file(clips_dir: Path, clip: dict) -> Optional[Path]:
     return None
 
 
-def sample_hdvila_clips(metadata: Union[str, Path], clips_dir: Union[str, Path], n: int = 45, seed: int = 0,
+def sample_hdvila_clips(metadata: Union[str, Path], clips_dir: Union[str, Path], *, n: int = 45, seed: int = 0,
                         min_duration: Optional[float] = None, max_duration: Optional[float] = None,
                         one_per_video: bool = True) -> list[dict]:
     """``n`` downloaded clips chosen with ``seed`` (same inputs and seed -> same selection, in the same order).

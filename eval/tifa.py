@@ -37,12 +37,20 @@ from datasets.schema import MAX_TEXT_CHARS, text_problem
 from .backbones import SharedBackbone, shared
 from .base import EditMetric, check_same_shape
 from .cache import fingerprint, load_json_cache, save_json_cache
-from .tifa_models import (generate_text, load_text_model, tiny_blip, tiny_llama, tiny_processor,  # noqa: F401
-                          tiny_t5, tiny_tifa_models, tiny_tokenizer)
-from .tifa_qa import (MAX_INPUT_TOKENS, TIFA_CATEGORIES, TIFA_INTRO, first_block,  # noqa: F401 (re-exported)
-                      free_form_agrees, nearest_choice_string, normalize_free_answer, parse_tifa_questions,
-                      template_question, tifa_qg_prompt, tifa_score, token_f1, unifiedqa_free_prompt,
-                      unifiedqa_mc_prompt, unique_questions)
+from .tifa_models import (generate_text, load_text_model, tiny_blip, tiny_llama, tiny_processor, tiny_t5,
+                          tiny_tifa_models, tiny_tokenizer)
+from .tifa_qa import (MAX_INPUT_TOKENS, TIFA_CATEGORIES, TIFA_INTRO, first_block, free_form_agrees,
+                      nearest_choice_string, normalize_free_answer, parse_tifa_questions, template_question,
+                      tifa_qg_prompt, tifa_score, token_f1, unifiedqa_free_prompt, unifiedqa_mc_prompt,
+                      unique_questions)
+
+__all__ = [  # TIFA's public names, wherever they are defined
+    "TIFA", "generate_text", "load_text_model", "tiny_blip", "tiny_llama", "tiny_processor", "tiny_t5",
+    "tiny_tifa_models", "tiny_tokenizer", "MAX_INPUT_TOKENS", "TIFA_CATEGORIES", "TIFA_INTRO", "first_block",
+    "free_form_agrees", "nearest_choice_string", "normalize_free_answer", "parse_tifa_questions",
+    "template_question", "tifa_qg_prompt", "tifa_score", "token_f1", "unifiedqa_free_prompt", "unifiedqa_mc_prompt",
+    "unique_questions",
+]
 
 
 class TIFA(EditMetric):

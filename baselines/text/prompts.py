@@ -125,15 +125,15 @@ class PromptResolver:
         if role in self._models:
             return self._models[role]
         from eval.tifa_models import load_text_model, tiny_blip, tiny_processor, tiny_t5, tiny_tokenizer
+        from videoshop.method import seeded
 
         if self.backbone == "tiny":
             tok = tiny_tokenizer()
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed + (0 if role == "caption" else 1))
-                if role == "caption":
-                    m = (tiny_blip("BlipForConditionalGeneration", len(tok)), tiny_processor(tok))
-                else:
-                    m = (tiny_t5(len(tok)), tok)
+            if role == "caption":
+                m = seeded(self.seed, lambda: (tiny_blip("BlipForConditionalGeneration", len(tok)),
+                                               tiny_processor(tok)))
+            else:
+                m = seeded(self.seed + 1, lambda: (tiny_t5(len(tok)), tok))
             m[0].eval().to(self.device)
         elif role == "caption":
             m = load_text_model("caption", self.captioner_id, f"{self.key}.captioner", torch.float32, self.device)

@@ -10,7 +10,7 @@ import string
 import torch
 from PIL import Image
 
-from .diffusers_editor import DiffusersEditor, seeded
+from .diffusers_editor import DiffusersEditor, seeded, size_multiple_of
 
 SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
            "<|video_pad|>")
@@ -80,7 +80,7 @@ class QwenImageEditor(DiffusersEditor):
     def call(self, image: Image.Image, prompt: str, generator: torch.Generator) -> Image.Image:
         kw = dict(self.options)
         if self.weights == "tiny":  # the stand-in generates at the frame's own size (multiples of 16)
-            w, h = image.size
-            kw.update(height=max(16, h - h % 16), width=max(16, w - w % 16), max_sequence_length=512)
+            w, h = size_multiple_of(image, 16)
+            kw.update(height=h, width=w, max_sequence_length=512)
         kw.setdefault("negative_prompt", " ")  # true CFG needs a negative prompt (the release's examples use " ")
         return self.pipe(image=image, prompt=prompt, generator=generator, **kw).images[0]
