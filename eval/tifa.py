@@ -33,6 +33,7 @@ import torch
 from PIL import Image
 
 from datasets.schema import MAX_TEXT_CHARS, text_problem
+from videoshop.options import check_choices
 
 from .backbones import SharedBackbone, shared
 from .base import EditMetric, check_same_shape
@@ -70,16 +71,10 @@ class TIFA(EditMetric):
                  dtype: str = "auto", device: str = "auto", seed: int = 0, cache_dir: Optional[str] = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if backbone not in ("real", "tiny"):
-            raise ValueError(f"{self.config_key}.backbone must be real or tiny, got {backbone!r}")
-        if qg_kind not in ("causal", "seq2seq"):
-            raise ValueError(f"{self.config_key}.qg_kind must be causal or seq2seq, got {qg_kind!r}")
-        if answer_matcher not in ("sbert", "string"):
-            raise ValueError(f"{self.config_key}.answer_matcher must be sbert or string, got {answer_matcher!r}")
-        if caption_source not in ("captioner", "target_prompt_or_captioner"):
-            raise ValueError(f"{self.config_key}.caption_source must be captioner or target_prompt_or_captioner")
-        if qg_fallback not in ("none", "template"):
-            raise ValueError(f"{self.config_key}.qg_fallback must be none or template, got {qg_fallback!r}")
+        check_choices(self.config_key, backbone=(backbone, ("real", "tiny")), qg_kind=(qg_kind, ("causal", "seq2seq")),
+                      answer_matcher=(answer_matcher, ("sbert", "string")),
+                      caption_source=(caption_source, ("captioner", "target_prompt_or_captioner")),
+                      qg_fallback=(qg_fallback, ("none", "template")))
         self.backbone, self.qg_kind, self.answer_matcher = backbone, qg_kind, answer_matcher
         self.ids = dict(captioner=captioner, question_generator=question_generator, qa_filter=qa_filter, vqa=vqa,
                         sbert=sbert if answer_matcher == "sbert" else None)

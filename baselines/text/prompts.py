@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from datasets.schema import MAX_TEXT_CHARS, Sample, SampleError, text_problem
+from videoshop.options import check_choices
 from eval.cache import fingerprint, load_json_cache, save_json_cache
 
 REWRITE_TEMPLATE = ("Rewrite the image caption so that it describes the image after the edit.\n"
@@ -108,12 +109,8 @@ class PromptResolver:
                  rewrite_template: str = REWRITE_TEMPLATE, target_fallback: str = "none", max_new_tokens: int = 40,
                  cache_dir: Optional[str] = None, device: str | torch.device = "cpu", seed: int = 0,
                  key: str = "method.prompts") -> None:
-        if backbone not in ("real", "tiny"):
-            raise ValueError(f"{key}.backbone={backbone!r}: expected real or tiny")
-        if target_fallback not in ("none", "rule"):
-            raise ValueError(f"{key}.target_fallback={target_fallback!r}: expected none or rule")
-        if rewriter_kind not in ("seq2seq", "causal"):
-            raise ValueError(f"{key}.rewriter_kind={rewriter_kind!r}: expected seq2seq or causal")
+        check_choices(key, backbone=(backbone, ("real", "tiny")), target_fallback=(target_fallback, ("none", "rule")),
+                      rewriter_kind=(rewriter_kind, ("seq2seq", "causal")))
         self.backbone, self.captioner_id, self.rewriter_id = backbone, captioner, rewriter
         self.rewriter_kind, self.template, self.fallback = rewriter_kind, rewrite_template, target_fallback
         self.max_new_tokens, self.cache_dir, self.seed, self.key = int(max_new_tokens), cache_dir, seed, key

@@ -128,6 +128,7 @@ class DiffusersEditor:
             raise MissingWeightsError(f"{KEY}: could not load {self.name} weights from {self.source} ({first})") from None
 
     def build_tiny(self, seed: int = 0):
+        """The pipeline class on tiny random modules from ``seed`` (a subclass: ``build_tiny = staticmethod(fn)``)."""
         raise NotImplementedError
 
     def call(self, image: Image.Image, prompt: str, generator: torch.Generator) -> Image.Image:

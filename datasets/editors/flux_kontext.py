@@ -41,8 +41,7 @@ class FluxKontextEditor(DiffusersEditor):
     pipeline_class = "diffusers.FluxKontextPipeline"
     cuda_dtype = torch.bfloat16
 
-    def build_tiny(self, seed: int = 0):
-        return tiny_flux_kontext(seed)
+    build_tiny = staticmethod(tiny_flux_kontext)
 
     def call(self, image: Image.Image, prompt: str, generator: torch.Generator) -> Image.Image:
         """The output at the Kontext resolution nearest the frame's aspect ratio (the pipeline's own list; without

@@ -35,8 +35,7 @@ class InstructPix2PixEditor(DiffusersEditor):
     pipeline_class = "diffusers.StableDiffusionInstructPix2PixPipeline"
     cuda_dtype = torch.float16
 
-    def build_tiny(self, seed: int = 0):
-        return tiny_instruct_pix2pix(seed)
+    build_tiny = staticmethod(tiny_instruct_pix2pix)
 
     def load_pretrained(self):
         pipe = super().load_pretrained()
