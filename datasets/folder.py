@@ -126,7 +126,7 @@ def read_sample(folder, num_frames: Optional[int] = None, height: Optional[int] 
 
 
 class FolderDataset:
-    """A built dataset in the common on-disk format (implements ``datasets.base.VideoEditDataset``).
+    """A built dataset in the common on-disk format (implements ``videoshop_bench.datasets.base.VideoEditDataset``).
 
     ``num_frames`` / ``height`` / ``width`` (None = as stored) resample and resize on load, e.g. to feed a
     64x112 example set to a model at another resolution.

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from datasets.schema import MAX_TEXT_CHARS, text_problem
+from videoshop_bench.datasets.schema import MAX_TEXT_CHARS, text_problem
 from videoshop.options import check_choices
 
 from .backbones import SharedBackbone, shared

@@ -2,7 +2,7 @@
 
 ``run_build(cfg)`` reads ``cfg.dataset.build`` (plus ``cfg.dataset.limit`` / ``cfg.dataset.ids``, ``cfg.model``,
 ``cfg.seed``, ``cfg.device``) and calls the builder function ``dataset.build._target_`` names, one per kind
-(datasets/registry.py: ``_target_: experiments.build.${dataset.build.kind}_from_config``), each a thin adapter onto
+(datasets/registry.py: ``_target_: videoshop_bench.experiments.build.${dataset.build.kind}_from_config``), each a thin adapter onto
 the plain library builders in ``datasets/``: ``magicbrush`` (SVD-animated MagicBrush turns), ``expert`` (raw user
 videos from a manifest or folder), ``hdvila_sample`` (seeded selection of downloaded HD-VILA-100M clips for an expert
 set). A new builder is one ``<kind>_from_config(cfg, build, out, limit, ids, seed, shard)`` function.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Optional
 
-from datasets.registry import BUILD_KEYS, DATASETS, FROM_VIDEO_KEYS
+from videoshop_bench.datasets.registry import BUILD_KEYS, DATASETS, FROM_VIDEO_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def run_build(cfg, label: Optional[str] = None) -> dict:
     kind, target = build.get("kind") or dataset.get("name"), build.get("_target_")
     if not target:
         raise ValueError("dataset.build._target_ is not set: the builder function (e.g. "
-                         "experiments.build.magicbrush_from_config)")
+                         "videoshop_bench.experiments.build.magicbrush_from_config)")
     try:
         builder = get_method(target)
     except Exception:  # noqa: BLE001  (hydra wraps the import error)
@@ -114,7 +114,7 @@ def run_build(cfg, label: Optional[str] = None) -> dict:
 
 def magicbrush_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
     """MagicBrush turns animated with the configured SVD (``cfg.model`` on ``cfg.device``)."""
-    from datasets.magicbrush import build_magicbrush
+    from videoshop_bench.datasets.magicbrush import build_magicbrush
     from videoshop.models import build_pipeline
 
     model = _plain(cfg.model)
@@ -134,7 +134,7 @@ def magicbrush_from_config(cfg, build: dict, out: str, limit, ids, seed: int, sh
 
 def expert_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
     """Raw user videos (a manifest or a folder of sample folders) converted to the model's frames and size."""
-    from datasets.expert import build_expert
+    from videoshop_bench.datasets.expert import build_expert
 
     source = _require(build, "source", "a CSV/JSONL manifest or a folder of sample folders")
     taken = dict(shared_options(cfg, build), name=str(cfg.dataset.get("name") or "expert"), limit=limit, ids=ids,
@@ -144,7 +144,7 @@ def expert_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard:
 
 def hdvila_sample_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
     """A seeded selection of downloaded HD-VILA-100M clips, written as a manifest for the experts to fill in."""
-    from datasets.hdvila import sample_hdvila_clips, write_selection
+    from videoshop_bench.datasets.hdvila import sample_hdvila_clips, write_selection
 
     settings = {"metadata": _require(build, "metadata", "a local HD-VILA-100M metadata JSONL file"),
                 "clips_dir": _require(build, "clips_dir", "the folder of downloaded clips"),
@@ -160,14 +160,14 @@ def hdvila_sample_from_config(cfg, build: dict, out: str, limit, ids, seed: int,
 # ----------------------------------------------------------------------------- published editing benchmarks
 def benchmark_from_config(builder: Callable, source_hint: str, cfg, build: dict, out: str, limit, ids,
                           shard: dict) -> dict:
-    """A benchmark builder (``datasets.benchmarks.build_benchmark`` underneath) with the shared keys and its own."""
+    """A benchmark builder (``videoshop_bench.datasets.benchmarks.build_benchmark`` underneath) with the shared keys and its own."""
     taken = dict(shared_options(cfg, build), limit=limit, ids=ids, **shard)
     return builder(_require(build, "source", source_hint), out, **own_options(builder, build, taken))
 
 
 def editversebench_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
     """EditVerseBench entries (test.json) with their shipped edited first frames and masks."""
-    from datasets.editversebench import build_editversebench
+    from videoshop_bench.datasets.editversebench import build_editversebench
 
     return benchmark_from_config(build_editversebench, "the EditVerseBench folder (test.json, videos/, ...)", cfg,
                                  build, out, limit, ids, shard)
@@ -175,7 +175,7 @@ def editversebench_from_config(cfg, build: dict, out: str, limit, ids, seed: int
 
 def five_bench_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
     """FiVE-Bench entries (edit_prompt/edit<k>_FiVE.json) with masks and judge questions."""
-    from datasets.five_bench import build_five_bench
+    from videoshop_bench.datasets.five_bench import build_five_bench
 
     return benchmark_from_config(build_five_bench, "the FiVE-Bench data folder (edit_prompt/, images/, bmasks/)",
                                  cfg, build, out, limit, ids, shard)
@@ -183,7 +183,7 @@ def five_bench_from_config(cfg, build: dict, out: str, limit, ids, seed: int, sh
 
 def v2vbench_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
     """V2VBench: 50 videos x 3 edit prompts (config.yaml)."""
-    from datasets.v2vbench import build_v2vbench
+    from videoshop_bench.datasets.v2vbench import build_v2vbench
 
     return benchmark_from_config(build_v2vbench, "the V2VBench folder (config.yaml and the videos)", cfg, build, out,
                                  limit, ids, shard)
@@ -191,7 +191,7 @@ def v2vbench_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shar
 
 def davis_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
     """DAVIS 2017 sequences with an edits manifest, or as reconstruction samples."""
-    from datasets.davis import build_davis
+    from videoshop_bench.datasets.davis import build_davis
 
     return benchmark_from_config(build_davis, "the DAVIS 2017 folder (JPEGImages/, Annotations/)", cfg, build, out,
                                  limit, ids, shard)

@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from experiments.build import run_build
+from videoshop_bench.experiments.build import run_build
 from test_datasets_expert import make_expert_folder
 from test_datasets_hdvila import make_hdvila
 from test_datasets_magicbrush import StubPipe, write_fake_magicbrush
@@ -74,7 +74,7 @@ def test_expert_and_hdvila_builds_through_config(tmp_path, conf_dir):
 
 
 def test_unbuildable_dataset_and_missing_source_are_clear(tmp_path, conf_dir):
-    from datasets.registry import DATASETS
+    from videoshop_bench.datasets.registry import DATASETS
 
     with pytest.raises(ValueError, match="nothing to build") as err:
         run_build(compose_cfg(["task=build", "dataset=examples"], conf_dir))

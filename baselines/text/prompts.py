@@ -29,9 +29,9 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from datasets.schema import MAX_TEXT_CHARS, Sample, SampleError, text_problem
+from videoshop_bench.datasets.schema import MAX_TEXT_CHARS, Sample, SampleError, text_problem
 from videoshop.options import check_choices
-from eval.cache import fingerprint, load_json_cache, save_json_cache
+from videoshop_bench.eval.cache import fingerprint, load_json_cache, save_json_cache
 
 REWRITE_TEMPLATE = ("Rewrite the image caption so that it describes the image after the edit.\n"
                     "Caption: {caption}\nEdit: {instruction}\nNew caption:")
@@ -121,7 +121,7 @@ class PromptResolver:
     def _model(self, role: str):
         if role in self._models:
             return self._models[role]
-        from eval.tifa_models import load_text_model, tiny_blip, tiny_processor, tiny_t5, tiny_tokenizer
+        from videoshop_bench.eval.tifa_models import load_text_model, tiny_blip, tiny_processor, tiny_t5, tiny_tokenizer
         from videoshop.method import seeded
 
         if self.backbone == "tiny":
@@ -152,7 +152,7 @@ class PromptResolver:
     @torch.no_grad()
     def rewrite(self, caption: str, instruction: str) -> str:
         model, tok = self._model("rewrite")
-        from eval.tifa_models import generate_text
+        from videoshop_bench.eval.tifa_models import generate_text
 
         text = self.template.format(caption=caption, instruction=instruction)
         too_long = text_problem("rewrite prompt (caption + instruction)", text, 2 * MAX_TEXT_CHARS + len(self.template))
