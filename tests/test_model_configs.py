@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
-import experiments  # noqa: F401  (the config store)
+import videoshop_bench.experiments  # noqa: F401  (the config store)
 from videoshop.families import FAMILIES, model_mapping, model_preset, model_presets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,7 +82,7 @@ def test_a_checkpoints_scheduler_becomes_the_invertible_sampler_its_family_decla
 
 
 def test_a_familys_own_keys_are_checked_before_any_work_from_their_one_declaration():
-    from experiments.config_schema import validate_config
+    from videoshop_bench.experiments.config_schema import validate_config
 
     cfg = compose("config", overrides=["model=ltx_i2v", "model/kind=tiny", "model.max_sequence_length=abc",
                                        "model.decode_timestep=2", "device=cpu", "paths.output=."])
