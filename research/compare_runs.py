@@ -32,7 +32,7 @@ KEY = ("preset", "dataset", "method", "overrides", "sample_id")
 COMPARED = ("status", "error", "nfe", "finite", "edit_type", "model")
 HASHES = ("edit_hash", "metrics_hash")
 SET_SAMPLE = "(set)"
-TIMING_WORDS = ("seconds", "time", "peak_mem")
+TIMING_WORDS = ("seconds", "time", "timing", "peak_mem")
 
 
 def _restore(v: Any) -> Any:
