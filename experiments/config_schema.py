@@ -19,8 +19,7 @@ from typing import Any, Callable, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from videoshop.config import VideoshopConfig
-from videoshop.families import FAMILIES
-from videoshop.models import COMPONENT_BUILDERS
+from videoshop.families import FAMILIES, KINDS
 from videoshop.options import MAX_FRAMES, Check, option_checks, signature_checks
 from videoshop.registry import load_object
 
@@ -89,7 +88,7 @@ class ClaimSchema:
 @dataclass
 class ModelSchema:
     name: str = spec("str", required=True)
-    kind: str = spec("str", required=True, choices=tuple(COMPONENT_BUILDERS))  # videoshop.models.COMPONENT_BUILDERS
+    kind: str = spec("str", required=True, choices=KINDS)  # how its modules are made (videoshop.families.KINDS)
     dtype: str = spec("str", choices=("auto", "float32", "float16", "bfloat16"))
     num_frames: int = spec("int", required=True, min=2, max=MAX_FRAMES)
     height: int = spec("int", required=True, min=8, max=4096, multiple_of=8)

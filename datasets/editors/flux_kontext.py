@@ -20,7 +20,7 @@ def tiny_flux_kontext(seed: int = 0):
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxKontextPipeline, FluxTransformer2DModel
     from transformers import T5Config, T5EncoderModel
 
-    from videoshop.flow_models import tiny_t5_tokenizer
+    from videoshop.family_models import tiny_t5_tokenizer
     from videoshop.tokenizers import tiny_clip_tokenizer
 
     from .instruct_pix2pix import tiny_clip_text_encoder
