@@ -33,7 +33,7 @@ OFFICIAL_OUT ?= outputs/official_check
 official_var = OFFICIAL_$(shell echo $(1) | tr a-z A-Z)
 official-check: $(STAMP)
 	@$(foreach m,$(OFFICIAL_METHODS),$(if $($(call official_var,$(m))),\
-	  $(BIN)/python -m experiments.official_check $(m) --official $($(call official_var,$(m))) --out $(OFFICIAL_OUT) || exit 1;,\
+	  $(BIN)/python -m videoshop_bench.experiments.official_check $(m) --official $($(call official_var,$(m))) --out $(OFFICIAL_OUT) || exit 1;,\
 	  echo "official-check: $(call official_var,$(m)) not set: $(m) skipped";))
 
 clean:

@@ -17,7 +17,7 @@ from omegaconf import DictConfig  # noqa: E402
 
 from videoshop import _compat  # noqa: E402,F401
 
-from experiments.methods import register_resolvers  # noqa: E402  (${method_set:...} in presets, before composing)
+from videoshop_bench.experiments.methods import register_resolvers  # noqa: E402  (${method_set:...} in presets, before composing)
 
 
 SMOKE_SWITCH = {"smoke=true": "smoke=on", "smoke=false": "smoke=off"}
@@ -116,14 +116,14 @@ def _debug(cfg: DictConfig) -> bool:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig):
-    from experiments.loggers import set_privacy_env
+    from videoshop_bench.experiments.loggers import set_privacy_env
 
     set_privacy_env((cfg.get("logger") or {}).get("mode")
                     if (cfg.get("logger") or {}).get("name") == "wandb" else None)  # before any W&B client loads
-    from experiments.errors import ANTICIPATED, ConfigErrors
-    from experiments.cpus import configure_threads
-    from experiments.job import job_label
-    from experiments.tasks import main_task
+    from videoshop_bench.experiments.errors import ANTICIPATED, ConfigErrors
+    from videoshop_bench.experiments.cpus import configure_threads
+    from videoshop_bench.experiments.job import job_label
+    from videoshop_bench.experiments.tasks import main_task
 
     logging.getLogger("run").info("cpus: %s", configure_threads(_positive_int(cfg.get("threads")), _launcher_cpus()))
 

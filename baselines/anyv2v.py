@@ -27,7 +27,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from datasets.schema import SampleError
+from videoshop_bench.datasets.schema import SampleError
 from videoshop.method import EditResult
 from videoshop.options import MAX_FRAMES, MAX_STEPS, check_counts
 

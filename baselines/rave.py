@@ -31,7 +31,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from datasets.schema import SampleError
+from videoshop_bench.datasets.schema import SampleError
 from videoshop.method import EditResult
 from videoshop.options import MAX_BATCH, MAX_STEPS, check_counts
 

@@ -126,7 +126,7 @@ def convert_davis_entry(e: dict, **options) -> Sample:
 
 def build_davis(source, out_root, *, mode: str = "edit", edits=None, resolution: str = "480p", split: str = "all",
                 first_frames=None, **kw) -> dict:
-    """DAVIS 2017 -> the common folder format (``datasets.benchmarks.build_benchmark`` options)."""
+    """DAVIS 2017 -> the common folder format (``videoshop_bench.datasets.benchmarks.build_benchmark`` options)."""
     if resolution not in RESOLUTIONS:
         raise ValueError(f"dataset.build.resolution={resolution!r}: one of {RESOLUTIONS}")
     return build_benchmark(NAME, read_entries(source, mode, edits, resolution, split), out_root, source=source,

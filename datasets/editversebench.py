@@ -113,7 +113,7 @@ def read_entries(root, only_with_first_frame: bool = True, types=None) -> list[d
 
 def build_editversebench(source, out_root, *, only_with_first_frame: bool = True, types=None, first_frames=None,
                          **kw) -> dict:
-    """EditVerseBench -> the common folder format (``datasets.benchmarks.build_benchmark`` options)."""
+    """EditVerseBench -> the common folder format (``videoshop_bench.datasets.benchmarks.build_benchmark`` options)."""
     return build_benchmark(NAME, read_entries(source, only_with_first_frame, types), out_root, source=source,
                            first_frames=first_frames, settings={"only_with_first_frame": bool(only_with_first_frame),
                                                                 "types": list(types) if types else None}, **kw)

@@ -16,7 +16,7 @@ data on the hub as ``LIMinghan/FiVE-Fine-Grained-Video-Editing-Benchmark``)::
 File k is edit type k of the paper: 1 rigid object replacement, 2 non-rigid object replacement, 3 colour, 4
 material, 5 object addition, 6 object removal. Sample ids are ``edit<k>_<video_name>`` (``_<save_dir>`` appended
 when a file has several entries for one video). FiVE-Bench ships no edited first frames: they come from
-``first_frames`` (module ``datasets.benchmarks``). The judge's questions are kept in ``Sample.extras['five_bench']``.
+``first_frames`` (module ``videoshop_bench.datasets.benchmarks``). The judge's questions are kept in ``Sample.extras['five_bench']``.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def _entry(root: Path, k: int, path: Path, i: int, item, sid: str, mask_threshol
 
 
 def read_entries(root, edit_types=None, mask_threshold: int = MASK_THRESHOLD) -> list[dict]:
-    """Entries (``datasets.benchmarks``) of every edit<k>_FiVE.json; a malformed file or entry becomes one failing
+    """Entries (``videoshop_bench.datasets.benchmarks``) of every edit<k>_FiVE.json; a malformed file or entry becomes one failing
     entry naming the file and the entry number, the others build."""
     root = Path(root).expanduser()
     entries: list[dict] = []
@@ -112,7 +112,7 @@ def read_entries(root, edit_types=None, mask_threshold: int = MASK_THRESHOLD) ->
 
 def build_five_bench(source, out_root, *, edit_types=None, mask_threshold: int = MASK_THRESHOLD, first_frames=None,
                      **kw) -> dict:
-    """FiVE-Bench -> the common folder format (``datasets.benchmarks.build_benchmark`` options)."""
+    """FiVE-Bench -> the common folder format (``videoshop_bench.datasets.benchmarks.build_benchmark`` options)."""
     return build_benchmark(NAME, read_entries(source, edit_types, mask_threshold), out_root, source=source,
                            first_frames=first_frames, settings={"edit_types": list(edit_types) if edit_types else None,
                                                                 "mask_threshold": int(mask_threshold)}, **kw)

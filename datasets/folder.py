@@ -306,7 +306,7 @@ def printable_name(name: str) -> str:
 
 
 class FolderDataset:
-    """A built dataset in the common on-disk format (implements ``datasets.base.VideoEditDataset``).
+    """A built dataset in the common on-disk format (implements ``videoshop_bench.datasets.base.VideoEditDataset``).
 
     ``num_frames`` / ``height`` / ``width`` (None = as stored) resample and resize on load, e.g. to feed a
     64x112 example set to a model at another resolution.

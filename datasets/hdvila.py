@@ -2,7 +2,7 @@
 
 HD-VILA-100M publishes metadata only (YouTube ids and clip spans); clips must be downloaded separately. This
 module reads a local metadata file plus a folder of already downloaded clips, picks ``n`` of the clips that are
-present with a seed, and writes a manifest (``manifest.jsonl``, the format ``datasets.expert`` reads) with
+present with a seed, and writes a manifest (``manifest.jsonl``, the format ``videoshop_bench.datasets.expert`` reads) with
 each clip's first frame exported for the expert to edit (``first_frames/<id>.png``). The experts then fill
 ``edited``, ``mask`` and ``instruction`` (and optionally ``edit_type``) per line and build with
 ``python run.py task=build dataset=expert dataset.build.source=<out>/manifest.jsonl``.

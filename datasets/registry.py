@@ -1,7 +1,7 @@
 """The dataset registry: one entry per ``dataset=<name>`` choice, and the keys every dataset config shares, declared once.
 
 A ``DatasetEntry`` says which loader class reads the samples (``loader``; the common folder format by default) and,
-for a dataset made by ``task=build``, which builder makes it (``builder``: the kind, ``experiments.build.
+for a dataset made by ``task=build``, which builder makes it (``builder``: the kind, ``videoshop_bench.experiments.build.
 <kind>_from_config``), where it goes (``out``) and whether it is cut from source videos (``from_video``: the fit
 and frame-rate keys). ``dataset_node(name)`` is the config section those declare: the run keys every dataset has
 (``limit``, ``ids``, ``prompts``, ``num_shards``, ``shard``), the loader's ``_target_`` and ``name`` (and ``root``:
@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from videoshop.registry import Registry
 
-FOLDER = "datasets.folder.FolderDataset"
+FOLDER = "videoshop_bench.datasets.folder.FolderDataset"
 ENTRY_GROUP = "dataset_entry"  # where the nodes are stored: conf/dataset/<name>.yaml's defaults name them
 
 # the run keys of every dataset
@@ -26,7 +26,7 @@ RUN_KEYS: dict[str, Any] = dict(
     ids=None,       # explicit sample ids, e.g. [327726_t1, 242679_t1]
     prompts=None,   # CSV (id,source_prompt,target_prompt) or JSON {id: {...}} overriding text-driven methods' prompts
     num_shards=1,   # split the selected samples into N disjoint shards (round robin), one worker each;
-    shard=0,        #   this worker's shard; then `python -m experiments.merge RUN_DIR` (README: scaling out)
+    shard=0,        #   this worker's shard; then `python -m videoshop_bench.experiments.merge RUN_DIR` (README: scaling out)
 )
 # the build keys every builder reads (experiments/build.py): the model's frame count and size, sharding, reruns
 BUILD_KEYS: dict[str, Any] = dict(
@@ -60,7 +60,7 @@ DATASETS: Registry[DatasetEntry] = Registry("dataset")
 
 for _d in (
     DatasetEntry("synthetic", "procedurally rendered videos with first-frame edits, ground truth and masks",
-                 loader="datasets.synthetic.SyntheticDataset"),
+                 loader="videoshop_bench.datasets.synthetic.SyntheticDataset"),
     DatasetEntry("examples", "two tiny committed samples in the folder format (datasets/examples/)"),
     DatasetEntry("folder", "any dataset already in the folder format (dataset.loader.root=PATH)"),
     DatasetEntry("magicbrush", "MagicBrush-to-video (paper Sec. 4): MagicBrush images animated with SVD",
@@ -84,7 +84,7 @@ def dataset_node(name: str) -> dict[str, Any]:
     node: dict[str, Any] = {"name": e.name, **RUN_KEYS, "loader": loader}
     if e.builder is not None:
         loader["root"] = "${dataset.build.out}"
-        node["build"] = {"kind": e.builder, "_target_": "experiments.build.${dataset.build.kind}_from_config",
+        node["build"] = {"kind": e.builder, "_target_": "videoshop_bench.experiments.build.${dataset.build.kind}_from_config",
                          "out": e.out or f"${{paths.data}}/{e.name}", **BUILD_KEYS,
                          **(FROM_VIDEO_KEYS if e.from_video else {})}
     return node

@@ -24,7 +24,7 @@ MAX_TEXT_CHARS = 2000
 def text_problem(name: str, text: Optional[str], max_chars: int = MAX_TEXT_CHARS) -> Optional[str]:
     """Why ``text`` (field ``name``) cannot be used, or None: longer than ``max_chars`` characters."""
     if text is not None and len(text) > max_chars:
-        return f"{name} is {len(text)} characters, more than {max_chars} (datasets.schema.MAX_TEXT_CHARS)"
+        return f"{name} is {len(text)} characters, more than {max_chars} (videoshop_bench.datasets.schema.MAX_TEXT_CHARS)"
     return None
 
 

@@ -11,7 +11,7 @@ Layout read (doc/README.md "Prepare Data" and v2vbench/base_evaluator.py, commit
 ``videos`` defaults to ``<root>/videos`` when it exists, else ``<root>``. Sample ids are ``<video_id>_<edit_id>``
 (edit_id = the prompt's index, as the evaluator names edited videos ``<video_id>/<edit_id>``). The edit prompt is
 the target prompt and the instruction; extra keys of an edit (e.g. a task name) are kept in ``meta``. V2VBench
-ships no edited first frames: they come from ``first_frames`` (module ``datasets.benchmarks``).
+ships no edited first frames: they come from ``first_frames`` (module ``videoshop_bench.datasets.benchmarks``).
 """
 
 from __future__ import annotations
@@ -74,6 +74,6 @@ def read_entries(root, videos: Optional[str] = None) -> list[dict]:
 
 
 def build_v2vbench(source, out_root, *, videos=None, first_frames=None, **kw) -> dict:
-    """V2VBench -> the common folder format (``datasets.benchmarks.build_benchmark`` options)."""
+    """V2VBench -> the common folder format (``videoshop_bench.datasets.benchmarks.build_benchmark`` options)."""
     return build_benchmark(NAME, read_entries(source, videos), out_root, source=source, first_frames=first_frames,
                            settings={"videos": videos}, **kw)

@@ -146,7 +146,7 @@ class FVD(EditMetric):
     @staticmethod
     def from_features(features: dict[str, np.ndarray]) -> tuple[dict[str, float], dict[str, str]]:
         """(values, notes) from stacked ``sample_features``: {'source': (N, 400), 'edited': (N, 400)}; no model
-        needed (``python -m experiments.merge`` computes FVD over all shards' samples this way)."""
+        needed (``python -m videoshop_bench.experiments.merge`` computes FVD over all shards' samples this way)."""
         src, ed = np.asarray(features["source"]), np.asarray(features["edited"])
         n = len(ed)
         return {"fvd": fvd_from_features(src, ed) if n >= 2 else float("nan")}, fvd_notes(n)

@@ -124,7 +124,7 @@ def commit_of(model: nn.Module) -> Optional[str]:
 
 
 class FeatureMemo:
-    """A shared model plus an in-memory LRU of its features, keyed by content hash (eval.cache.fingerprint)."""
+    """A shared model plus an in-memory LRU of its features, keyed by content hash (videoshop_bench.eval.cache.fingerprint)."""
 
     def __init__(self, parts: dict[str, Any], items: int = 16) -> None:
         self.parts = parts

@@ -3,7 +3,7 @@
 For every pair of judges and every judge column both wrote: the samples both scored (``n``), Pearson and Spearman
 correlation, mean absolute difference, and for the binary FiVE columns (yes/no, multiple choice, union,
 intersection: 0 or 100 per sample) the share of samples with the same verdict and Cohen's kappa (agreement beyond
-chance). ``python -m eval.judge_agreement RUN_DIR/results.csv --judges "" api_`` prints the table; a run with
+chance). ``python -m videoshop_bench.eval.judge_agreement RUN_DIR/results.csv --judges "" api_`` prints the table; a run with
 several ``vlm_judge`` metrics writes it as judge_agreement.csv / .md beside its results (experiments/merge.py
 ``write_run_tables``, for a finished run and for a merge of shards alike).
 """

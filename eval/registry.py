@@ -72,14 +72,14 @@ for _e in (
     # CLIP_tgt, CLIP_tgt+ (x100). model: open_clip name (ViT-L-14 for V2VBench's backbone); clip_src and clip_tc use
     # the same CLIP (set it at metrics.clip_tgt); checkpoint: a local open_clip checkpoint; backbone: real | random
     # (real size, random weights) | tiny; region_mode: crop (bbox of the tracked region) | mask (fill outside it).
-    MetricEntry("clip_tgt", "eval.clip.CLIPTarget",
+    MetricEntry("clip_tgt", "videoshop_bench.eval.clip.CLIPTarget",
                 dict(model="ViT-B-32", pretrained="openai", checkpoint=None, backbone="real", region_mode="crop",
                      tracking=TRACKING, device=DEVICE, cache_dir=CACHE),
                 tiny=dict(backbone="tiny", region_mode="crop"),
                 columns={"clip_tgt": "CLIP_tgt", "clip_tgt_plus": "CLIP_tgt+"}),
     # TIFA (x100). qg_kind: causal | seq2seq; qa_filter: null = no UnifiedQA filtering; answer_matcher: sbert | string;
     # caption_source: captioner | target_prompt_or_captioner; qg_fallback: none (sample skipped, counted) | template.
-    MetricEntry("tifa", "eval.tifa.TIFA",
+    MetricEntry("tifa", "videoshop_bench.eval.tifa.TIFA",
                 dict(backbone="real", captioner="Salesforce/blip-image-captioning-large",
                      question_generator="tifa-benchmark/llama2_tifa_question_generation", qg_kind="causal",
                      qa_filter="allenai/unifiedqa-v2-t5-large-1363200", vqa="Salesforce/blip-vqa-base",
@@ -90,41 +90,41 @@ for _e in (
                           max_new_tokens=48, frame_stride=1),
                 columns={"tifa": "TIFA"}),
     # CLIP_src, CLIP_src+ (x100); fill: the value the tracked edit region is filled with (both videos) for CLIP_src+.
-    MetricEntry("clip_src", "eval.clip.CLIPSource",
+    MetricEntry("clip_src", "videoshop_bench.eval.clip.CLIPSource",
                 dict(CLIP_SHARED, fill=0, tracking=TRACKING, device=DEVICE, cache_dir=CACHE),
                 tiny=dict(backbone="tiny"), columns={"clip_src": "CLIP_src", "clip_src_plus": "CLIP_src+"}),
     # Flow, Flow+ (pixels). checkpoint: a local torchvision raft_large state dict (.pth); a video longer than
     # max_side is scored on a downscaled copy (flow in source px; eval/flow.py).
-    MetricEntry("flow", "eval.flow.FlowEPE",
+    MetricEntry("flow", "videoshop_bench.eval.flow.FlowEPE",
                 dict(model="raft_large", checkpoint=None, backbone="real", num_flow_updates=12, min_size=128,
                      max_side=1024, tracking=TRACKING, device=DEVICE, cache_dir=CACHE),
                 tiny=dict(backbone="tiny", num_flow_updates=4, min_size=64),
                 columns={"flow": "Flow", "flow_plus": "Flow+"}),
     # FVD (x1), a set metric. detector: the I3D TorchScript URL or a local i3d_torchscript.pt; detector_sha256:
     # required to download it, checked when set (none shipped).
-    MetricEntry("fvd", "eval.fvd.FVD",
+    MetricEntry("fvd", "videoshop_bench.eval.fvd.FVD",
                 dict(detector="https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",
                      detector_sha256=None, backbone="real", device=DEVICE, cache_dir=CACHE),
                 tiny=dict(backbone="tiny"), columns={"fvd": "FVD"}),
-    MetricEntry("ssim", "eval.fidelity.SourceSSIM", columns={"ssim": "SSIM"}),  # SSIM (x100), source vs edited
+    MetricEntry("ssim", "videoshop_bench.eval.fidelity.SourceSSIM", columns={"ssim": "SSIM"}),  # SSIM (x100), source vs edited
     # CLIP_TC (x100). pairs: consecutive | all (RAVE); clamp_negative: true = V2VBench's clamp at 0.
-    MetricEntry("clip_tc", "eval.clip.CLIPTemporal",
+    MetricEntry("clip_tc", "videoshop_bench.eval.clip.CLIPTemporal",
                 dict(CLIP_SHARED, pairs="consecutive", clamp_negative=False, device=DEVICE, cache_dir=CACHE),
                 tiny=dict(backbone="tiny"), columns={"clip_tc": "CLIP_TC"}),
     # PSNR / SSIM against the ground truth where the dataset has it (synthetic), overall and inside / outside the
     # edit masks; not a paper metric.
-    MetricEntry("gt_fidelity", "eval.fidelity.GroundTruthFidelity",
+    MetricEntry("gt_fidelity", "videoshop_bench.eval.fidelity.GroundTruthFidelity",
                 columns={"psnr_gt": "PSNR_gt", "psnr_gt_in": "PSNR_gt (in)", "psnr_gt_out": "PSNR_gt (out)",
                          "ssim_gt": "SSIM_gt", "ssim_gt_in": "SSIM_gt (in)", "ssim_gt_out": "SSIM_gt (out)"}),
     # the first-frame edit apart from its propagation (eval/first_frame.py; experiment=first_frame_editors adds them)
-    MetricEntry("first_frame", "eval.first_frame.FirstFrameEdit",
+    MetricEntry("first_frame", "videoshop_bench.eval.first_frame.FirstFrameEdit",
                 dict(model="ViT-B-32", pretrained="openai", checkpoint=None, backbone="real", fill=0, device=DEVICE,
                      cache_dir=CACHE),
                 tiny=dict(backbone="tiny"),
                 columns={"ff_clip_text": "CLIP_text (frame 0)", "ff_clip_dir": "CLIP_dir (frame 0)",
                          "ff_clip_src": "CLIP_src (frame 0)", "ff_clip_src_plus": "CLIP_src+ (frame 0)",
                          "ff_area": "edited area % (frame 0)"}),
-    MetricEntry("later_frames", "eval.first_frame.LaterFrames",
+    MetricEntry("later_frames", "videoshop_bench.eval.first_frame.LaterFrames",
                 dict(model="ViT-B-32", pretrained="openai", checkpoint=None, backbone="real", device=DEVICE,
                      cache_dir=CACHE),
                 tiny=dict(backbone="tiny"),
@@ -140,32 +140,32 @@ for _e in (
 # target prompt, first set wins (the field used is noted per sample); backbone: real | random | tiny.
 V2V_WIRING = dict(device=DEVICE, cache_dir=CACHE)
 for _e in (
-    MetricEntry("aesthetic", "eval.v2vbench.AestheticScore",
+    MetricEntry("aesthetic", "videoshop_bench.eval.v2vbench.AestheticScore",
                 dict(model="shunk031/aesthetics-predictor-v2-sac-logos-ava1-l14-linearMSE", revision=None,
                      backbone="real", frame_stride=1, **V2V_WIRING),
                 tiny=dict(backbone="tiny"), columns={"aesthetic": "Aesthetic"}, sets=("v2vbench",)),
-    MetricEntry("clip_consistency", "eval.v2vbench.CLIPConsistency",
+    MetricEntry("clip_consistency", "videoshop_bench.eval.v2vbench.CLIPConsistency",
                 dict(model="openai/clip-vit-large-patch14", revision=None, backbone="real", frame_stride=1,
                      **V2V_WIRING),
                 tiny=dict(backbone="tiny"), columns={"clip_consistency": "CLIP_cons"}, sets=("v2vbench",)),
-    MetricEntry("dino_consistency", "eval.v2vbench.DINOConsistency",
+    MetricEntry("dino_consistency", "videoshop_bench.eval.v2vbench.DINOConsistency",
                 dict(model="facebook/dinov2-base", revision=None, backbone="real", frame_stride=1, **V2V_WIRING),
                 tiny=dict(backbone="tiny"), columns={"dino_consistency": "DINO_cons"}, sets=("v2vbench",)),
-    MetricEntry("dover", "eval.dover.DoverScore", dict(checkpoint=None, backbone="real", seed=0, device=DEVICE),
+    MetricEntry("dover", "videoshop_bench.eval.dover.DoverScore", dict(checkpoint=None, backbone="real", seed=0, device=DEVICE),
                 tiny=dict(backbone="tiny"), columns={"dover": "DOVER"}, sets=("v2vbench",)),
-    MetricEntry("clip_text", "eval.v2vbench.CLIPTextAlignment",
+    MetricEntry("clip_text", "videoshop_bench.eval.v2vbench.CLIPTextAlignment",
                 dict(model="openai/clip-vit-large-patch14", revision=None, backbone="real", frame_stride=1,
                      prompt_fields=["target_prompt", "instruction"], **V2V_WIRING),
                 tiny=dict(backbone="tiny"), columns={"clip_text": "CLIP_text"}, sets=("v2vbench",)),
-    MetricEntry("pickscore", "eval.v2vbench.PickScore",
+    MetricEntry("pickscore", "videoshop_bench.eval.v2vbench.PickScore",
                 dict(model="yuvalkirstain/PickScore_v1", processor="laion/CLIP-ViT-H-14-laion2B-s32B-b79K",
                      revision=None, backbone="real", frame_stride=1, prompt_fields=["target_prompt", "instruction"],
                      **V2V_WIRING),
                 tiny=dict(backbone="tiny", seed=1), columns={"pickscore": "PickScore"}, sets=("v2vbench",)),
-    MetricEntry("viclip_text", "eval.viclip.ViCLIPTextAlignment",
+    MetricEntry("viclip_text", "videoshop_bench.eval.viclip.ViCLIPTextAlignment",
                 dict(checkpoint=None, backbone="real", prompt_fields=["target_prompt", "instruction"], **V2V_WIRING),
                 tiny=dict(backbone="tiny"), columns={"viclip_text": "ViCLIP_text"}, sets=("v2vbench",)),
-    MetricEntry("gmflow_motion", "eval.motion_alignment.MotionAlignment",
+    MetricEntry("gmflow_motion", "videoshop_bench.eval.motion_alignment.MotionAlignment",
                 dict(checkpoint=None, backbone="real", attn_splits=2, max_side=1024, **V2V_WIRING),
                 tiny=dict(backbone="tiny"), columns={"gmflow_motion": "GMFlow_motion"}, sets=("v2vbench",)),
 ):
@@ -190,7 +190,7 @@ for _e in (
     # judge: transformers (model: hub id, revision: pinned commit, path: local copy, model_class: any transformers
     # VLM chat class) | api (api_base_url + api_model, OpenAI-compatible; never called unless set);
     # protocols: [five, editverse]; column_prefix: a second judge's column prefix (judge agreement).
-    MetricEntry("vlm_judge", "eval.vlm_judge.VLMJudge",
+    MetricEntry("vlm_judge", "videoshop_bench.eval.vlm_judge.VLMJudge",
                 dict(judge="transformers", backbone="real", model="Qwen/Qwen2.5-VL-7B-Instruct", revision=None,
                      path=None, protocols=["five", "editverse"], five_num_frames=4, editverse_frames=3,
                      column_prefix="", device=DEVICE, cache_dir=CACHE),
@@ -202,7 +202,7 @@ for _e in (
     # PSNR (dB), SSIM (x100), LPIPS (x1e3), MSE (x1e4) outside the tracked edit region (eval/background.py).
     # masking: five (region blacked out in both frames, whole-frame metrics) | exclude (outside pixels only);
     # lpips_checkpoint: a local torchvision squeezenet1_1 state dict (the LPIPS backbone).
-    MetricEntry("background", "eval.background.BackgroundFidelity",
+    MetricEntry("background", "videoshop_bench.eval.background.BackgroundFidelity",
                 dict(masking="five", backbone="real", lpips_checkpoint=None, frame_stride=1, tracking=TRACKING,
                      device=DEVICE, cache_dir=CACHE),
                 tiny=dict(backbone="tiny"),
@@ -211,7 +211,7 @@ for _e in (
     # Motion fidelity score, whole frame and edit-region box (eval/motion_fidelity.py). point_tracker: auto
     # (CoTracker when tracking.cotracker_repo and cotracker_checkpoint are set, else the weight-free flow tracker) |
     # cotracker | flow; grid_size: 55 as FiVE.
-    MetricEntry("motion_fidelity", "eval.motion_fidelity.MotionFidelity",
+    MetricEntry("motion_fidelity", "videoshop_bench.eval.motion_fidelity.MotionFidelity",
                 dict(point_tracker="auto", grid_size=55, tracking=TRACKING, device=DEVICE, cache_dir=CACHE),
                 tiny=dict(point_tracker="flow", grid_size=20),
                 columns={"mfs": "MFS", "mfs_edit": "MFS_edit"}, sets=("modern",)),
@@ -219,7 +219,7 @@ for _e in (
     # to the edited first frame's (in) and of the outside to the source (out); area under each curve, last value.
     # embedder: clip | dinov2; model: null = ViT-B-32 (clip) / facebook/dinov2-base (dinov2); reference:
     # edited_image (the user's edit) | output_first (the method's own frame 0); fill: the filled region's value.
-    MetricEntry("propagation", "eval.propagation.EditPropagation",
+    MetricEntry("propagation", "videoshop_bench.eval.propagation.EditPropagation",
                 dict(embedder="clip", model=None, pretrained="openai", checkpoint=None, revision=None, backbone="real",
                      reference="edited_image", fill=0, tracking=TRACKING, device=DEVICE, cache_dir=CACHE),
                 tiny=dict(backbone="tiny"),

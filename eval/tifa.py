@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from datasets.schema import MAX_TEXT_CHARS, text_problem
+from videoshop_bench.datasets.schema import MAX_TEXT_CHARS, text_problem
 
 from .backbones import MissingWeightsError, SharedBackbone, _seeded, shared
 from .base import EditMetric, check_same_shape

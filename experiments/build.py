@@ -2,7 +2,7 @@
 
 ``run_build(cfg)`` reads ``cfg.dataset.build`` (plus ``cfg.dataset.limit`` / ``cfg.dataset.ids``, ``cfg.model``,
 ``cfg.seed``, ``cfg.device``) and calls the builder function ``dataset.build._target_`` names, one per kind
-(datasets/registry.py: ``_target_: experiments.build.${dataset.build.kind}_from_config``), each a thin adapter onto
+(datasets/registry.py: ``_target_: videoshop_bench.experiments.build.${dataset.build.kind}_from_config``), each a thin adapter onto
 the plain library builders in ``datasets/``: ``magicbrush`` (SVD-animated MagicBrush turns), ``expert`` (raw user
 videos from a manifest or folder), ``hdvila_sample`` (seeded selection of downloaded HD-VILA-100M clips for an expert
 set). A new builder is one ``<kind>_from_config(cfg, build, out, limit, ids, seed, shard)`` function.
@@ -51,7 +51,7 @@ def run_build(cfg, label: Optional[str] = None) -> dict:
     kind, target = build.get("kind") or dataset.get("name"), build.get("_target_")
     if not target:
         raise ValueError("dataset.build._target_ is not set: the builder function (e.g. "
-                         "experiments.build.magicbrush_from_config)")
+                         "videoshop_bench.experiments.build.magicbrush_from_config)")
     try:
         builder = get_method(target)
     except Exception:  # noqa: BLE001  (hydra wraps the import error)
@@ -69,7 +69,7 @@ def run_build(cfg, label: Optional[str] = None) -> dict:
 
 def magicbrush_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
     """MagicBrush turns animated with the configured SVD (``cfg.model`` on ``cfg.device``)."""
-    from datasets.magicbrush import build_magicbrush
+    from videoshop_bench.datasets.magicbrush import build_magicbrush
     from videoshop.models import build_pipeline
 
     model = _plain(cfg.model)
@@ -103,7 +103,7 @@ def magicbrush_from_config(cfg, build: dict, out: str, limit, ids, seed: int, sh
 def expert_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
     """Raw user videos (a manifest or a folder of sample folders) converted to the model's frames and size."""
     dataset = cfg.dataset
-    from datasets.expert import build_expert
+    from videoshop_bench.datasets.expert import build_expert
 
     model = _plain(cfg.get("model")) or {}
     report = build_expert(
@@ -119,7 +119,7 @@ def expert_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard:
 
 def hdvila_sample_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
     """A seeded selection of downloaded HD-VILA-100M clips, written as a manifest for the experts to fill in."""
-    from datasets.hdvila import sample_hdvila_clips, write_selection
+    from videoshop_bench.datasets.hdvila import sample_hdvila_clips, write_selection
 
     settings = {"metadata": _require(build, "metadata", "a local HD-VILA-100M metadata JSONL file"),
                 "clips_dir": _require(build, "clips_dir", "the folder of downloaded clips"),
@@ -136,7 +136,7 @@ def hdvila_sample_from_config(cfg, build: dict, out: str, limit, ids, seed: int,
 
 # ----------------------------------------------------------------------------- published editing benchmarks
 def _benchmark_options(cfg, build: dict, limit, ids, shard: dict) -> dict:
-    """The options every benchmark builder shares (datasets.benchmarks.build_benchmark)."""
+    """The options every benchmark builder shares (videoshop_bench.datasets.benchmarks.build_benchmark)."""
     model = _plain(cfg.get("model")) or {}
     return dict(num_frames=int(build.get("num_frames") or model.get("num_frames", 14)),
                 height=int(build.get("height") or model.get("height", 576)),
@@ -147,7 +147,7 @@ def _benchmark_options(cfg, build: dict, limit, ids, shard: dict) -> dict:
 
 def editversebench_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
     """EditVerseBench entries (test.json) with their shipped edited first frames and masks."""
-    from datasets.editversebench import build_editversebench
+    from videoshop_bench.datasets.editversebench import build_editversebench
 
     return build_editversebench(_require(build, "source", "the EditVerseBench folder (test.json, videos/, ...)"), out,
                                 only_with_first_frame=bool(build.get("only_with_first_frame", True)),
@@ -156,7 +156,7 @@ def editversebench_from_config(cfg, build: dict, out: str, limit, ids, seed: int
 
 def five_bench_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
     """FiVE-Bench entries (edit_prompt/edit<k>_FiVE.json) with masks and judge questions."""
-    from datasets.five_bench import build_five_bench
+    from videoshop_bench.datasets.five_bench import build_five_bench
 
     return build_five_bench(_require(build, "source", "the FiVE-Bench data folder (edit_prompt/, images/, bmasks/)"),
                             out, edit_types=build.get("edit_types"), mask_threshold=int(build.get("mask_threshold", 127)),
@@ -165,7 +165,7 @@ def five_bench_from_config(cfg, build: dict, out: str, limit, ids, seed: int, sh
 
 def v2vbench_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
     """V2VBench: 50 videos x 3 edit prompts (config.yaml)."""
-    from datasets.v2vbench import build_v2vbench
+    from videoshop_bench.datasets.v2vbench import build_v2vbench
 
     return build_v2vbench(_require(build, "source", "the V2VBench folder (config.yaml and the videos)"), out,
                           videos=build.get("videos"), **_benchmark_options(cfg, build, limit, ids, shard))
@@ -173,7 +173,7 @@ def v2vbench_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shar
 
 def davis_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
     """DAVIS 2017 sequences with an edits manifest, or as reconstruction samples."""
-    from datasets.davis import build_davis
+    from videoshop_bench.datasets.davis import build_davis
 
     return build_davis(_require(build, "source", "the DAVIS 2017 folder (JPEGImages/, Annotations/)"), out,
                        mode=build.get("mode", "edit"), edits=build.get("edits"),

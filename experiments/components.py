@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from datasets.base import select_ids, shard_ids
+from videoshop_bench.datasets.base import select_ids, shard_ids
 from videoshop.video_io import InputLimits
 
 from .errors import ConfigError, one_line
@@ -47,7 +47,7 @@ class Components:
     metrics_hash: str
     label: str
     overrides: dict[str, Any] = field(default_factory=dict)
-    first_frame: Any = None  # experiments.first_frame.FirstFrameStage (first_frame.editor; none: samples unchanged)
+    first_frame: Any = None  # videoshop_bench.experiments.first_frame.FirstFrameStage (first_frame.editor; none: samples unchanged)
 
     @property
     def set_metrics(self) -> dict[str, Any]:
@@ -166,7 +166,7 @@ def _instantiate_own_model_method(cfg: DictConfig):
 
 
 def _read_prompt_overrides(path: str) -> dict:
-    from baselines.text.prompts import read_prompt_overrides
+    from videoshop_bench.baselines.text.prompts import read_prompt_overrides
 
     try:
         return read_prompt_overrides(str(path))

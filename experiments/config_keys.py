@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig
 
-from datasets.registry import DATASETS, dataset_node
+from videoshop_bench.datasets.registry import DATASETS, dataset_node
 from videoshop.families import model_presets
 
 from .stored_configs import GROUP as METRICS_GROUP, MODEL_GROUP

@@ -150,7 +150,7 @@ class LoaderSchema:
 
 @dataclass
 class LoggerSchema:
-    _target_: str = spec("str", required=True)  # the logger class (experiments.loggers.WandbLogger, NullLogger)
+    _target_: str = spec("str", required=True)  # the logger class (videoshop_bench.experiments.loggers.WandbLogger, NullLogger)
     name: str = spec("str", required=True)
     mode: str = spec("str", choices=("offline", "online", "disabled"))
 
@@ -286,7 +286,7 @@ def cross_key_problems(c: dict) -> list[str]:
         else:
             for k, v in metrics.items():
                 if not isinstance(v, dict) or "_target_" not in v:
-                    problems.append(f"metrics.{k}: needs a _target_ (a class path such as eval.clip.CLIPTarget)")
+                    problems.append(f"metrics.{k}: needs a _target_ (a class path such as videoshop_bench.eval.clip.CLIPTarget)")
     return problems
 
 

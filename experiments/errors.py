@@ -24,7 +24,7 @@ def one_line(e: BaseException) -> str:
 
 def _anticipated() -> tuple[type[BaseException], ...]:
     """Errors a user can cause and fix (bad config, missing weights or files, bad manifest): one line in run.py."""
-    from datasets.schema import SampleError
+    from videoshop_bench.datasets.schema import SampleError
     from videoshop.models import MissingWeightsError
 
     return (ConfigError, MissingWeightsError, SampleError, FileNotFoundError, NotADirectoryError, PermissionError,

@@ -1,7 +1,7 @@
 """The end of a run, after its samples: set metrics (FVD) from the features stored with the records, the tables
 (experiments/tables.py via merge.write_run_tables), protocol.json, the media, gallery and plots
 (experiments/report.py), and the loggers (experiments/loggers.py). A shard writes its own tables and media; the
-run's come from ``python -m experiments.merge RUN_DIR`` once every shard is done."""
+run's come from ``python -m videoshop_bench.experiments.merge RUN_DIR`` once every shard is done."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def finish_run(loop: SampleLoop, records: list[dict]) -> dict[str, pd.DataFrame]
 
     load = lambda sid: loop.prepare(sid)[0]  # noqa: E731
     if sharded:  # this shard's media now; the gallery and plots when the shards are merged
-        log.info("shard %d of %d done; when every shard is, merge them: python -m experiments.merge %s",
+        log.info("shard %d of %d done; when every shard is, merge them: python -m videoshop_bench.experiments.merge %s",
                  parts.shard, parts.num_shards, out)
         log_run(cfg, str(out), tables, write_run_media(out / "samples", parts.ids, load))
     else:

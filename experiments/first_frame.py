@@ -20,11 +20,11 @@ from typing import Any, Optional
 
 import numpy as np
 
-from datasets.benchmarks import EDITOR_MISSING as MISSING  # a sample built without an edited first frame
-from datasets.schema import Sample, SampleError
-from datasets.editors.base import EditedFrame, EditorFailed, EditRequest, finish_edit
-from datasets.editors.registry import EDITORS, build_editor
-from eval.cache import fingerprint
+from videoshop_bench.datasets.benchmarks import EDITOR_MISSING as MISSING  # a sample built without an edited first frame
+from videoshop_bench.datasets.schema import Sample, SampleError
+from videoshop_bench.datasets.editors.base import EditedFrame, EditorFailed, EditRequest, finish_edit
+from videoshop_bench.datasets.editors.registry import EDITORS, build_editor
+from videoshop_bench.eval.cache import fingerprint
 from videoshop.files import atomic_folder
 from videoshop.method import sample_seed
 from videoshop.registry import UnknownEntry

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from eval.registry import METRICS, metric_node
+from videoshop_bench.eval.registry import METRICS, metric_node
 from videoshop.files import atomic_write_text
 
 from .components import _instantiate_node, selected_ids
@@ -72,7 +72,7 @@ def editor_config(cfg: DictConfig, editor: str, out: Path, folder: Optional[str]
 
 def text_curves(runner, records: list[dict]) -> list[np.ndarray]:
     """Per successfully edited sample: [the editor's image, edited frame 0..T-1] cos x100 with the target text."""
-    from eval.first_frame import LaterFrames
+    from videoshop_bench.eval.first_frame import LaterFrames
 
     metric = next((m for m in runner.parts.metrics.values() if isinstance(m, LaterFrames)), None)
     if metric is None:

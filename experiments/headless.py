@@ -1,6 +1,6 @@
 """Debian's chromium, headless, driven over the DevTools protocol (websocket-client): one page to load, script,
 resize and screenshot. Used by the results gallery's browser test and the human study's rater/admin pages (their
-test and documentation screenshots, ``experiments.study.browser``)."""
+test and documentation screenshots, ``videoshop_bench.experiments.study.browser``)."""
 
 from __future__ import annotations
 

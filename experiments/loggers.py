@@ -122,7 +122,7 @@ def make_logger(cfg: Optional[dict[str, Any]], run_config: Optional[dict] = None
     kwargs = {k: v for k, v in cfg.items() if k not in ("name", "_target_")}
     kwargs["dir"] = kwargs.get("dir") or default_dir
     if "_target_" not in cfg:
-        raise ValueError(f"logger.name={cfg.get('name')}: no logger._target_ (e.g. experiments.loggers.WandbLogger)")
+        raise ValueError(f"logger.name={cfg.get('name')}: no logger._target_ (e.g. videoshop_bench.experiments.loggers.WandbLogger)")
     return get_class(cfg["_target_"])(config=run_config, **kwargs)
 
 

@@ -1,7 +1,7 @@
 """Merge a run folder written by several shards or workers into the run's tables, with set metrics over the union.
 
-    python -m experiments.merge RUN_DIR [RUN_DIR ...]
-    python -m experiments.merge --sweep SWEEP_DIR      # every job of a multirun, then its combined table
+    python -m videoshop_bench.experiments.merge RUN_DIR [RUN_DIR ...]
+    python -m videoshop_bench.experiments.merge --sweep SWEEP_DIR      # every job of a multirun, then its combined table
 
 Reads every sample record under ``RUN_DIR/samples`` and writes ``results.csv``, ``summary.{csv,md}``,
 ``by_edit_type.{csv,md}``, ``set_metrics.csv`` and ``protocol.json`` into ``RUN_DIR``, exactly as one unsharded run
@@ -124,7 +124,7 @@ def write_run_tables(run_dir: Path, records: list[dict], protocol: dict, set_df:
                      set_notes: dict) -> dict[str, pd.DataFrame]:
     """The run's tables, set_metrics.csv and protocol.json, each written atomically."""
     tables = write_tables(records_to_frame(records), run_dir, protocol, set_df)
-    from eval.judge_agreement import judge_prefixes, write_judge_agreement  # two VLM judges or more: agreement
+    from videoshop_bench.eval.judge_agreement import judge_prefixes, write_judge_agreement  # two VLM judges or more: agreement
 
     write_judge_agreement(run_dir, tables["results"], judge_prefixes(tables["results"].columns))
     if not set_df.empty:
@@ -198,7 +198,7 @@ def sweep_run_dirs(sweep_dir: str | Path) -> list[Path]:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.merge", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m videoshop_bench.experiments.merge", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="run folder(s) holding samples/<id>/record.json")
     parser.add_argument("--sweep", metavar="SWEEP_DIR", help="a multirun's folder: merge its jobs' runs and write "
                                                              "its combined table")

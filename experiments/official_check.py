@@ -1,6 +1,6 @@
 """Run a baseline beside its official implementation on identical tiny weights and compare them stage by stage.
 
-    python -m experiments.official_check pix2video --official /path/to/pix2video-clone [--config square --config 16:9]
+    python -m videoshop_bench.experiments.official_check pix2video --official /path/to/pix2video-clone [--config square --config 16:9]
 
 For METHOD (the modules under ``experiments/official/``) this
 1. creates once (cached under ``.cache/official_venvs/METHOD``, rebuilt when the requirements file changes) a side
@@ -81,7 +81,7 @@ def run_side(method: str, python: Path, official: Path, weights: Path, inputs: d
     torch.save(inputs, inp)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    extra = list(getattr(importlib.import_module(f"experiments.official.{method}"), "SIDE_ARGS", []))
+    extra = list(getattr(importlib.import_module(f"videoshop_bench.experiments.official.{method}"), "SIDE_ARGS", []))
     extra = [a.format(root=ROOT) for a in extra] + list(inputs.get("side_flags", []))
     proc = subprocess.run([str(python), str(side_script(method)), "--official", str(official), "--weights",
                            str(weights), "--inputs", str(inp), "--out", str(out), *extra], env=env,
@@ -95,9 +95,9 @@ def run_side(method: str, python: Path, official: Path, weights: Path, inputs: d
 
 def check(method: str, official: Path, configs: list[str], out: Path | None, log=print) -> dict[str, str]:
     """Run every configuration; returns {config: markdown table}."""
-    from experiments.official.compare import compare_stages, format_table, worst_float_rel
+    from videoshop_bench.experiments.official.compare import compare_stages, format_table, worst_float_rel
 
-    mod = importlib.import_module(f"experiments.official.{method}")
+    mod = importlib.import_module(f"videoshop_bench.experiments.official.{method}")
     python = ensure_venv(method, log=log)
     work = Path(tempfile.mkdtemp(prefix=f"official_{method}_"))
     weights = work / "weights"
@@ -133,7 +133,7 @@ def check(method: str, official: Path, configs: list[str], out: Path | None, log
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m experiments.official_check", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m videoshop_bench.experiments.official_check", description=__doc__.split("\n")[0])
     ap.add_argument("method", choices=METHODS)
     ap.add_argument("--official", required=True, help="clone of the official repository (commit in docs/baselines.md)")
     ap.add_argument("--config", action="append", default=[], help="input configuration (default: all of the method's)")

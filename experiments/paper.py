@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from eval.registry import set_columns
+from videoshop_bench.eval.registry import set_columns
 
 from .methods import paper_row_names
 

@@ -12,7 +12,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from eval.registry import display_names, set_columns
+from videoshop_bench.eval.registry import display_names, set_columns
 
 from .gallery import read_records
 from .tables import metric_columns, override_values

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from datasets.schema import Sample, SampleError
+from videoshop_bench.datasets.schema import Sample, SampleError
 from videoshop.video_io import resample_frames, resize_video
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from typing import Optional
 import pandas as pd
 from omegaconf import DictConfig
 
-from videoshop.method import sample_seed  # noqa: F401  (re-exported: experiments.runner.sample_seed)
+from videoshop.method import sample_seed  # noqa: F401  (re-exported: videoshop_bench.experiments.runner.sample_seed)
 
 from .components import build_components
 from .errors import ANTICIPATED, ConfigError, ConfigErrors  # noqa: F401  (re-exported for callers of the runner)

@@ -20,9 +20,9 @@ import torch
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from datasets.schema import Sample
+from videoshop_bench.datasets.schema import Sample
 
-from eval.cache import fingerprint
+from videoshop_bench.eval.cache import fingerprint
 
 from videoshop.method import sample_seed
 from videoshop.speed import peak_memory_mb, reset_peak_memory
@@ -87,7 +87,7 @@ class SampleLoop:
             notes.append("edit mask covers the whole frame: metrics that compare outside the region are skipped")
         sample, more = fit_edited_image(sample)
         if self.parts.prompt_overrides is not None:  # dataset.prompts=FILE wins over the dataset's own prompts
-            from baselines.text.prompts import apply_prompt_overrides
+            from videoshop_bench.baselines.text.prompts import apply_prompt_overrides
 
             sample = apply_prompt_overrides(sample, self.parts.prompt_overrides, self.cfg.dataset.prompts)
         return sample.validate(), notes + more

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from datasets.schema import Sample
+from videoshop_bench.datasets.schema import Sample
 
 from .errors import one_line
 from .merge import class_path

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
 
-from datasets.registry import DATASETS, ENTRY_GROUP, dataset_node
-from eval.registry import METRIC_SETS, METRICS, config_names, set_config
+from videoshop_bench.datasets.registry import DATASETS, ENTRY_GROUP, dataset_node
+from videoshop_bench.eval.registry import METRIC_SETS, METRICS, config_names, set_config
 from videoshop.families import FAMILIES, model_mapping
 
 GROUP = "metrics"

@@ -9,7 +9,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from eval.registry import column_order, set_columns
+from videoshop_bench.eval.registry import column_order, set_columns
 from videoshop.files import atomic_write_text
 
 from .uncertainty import CI_HI, CI_LO, IntervalOptions, interval_columns, is_interval_column, paired_differences

@@ -32,18 +32,18 @@ class Task:
 
 
 TASKS: Registry[Task] = Registry("task")
-for _t in (Task("edit", "experiments.runner.run_edit", EDIT_READS, "edit every selected sample, score, tabulate"),
-           Task("reconstruct", "experiments.runner.run_edit", EDIT_READS,
+for _t in (Task("edit", "videoshop_bench.experiments.runner.run_edit", EDIT_READS, "edit every selected sample, score, tabulate"),
+           Task("reconstruct", "videoshop_bench.experiments.runner.run_edit", EDIT_READS,
                 "edit with the source's own first frame (inversion fidelity)"),
-           Task("first_frame_editors", "experiments.first_frame_editors.run_first_frame_editors",
+           Task("first_frame_editors", "videoshop_bench.experiments.first_frame_editors.run_first_frame_editors",
                 EDIT_READS + ("first_frame", "first_frame_editors"),
                 "one method over several first-frame editors: frame-0 quality vs propagation"),
-           Task("build", "experiments.build.run_build", ("dataset.build",), "build a dataset into paths.data"),
-           Task("train_toy", "research.train_toy.run_train", ("model",), "train the toy model"),
-           Task("regression", "experiments.regression.run_regression", (), "check the committed goldens"),
-           Task("trajectory", "research.trajectory.run_trajectory", (), "Fig. 3: x_t - x_0 cosine similarities"),
-           Task("study_build", "experiments.study.tasks.run_study_build", ("study",), "the human study's trials"),
-           Task("study_serve", "experiments.study.tasks.run_study_serve", ("study",), "the rater/admin server"),
-           Task("study_import", "experiments.study.tasks.run_study_import", ("study",), "import votes from CSV"),
-           Task("study_analyze", "experiments.study.tasks.run_study_analyze", ("study",), "the study's tables")):
+           Task("build", "videoshop_bench.experiments.build.run_build", ("dataset.build",), "build a dataset into paths.data"),
+           Task("train_toy", "videoshop_bench.research.train_toy.run_train", ("model",), "train the toy model"),
+           Task("regression", "videoshop_bench.experiments.regression.run_regression", (), "check the committed goldens"),
+           Task("trajectory", "videoshop_bench.research.trajectory.run_trajectory", (), "Fig. 3: x_t - x_0 cosine similarities"),
+           Task("study_build", "videoshop_bench.experiments.study.tasks.run_study_build", ("study",), "the human study's trials"),
+           Task("study_serve", "videoshop_bench.experiments.study.tasks.run_study_serve", ("study",), "the rater/admin server"),
+           Task("study_import", "videoshop_bench.experiments.study.tasks.run_study_import", ("study",), "import votes from CSV"),
+           Task("study_analyze", "videoshop_bench.experiments.study.tasks.run_study_analyze", ("study",), "the study's tables")):
     TASKS.register(_t)

@@ -1,6 +1,6 @@
 """V2VBench's published leaderboard (experiments/paper_numbers/v2vbench_leaderboard.csv) beside our numbers.
 
-    python -m experiments.v2vbench_table RUN_DIR/summary.csv [--out v2vbench_beside.md]
+    python -m videoshop_bench.experiments.v2vbench_table RUN_DIR/summary.csv [--out v2vbench_beside.md]
 
 The leaderboard is V2VBench's 16 text-guided editors on its 50 videos x 3 prompts (24 frames, 512x512);
 our rows are a run's summary means of the same metrics (metrics=v2vbench). Same protocol, different data: the

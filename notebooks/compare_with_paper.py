@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]) if "__file__" in globals() else "..")
-from experiments.paper import compare_with_paper, paper_table, runtime_ratios  # noqa: E402
+from videoshop_bench.experiments.paper import compare_with_paper, paper_table, runtime_ratios  # noqa: E402
 
 RESULTS = Path(sys.argv[1]) if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else Path("multirun/edit/ablations")
 TABLE = "table5"

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]) if "__file__" in globals() else "..")
-from datasets.synthetic import make_sample  # noqa: E402
+from videoshop_bench.datasets.synthetic import make_sample  # noqa: E402
 from videoshop.families import model_preset  # noqa: E402
 from videoshop.models import build_pipeline  # noqa: E402
 

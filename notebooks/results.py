@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]) if "__file__" in globals() else "..")
-from experiments.plots import write_plots  # noqa: E402
-from eval.registry import column_order  # noqa: E402
+from videoshop_bench.experiments.plots import write_plots  # noqa: E402
+from videoshop_bench.eval.registry import column_order  # noqa: E402
 
 RESULTS = Path(sys.argv[1]) if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else Path(
     "outputs/edit/synthetic/toy/videoshop")

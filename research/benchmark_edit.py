@@ -1,9 +1,9 @@
 """Time one edit, stage by stage, beside diffusers' own StableVideoDiffusionPipeline at equal work (a script).
 
-    python -m research.benchmark_edit                                   # toy model, CPU, embedded default
-    python -m research.benchmark_edit model=svd_random device=cuda      # full-size SVD, random weights, fp16
-    python -m research.benchmark_edit model=svd_random device=cuda runtime=fast bench.repeats=5
-    python -m research.benchmark_edit model=tiny method=videoshop_no_extrapolation bench.reference=false
+    python -m videoshop_bench.research.benchmark_edit                                   # toy model, CPU, embedded default
+    python -m videoshop_bench.research.benchmark_edit model=svd_random device=cuda      # full-size SVD, random weights, fp16
+    python -m videoshop_bench.research.benchmark_edit model=svd_random device=cuda runtime=fast bench.repeats=5
+    python -m videoshop_bench.research.benchmark_edit model=tiny method=videoshop_no_extrapolation bench.reference=false
 
 Composed by Hydra like run.py (conf/benchmark_edit.yaml = conf/config.yaml + ``bench.*``), so any model, method,
 runtime option, dataset or metric set can be timed. The edit runs on the dataset's first sample, through the same
@@ -38,7 +38,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from videoshop import _compat  # noqa: F401
-import experiments  # noqa: F401,E402  (the config store: metric sets, dataset entries, model families, before composing)
+import videoshop_bench.experiments  # noqa: F401,E402  (the config store: metric sets, dataset entries, model families, before composing)
 from videoshop.speed import peak_memory_mb, reset_peak_memory
 
 log = logging.getLogger("benchmark_edit")
@@ -129,7 +129,7 @@ def summarise(reps: list[dict[str, float]]) -> dict[str, dict[str, float]]:
 
 
 def benchmark(cfg: DictConfig) -> dict[str, Any]:
-    from experiments.runner import Runner
+    from videoshop_bench.experiments.runner import Runner
 
     b = cfg.bench
     t0 = time.perf_counter()

@@ -44,7 +44,7 @@ def build_metrics(backbones: str, device: str, cache: str, tifa_tiny: bool, trac
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from eval.registry import set_config
+    from videoshop_bench.eval.registry import set_config
 
     conf = Path(__file__).resolve().parents[1] / "conf"
     root = OmegaConf.create({"device": device, "paths": {"cache": cache},
@@ -119,7 +119,7 @@ def main() -> None:
 
     if a.threads:
         torch.set_num_threads(a.threads)
-    from datasets.synthetic import SyntheticDataset
+    from videoshop_bench.datasets.synthetic import SyntheticDataset
 
     load = os.getloadavg()
     ds = SyntheticDataset(num_samples=a.videos + 1, num_frames=a.frames, height=a.height, width=a.width)

@@ -40,7 +40,7 @@ def word_processor(texts: list[str]):
     from transformers import (PreTrainedTokenizerFast, Qwen2_5_VLProcessor, Qwen2VLImageProcessor,
                               Qwen2VLVideoProcessor)
 
-    from eval.judge_backends import TINY_CHAT_TEMPLATE, TINY_SPECIAL
+    from videoshop_bench.eval.judge_backends import TINY_CHAT_TEMPLATE, TINY_SPECIAL
 
     vocab = {s: i for i, s in enumerate(TINY_SPECIAL)}
     for t in texts + ["user assistant"]:
@@ -61,7 +61,7 @@ def build(layers: int, dtype, proc, seed: int = 0):
     import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    from eval.judge_backends import qwen25_vl_config
+    from videoshop_bench.eval.judge_backends import qwen25_vl_config
 
     vocab = proc.tokenizer.get_vocab()
     cfg = qwen25_vl_config("7b", vocab, 152064)  # Qwen2.5-VL-7B's vocabulary size (embedding and lm_head)
@@ -82,8 +82,8 @@ def time_protocols(model, proc, sample, five_tokens: int, editverse_tokens: int)
     import torch
     from PIL import Image
 
-    from eval.judge_backends import video_kwargs
-    from eval.judge_protocols import (EDITVERSE_TEMPLATE, FIVE_MC_TEMPLATE, FIVE_YES_NO_TEMPLATE, editing_prompt,
+    from videoshop_bench.eval.judge_backends import video_kwargs
+    from videoshop_bench.eval.judge_protocols import (EDITVERSE_TEMPLATE, FIVE_MC_TEMPLATE, FIVE_YES_NO_TEMPLATE, editing_prompt,
                                       editverse_frame_indices, five_frame_indices, five_questions)
 
     def gen(parts, images, videos, n):
@@ -128,8 +128,8 @@ def main() -> None:
     a = p.parse_args()
     import torch
 
-    from datasets.synthetic import SyntheticDataset
-    from eval.judge_protocols import EDITVERSE_TEMPLATE, FIVE_MC_TEMPLATE, FIVE_YES_NO_TEMPLATE, five_questions
+    from videoshop_bench.datasets.synthetic import SyntheticDataset
+    from videoshop_bench.eval.judge_protocols import EDITVERSE_TEMPLATE, FIVE_MC_TEMPLATE, FIVE_YES_NO_TEMPLATE, five_questions
 
     torch.set_num_threads(a.threads)
     load = os.getloadavg()

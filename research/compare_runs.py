@@ -1,8 +1,8 @@
 """Did a refactor change behaviour? Compare two run roots record by record, frame by frame.
 
-    python -m research.compare_runs BEFORE AFTER                  # print the verdicts; exit 1 if anything differs
-    python -m research.compare_runs BEFORE AFTER --out DIR        # also write verdicts.csv, samples.csv, hashes.csv
-    python -m research.compare_runs ROOT --dump ROOT/records.csv  # one root's per-sample values as a flat table
+    python -m videoshop_bench.research.compare_runs BEFORE AFTER                  # print the verdicts; exit 1 if anything differs
+    python -m videoshop_bench.research.compare_runs BEFORE AFTER --out DIR        # also write verdicts.csv, samples.csv, hashes.csv
+    python -m videoshop_bench.research.compare_runs ROOT --dump ROOT/records.csv  # one root's per-sample values as a flat table
 
 A run root holds one folder per preset (``paper_table2``, ``regression``, ...), each holding run folders with a
 ``samples/<id>/record.json`` per sample (experiments/store.py), e.g. the sweep folders of

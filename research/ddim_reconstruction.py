@@ -1,6 +1,6 @@
 """DDIM inversion then DDIM sampling with the same prompt and no guidance: reconstruction error per step count.
 
-    python -m research.ddim_reconstruction [--steps 10 50 250 1000]
+    python -m videoshop_bench.research.ddim_reconstruction [--steps 10 50 250 1000]
 
 Two models: the analytic Gaussian one (data x0 ~ N(mu, s^2 I), exact eps; the error is the DDIM-inversion
 approximation alone and falls about linearly with the step size) and Pix2Video's tiny random SD2-depth stand-in
@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 import torch
 
-from baselines.text.ddim import ddim_invert, ddim_sample, ddim_schedule
+from videoshop_bench.baselines.text.ddim import ddim_invert, ddim_sample, ddim_schedule
 
 PIX2VIDEO_SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
                            set_alpha_to_one=False, steps_offset=0)
@@ -49,8 +49,8 @@ def analytic_case(seed: int = 0):
 
 
 def tiny_pix2video_case():
-    from baselines.pix2video import Pix2Video
-    from baselines.text.sd import depth_condition, encode_prompts, frames_to_tensor, predicted_depth, vae_encode
+    from videoshop_bench.baselines.pix2video import Pix2Video
+    from videoshop_bench.baselines.text.sd import depth_condition, encode_prompts, frames_to_tensor, predicted_depth, vae_encode
 
     m = Pix2Video(weights="tiny", scheduler=PIX2VIDEO_SCHEDULER, height=64, width=64, prompts={"cache_dir": None})
     c = m.models

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Before/after runs for a refactor: the smoke presets of Tables 2, 3 and 5 and the CI regression, one at a time, on
-# one thread, into OUTROOT/<preset>/ (compare two roots with python -m research.compare_runs BEFORE AFTER).
+# one thread, into OUTROOT/<preset>/ (compare two roots with python -m videoshop_bench.research.compare_runs BEFORE AFTER).
 #   research/equivalence_runs.sh SOURCE_TREE OUTROOT      # SOURCE_TREE: e.g. `git archive REV | tar -x -C DIR`
 # Run a copy of this script, not the file itself, if you may edit it meanwhile (bash reads scripts as it goes).
 # Caches and the regression's run folder sit at FIXED paths (emptied first): metrics_hash / edit_hash include

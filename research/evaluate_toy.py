@@ -1,9 +1,9 @@
 """Acceptance of the toy model (videoshop/assets/toy) on a held-out synthetic split, as Markdown tables.
 
-    python -m research.evaluate_toy --out outputs/toy_eval                    # everything, one process
-    python -m research.evaluate_toy --out D --parts gen,recon,source,videoshop  # a subset (run several in
-    python -m research.evaluate_toy --out D --report                          #  parallel), then the tables
-    python -m research.evaluate_toy --out D --parts videoshop --seeds 42,43 # more run seeds (rows per seed)
+    python -m videoshop_bench.research.evaluate_toy --out outputs/toy_eval                    # everything, one process
+    python -m videoshop_bench.research.evaluate_toy --out D --parts gen,recon,source,videoshop  # a subset (run several in
+    python -m videoshop_bench.research.evaluate_toy --out D --report                          #  parallel), then the tables
+    python -m videoshop_bench.research.evaluate_toy --out D --parts videoshop --seeds 42,43 # more run seeds (rows per seed)
 
 Held-out split: ``SyntheticDataset(seed=1000, difficulty='easy')`` (training used data_seed 12345), rendered at the
 model's size. Methods are built from the real conf/method/*.yaml with ``model=toy`` (Hydra compose), and every
@@ -38,7 +38,7 @@ import torch  # noqa: E402
 
 from videoshop import _compat  # noqa: E402,F401
 
-from experiments.methods import METHOD_SETS  # noqa: E402
+from videoshop_bench.experiments.methods import METHOD_SETS  # noqa: E402
 
 EDIT_METHODS = METHOD_SETS.get("toy_edit").methods
 RECON_METHODS = {"videoshop": "noise-extrapolated (videoshop)", "videoshop_no_extrapolation": "naive (Eq. 5)",
@@ -69,7 +69,7 @@ def build(method: str, model: str, pipe=None, extra: tuple[str, ...] = ()):
 
 
 def fidelity(edited: np.ndarray, ref: np.ndarray, masks=None) -> dict[str, float]:
-    from eval.fidelity import psnr, ssim_mean
+    from videoshop_bench.eval.fidelity import psnr, ssim_mean
 
     out = {"psnr": psnr(edited, ref), "ssim": 100 * ssim_mean(edited, ref)}
     if masks is not None and masks.any() and not masks.all():
@@ -124,7 +124,7 @@ def run_part(part: str, samples, model: str, out: Path, seeds: list[int]) -> Non
 
 def _part_rows(part: str, samples, model: str, seed: int) -> list[dict]:
     from videoshop.method import sample_seed
-    from eval.fidelity import psnr
+    from videoshop_bench.eval.fidelity import psnr
 
     rows = []
     if part == "source":
@@ -282,7 +282,7 @@ def report(out: Path) -> str:
 
 
 def main(argv=None) -> None:
-    from datasets.synthetic import SyntheticDataset
+    from videoshop_bench.datasets.synthetic import SyntheticDataset
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="outputs/toy_eval")

@@ -1,5 +1,5 @@
 """Reconstruction error of flow inversions on an analytic Gaussian rectified flow (closed-form velocity):
-`python -m research.flow_inversion_table` prints, per data spread s and noise-level grid, the max |x_rec - x0|
+`python -m videoshop_bench.research.flow_inversion_table` prints, per data spread s and noise-level grid, the max |x_rec - x0|
 after invert -> Euler regeneration for noise extrapolation (threshold 0 and 1 in EDM units), naive inversion and
 fixed-point iteration (20 evaluations per step). See docs/models.md."""
 

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 OUT=${1:-outputs/gpu_speed}
 PY=${PYTHON:-python}
 export HF_HUB_OFFLINE=1 WANDB_MODE=offline
-bench() { name=$1; shift; $PY -m research.benchmark_edit model=svd_random device=cuda metrics=none bench.repeats=3 \
+bench() { name=$1; shift; $PY -m videoshop_bench.research.benchmark_edit model=svd_random device=cuda metrics=none bench.repeats=3 \
           bench.out="$OUT/$name" "$@" | tee "$OUT/$name.log"; }
 mkdir -p "$OUT"
 bench plain_fp16                                          # authors' settings, fp16, SDPA: the headline figure

@@ -7,8 +7,8 @@ truncated schedule and regenerate them with the matching sampler and the SAME co
 frame, no CFG), so an exact inversion reconstructs the latents to arithmetic precision. Errors are on the
 normalised latents (the state the inversion sees), in float64 state; NFE are counted from the network's calls.
 
-    .venv/bin/python -m research.inversion_table                      # analytic + tiny (+ toy if present)
-    .venv/bin/python -m research.inversion_table --models analytic,tiny --out outputs/inversion_table.csv
+    .venv/bin/python -m videoshop_bench.research.inversion_table                      # analytic + tiny (+ toy if present)
+    .venv/bin/python -m videoshop_bench.research.inversion_table --models analytic,tiny --out outputs/inversion_table.csv
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def analytic_case(seed: int = 0):
 
 def svd_case(model: str, seed: int = 0):
     """Normalised clean latents of the first synthetic video and a factory of the source-conditioned network."""
-    from datasets.synthetic import SyntheticDataset
+    from videoshop_bench.datasets.synthetic import SyntheticDataset
     from videoshop.models import build_pipeline
     from videoshop.conditioning import to_model_pixels
     from videoshop.config import VideoshopConfig

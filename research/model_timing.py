@@ -1,4 +1,4 @@
-"""Seconds per Videoshop edit for model configs: `python -m research.model_timing [MODEL ...]` (default: the tiny
+"""Seconds per Videoshop edit for model configs: `python -m videoshop_bench.research.model_timing [MODEL ...]` (default: the tiny
 stand-ins). Builds model=<MODEL>'s mapping (videoshop.families.model_preset) with videoshop.models.build_pipeline, edits one random video with the
 default Videoshop settings (a warm-up, then the median of --repeats runs) and prints a Markdown row per model with
 the network evaluations, CPU seconds and wall seconds."""

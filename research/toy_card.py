@@ -55,7 +55,7 @@ that editing quality can be measured offline against ground-truth edited videos.
 - Command: `{s['command']}` ({where}; the thread count and the device change the float rounding, so a rerun is
   bit-identical only on the same device with the same counts).
   `python run.py experiment=train_toy` alone {alone}.
-- Data: {t['num_videos']} source videos of `datasets.synthetic` at difficulty `{t['difficulty']}` (scene i drawn from
+- Data: {t['num_videos']} source videos of `videoshop_bench.datasets.synthetic` at difficulty `{t['difficulty']}` (scene i drawn from
   `default_rng([{t['data_seed']}, i])`{vae_data}{stripes}), {t['num_frames']} frames at {t['height']} x {t['width']} px. Evaluate on a
   different seed (e.g. `dataset.loader.seed=1000`).
 - VAE: {s['vae_params']/1e6:.2f}M parameters, block widths {vae_widths} ({2 ** (len(vae_widths) - 1)}x downsampling, {t.get('latent_channels', 4)} latent channels), trained jointly

@@ -1,10 +1,10 @@
 """Contact sheet of the toy model's edits: per sample, rows of source / ground-truth edit / the ground truth's own
 VAE round trip (the closest a latent method can get: what the VAE cannot draw, no method here can) / method output.
 
-    python -m research.toy_contact_sheet --out docs/toy_contact_sheet.png               # 5 held-out samples
-    python -m research.toy_contact_sheet --out sheet.png --method svd_no_source --num-samples 3 --no-ceiling
+    python -m videoshop_bench.research.toy_contact_sheet --out docs/toy_contact_sheet.png               # 5 held-out samples
+    python -m videoshop_bench.research.toy_contact_sheet --out sheet.png --method svd_no_source --num-samples 3 --no-ceiling
 
-Samples are the held-out split of ``research.evaluate_toy`` (``SyntheticDataset(seed=1000, difficulty='easy')``),
+Samples are the held-out split of ``videoshop_bench.research.evaluate_toy`` (``SyntheticDataset(seed=1000, difficulty='easy')``),
 the first ``--num-samples`` ids; each edit uses the runner's per-sample generator ``sample_seed(seed, sample_id)``,
 so the output rows are the videos the acceptance tables score. Frames are enlarged by ``--scale`` (nearest).
 """
@@ -67,8 +67,8 @@ def contact_sheet(samples, outputs: list[np.ndarray], scale: int = 3,
 
 
 def main(argv=None) -> None:
-    from datasets.synthetic import SyntheticDataset
-    from research.evaluate_toy import MODEL_OVERRIDES, build, compose, vae_round_trip
+    from videoshop_bench.datasets.synthetic import SyntheticDataset
+    from videoshop_bench.research.evaluate_toy import MODEL_OVERRIDES, build, compose, vae_round_trip
     from videoshop.method import sample_seed
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

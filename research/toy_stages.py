@@ -28,7 +28,7 @@ def render_training_videos(seed: int, num_videos: int, num_frames: int, height: 
     trained on source videos alone has never seen them. ``stripe_prob`` > 0 makes each object striped with that
     probability, drawn from a separate stream (``default_rng([seed, i, 1])``): the scenes themselves, and every video
     at ``stripe_prob=0``, are unchanged."""
-    from datasets.synthetic import random_scene, render
+    from videoshop_bench.datasets.synthetic import random_scene, render
 
     if not 0.0 <= stripe_prob <= 1.0:
         raise ValueError(f"train.stripe_prob={stripe_prob}: expected a probability in [0, 1]")
@@ -81,7 +81,7 @@ def random_subclip(clips: torch.Tensor, frames: int, gen: torch.Generator) -> to
 def train_vae(vae, pixels: torch.Tensor, t: DictConfig, gen: torch.Generator, history: list) -> None:
     """Stage 1: the temporal VAE (encoder + decoder) on random subclips / crops of the training videos, on
     ``train.device`` (batches move there; every random draw comes from the CPU generator). Returns it on the CPU."""
-    from research.toy_training import vae_loss
+    from videoshop_bench.research.toy_training import vae_loss
 
     posterior = t.get("vae_posterior", "sample")
     if posterior not in ("sample", "mode"):
@@ -119,7 +119,7 @@ def train_unet(unet, vae, latents: torch.Tensor, first_px: torch.Tensor, embeds:
     the learning-rate decay follows the spent fraction of it (``_lr``) and the stage stops when it is spent.
     Losses are read back every ``log_every`` steps, not every step (a per-step read stalls a GPU's queue)."""
     from videoshop.conditioning import added_time_ids
-    from research.toy_training import (denoiser_loss, drop_conditions, ema_update, noisy_first_frame_latents,
+    from videoshop_bench.research.toy_training import (denoiser_loss, drop_conditions, ema_update, noisy_first_frame_latents,
                                sample_noise_aug, sample_training_sigmas)
 
     unet.train()
@@ -169,7 +169,7 @@ def finetune_decoder(vae, pixels: torch.Tensor, t: DictConfig, history: list) ->
     stage-2 weights (``train.resume_from``) gives the same weights as one full run. Runs on ``train.device``, like
     stage 1, and returns the VAE on the CPU.
     """
-    from research.toy_training import decoder_loss
+    from videoshop_bench.research.toy_training import decoder_loss
 
     gen = torch.Generator().manual_seed(int(t.seed) + 3)
     dev = _train_device(t)
@@ -236,7 +236,7 @@ def _final(history: list, stage: str, key: str = "loss", last: int = 100) -> flo
 def _random_components(t: DictConfig) -> dict:
     """The toy's components at the sizes of ``train.*``, randomly initialised from ``train.seed``."""
     from videoshop.models import build_random_components
-    from research.toy_training import toy_component_configs
+    from videoshop_bench.research.toy_training import toy_component_configs
 
     sizes = {k: tuple(t[k]) for k in ("vae_channels", "unet_channels", "unet_attention") if t.get(k) is not None}
     return build_random_components(toy_component_configs(int(t.num_frames), int(t.get("latent_channels", 4)), **sizes),
@@ -252,7 +252,7 @@ def encode_training_set(vae, image_encoder, feature_extractor, pixels: torch.Ten
     """Stage 2's inputs on ``dev``: scaled VAE latents (N, F, C, h, w) of all frames and the CLIP embeddings
     (N, 1, D) of the first frames. Without ``scaling_factor`` it is measured (1 / std of the latents) and written
     into the VAE's config; a kept VAE (``retrain_unet``) passes its own."""
-    from research.toy_training import image_embeddings, latent_scaling_factor
+    from videoshop_bench.research.toy_training import image_embeddings, latent_scaling_factor
 
     vae.to(dev)
     image_encoder.to(dev)

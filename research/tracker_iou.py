@@ -1,9 +1,9 @@
 """How well does a mask tracker recover the edit region? Mean IoU against the synthetic dataset's ground truth.
 
-    python -m research.tracker_iou                                   # 30 samples of seed 0, every variant
-    python -m research.tracker_iou --samples 50 --seeds 0 1 2 --out outputs/tracker_iou.csv
+    python -m videoshop_bench.research.tracker_iou                                   # 30 samples of seed 0, every variant
+    python -m videoshop_bench.research.tracker_iou --samples 50 --seeds 0 1 2 --out outputs/tracker_iou.csv
 
-For each sample, the first-frame edit mask is tracked by ``eval.tracking.flow_track_masks`` through the video that
+For each sample, the first-frame edit mask is tracked by ``videoshop_bench.eval.tracking.flow_track_masks`` through the video that
 ``track_on`` names (``source``, the ground-truth ``edited`` video, or ``auto``: edited for add-object edits, source
 otherwise) and compared, frame by frame, with the ground-truth per-frame masks (``masks_iou``; mean over frames,
 then over samples). Printed per edit type and overall, for the flow channels variants. A script, not a test:
@@ -27,7 +27,7 @@ VARIANTS = {"luma": ("luma",), "contrast": ("contrast",), "luma+contrast": ("lum
 def sample_iou(sample, track_on: str, channels: tuple[str, ...]) -> float:
     """Mean over frames of the IoU between the region ``MaskTracker`` (flow tracker, which never reads the ground
     truth) finds, with the ground-truth edited video as the method's output, and the ground-truth masks."""
-    from eval.tracking import MaskTracker, masks_iou
+    from videoshop_bench.eval.tracking import MaskTracker, masks_iou
 
     tracker = MaskTracker("flow", track_on=track_on, flow_channels=channels, device="cpu")
     return float(masks_iou(tracker.track(sample, sample.gt_edited_video), sample.gt_masks).mean())
@@ -36,7 +36,7 @@ def sample_iou(sample, track_on: str, channels: tuple[str, ...]) -> float:
 def main(argv=None):
     import pandas as pd
 
-    from datasets.synthetic import SyntheticDataset
+    from videoshop_bench.datasets.synthetic import SyntheticDataset
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--samples", type=int, default=30, help="samples per seed (edit types cycle)")

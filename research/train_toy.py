@@ -1,4 +1,4 @@
-"""Train the toy SVD on the synthetic world (the Hydra edge of research.toy_training): `python run.py experiment=train_toy`.
+"""Train the toy SVD on the synthetic world (the Hydra edge of videoshop_bench.research.toy_training): `python run.py experiment=train_toy`.
 
 Three stages, seeded and bit-reproducible on the CPU at a fixed thread count: (1) the temporal VAE on pixel clips;
 (2) the spatio-temporal UNet with SVD's conditioning and EDM v-prediction loss on the frozen VAE's latents
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def run_train(cfg: DictConfig, label: Optional[str] = None) -> dict[str, Any]:
     from videoshop.pipeline import VideoshopPipeline
-    from research.toy_training import uint8_to_pixels, zero_init_residual_branches
+    from videoshop_bench.research.toy_training import uint8_to_pixels, zero_init_residual_branches
 
     t = cfg.train
     torch.set_num_threads(int(t.threads))

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from experiments.tables import to_safe_csv
+from videoshop_bench.experiments.tables import to_safe_csv
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def run_trajectory(cfg: DictConfig, label: Optional[str] = None) -> pd.DataFrame
     """``task=trajectory``: record, measure, plot and compare with the paper (outputs in ``paths.output``)."""
     from hydra.utils import instantiate
 
-    from datasets.base import select_ids
+    from videoshop_bench.datasets.base import select_ids
     from videoshop.models import build_pipeline
 
     from videoshop.method import sample_seed

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.store import ResultStore
+from videoshop_bench.experiments.store import ResultStore
 from videoshop.video_io import write_image, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,12 +52,12 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``python -m experiments.study.server`` in a subprocess (so that it can be SIGKILLed)."""
+    """``python -m videoshop_bench.experiments.study.server`` in a subprocess (so that it can be SIGKILLed)."""
 
     def __init__(self, study_dir: Path, db_url: str, port: int | None = None, extra=()):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.args = [sys.executable, "-m", "experiments.study.server", "--dir", str(study_dir), "--db", db_url,
+        self.args = [sys.executable, "-m", "videoshop_bench.experiments.study.server", "--dir", str(study_dir), "--db", db_url,
                      "--port", str(self.port), *extra]
         self.proc = None
 

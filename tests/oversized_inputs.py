@@ -36,8 +36,8 @@ def write_big_png(path: Path, h: int, w: int, seed: int = 0) -> None:
 
 
 def main(out: Path) -> None:
-    from datasets.folder import write_sample
-    from datasets.schema import Sample
+    from videoshop_bench.datasets.folder import write_sample
+    from videoshop_bench.datasets.schema import Sample
     from videoshop.video_io import write_video
 
     data = out / "data"

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.anyv2v import DECODER_BLOCKS_4_TO_11, AnyV2V, invert_latents
-from baselines.text.ddim import ddim_sample, ddim_schedule
-from baselines.text.i2vgen import I2VGEN_SCHEDULER, build_random_i2vgen, v_to_eps
-from baselines.text.pnp import InjectionState, attention_layer_names, injection_steps, pnp_installed
-from baselines.text.sd import NFECounter
+from videoshop_bench.baselines.anyv2v import DECODER_BLOCKS_4_TO_11, AnyV2V, invert_latents
+from videoshop_bench.baselines.text.ddim import ddim_sample, ddim_schedule
+from videoshop_bench.baselines.text.i2vgen import I2VGEN_SCHEDULER, build_random_i2vgen, v_to_eps
+from videoshop_bench.baselines.text.pnp import InjectionState, attention_layer_names, injection_steps, pnp_installed
+from videoshop_bench.baselines.text.sd import NFECounter
 from videoshop.video_io import read_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,7 +194,7 @@ def test_run_py_runs_anyv2v_end_to_end_like_the_runner(tmp_path, one_thread):
 
     from hydra import compose, initialize_config_dir
 
-    from experiments.runner import Runner
+    from videoshop_bench.experiments.runner import Runner
 
     shrink = ["model=tiny", "model.num_frames=6", "method.num_inference_steps=3", "dataset.loader.num_samples=1",
               "logger=none", "metrics=default"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.schema import Sample
+from videoshop_bench.datasets.schema import Sample
 from videoshop import VideoshopConfig
 from videoshop.edm import denoised, edm_coefficients, euler_step, karras_sigmas, truncate_by_strength
 from videoshop.method import VideoshopMethod
@@ -83,7 +83,7 @@ def test_default_config_is_unchanged():
 
 
 def test_svd_no_source_ignores_the_source_video(counting):
-    from baselines.svd_no_source import SVDNoSource
+    from videoshop_bench.baselines.svd_no_source import SVDNoSource
 
     pipe, counter = counting
     method = SVDNoSource(pipe, height=H, width=W, noise_aug_strength=0.02, min_guidance_scale=1.0,
@@ -97,7 +97,7 @@ def test_svd_no_source_ignores_the_source_video(counting):
 
 # ----------------------------------------------------------------------------- long videos (Fig. 7b)
 def test_block_starts_cover_a_50_frame_video_with_a_14_frame_model():
-    from baselines.long_video import block_starts, block_video
+    from videoshop_bench.baselines.long_video import block_starts, block_video
 
     assert block_starts(50, 14) == [0, 13, 26, 39]
     assert block_starts(14, 14) == [0] and block_starts(15, 14) == [0, 13]
@@ -107,7 +107,7 @@ def test_block_starts_cover_a_50_frame_video_with_a_14_frame_model():
 
 
 def test_block_recurrent_videoshop_conditions_each_block_on_the_previous_last_edited_frame(tiny_pipeline):
-    from baselines.long_video import BlockRecurrentVideoshop
+    from videoshop_bench.baselines.long_video import BlockRecurrentVideoshop
 
     calls = []
 
@@ -135,7 +135,7 @@ def test_block_recurrent_videoshop_conditions_each_block_on_the_previous_last_ed
 
 
 def test_short_video_is_one_block_equal_to_videoshop(tiny_pipeline):
-    from baselines.long_video import BlockRecurrentVideoshop
+    from videoshop_bench.baselines.long_video import BlockRecurrentVideoshop
 
     s = _sample(t=6)
     long = _edit(BlockRecurrentVideoshop(tiny_pipeline, height=H, width=W, block_frames=6, **STEPS), s)
@@ -145,7 +145,7 @@ def test_short_video_is_one_block_equal_to_videoshop(tiny_pipeline):
 
 # ----------------------------------------------------------------------------- AnimateLCM (Fig. 7a)
 def test_animatelcm_sigmas_follow_the_reference_schedule():
-    from baselines.animatelcm import animatelcm_sigmas
+    from videoshop_bench.baselines.animatelcm import animatelcm_sigmas
 
     s = animatelcm_sigmas(4)
     assert len(s) == 5 and s[-1] == 0 and math.isclose(float(s[0]), 700.0)
@@ -163,14 +163,14 @@ def test_deterministic_consistency_step_is_the_euler_step():
 
 
 def test_animatelcm_refuses_the_stochastic_sampler_with_the_reason(tiny_pipeline):
-    from baselines.animatelcm import AnimateLCMVideoshop
+    from videoshop_bench.baselines.animatelcm import AnimateLCMVideoshop
 
     with pytest.raises(ValueError, match="fresh noise"):
         AnimateLCMVideoshop(tiny_pipeline, sampler="stochastic")
 
 
 def test_animatelcm_deterministic_edit_runs_on_the_tiny_stand_in(counting):
-    from baselines.animatelcm import AnimateLCMVideoshop, animatelcm_sigmas
+    from videoshop_bench.baselines.animatelcm import AnimateLCMVideoshop, animatelcm_sigmas
 
     pipe, counter = counting
     method = AnimateLCMVideoshop(pipe, height=H, width=W, num_inference_steps=8, min_guidance_scale=1.0,
@@ -185,7 +185,7 @@ def test_animatelcm_deterministic_edit_runs_on_the_tiny_stand_in(counting):
 
 
 def test_animatelcm_missing_weights_fail_fast_in_one_line(tiny_pipeline, tmp_path):
-    from baselines.animatelcm import AnimateLCMVideoshop
+    from videoshop_bench.baselines.animatelcm import AnimateLCMVideoshop
     from videoshop.models import MissingWeightsError
 
     with pytest.raises(MissingWeightsError) as e:
@@ -200,7 +200,7 @@ def test_animatelcm_weights_load_strictly_into_the_unet(tiny_pipeline, tmp_path)
     """A state dict saved from the same architecture loads (and changes outputs); a mismatching one fails."""
     from safetensors.torch import save_file
 
-    from baselines.animatelcm import load_animatelcm_unet
+    from videoshop_bench.baselines.animatelcm import load_animatelcm_unet
     from videoshop.models import MissingWeightsError, build_random_components, tiny_component_configs
 
     other = build_random_components(tiny_component_configs(), seed=11)["unet"]
@@ -216,7 +216,7 @@ def test_animatelcm_weights_load_strictly_into_the_unet(tiny_pipeline, tmp_path)
 
 
 def test_consistency_generation_is_seeded(tiny_pipeline):
-    from baselines.animatelcm import animatelcm_sigmas
+    from videoshop_bench.baselines.animatelcm import animatelcm_sigmas
 
     img = _video(5, 1)[0]
     run = lambda seed: tiny_pipeline.generate(img, 6, height=H, width=W, sigmas=animatelcm_sigmas(4),  # noqa: E731

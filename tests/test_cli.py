@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.synthetic import make_sample
+from videoshop_bench.datasets.synthetic import make_sample
 from videoshop.video_io import read_video, write_image, write_video
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 from PIL import Image
 
-from research.compare_runs import compare_roots, hash_changes, main, read_records, verdicts
+from videoshop_bench.research.compare_runs import compare_roots, hash_changes, main, read_records, verdicts
 
 
 def _write_sample(run, sample_id, method, metrics, frames, edit_hash="e1", overrides=None):

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 import _benchmark_fixtures as F
-from datasets.davis import build_davis
-from datasets.editversebench import build_editversebench, clean_instruction
-from datasets.five_bench import build_five_bench, strip_brackets
-from datasets.folder import FolderDataset, fit_frames, write_sample
-from datasets.schema import Sample, SampleError
-from datasets.v2vbench import build_v2vbench
+from videoshop_bench.datasets.davis import build_davis
+from videoshop_bench.datasets.editversebench import build_editversebench, clean_instruction
+from videoshop_bench.datasets.five_bench import build_five_bench, strip_brackets
+from videoshop_bench.datasets.folder import FolderDataset, fit_frames, write_sample
+from videoshop_bench.datasets.schema import Sample, SampleError
+from videoshop_bench.datasets.v2vbench import build_v2vbench
 
 GEOM = dict(num_frames=14, height=64, width=112)
 
@@ -135,8 +135,8 @@ def test_extras_round_trip_and_validation(tmp_path):
 
 
 def test_five_bench_ids_for_several_entries_of_one_video_and_a_repeated_id(tmp_path):
-    from datasets.benchmarks import BenchmarkDataset
-    from datasets.five_bench import read_entries
+    from videoshop_bench.datasets.benchmarks import BenchmarkDataset
+    from videoshop_bench.datasets.five_bench import read_entries
 
     data, _ = F.make_five(tmp_path / "five")
     items = json.loads((data / "edit_prompt" / "edit3_FiVE.json").read_text())

@@ -12,8 +12,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 import _benchmark_fixtures as F
-from experiments.build import run_build
-from experiments.runner import Runner
+from videoshop_bench.experiments.build import run_build
+from videoshop_bench.experiments.runner import Runner
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")

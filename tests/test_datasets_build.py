@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from experiments.build import run_build
+from videoshop_bench.experiments.build import run_build
 from test_datasets_expert import make_expert_folder
 from test_datasets_hdvila import make_hdvila
 from test_datasets_magicbrush import StubPipe, write_fake_magicbrush

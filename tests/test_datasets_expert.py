@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from datasets.expert import ExpertDataset, build_expert, convert_entry, read_entries, temporal_indices
-from datasets.folder import FolderDataset
-from datasets.schema import SampleError
+from videoshop_bench.datasets.expert import ExpertDataset, build_expert, convert_entry, read_entries, temporal_indices
+from videoshop_bench.datasets.folder import FolderDataset
+from videoshop_bench.datasets.schema import SampleError
 from videoshop.video_io import write_frames, write_image, write_video
 
 
@@ -134,7 +134,7 @@ def test_temporal_indices():
 
 
 def test_streaming_reader_matches_full_decode(tmp_path):
-    from datasets.expert import read_selected_frames
+    from videoshop_bench.datasets.expert import read_selected_frames
     from videoshop.video_io import read_video
 
     write_video(tmp_path / "v.mp4", _frames(40, 36, 64), fps=25)

@@ -6,10 +6,10 @@ import os
 import numpy as np
 import pytest
 
-from datasets.edit_types import infer_edit_type, normalize_edit_type
-from datasets.folder import (FolderDataset, build_samples, fit_frames, is_built, shard_ids,
+from videoshop_bench.datasets.edit_types import infer_edit_type, normalize_edit_type
+from videoshop_bench.datasets.folder import (FolderDataset, build_samples, fit_frames, is_built, shard_ids,
                              write_sample)
-from datasets.schema import Sample, SampleError
+from videoshop_bench.datasets.schema import Sample, SampleError
 
 
 def make_sample(sid="s1", t=4, h=16, w=28, seed=0, gt=False):

@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 
-from datasets.expert import build_expert
-from datasets.folder import FolderDataset
-from datasets.hdvila import parse_time, read_hdvila_metadata, sample_hdvila_clips, write_selection
+from videoshop_bench.datasets.expert import build_expert
+from videoshop_bench.datasets.folder import FolderDataset
+from videoshop_bench.datasets.hdvila import parse_time, read_hdvila_metadata, sample_hdvila_clips, write_selection
 from videoshop.video_io import write_image, write_video
 
 

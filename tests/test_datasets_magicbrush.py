@@ -8,10 +8,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from datasets.folder import FolderDataset
-from datasets.magicbrush import (MagicBrushParquet, build_magicbrush, decode_mask, resolve_parquet_files,
+from videoshop_bench.datasets.folder import FolderDataset
+from videoshop_bench.datasets.magicbrush import (MagicBrushParquet, build_magicbrush, decode_mask, resolve_parquet_files,
                                  select_turns)
-from datasets.schema import SampleError
+from videoshop_bench.datasets.schema import SampleError
 
 ROWS = [  # (img_id, turn_index, instruction, mask kind)
     ("327726", 1, "put a red hat on the man", "alpha"),

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from datasets.synthetic import (EDIT_TYPES, MIN_FIRST_FRAME_VISIBILITY, SyntheticDataset, first_frame_visibility,
+from videoshop_bench.datasets.synthetic import (EDIT_TYPES, MIN_FIRST_FRAME_VISIBILITY, SyntheticDataset, first_frame_visibility,
                                 make_sample, random_scene, render)
 
 
@@ -44,7 +44,7 @@ def test_edited_object_is_visible_in_the_first_frame():
 def test_stripes_are_visible_on_every_palette_colour():
     """change_appearance toggles stripes; the second stripe shade differs from the object's colour by >= 40 (of 255)
     in some channel for every colour, black included (its darker shade would be black again)."""
-    from datasets.synthetic import COLOR_NAMES, PALETTE, SceneObject, object_colour
+    from videoshop_bench.datasets.synthetic import COLOR_NAMES, PALETTE, SceneObject, object_colour
 
     for k, name in enumerate(COLOR_NAMES):
         obj = SceneObject("circle", k, 0.2, (0.5, 0.5), (0.0, 0.0), stripes=True)

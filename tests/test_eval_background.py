@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.schema import Sample
-from eval.background import BackgroundFidelity, copy_squeezenet_features, squeezenet_slices
-from eval.backbones import MissingWeightsError
+from videoshop_bench.datasets.schema import Sample
+from videoshop_bench.eval.background import BackgroundFidelity, copy_squeezenet_features, squeezenet_slices
+from videoshop_bench.eval.backbones import MissingWeightsError
 
 
 def _videos(t=4, h=40, w=48, seed=0):

@@ -5,10 +5,10 @@ import pytest
 import torch
 from PIL import Image
 
-from datasets.schema import Sample
-from eval.backbones import MissingWeightsError, TINY_CLIP_NAME, _register_tiny_clip, load_clip
-from eval.base import MetricInputError
-from eval.clip import CLIPSource, CLIPTarget, CLIPTemporal
+from videoshop_bench.datasets.schema import Sample
+from videoshop_bench.eval.backbones import MissingWeightsError, TINY_CLIP_NAME, _register_tiny_clip, load_clip
+from videoshop_bench.eval.base import MetricInputError
+from videoshop_bench.eval.clip import CLIPSource, CLIPTarget, CLIPTemporal
 
 
 def _video(seed, t=6, h=40, w=56):

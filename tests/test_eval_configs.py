@@ -8,9 +8,9 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from eval.backbones import MissingWeightsError
-from eval.fidelity import GroundTruthFidelity
-from eval.registry import set_config
+from videoshop_bench.eval.backbones import MissingWeightsError
+from videoshop_bench.eval.fidelity import GroundTruthFidelity
+from videoshop_bench.eval.registry import set_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 TEN = {"clip_tgt", "clip_tgt_plus", "tifa", "clip_src", "clip_src_plus", "flow", "flow_plus", "fvd", "ssim", "clip_tc"}
@@ -24,7 +24,7 @@ def _metrics_cfg(name, tmp_path):
 
 
 def test_paper_tiny_all_ten(tmp_path):
-    from datasets.synthetic import SyntheticDataset
+    from videoshop_bench.datasets.synthetic import SyntheticDataset
 
     ds = SyntheticDataset(num_samples=2)
     metrics = {k: instantiate(node) for k, node in _metrics_cfg("paper_tiny", tmp_path).items()}

@@ -23,9 +23,9 @@ pytestmark = [pytest.mark.slow,
 
 @pytest.mark.parametrize("model", ["cotracker3_offline", "cotracker2"])
 def test_cotracker_from_local_hub_repo(tmp_path, model):
-    from datasets.schema import Sample
-    from datasets.synthetic import make_sample
-    from eval.tracking import MaskTracker
+    from videoshop_bench.datasets.schema import Sample
+    from videoshop_bench.datasets.synthetic import make_sample
+    from videoshop_bench.eval.tracking import MaskTracker
 
     torch.manual_seed(0)
     predictor = torch.hub.load(REPO, model, source="local", pretrained=False)

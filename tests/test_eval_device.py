@@ -13,10 +13,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from eval.backbones import shared
-from eval.base import EditMetric
-from eval.fidelity import SourceSSIM
-from eval.registry import set_config
+from videoshop_bench.eval.backbones import shared
+from videoshop_bench.eval.base import EditMetric
+from videoshop_bench.eval.fidelity import SourceSSIM
+from videoshop_bench.eval.registry import set_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 META = torch.device("meta")
@@ -34,7 +34,7 @@ def cfg(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def samples():
-    from datasets.synthetic import SyntheticDataset
+    from videoshop_bench.datasets.synthetic import SyntheticDataset
 
     ds = SyntheticDataset(num_samples=2)
     return [ds.load(i) for i in ds.sample_ids()]
@@ -201,7 +201,7 @@ class _FakeCoTracker(torch.nn.Module):
 
 
 def test_cotracker_follows_its_metric(cfg, samples, monkeypatch):
-    import eval.tracking
+    import videoshop_bench.eval.tracking
 
     calls = []
 

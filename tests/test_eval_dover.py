@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.schema import Sample
-from eval.backbones import MissingWeightsError
-from eval.dover import (DoverScore, dover_views, fuse_scores, load_dover, normalise, spatial_fragments,
+from videoshop_bench.datasets.schema import Sample
+from videoshop_bench.eval.backbones import MissingWeightsError
+from videoshop_bench.eval.dover import (DoverScore, dover_views, fuse_scores, load_dover, normalise, spatial_fragments,
                         unified_frame_indices)
-from eval.dover_model import DOVER, WindowAttention3D, fragment_gate, window_partition
+from videoshop_bench.eval.dover_model import DOVER, WindowAttention3D, fragment_gate, window_partition
 
 
 def official_layout():

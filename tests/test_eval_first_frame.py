@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.synthetic import SyntheticDataset
-from eval.first_frame import FirstFrameEdit, LaterFrames
+from videoshop_bench.datasets.synthetic import SyntheticDataset
+from videoshop_bench.eval.first_frame import FirstFrameEdit, LaterFrames
 
 
 @pytest.fixture(scope="module")

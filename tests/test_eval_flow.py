@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.schema import Sample
-from eval.backbones import MissingWeightsError, load_raft
-from eval.flow import FlowEPE, RaftFlow, end_point_error, working_size
+from videoshop_bench.datasets.schema import Sample
+from videoshop_bench.eval.backbones import MissingWeightsError, load_raft
+from videoshop_bench.eval.flow import FlowEPE, RaftFlow, end_point_error, working_size
 
 
 def test_epe_formula_on_hand_made_flows():

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from datasets.schema import Sample
-from eval.backbones import MissingWeightsError
-from eval.base import MetricInputError
-from eval.fvd import FVD, feature_stats, frechet_distance
+from videoshop_bench.datasets.schema import Sample
+from videoshop_bench.eval.backbones import MissingWeightsError
+from videoshop_bench.eval.base import MetricInputError
+from videoshop_bench.eval.fvd import FVD, feature_stats, frechet_distance
 
 
 def test_frechet_distance_matches_direct_scipy():
@@ -56,7 +56,7 @@ def test_missing_detector_one_line():
 
 def test_detector_download_is_pinned_by_sha256(tmp_path):
     """A URL detector is never fetched without metrics.fvd.detector_sha256; a local file is checked against it."""
-    from eval.backbones import MissingWeightsError, file_sha256, load_i3d, write_tiny_i3d
+    from videoshop_bench.eval.backbones import MissingWeightsError, file_sha256, load_i3d, write_tiny_i3d
 
     with pytest.raises(MissingWeightsError, match="metrics.fvd.detector_sha256: not set"):
         load_i3d("https://example.invalid/i3d_torchscript.pt", "real", device="cpu")

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.schema import Sample
-from eval.backbones import MissingWeightsError
-from eval.gmflow_model import (GMFlow, global_matching_flow, sine_position, shifted_window_mask, split_windows,
+from videoshop_bench.datasets.schema import Sample
+from videoshop_bench.eval.backbones import MissingWeightsError
+from videoshop_bench.eval.gmflow_model import (GMFlow, global_matching_flow, sine_position, shifted_window_mask, split_windows,
                                window_attention)
-from eval.motion_alignment import GMFlowBackbone, MotionAlignment, load_gmflow, pad_to_multiple
+from videoshop_bench.eval.motion_alignment import GMFlowBackbone, MotionAlignment, load_gmflow, pad_to_multiple
 
 
 def official_state_dict_shapes(c=128, layers=6, expansion=4, dims=(64, 96, 128), k=8):

@@ -8,8 +8,8 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from eval.backbones import MissingWeightsError
-from eval.registry import METRICS, set_config
+from videoshop_bench.eval.backbones import MissingWeightsError
+from videoshop_bench.eval.registry import METRICS, set_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 MODERN = ("vlm_judge", "background", "motion_fidelity")
@@ -22,7 +22,7 @@ def _cfg(name, tmp_path):
 
 
 def test_modern_tiny_scores_with_the_registry_columns(tmp_path):
-    from datasets.synthetic import SyntheticDataset
+    from videoshop_bench.datasets.synthetic import SyntheticDataset
 
     cfg = _cfg("modern_tiny", tmp_path)
     assert set(MODERN) <= set(cfg)

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.schema import Sample
-from eval.backbones import MissingWeightsError
-from eval.motion_fidelity import (MotionFidelity, displacement_similarity, flow_point_tracks, motion_fidelity_score,
+from videoshop_bench.datasets.schema import Sample
+from videoshop_bench.eval.backbones import MissingWeightsError
+from videoshop_bench.eval.motion_fidelity import (MotionFidelity, displacement_similarity, flow_point_tracks, motion_fidelity_score,
                                   union_box_mask)
 
 

@@ -4,9 +4,9 @@ its columns against CLIP_tgt+ / CLIP_src+ on the same backbone, and its records,
 import numpy as np
 import pytest
 
-from datasets.schema import Sample
-from eval.clip import CLIPSource, CLIPTarget
-from eval.propagation import EditPropagation, curve_area, last_value
+from videoshop_bench.datasets.schema import Sample
+from videoshop_bench.eval.clip import CLIPSource, CLIPTarget
+from videoshop_bench.eval.propagation import EditPropagation, curve_area, last_value
 
 KW = dict(backbone="tiny", device="cpu")
 T, H, W = 8, 48, 64
@@ -139,7 +139,7 @@ def test_output_first_reference_measures_drift_from_the_methods_own_first_frame(
 
 def test_dinov2_embedder_matches_the_v2vbench_dino_features_and_says_so_in_the_protocol(dino):
     """Independent reference: the DINOv2 features V2VBench's DINO consistency computes (same tiny seeded model)."""
-    from eval.v2vbench import DINOConsistency
+    from videoshop_bench.eval.v2vbench import DINOConsistency
 
     sample, patch = _scene()
     frames = _video(sample, patch, np.ones(T))[:3]

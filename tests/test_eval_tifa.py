@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from datasets.schema import Sample
-from eval.backbones import MissingWeightsError
-from eval.tifa import (TIFA, first_block, free_form_agrees, nearest_choice_string, normalize_free_answer,
+from videoshop_bench.datasets.schema import Sample
+from videoshop_bench.eval.backbones import MissingWeightsError
+from videoshop_bench.eval.tifa import (TIFA, first_block, free_form_agrees, nearest_choice_string, normalize_free_answer,
                        parse_tifa_questions, tifa_qg_prompt, token_f1, unifiedqa_free_prompt, unifiedqa_mc_prompt)
 
 RAW = """Entities: dog, hat

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from datasets.schema import Sample
-from eval.backbones import MissingWeightsError
-from eval.cache import FeatureCache
-from eval.tracking import MaskTracker, flow_track_masks, mask_to_grid_queries, masks_iou, tracks_to_masks
+from videoshop_bench.datasets.schema import Sample
+from videoshop_bench.eval.backbones import MissingWeightsError
+from videoshop_bench.eval.cache import FeatureCache
+from videoshop_bench.eval.tracking import MaskTracker, flow_track_masks, mask_to_grid_queries, masks_iou, tracks_to_masks
 
 
 def _moving_square(t=10, h=64, w=96, step=2):
@@ -66,9 +66,9 @@ def test_flow_tracker_on_synthetic_dataset():
 
     Every edit type counts. Tracked as the default ``track_on=auto`` does: added objects on the edited video (here the
     ground-truth edited video, i.e. a perfect method's output), everything else on the source video.
-    (Measured on seed 0: 0.945 overall; ``python -m research.tracker_iou`` prints every variant.)
+    (Measured on seed 0: 0.945 overall; ``python -m videoshop_bench.research.tracker_iou`` prints every variant.)
     """
-    from datasets.synthetic import EDIT_TYPES, SyntheticDataset
+    from videoshop_bench.datasets.synthetic import EDIT_TYPES, SyntheticDataset
 
     ds = SyntheticDataset(num_samples=30, seed=0)
     tracker = MaskTracker("flow", track_on="auto", device="cpu")
@@ -84,7 +84,7 @@ def test_flow_tracker_on_synthetic_dataset():
 
 def test_contrast_channel_sees_an_isoluminant_object():
     """A red square on a grey background of the same luma: invisible to luma flow, tracked on the contrast channel."""
-    from eval.tracking import contrast_direction, project_to_grey
+    from videoshop_bench.eval.tracking import contrast_direction, project_to_grey
 
     t, h, w = 8, 48, 64
     grey = np.array([0.299 * 200 + 0.587 * 60 + 0.114 * 60] * 3)  # the square's luma, so luma contrast is ~0
@@ -106,7 +106,7 @@ def test_contrast_channel_sees_an_isoluminant_object():
 
 
 def test_track_on_chooses_the_video():
-    from eval.tracking import video_to_track
+    from videoshop_bench.eval.tracking import video_to_track
 
     assert video_to_track("auto", "add_object") == "edited"
     assert all(video_to_track("auto", e) == "source" for e in ("remove_object", "replace_object", "change_color", None))

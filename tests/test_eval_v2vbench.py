@@ -10,12 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from datasets.schema import Sample
-from eval.backbones import MissingWeightsError
-from eval.base import MetricInputError
-from eval.hf_backbones import (IMAGENET_MEAN, IMAGENET_STD, clip_bpe_vocab, load_aesthetic, load_dinov2,
+from videoshop_bench.datasets.schema import Sample
+from videoshop_bench.eval.backbones import MissingWeightsError
+from videoshop_bench.eval.base import MetricInputError
+from videoshop_bench.eval.hf_backbones import (IMAGENET_MEAN, IMAGENET_STD, clip_bpe_vocab, load_aesthetic, load_dinov2,
                                load_hf_clip, offline_clip_tokenizer)
-from eval.v2vbench import (AestheticScore, CLIPConsistency, CLIPTextAlignment, DINOConsistency, PickScore,
+from videoshop_bench.eval.v2vbench import (AestheticScore, CLIPConsistency, CLIPTextAlignment, DINOConsistency, PickScore,
                            consecutive_cosine, edit_prompt, v2vbench_frames)
 
 CLIP_MEAN, CLIP_STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.schema import Sample
-from eval.backbones import MissingWeightsError
-from eval.viclip import (REAL_CONFIG, ViCLIP, ViCLIPTextAlignment, clip_video_transform, load_viclip,
+from videoshop_bench.datasets.schema import Sample
+from videoshop_bench.eval.backbones import MissingWeightsError
+from videoshop_bench.eval.viclip import (REAL_CONFIG, ViCLIP, ViCLIPTextAlignment, clip_video_transform, load_viclip,
                          viclip_frame_indices)
 
 

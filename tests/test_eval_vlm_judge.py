@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from datasets.schema import Sample
-from eval.judge_agreement import judge_agreement, judge_prefixes, write_judge_agreement
-from eval.judge_protocols import (editverse_frame_indices, editverse_sample_scores, five_frame_indices,
+from videoshop_bench.datasets.schema import Sample
+from videoshop_bench.eval.judge_agreement import judge_agreement, judge_prefixes, write_judge_agreement
+from videoshop_bench.eval.judge_protocols import (editverse_frame_indices, editverse_sample_scores, five_frame_indices,
                                   five_questions, five_sample_scores, parse_choice, parse_editverse, parse_yes_no)
-from eval.vlm_judge import VLMJudge
+from videoshop_bench.eval.vlm_judge import VLMJudge
 
 # Answers as Qwen2.5-VL-7B-Instruct and GPT-4o write them (well-formed), and malformed ones.
 RUBRIC = ("Prompt Following: 3 - The crown is added as asked.\nEdit Quality: 2 - Slight blur at the edges.\n"
@@ -238,7 +238,7 @@ def test_judge_agreement_table(tmp_path):
 
 
 def test_missing_weights_one_line_naming_the_key(tmp_path):
-    from eval.backbones import MissingWeightsError
+    from videoshop_bench.eval.backbones import MissingWeightsError
 
     with pytest.raises(MissingWeightsError, match=r"^metrics\.vlm_judge\.model: Qwen/Qwen2\.5-VL-7B-Instruct .*"
                                                   r"set metrics\.vlm_judge\.path=DIR") as e:

@@ -11,9 +11,9 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from baselines.text.fatezero import FateZero, changed_words, token_alignment, word_token_positions
-from baselines.text.fatezero_attention import FateZeroController, blend_mask
-from baselines.text.spacetime import Spacetime, feature_loss
+from videoshop_bench.baselines.text.fatezero import FateZero, changed_words, token_alignment, word_token_positions
+from videoshop_bench.baselines.text.fatezero_attention import FateZeroController, blend_mask
+from videoshop_bench.baselines.text.spacetime import Spacetime, feature_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
@@ -75,7 +75,7 @@ def test_fused_self_attention_is_the_inversion_map_where_the_mask_is_0_and_the_e
 
 
 def test_sparse_causal_attention_takes_keys_from_the_middle_frame_in_wide_blocks(fatezero):
-    from baselines.text.fatezero_attention import fatezero_processors
+    from videoshop_bench.baselines.text.fatezero_attention import fatezero_processors
 
     procs = fatezero_processors(fatezero.unet, fatezero.last_controller or FateZeroController(3, (8, 8), 16), 32)
     sparse = {n for n, p in procs.items() if p.sparse_causal}
@@ -125,7 +125,7 @@ def test_zero_optimisation_steps_is_plain_text_to_video_sampling(spacetime):
     TextToVideoSDPipeline with the same DDIM schedule, CFG and prompts."""
     from diffusers import DDIMScheduler, TextToVideoSDPipeline
 
-    from baselines.text.t2v_models import ZEROSCOPE_SCHEDULER
+    from videoshop_bench.baselines.text.t2v_models import ZEROSCOPE_SCHEDULER
 
     spacetime.opts["optimization_steps"] = 0
     try:
@@ -148,7 +148,7 @@ def test_zero_optimisation_steps_is_plain_text_to_video_sampling(spacetime):
 def test_spacetime_edit_returns_one_frame_per_source_frame_and_counts_every_pass(spacetime):
     spacetime.opts["restart_sampling"] = True
     try:
-        from datasets.schema import Sample
+        from videoshop_bench.datasets.schema import Sample
 
         v = video(frames=3, size=48)
         r = spacetime.edit(Sample("s", v, v[0], source_prompt=SRC, target_prompt=TGT), torch.Generator().manual_seed(0))
@@ -167,7 +167,7 @@ PAPER_PRESETS = {"paper_table2": 7, "paper_table3": 6}
 def test_paper_presets_compose_every_row_on_tiny_stand_ins_in_smoke_mode(tmp_path, preset):
     import yaml
 
-    from experiments.methods import METHOD_SETS
+    from videoshop_bench.experiments.methods import METHOD_SETS
 
     swept = yaml.safe_load((Path(CONF) / "experiment" / f"{preset}.yaml").read_text())["hydra"]["sweeper"]["params"]["method"]
     assert swept == f"${{method_set:{preset}}}"  # the preset sweeps the set declared once (experiments/methods.py)
@@ -205,7 +205,7 @@ def test_official_clip_length_edits_consecutive_clips_covering_every_frame(fatez
 
 
 def test_paper_comparison_table_puts_ours_beside_the_paper_with_runtime_multiples():
-    from experiments.paper import paper_comparison_table
+    from videoshop_bench.experiments.paper import paper_comparison_table
 
     summary = pd.DataFrame({"label": ["videoshop", "fatezero", "spacetime[num_inference_steps=3]"],
                             "method": ["videoshop", "fatezero", "spacetime"], "n": [2, 2, 2],

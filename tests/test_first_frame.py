@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from datasets.schema import SampleError
-from datasets.synthetic import SyntheticDataset
-from datasets.editors.base import EditedFrame, EditorFailed, EditRequest, finish_edit, mask_by_difference
-from datasets.editors.registry import EDITORS, build_editor
-from experiments.errors import ConfigError
-from experiments.first_frame import FirstFrameStage
+from videoshop_bench.datasets.schema import SampleError
+from videoshop_bench.datasets.synthetic import SyntheticDataset
+from videoshop_bench.datasets.editors.base import EditedFrame, EditorFailed, EditRequest, finish_edit, mask_by_difference
+from videoshop_bench.datasets.editors.registry import EDITORS, build_editor
+from videoshop_bench.experiments.errors import ConfigError
+from videoshop_bench.experiments.first_frame import FirstFrameStage
 from videoshop.loading import MissingWeightsError
 from videoshop.video_io import write_image
 

@@ -13,9 +13,9 @@ import pandas as pd
 from hydra import compose, initialize_config_dir
 
 import _benchmark_fixtures as F
-from experiments.build import run_build
-from experiments.first_frame_editors import run_first_frame_editors
-from experiments.runner import Runner
+from videoshop_bench.experiments.build import run_build
+from videoshop_bench.experiments.first_frame_editors import run_first_frame_editors
+from videoshop_bench.experiments.runner import Runner
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")

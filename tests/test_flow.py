@@ -8,7 +8,7 @@ import torch
 from videoshop.flow import (edm_equivalent_sigma, flow_euler_step, flow_extrapolated_input, flow_naive_input,
                             flow_noised, flow_uses_extrapolation, invert_flow, inverse_flow_euler_step,
                             sample_flow_euler)
-from research.flow_inversion_table import GaussianFlow, shifted_grid
+from videoshop_bench.research.flow_inversion_table import GaussianFlow, shifted_grid
 from videoshop.inversion import InversionOptions
 
 

@@ -126,7 +126,7 @@ def _cfg(tmp_path, *overrides):
 @pytest.mark.parametrize("model", sorted(TINY.values()))
 def test_every_tiny_flow_model_runs_videoshop_through_the_runner_deterministically(tmp_path, model, one_thread):
     from videoshop.video_io import read_video
-    from experiments.runner import Runner
+    from videoshop_bench.experiments.runner import Runner
 
     frames = []
     for run in ("a", "b"):
@@ -181,7 +181,7 @@ def test_missing_real_weights_fail_in_one_line(name, monkeypatch):
 
 
 def test_text_prompts_come_from_the_sample_target_then_instruction_and_reconstruction_uses_the_source():
-    from datasets.schema import Sample
+    from videoshop_bench.datasets.schema import Sample
     from videoshop.method import edit_prompts
 
     video, image = _frames()
@@ -198,7 +198,7 @@ def test_text_prompts_come_from_the_sample_target_then_instruction_and_reconstru
 def test_other_videoshop_family_methods_run_on_a_flow_model(tmp_path, method, one_thread):
     """The other SVD-pipeline methods on Wan 2.1's stand-in: fixed-point inversion, no rescaling, generation from
     the edited frame alone (the pipeline's ``generate``), block-recurrent long-video editing (prompts passed on)."""
-    from experiments.runner import Runner
+    from videoshop_bench.experiments.runner import Runner
 
     df = Runner(_cfg(tmp_path, "model=wan21_i2v_tiny", f"method={method}")).run()["results"]
     assert (df["status"] == "ok").all() and (df["finite"] == True).all(), df  # noqa: E712

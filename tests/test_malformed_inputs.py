@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from datasets.folder import write_sample
-from datasets.schema import Sample
+from videoshop_bench.datasets.folder import write_sample
+from videoshop_bench.datasets.schema import Sample
 
 ROOT = Path(__file__).resolve().parents[1]
 T, H, W = 4, 32, 64  # small: the tiny model needs multiples of 16
@@ -277,7 +277,7 @@ def test_config_schema_names_the_key(override, needle):
     """Each problem is one line naming the key, before any work; the default config has none."""
     from hydra import compose, initialize_config_dir
 
-    from experiments.config_schema import validate_config
+    from videoshop_bench.experiments.config_schema import validate_config
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=["paths.output=/tmp/unused", override])
@@ -309,8 +309,8 @@ def _mp4(path: Path, t: int, h: int = 16, w: int = 16, fps: float = 7.0) -> Path
 
 
 def test_text_is_bounded_before_any_model_sees_it():
-    from datasets.schema import MAX_TEXT_CHARS, SampleError
-    from eval.tifa import TIFA
+    from videoshop_bench.datasets.schema import MAX_TEXT_CHARS, SampleError
+    from videoshop_bench.eval.tifa import TIFA
 
     long = _good("long")
     long.instruction = "x" * (MAX_TEXT_CHARS + 1)
@@ -328,8 +328,8 @@ def test_text_is_bounded_before_any_model_sees_it():
 
 
 def test_every_count_a_user_sets_has_an_upper_bound():
-    from baselines.pix2video import Pix2Video
-    from baselines.text.spacetime import Spacetime
+    from videoshop_bench.baselines.pix2video import Pix2Video
+    from videoshop_bench.baselines.text.spacetime import Spacetime
     from videoshop.config import VideoshopConfig
 
     with pytest.raises(ValueError, match=r"num_inference_steps=1000000000: must be in \[2, 1000\]"):
@@ -390,8 +390,8 @@ def test_empty_or_streamless_videos_fail_with_one_line_naming_the_file(tmp_path)
 
 
 def test_expert_manifests_not_utf8_or_nested_too_deeply_name_the_file(tmp_path):
-    from datasets.expert import read_manifest
-    from datasets.schema import SampleError
+    from videoshop_bench.datasets.expert import read_manifest
+    from videoshop_bench.datasets.schema import SampleError
 
     csv_ = tmp_path / "m.csv"
     csv_.write_bytes(b"video,edited,instruction\na.mp4,a.png,make it r\xe9d\n")
@@ -418,7 +418,7 @@ def test_cli_refuses_to_resample_a_single_frame_into_an_edit(tmp_path, capsys):
 
 
 def test_csv_cells_are_escaped_against_formula_injection():
-    from experiments.tables import csv_cell, to_safe_csv
+    from videoshop_bench.experiments.tables import csv_cell, to_safe_csv
 
     assert [csv_cell(v) for v in ("=1+2", "+1", "-x", "@SUM(1)", "\tx", "ok", 3.5)] == \
         ["'=1+2", "'+1", "'-x", "'@SUM(1)", "'\tx", "ok", 3.5]
@@ -432,7 +432,7 @@ def test_metric_cache_holds_no_executable_format(tmp_path):
     planted safetensors file can only hold numbers (a damaged one is rebuilt)."""
     import torch
 
-    from eval import backbones
+    from videoshop_bench.eval import backbones
 
     assert not isinstance(backbones.load_i3d(backbone="tiny", device="cpu", seed=0, cache_dir=str(tmp_path)),
                           torch.jit.ScriptModule)  # (shared per process: built here or by an earlier test)
@@ -448,7 +448,7 @@ def test_metric_cache_holds_no_executable_format(tmp_path):
 
 
 def test_flow_works_on_a_bounded_copy_of_a_large_video():
-    from eval.flow import MAX_CORR_BYTES, RaftFlow, pairs_per_batch, working_size
+    from videoshop_bench.eval.flow import MAX_CORR_BYTES, RaftFlow, pairs_per_batch, working_size
 
     assert working_size(1080, 1920, 128, 1024) == (576, 1024)
     assert working_size(576, 1024, 128, 1024) == (576, 1024)  # SVD's size: unchanged
@@ -464,7 +464,7 @@ def test_flow_works_on_a_bounded_copy_of_a_large_video():
 def test_missing_dataset_folder_is_one_line_naming_the_key():
     from hydra import compose, initialize_config_dir
 
-    from experiments.config_schema import validate_config
+    from videoshop_bench.experiments.config_schema import validate_config
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=["paths.output=/tmp/unused", "dataset=folder",
@@ -487,7 +487,7 @@ def test_unknown_group_options_one_line_each_before_hydra(tmp_path):
 
 
 def test_threads_follow_the_cpus_given_shared_by_local_jobs_and_others_load(tmp_path):
-    from experiments.cpus import cgroup_cpu_quota, choose_threads, cpus_given
+    from videoshop_bench.experiments.cpus import cgroup_cpu_quota, choose_threads, cpus_given
 
     sys.path.insert(0, str(ROOT))
     from run import local_sweep_jobs

@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
-import experiments  # noqa: F401  (the config store)
+import videoshop_bench.experiments  # noqa: F401  (the config store)
 from videoshop.families import FAMILIES, model_mapping, model_preset, model_presets
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from experiments.runner import Runner
+from videoshop_bench.experiments.runner import Runner
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,8 +14,8 @@ import torch
 
 
 def test_i2vgen_layout_reloads_bit_for_bit_and_names_what_old_libraries_read(tmp_path):
-    from baselines.text.i2vgen import build_random_i2vgen, load_i2vgen_components
-    from experiments.official.weights import checksums, write_i2vgen_layout
+    from videoshop_bench.baselines.text.i2vgen import build_random_i2vgen, load_i2vgen_components
+    from videoshop_bench.experiments.official.weights import checksums, write_i2vgen_layout
 
     comps = build_random_i2vgen("tiny", seed=0)
     sums = write_i2vgen_layout(tmp_path / "w", comps)
@@ -38,7 +38,7 @@ def test_i2vgen_layout_reloads_bit_for_bit_and_names_what_old_libraries_read(tmp
 def test_pil_lanczos_resize_is_pil_lanczos():
     from PIL import Image
 
-    from baselines.text.sd import resize_frames
+    from videoshop_bench.baselines.text.sd import resize_frames
 
     frames = np.random.default_rng(1).integers(0, 256, (2, 72, 128, 3), dtype=np.uint8)
     out = resize_frames(frames, 64, 64, filter="pil_lanczos")
@@ -46,7 +46,7 @@ def test_pil_lanczos_resize_is_pil_lanczos():
 
 
 def _anyv2v(**kw):
-    from baselines.anyv2v import AnyV2V
+    from videoshop_bench.baselines.anyv2v import AnyV2V
 
     return AnyV2V(weights="tiny", height=32, width=32, num_inference_steps=2, num_inversion_steps=2, dtype="float32",
                   **kw)
@@ -58,8 +58,8 @@ def test_anyv2v_seeding_reproduces_the_official_scripts_random_stream(monkeypatc
     draw of CLIP's class embedding (randn(vision width), made by the official pipeline loading), and the sampling
     phase's first draw (edited first frame) sees the stream restarted at the seed (the official edit script);
     ``single_stream``: one stream from the seed, no skip, no restart."""
-    import baselines.anyv2v as av
-    from datasets.synthetic import make_sample
+    import videoshop_bench.baselines.anyv2v as av
+    from videoshop_bench.datasets.synthetic import make_sample
 
     seen = []
     for name in ("video_latents", "first_frame_latents"):
@@ -83,7 +83,7 @@ def test_anyv2v_seeding_reproduces_the_official_scripts_random_stream(monkeypatc
 
 
 def _tables_within_rounding(method: str, clone: str) -> None:
-    from experiments.official_check import check
+    from videoshop_bench.experiments.official_check import check
 
     tables = check(method, Path(clone), [], None, log=lambda *a: None)
     assert len(tables) == 2 and "16:9" in tables
@@ -104,15 +104,15 @@ def test_anyv2v_equals_the_official_code_to_float_rounding_with_the_same_seed():
 def test_unet3d_layout_reloads_bit_for_bit_without_num_attention_heads(tmp_path):
     """Spacetime's weights for diffusers 0.20 (which refuses ``num_attention_heads`` and hard-codes 32 groups in its
     temporal layers: the comparison's UNet has 32 groups)."""
-    from baselines.text.t2v_models import load_t2v_components
-    from experiments.official.spacetime import write_weights
+    from videoshop_bench.baselines.text.t2v_models import load_t2v_components
+    from videoshop_bench.experiments.official.spacetime import write_weights
 
     sums = write_weights(tmp_path / "w")
     cfg = json.loads((tmp_path / "w" / "unet" / "config.json").read_text())
     assert cfg["_class_name"] == "UNet3DConditionModel" and "num_attention_heads" not in cfg
     assert cfg["norm_num_groups"] == 32 and all(c % 32 == 0 for c in cfg["block_out_channels"])
     back = load_t2v_components("pretrained", {"path": str(tmp_path / "w")}, allow_download=False, dtype=torch.float32)
-    from experiments.official.spacetime import official_tiny_unet
+    from videoshop_bench.experiments.official.spacetime import official_tiny_unet
 
     a, b = back.unet.state_dict(), official_tiny_unet(seed=0).state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -123,9 +123,9 @@ def test_spacetime_official_seeding_draws_the_initial_noise_from_the_seed_and_co
     """``seeding=official``: the high-frequency noise of the initial latent is N(0, I) from a generator at the run's
     seed (DMT's config seed), and the restart noise continues the stream right after the VAE posterior draws (DMT's
     global RNG after its draws); ``single_stream`` draws them in order from one stream."""
-    import baselines.text.spacetime as st
-    from baselines.text.spacetime import Spacetime
-    from datasets.synthetic import make_sample
+    import videoshop_bench.baselines.text.spacetime as st
+    from videoshop_bench.baselines.text.spacetime import Spacetime
+    from videoshop_bench.datasets.synthetic import make_sample
 
     seen = {}
     orig_initial, orig_noise = Spacetime.initial_latent, Spacetime.restart_noise

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from experiments.official.compare import Stage, compare_stage, compare_stages, first_divergence, format_table
-from experiments.official.weights import (build_tiny_sd, checksums, legacy_clip_text_keys, legacy_vae_keys,
+from videoshop_bench.experiments.official.compare import Stage, compare_stage, compare_stages, first_divergence, format_table
+from videoshop_bench.experiments.official.weights import (build_tiny_sd, checksums, legacy_clip_text_keys, legacy_vae_keys,
                                           sd_layout_unet_config, write_sd_layout)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def test_sd_layout_unet_has_the_official_attention_order():
     """16 transformer blocks in forward order: down 0-5, mid 6, up 7-15 (Pix2Video's COND_LAYER = 7 = first up)."""
     from diffusers import UNet2DConditionModel
 
-    from baselines.text.attention import self_attention_layers
+    from videoshop_bench.baselines.text.attention import self_attention_layers
 
     unet = UNet2DConditionModel(**sd_layout_unet_config(in_channels=5, sd2=True))
     names = self_attention_layers(unet)
@@ -68,7 +68,7 @@ def test_sd_layout_unet_has_the_official_attention_order():
 def test_written_layout_reloads_bit_for_bit_with_the_project_loader(tmp_path):
     """The files both sides read: the project's loader (diffusers 0.42 / transformers 5) gets back exactly the
     weights that were written in the old layout; the checksums list every file and are reproducible."""
-    from baselines.text.models import load_pretrained_sd
+    from videoshop_bench.baselines.text.models import load_pretrained_sd
 
     comps = build_tiny_sd(in_channels=5, sd2=True, seed=0)
     sums = write_sd_layout(tmp_path / "w", **comps, scheduler_config={"beta_start": 0.00085})
@@ -89,7 +89,7 @@ def test_written_layout_reloads_bit_for_bit_with_the_project_loader(tmp_path):
 def test_uint8_floor_is_numpy_truncation_and_pil_resize_is_pil():
     from PIL import Image
 
-    from baselines.text.sd import resize_frames, to_uint8
+    from videoshop_bench.baselines.text.sd import resize_frames, to_uint8
 
     x = torch.linspace(-1.2, 1.2, 997).view(1, 1, 1, -1)
     ref = (np.clip(x.numpy() / 2 + 0.5, 0, 1) * 255).astype(np.uint8)
@@ -103,7 +103,7 @@ def test_uint8_floor_is_numpy_truncation_and_pil_resize_is_pil():
 
 
 def test_cli_refuses_unknown_method_and_missing_clone_in_one_line(tmp_path):
-    run = lambda *a: subprocess.run([sys.executable, "-m", "experiments.official_check", *a], cwd=ROOT,
+    run = lambda *a: subprocess.run([sys.executable, "-m", "videoshop_bench.experiments.official_check", *a], cwd=ROOT,
                                     capture_output=True, text=True, timeout=120)
     p = run("pix2video", "--official", str(tmp_path / "nope"))
     assert p.returncode == 2 and "no such directory" in p.stderr and p.stderr.strip().count("\n") == 0
@@ -116,7 +116,7 @@ def test_cli_refuses_unknown_method_and_missing_clone_in_one_line(tmp_path):
 def test_pix2video_equals_the_official_code_to_float_rounding():
     """Needs the clone and network access for the side environment (created once): every float stage within 1e-4
     relative, uint8 frames within 1 level, at the square and the 16:9 input."""
-    from experiments.official_check import check
+    from videoshop_bench.experiments.official_check import check
 
     tables = check("pix2video", Path(os.environ["OFFICIAL_PIX2VIDEO"]), [], None, log=lambda *a: None)
     for config, table in tables.items():
@@ -131,7 +131,7 @@ def test_clip_group_norm_is_groupnorm_over_the_whole_clip():
     torch's GroupNorm on the 5-D clip, and differs from the per-frame norm of a 2-D UNet."""
     from torch import nn
 
-    from baselines.text.inflation import ClipGroupNorm, clip_group_norms, clip_norm_names
+    from videoshop_bench.baselines.text.inflation import ClipGroupNorm, clip_group_norms, clip_norm_names
 
     torch.manual_seed(0)
     gn = nn.GroupNorm(4, 8)
@@ -144,7 +144,7 @@ def test_clip_group_norm_is_groupnorm_over_the_whole_clip():
     assert (gn(x) - ref).abs().max() > 0.1
     from diffusers import UNet2DConditionModel
 
-    from baselines.text.t2v_models import tiny_fatezero_unet
+    from videoshop_bench.baselines.text.t2v_models import tiny_fatezero_unet
 
     unet = tiny_fatezero_unet()
     names = clip_norm_names(unet)
@@ -157,8 +157,8 @@ def test_clip_group_norm_is_groupnorm_over_the_whole_clip():
 
 def test_refinement_mapper_maps_padding_to_the_same_position():
     """Prompt-to-Prompt's get_mapper: positions after the target prompt take the source map at the same position."""
-    from baselines.text.fatezero import token_alignment
-    from baselines.text.models import tiny_clip_tokenizer
+    from videoshop_bench.baselines.text.fatezero import token_alignment
+    from videoshop_bench.baselines.text.models import tiny_clip_tokenizer
 
     tok = tiny_clip_tokenizer()
     src, tgt = "a red car", "a blue sports car"
@@ -169,7 +169,7 @@ def test_refinement_mapper_maps_padding_to_the_same_position():
 
 
 def test_short_side_center_crop_is_fatezero_frame_preparation():
-    from baselines.text.sd import short_side_center_crop
+    from videoshop_bench.baselines.text.sd import short_side_center_crop
 
     frames = np.random.default_rng(0).integers(0, 256, (2, 72, 128, 3), dtype=np.uint8)
     out = short_side_center_crop(frames, 64, 64)
@@ -184,7 +184,7 @@ def test_short_side_center_crop_is_fatezero_frame_preparation():
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("OFFICIAL_FATEZERO"), reason="set OFFICIAL_FATEZERO=<clone @9b6cb7b>")
 def test_fatezero_equals_the_official_code_to_float_rounding():
-    from experiments.official_check import check
+    from videoshop_bench.experiments.official_check import check
 
     tables = check("fatezero", Path(os.environ["OFFICIAL_FATEZERO"]), ["square", "16:9"], None, log=lambda *a: None)
     for config, table in tables.items():
@@ -195,7 +195,7 @@ def test_rave_grid_resize_is_the_official_whole_grid_resize():
     """RAVE's prepare_video_to_grid: the tiled grid (float / 255, mul(255).byte()) resized as one PIL image."""
     from PIL import Image
 
-    from baselines.rave import grid_resize_frames, tile, untile
+    from videoshop_bench.baselines.rave import grid_resize_frames, tile, untile
 
     frames = np.random.default_rng(1).integers(0, 256, (5, 36, 64, 3), dtype=np.uint8)
     out = grid_resize_frames(frames, 2, 24, 40)
@@ -210,7 +210,7 @@ def test_rave_grid_resize_is_the_official_whole_grid_resize():
 def test_rave_shuffles_compose_with_the_current_arrangement():
     """Official shuffle_latents: indices = indices[randperm]: arrangement k = arrangement k-1 composed with draw k,
     so the same seed gives the official arrangements (tested beside the official code by experiments/official_check)."""
-    import baselines.rave as rv
+    import videoshop_bench.baselines.rave as rv
 
     method = rv.RAVE(weights="tiny", grid_size=2, num_inference_steps=3, num_inversion_steps=3, dtype="float32")
     z = torch.zeros(6, 4, 4, 4)
@@ -234,7 +234,7 @@ def test_rave_shuffles_compose_with_the_current_arrangement():
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("OFFICIAL_RAVE"), reason="set OFFICIAL_RAVE=<clone @3a64224>")
 def test_rave_equals_the_official_code_to_float_rounding_with_the_same_seed():
-    from experiments.official_check import check
+    from videoshop_bench.experiments.official_check import check
 
     tables = check("rave", Path(os.environ["OFFICIAL_RAVE"]), [], None, log=lambda *a: None)
     for config, table in tables.items():

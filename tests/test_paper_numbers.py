@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from experiments.paper import compare_with_paper, paper_table, runtime_ratios
+from videoshop_bench.experiments.paper import compare_with_paper, paper_table, runtime_ratios
 
 
 def test_paper_tables_match_the_shared_csvs():

@@ -10,10 +10,10 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from baselines.pix2video import Pix2Video, guided_latent_update
-from baselines.rave import (arrange_grids, frames_kept, grid_cells, rave_cell_size, unarrange_grids)
+from videoshop_bench.baselines.pix2video import Pix2Video, guided_latent_update
+from videoshop_bench.baselines.rave import (arrange_grids, frames_kept, grid_cells, rave_cell_size, unarrange_grids)
 from videoshop.video_io import read_video
-from experiments.runner import Runner
+from videoshop_bench.experiments.runner import Runner
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 PIX2VIDEO_SCHED = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,

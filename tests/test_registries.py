@@ -10,20 +10,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eval.registry import METRIC_SETS, METRICS, column_order, display_names, set_columns
-from experiments.methods import METHOD_SETS, METHODS, MethodSet, paper_row_names
-from experiments.task_registry import TASKS
+from videoshop_bench.eval.registry import METRIC_SETS, METRICS, column_order, display_names, set_columns
+from videoshop_bench.experiments.methods import METHOD_SETS, METHODS, MethodSet, paper_row_names
+from videoshop_bench.experiments.task_registry import TASKS
 from videoshop.families import FAMILIES
 from videoshop.registry import Registry, UnknownEntry
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = '''
 import numpy as np
-from eval.base import EditMetric, check_same_shape
-from eval.registry import METRIC_SETS, METRICS, MetricEntry, MetricSet
+from videoshop_bench.eval.base import EditMetric, check_same_shape
+from videoshop_bench.eval.registry import METRIC_SETS, METRICS, MetricEntry, MetricSet
 from videoshop.method import EditResult
-from experiments.methods import METHOD_SETS, Method, MethodSet, register_method
-from experiments.task_registry import TASKS, Task
+from videoshop_bench.experiments.methods import METHOD_SETS, Method, MethodSet, register_method
+from videoshop_bench.experiments.task_registry import TASKS, Task
 from videoshop.families import FAMILIES, ModelFamily
 
 CALLS = []
@@ -175,7 +175,7 @@ def test_a_registered_method_set_is_swept_by_a_preset_through_run_py(plugin, mon
 
 
 def test_the_docs_table_of_method_sets_is_the_registry():
-    from experiments.methods import method_sets_markdown
+    from videoshop_bench.experiments.methods import method_sets_markdown
 
     assert method_sets_markdown() in (ROOT / "docs" / "architecture.md").read_text()
 
@@ -227,7 +227,7 @@ METRICS_HASHES = {"paper": "f29e7061197701ea", "paper_tiny": "974b082a8f145a4b",
 def test_each_shipped_metric_set_composes_what_its_yaml_file_did(name):
     from hydra import compose, initialize_config_dir
 
-    from experiments.components import container, stable_hash
+    from videoshop_bench.experiments.components import container, stable_hash
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=["paths.output=/o", "paths.cache=/c", f"metrics={name}"])
@@ -247,7 +247,7 @@ def test_every_metric_entry_names_its_class_columns_and_the_paper_set_its_ten_co
 def test_every_dataset_config_names_its_registry_entry_and_restates_none_of_its_shared_keys():
     import yaml
 
-    from datasets.registry import DATASETS, dataset_node
+    from videoshop_bench.datasets.registry import DATASETS, dataset_node
 
     files = {p.stem: yaml.safe_load(p.read_text()) for p in (ROOT / "conf" / "dataset").glob("*.yaml")}
     assert set(files) == set(DATASETS.names())
@@ -263,7 +263,7 @@ def test_every_dataset_config_names_its_registry_entry_and_restates_none_of_its_
 
 
 def test_a_registered_dataset_runs_through_run_py_from_a_yaml_naming_it(plugin, monkeypatch, tmp_path):
-    from datasets.registry import DATASETS, DatasetEntry
+    from videoshop_bench.datasets.registry import DATASETS, DatasetEntry
 
     DATASETS.register(DatasetEntry("throwaway_examples", "the committed examples under another name"))
     try:
@@ -282,6 +282,6 @@ def test_a_registered_dataset_runs_through_run_py_from_a_yaml_naming_it(plugin, 
 
 
 def test_the_docs_table_of_metric_sets_is_the_registry():
-    from eval.registry import metric_sets_markdown
+    from videoshop_bench.eval.registry import metric_sets_markdown
 
     assert metric_sets_markdown() in (ROOT / "docs" / "metrics.md").read_text()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from experiments.regression import (GoldenError, compare, read_golden, read_tolerances, tolerances_from_runs,
+from videoshop_bench.experiments.regression import (GoldenError, compare, read_golden, read_tolerances, tolerances_from_runs,
                                     write_csv_with_header)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from experiments.gallery import write_gallery
-from experiments.headless import CHROMIUM, Browser
-from experiments.runner import Runner
+from videoshop_bench.experiments.gallery import write_gallery
+from videoshop_bench.experiments.headless import CHROMIUM, Browser
+from videoshop_bench.experiments.runner import Runner
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
@@ -117,7 +117,7 @@ def test_sigma_sweep_plot_has_one_point_per_sample_and_sigma(tmp_path):
     import matplotlib.image as mpimg
     import pandas as pd
 
-    from experiments.plots import write_sigma_sweep_plot
+    from videoshop_bench.experiments.plots import write_sigma_sweep_plot
 
     rows = [dict(label=f"videoshop[threshold={s}]", overrides=json.dumps({"method.threshold": s}), sample_id=f"s{i}",
                  status="ok", ssim=50.0 + s + i) for s in (0.5, 1, 2, 5) for i in range(3)]
@@ -127,11 +127,11 @@ def test_sigma_sweep_plot_has_one_point_per_sample_and_sigma(tmp_path):
 
 
 def test_multirun_report_writes_one_gallery_and_a_combined_wandb_run_in_the_sweep_group(run_dir, tmp_path):
-    from experiments.merge import combine_runs
-    from experiments.report import report_multirun
+    from videoshop_bench.experiments.merge import combine_runs
+    from videoshop_bench.experiments.report import report_multirun
 
     tables = combine_runs([run_dir], tmp_path)
-    group = report_multirun([run_dir], tmp_path, tables, {"_target_": "experiments.loggers.WandbLogger", "name": "wandb",
+    group = report_multirun([run_dir], tmp_path, tables, {"_target_": "videoshop_bench.experiments.loggers.WandbLogger", "name": "wandb",
                                                           "mode": "offline", "log_videos": True},
                             "edit/my_sweep")
     assert group == "edit/my_sweep"

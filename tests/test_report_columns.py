@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from experiments.runner import Runner
+from videoshop_bench.experiments.runner import Runner
 from test_report import CONF
 
 PLUGIN = '''
-from eval.base import EditMetric
+from videoshop_bench.eval.base import EditMetric
 
 
 class Throwaway(EditMetric):
@@ -33,7 +33,7 @@ class Throwaway(EditMetric):
 SHRINK = ["model=tiny", "model.num_frames=6", "model.height=32", "model.width=48", "method.num_inference_steps=2",
           "dataset.loader.num_samples=2",
           "metrics=default", "logger=wandb", "+metrics.throwaway={_target_: throwaway_metric.Throwaway}",
-          "+metrics.propagation={_target_: eval.propagation.EditPropagation, backbone: tiny, device: cpu}"]
+          "+metrics.propagation={_target_: videoshop_bench.eval.propagation.EditPropagation, backbone: tiny, device: cpu}"]
 METHODS = ("videoshop", "svd_no_source")
 
 
@@ -51,12 +51,12 @@ def runs(tmp_path_factory):
                                                    *SHRINK])
             Runner(cfg).run()
             dirs.append(out)
-        from experiments.merge import combine_runs
-        from experiments.report import report_multirun
+        from videoshop_bench.experiments.merge import combine_runs
+        from videoshop_bench.experiments.report import report_multirun
 
         combined = root / "combined"
         tables = combine_runs(dirs, combined)
-        report_multirun(dirs, combined, tables, {"_target_": "experiments.loggers.WandbLogger", "name": "wandb",
+        report_multirun(dirs, combined, tables, {"_target_": "videoshop_bench.experiments.loggers.WandbLogger", "name": "wandb",
                                                  "mode": "offline", "log_videos": False}, "edit/columns")
         yield dirs, combined
     finally:

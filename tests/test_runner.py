@@ -11,7 +11,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from videoshop.video_io import read_video
-from experiments.runner import Runner
+from videoshop_bench.experiments.runner import Runner
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 METHODS = sorted(p.stem for p in (Path(CONF) / "method").glob("*.yaml"))
@@ -144,7 +144,7 @@ def test_wandb_offline_logging_writes_a_run(tmp_path):
 
 @pytest.mark.parametrize("preset", sorted(p.stem for p in (Path(CONF) / "experiment").glob("*.yaml")))
 def test_every_experiment_preset_composes(tmp_path, preset):
-    from experiments.config_schema import validate_config
+    from videoshop_bench.experiments.config_schema import validate_config
 
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose("config", overrides=[f"paths.output={tmp_path}", f"experiment={preset}"])
@@ -200,7 +200,7 @@ def test_embedded_default_config_runs_on_the_shipped_toy_model(tmp_path):
 
 
 def test_cotracker_without_a_local_clone_fails_in_one_line_naming_the_tracking_key(tmp_path):
-    from experiments.errors import ConfigError
+    from videoshop_bench.experiments.errors import ConfigError
 
     with pytest.raises(ConfigError) as e:
         Runner(make_cfg(tmp_path, "metrics=paper_tiny", "tracking=cotracker"))

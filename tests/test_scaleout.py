@@ -18,21 +18,21 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from datasets.base import shard_ids
-from experiments.callbacks import CombineTables
-from experiments.claims import ClaimBook, ClaimLost
-from experiments.merge import main as merge_main, merge_run
-from experiments.errors import ConfigError
-from experiments.runner import Runner
-from experiments.store import ResultStore
+from videoshop_bench.datasets.base import shard_ids
+from videoshop_bench.experiments.callbacks import CombineTables
+from videoshop_bench.experiments.claims import ClaimBook, ClaimLost
+from videoshop_bench.experiments.merge import main as merge_main, merge_run
+from videoshop_bench.experiments.errors import ConfigError
+from videoshop_bench.experiments.runner import Runner
+from videoshop_bench.experiments.store import ResultStore
 from videoshop.files import atomic_write_text, scratch_name
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
 # the tiny model at its smallest useful size and one set metric (FVD on the tiny I3D stand-in) besides SSIM
 TINY = ["model=tiny", "model.num_frames=4", "model.height=32", "model.width=64", "method.num_inference_steps=4",
-        "logger=none", "metrics=none", "+metrics.ssim._target_=eval.fidelity.SourceSSIM",
-        "+metrics.fvd._target_=eval.fvd.FVD", "+metrics.fvd.backbone=tiny", "save_mp4=false"]
+        "logger=none", "metrics=none", "+metrics.ssim._target_=videoshop_bench.eval.fidelity.SourceSSIM",
+        "+metrics.fvd._target_=videoshop_bench.eval.fvd.FVD", "+metrics.fvd.backbone=tiny", "save_mp4=false"]
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", WANDB_MODE="offline", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 VOLATILE = ("seconds", "peak_mem_mb", "worker")  # what may differ between two runs of one sample
 VOLATILE_INFO = ("timings",)  # the method's seconds per stage (info.timings)
@@ -127,7 +127,7 @@ def test_concurrent_writers_of_one_sample_and_one_table_never_leave_a_broken_fil
         try:
             for j in range(15):
                 store.write("s", {"sample_id": "s", "writer": i, "j": j}, frames, save_mp4=False,
-                            features={"fvd/edited": np.full(4, i, float)}, features_meta={"fvd": "eval.fvd.FVD"})
+                            features={"fvd/edited": np.full(4, i, float)}, features_meta={"fvd": "videoshop_bench.eval.fvd.FVD"})
                 atomic_write_text(tmp_path / "results.csv", f"writer,{i}\n" * 200)
         except Exception as e:  # noqa: BLE001
             errors.append(e)
@@ -268,7 +268,7 @@ def _fake_run(out: Path, label: str, n: int, seed: int) -> None:
         rec = dict(sample_id=f"s{i}", label=label, method=label, status="ok", finite=True, edit_type="add_object",
                    metrics={"ssim": float(i)})
         store.write(f"s{i}", rec, features={"fvd/source": rng.normal(size=8), "fvd/edited": rng.normal(size=8)},
-                    features_meta={"fvd": "eval.fvd.FVD"})
+                    features_meta={"fvd": "videoshop_bench.eval.fvd.FVD"})
     (out / "protocol.json").write_text(json.dumps({"fvd": "tiny"}))
 
 

@@ -150,7 +150,7 @@ def test_benchmark_edit_times_every_stage_against_diffusers_at_equal_work(tmp_pa
 
     from hydra import compose, initialize_config_dir
 
-    from research.benchmark_edit import benchmark, to_markdown
+    from videoshop_bench.research.benchmark_edit import benchmark, to_markdown
 
     conf = str(Path(__file__).resolve().parents[1] / "conf")
     with initialize_config_dir(config_dir=conf, version_base="1.3"):

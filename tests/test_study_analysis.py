@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.study.analysis import (crossed_bootstrap, kept_pair_votes, nominal_alpha, percentile_interval,
+from videoshop_bench.experiments.study.analysis import (crossed_bootstrap, kept_pair_votes, nominal_alpha, percentile_interval,
                                         rater_checks)
-from experiments.study.assignment import spread_pairs
-from experiments.study.report import analyze_study
+from videoshop_bench.experiments.study.assignment import spread_pairs
+from videoshop_bench.experiments.study.report import analyze_study
 
 Q = {"editing_quality": {"title": "E", "text": "e?"}, "video_quality": {"title": "V", "text": "v?"}}
 
@@ -136,7 +136,7 @@ def test_exclusion_rule_and_kept_votes():
 
 
 def test_average_is_over_the_papers_baselines_and_all_baselines_follow():
-    from experiments.study.analysis import preference_table
+    from videoshop_bench.experiments.study.analysis import preference_table
 
     kept = pd.DataFrame([{"rater_id": "r1", "trial_id": t, "question": "editing_quality", "baseline": b,
                           "preferred": "reference" if v else "baseline", "value": float(v)}

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from _study_data import ServerProcess, make_results
-from experiments.study import db
-from experiments.study.browser import CHROMIUM, Browser, videos_playing
-from experiments.study.design import build_study, read_admin_token, read_tokens
+from videoshop_bench.experiments.study import db
+from videoshop_bench.experiments.study.browser import CHROMIUM, Browser, videos_playing
+from videoshop_bench.experiments.study.design import build_study, read_admin_token, read_tokens
 
 EVIL_INSTRUCTIONS = "Compare <b>carefully</b><script>window.pwned = 1</script>"
 EVIL_PROMPT = "add a ball <img src=x onerror=\"window.pwned = 2\">"

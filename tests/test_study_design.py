@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from _study_data import make_results
-from experiments.study.assignment import assign_slots, checks_per_rater, spread_pairs
-from experiments.study.design import StudyError, build_study, load_manifest, read_tokens, sha256_of, verify_media
+from videoshop_bench.experiments.study.assignment import assign_slots, checks_per_rater, spread_pairs
+from videoshop_bench.experiments.study.design import StudyError, build_study, load_manifest, read_tokens, sha256_of, verify_media
 
 
 @pytest.fixture(scope="module")

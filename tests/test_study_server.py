@@ -9,11 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from _study_data import ServerProcess, make_results
-from experiments.study import db
-from experiments.study.design import build_study, load_manifest, read_admin_token, read_tokens
-from experiments.study.server import Study, create_app
-from experiments.study.simulate import Profile, play_rater, run_population
-from experiments.study.votes_io import import_votes, votes_csv_text
+from videoshop_bench.experiments.study import db
+from videoshop_bench.experiments.study.design import build_study, load_manifest, read_admin_token, read_tokens
+from videoshop_bench.experiments.study.server import Study, create_app
+from videoshop_bench.experiments.study.simulate import Profile, play_rater, run_population
+from videoshop_bench.experiments.study.votes_io import import_votes, votes_csv_text
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from _study_data import make_results
-from experiments.runner import ConfigErrors
-from experiments.study.design import load_manifest
-from experiments.study.simulate import simulated_votes_csv
-from experiments.tasks import main_task
+from videoshop_bench.experiments.runner import ConfigErrors
+from videoshop_bench.experiments.study.design import load_manifest
+from videoshop_bench.experiments.study.simulate import simulated_votes_csv
+from videoshop_bench.experiments.tasks import main_task
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 

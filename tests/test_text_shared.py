@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.text.attention import (FrameFeatureBank, attend, cross_frame_processors, installed_processors,
+from videoshop_bench.baselines.text.attention import (FrameFeatureBank, attend, cross_frame_processors, installed_processors,
                                       self_attention_layers)
-from baselines.text.ddim import ddim_invert, ddim_sample, ddim_schedule, ddim_transfer
-from baselines.text.prompts import (RULE, PromptResolver, apply_prompt_overrides, read_prompt_overrides)
-from datasets.schema import Sample, SampleError
+from videoshop_bench.baselines.text.ddim import ddim_invert, ddim_sample, ddim_schedule, ddim_transfer
+from videoshop_bench.baselines.text.prompts import (RULE, PromptResolver, apply_prompt_overrides, read_prompt_overrides)
+from videoshop_bench.datasets.schema import Sample, SampleError
 
 PIX2VIDEO_SCHED = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
                        set_alpha_to_one=False, steps_offset=0)
@@ -50,7 +50,7 @@ def test_ddim_step_equals_diffusers_ddim_scheduler_step():
 
 
 def test_inversion_then_sampling_reconstructs_better_with_more_steps_on_the_analytic_model():
-    from research.ddim_reconstruction import analytic_case, round_trip_error
+    from videoshop_bench.research.ddim_reconstruction import analytic_case, round_trip_error
 
     eps, x0 = analytic_case()
     assert len(ddim_invert(eps, x0, ddim_schedule(PIX2VIDEO_SCHED, 7))) == 8  # the trajectory x0, ..., x_T
@@ -72,7 +72,7 @@ def test_sampling_callback_can_replace_the_latent_and_sees_x0():
 # ------------------------------------------------------------------------------------------- attention
 @pytest.fixture(scope="module")
 def tiny_sd():
-    from baselines.text.models import build_random_sd
+    from videoshop_bench.baselines.text.models import build_random_sd
 
     return build_random_sd("tiny", in_channels=4)
 
@@ -120,7 +120,7 @@ def test_installed_processors_are_restored_and_cross_frame_keys_come_from_the_ba
 
 # ------------------------------------------------------------------------------------------- models
 def test_missing_weights_fail_with_one_line_naming_the_key(tmp_path):
-    from baselines.text.models import resolve_source
+    from videoshop_bench.baselines.text.models import resolve_source
     from videoshop.models import MissingWeightsError
 
     with pytest.raises(MissingWeightsError, match=r"^method\.controlnet\.path=.* holds no config.json") as e:
@@ -131,7 +131,7 @@ def test_missing_weights_fail_with_one_line_naming_the_key(tmp_path):
 
 
 def test_tiny_clip_tokenizer_round_trips_text():
-    from baselines.text.models import tiny_clip_tokenizer
+    from videoshop_bench.baselines.text.models import tiny_clip_tokenizer
 
     tok = tiny_clip_tokenizer()
     ids = tok("a cat running", padding="max_length", max_length=77).input_ids
@@ -199,7 +199,7 @@ def test_full_size_random_architectures_match_the_real_checkpoints_parameter_cou
     SD2-depth's UNet (865.9M), SD1.5's UNet (859.5M), ControlNet v1.1 (361.3M), the SD VAE (83.7M), OpenCLIP-H's
     text tower (340.4M), CLIP-L's (123.1M), DPT-Hybrid (122.4M, Intel/dpt-hybrid-midas ~123M). Built on the meta
     device: no memory, no weights."""
-    from baselines.text.models import build_random_sd
+    from videoshop_bench.baselines.text.models import build_random_sd
 
     with torch.device("meta"):
         p2v = build_random_sd("full", in_channels=5, sd2=True, depth="dpt")

@@ -16,7 +16,7 @@ def _cfg(overrides):
 
 
 def test_edm_training_loss_pieces():
-    from research.toy_training import edm_loss_weight, sample_training_sigmas
+    from videoshop_bench.research.toy_training import edm_loss_weight, sample_training_sigmas
 
     s = sample_training_sigmas(100_000, torch.Generator().manual_seed(0), p_mean=0.7, p_std=1.6)
     assert abs(float(s.log().mean()) - 0.7) < 0.02 and abs(float(s.log().std()) - 1.6) < 0.02
@@ -28,7 +28,7 @@ def test_edm_training_loss_pieces():
 def test_train_toy_runs_and_is_deterministic(tmp_path):
     """Two short runs of the real training entry point (shrunk config) give identical losses and weights: one
     from scratch (checkpointing stage 1), one resuming from that checkpoint (stages 2-3 in a later invocation)."""
-    from research.train_toy import run_train
+    from videoshop_bench.research.train_toy import run_train
 
     results = []
     for k, extra in enumerate([f"train.stage1_dir={tmp_path / 'stage1'}", f"train.vae_from={tmp_path / 'stage1'}"]):
@@ -50,7 +50,7 @@ def test_train_toy_runs_and_is_deterministic(tmp_path):
 def test_stage3_resumed_from_saved_stages_1_2_equals_one_full_run(tmp_path):
     """The shipped model's recipe: stages 1-2 with decoder_steps=0, then stage 3 alone (train.resume_from, with
     latent jitter) gives the same weights as one run of all three stages; the summary counts one stage 3 only."""
-    from research.train_toy import run_train
+    from videoshop_bench.research.train_toy import run_train
 
     base = ["experiment=train_toy", "task=train_toy", "train.num_videos=2", "train.vae_steps=1", "train.vae_batch=1",
             "train.unet_steps=2", "train.unet_batch=2", "train.decoder_latent_noise=0.5"]
@@ -70,7 +70,7 @@ def test_stage3_resumed_from_saved_stages_1_2_equals_one_full_run(tmp_path):
 def test_retraining_the_unet_on_a_kept_vae_reproduces_that_runs_stage_2(tmp_path):
     """train.retrain_unet_from keeps the saved run's VAE byte for byte and trains stage 2 alone. From a run whose
     stages 1 and 3 drew nothing (0 steps), the retrained UNet equals that run's UNet: same init, batches, noise."""
-    from research.train_toy import run_train
+    from videoshop_bench.research.train_toy import run_train
 
     base = ["experiment=train_toy", "task=train_toy", "train.num_videos=2", "train.vae_steps=0", "train.unet_steps=3",
             "train.unet_batch=2", "train.decoder_steps=0"]
@@ -86,7 +86,7 @@ def test_retraining_the_unet_on_a_kept_vae_reproduces_that_runs_stage_2(tmp_path
 
 
 def test_retraining_a_wider_unet_keeps_the_vae_and_its_stage_3_figures(tmp_path):
-    from research.train_toy import run_train
+    from videoshop_bench.research.train_toy import run_train
 
     base = ["experiment=train_toy", "task=train_toy", "train.num_videos=2", "train.vae_steps=1", "train.vae_batch=1",
             "train.unet_steps=1", "train.unet_batch=2", "train.decoder_steps=2"]
@@ -107,7 +107,7 @@ def test_retraining_a_wider_unet_keeps_the_vae_and_its_stage_3_figures(tmp_path)
 def test_a_warm_restart_starts_from_the_saved_unet_and_continues_its_loss_history(tmp_path):
     import pytest
 
-    from research.train_toy import run_train
+    from videoshop_bench.research.train_toy import run_train
 
     base = ["experiment=train_toy", "task=train_toy", "train.num_videos=2", "train.vae_steps=0", "train.unet_steps=2",
             "train.unet_batch=2", "train.decoder_steps=0"]
@@ -131,7 +131,7 @@ def test_a_warm_restart_starts_from_the_saved_unet_and_continues_its_loss_histor
 def test_retrain_unet_from_a_folder_without_a_run_fails_naming_it(tmp_path):
     import pytest
 
-    from research.train_toy import run_train
+    from videoshop_bench.research.train_toy import run_train
 
     cfg = _cfg(["experiment=train_toy", "task=train_toy", "train.num_videos=1", f"train.retrain_unet_from={tmp_path}",
                 f"train.output_dir={tmp_path / 'out'}"])
@@ -140,7 +140,7 @@ def test_retrain_unet_from_a_folder_without_a_run_fails_naming_it(tmp_path):
 
 
 def test_a_time_budget_anneals_the_learning_rate_as_the_steps_would():
-    from research.toy_stages import _lr
+    from videoshop_bench.research.toy_stages import _lr
 
     base, total = 1e-3, 1000
     assert _lr(500, total, base, 100, 0.1) == _lr(500, total, base, 100, 0.1, 0.0)  # no budget: steps alone
@@ -152,7 +152,7 @@ def test_a_time_budget_anneals_the_learning_rate_as_the_steps_would():
 
 
 def test_ema_update_is_decay_times_ema_plus_the_rest_times_the_model():
-    from research.toy_training import ema_update
+    from videoshop_bench.research.toy_training import ema_update
 
     torch.manual_seed(0)
     model, ema = torch.nn.Linear(5, 3), torch.nn.Linear(5, 3)
@@ -163,7 +163,7 @@ def test_ema_update_is_decay_times_ema_plus_the_rest_times_the_model():
 
 
 def test_toy_latent_channels_set_the_vae_and_unet_widths():
-    from research.toy_training import toy_component_configs
+    from videoshop_bench.research.toy_training import toy_component_configs
 
     c = toy_component_configs(8, latent_channels=8)
     assert c["vae"]["latent_channels"] == 8
@@ -173,7 +173,7 @@ def test_toy_latent_channels_set_the_vae_and_unet_widths():
 def test_vae_from_without_a_checkpoint_fails_naming_the_path(tmp_path):
     import pytest
 
-    from research.train_toy import run_train
+    from videoshop_bench.research.train_toy import run_train
 
     cfg = _cfg(["experiment=train_toy", "train.num_videos=1", f"train.vae_from={tmp_path}",
                 f"train.output_dir={tmp_path / 'out'}"])
@@ -184,7 +184,7 @@ def test_vae_from_without_a_checkpoint_fails_naming_the_path(tmp_path):
 def test_bootstrap_interval_covers_samples_and_seeds():
     import pandas as pd
 
-    from research.evaluate_toy import bootstrap_ci
+    from videoshop_bench.research.evaluate_toy import bootstrap_ci
 
     rng = np.random.default_rng(0)
     rows = [dict(sample_id=f"s{i}", seed=k, x=float(i) + 0.1 * k) for i in range(40) for k in range(2)]
@@ -204,7 +204,7 @@ def test_bootstrap_interval_covers_samples_and_seeds():
 def test_vae_crop_is_one_aligned_window_shared_by_all_frames():
     import pytest
 
-    from research.toy_stages import random_crop
+    from videoshop_bench.research.toy_stages import random_crop
 
     clips = torch.arange(2 * 3 * 3 * 32 * 56, dtype=torch.float32).view(2, 3, 3, 32, 56)
     g = torch.Generator().manual_seed(0)
@@ -243,8 +243,8 @@ def test_a_toy_with_8_latent_channels_trains_on_crops_and_edits(tmp_path):
     """The pipeline and Videoshop's method take the latent width from the weights (no 4-channel assumption)."""
     from hydra.utils import instantiate
 
-    from datasets.synthetic import SyntheticDataset
-    from research.train_toy import run_train
+    from videoshop_bench.datasets.synthetic import SyntheticDataset
+    from videoshop_bench.research.train_toy import run_train
     from videoshop.models import build_pipeline
 
     cfg = _cfg(["experiment=train_toy", "train.num_videos=2", "train.vae_steps=1", "train.vae_batch=1",
@@ -264,7 +264,7 @@ def test_a_toy_with_8_latent_channels_trains_on_crops_and_edits(tmp_path):
 def test_paired_differences_subtract_the_reference_on_the_same_samples_and_seeds(tmp_path):
     import pandas as pd
 
-    from research.evaluate_toy import paired_differences
+    from videoshop_bench.research.evaluate_toy import paired_differences
 
     ref = [dict(sample_id=f"s{i}", seed=k, psnr=20.0 + i, psnr_in=10.0, psnr_out=30.0, ssim=50.0)
            for i in range(6) for k in (42, 43)]
@@ -278,11 +278,11 @@ def test_paired_differences_subtract_the_reference_on_the_same_samples_and_seeds
 
 
 def test_zero_initialised_residual_branches_make_every_vae_block_the_identity():
-    """After research.toy_training.zero_init_residual_branches each resnet and attention block of SVD's VAE returns its
+    """After videoshop_bench.research.toy_training.zero_init_residual_branches each resnet and attention block of SVD's VAE returns its
     input exactly (and does not before); nothing else changes."""
     from diffusers import AutoencoderKLTemporalDecoder
 
-    from research.toy_training import VAE_BRANCH_OUTPUTS, toy_component_configs, zero_init_residual_branches
+    from videoshop_bench.research.toy_training import VAE_BRANCH_OUTPUTS, toy_component_configs, zero_init_residual_branches
 
     cfgs = toy_component_configs(num_frames=4, latent_channels=8)
     torch.manual_seed(0)
@@ -309,7 +309,7 @@ def test_zero_initialised_residual_branches_make_every_vae_block_the_identity():
 def test_vae_subclips_are_consecutive_frames():
     import pytest
 
-    from research.toy_stages import random_subclip
+    from videoshop_bench.research.toy_stages import random_subclip
 
     clips = torch.arange(3 * 8, dtype=torch.float32).view(3, 8, 1, 1, 1).expand(3, 8, 3, 4, 4)
     g = torch.Generator().manual_seed(0)
@@ -329,7 +329,7 @@ def test_an_unknown_vae_posterior_is_refused_in_one_line():
     import pytest
     from omegaconf import OmegaConf
 
-    from research.toy_stages import train_vae
+    from videoshop_bench.research.toy_stages import train_vae
 
     with pytest.raises(ValueError, match="train.vae_posterior='means'"):
         train_vae(None, torch.zeros(1), OmegaConf.create({"vae_posterior": "means"}), torch.Generator(), [])
@@ -342,7 +342,7 @@ def test_toy_unet_widths_and_attention_levels_build_svds_blocks():
     from diffusers import UNetSpatioTemporalConditionModel
 
     from videoshop.models import tiny_component_configs
-    from research.toy_training import toy_component_configs
+    from videoshop_bench.research.toy_training import toy_component_configs
 
     default = toy_component_configs(8, latent_channels=8)["unet"]
     tiny = tiny_component_configs()["unet"]
@@ -365,7 +365,7 @@ def test_toy_unet_widths_and_attention_levels_build_svds_blocks():
 def test_frame_difference_loss_sees_flicker_not_a_constant_error():
     """frame_difference_l1 is 0 for an error that is the same in every frame (a static offset), and equals the
     mean |change of the error between frames| for one that flickers."""
-    from research.toy_training import frame_difference_l1
+    from videoshop_bench.research.toy_training import frame_difference_l1
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 5, 3, 4, 6, generator=g)
@@ -380,7 +380,7 @@ def test_frame_difference_loss_sees_flicker_not_a_constant_error():
 def test_decoder_loss_adds_the_weighted_frame_difference_term():
     from diffusers import AutoencoderKLTemporalDecoder
 
-    from research.toy_training import decoder_loss, toy_component_configs
+    from videoshop_bench.research.toy_training import decoder_loss, toy_component_configs
 
     torch.manual_seed(0)
     vae = AutoencoderKLTemporalDecoder(**toy_component_configs(3, 4)["vae"]).eval()
@@ -397,7 +397,7 @@ def test_decoder_loss_latent_noise_decodes_jittered_latents_against_clean_pixels
     against the clean pixels; s = 0 draws nothing, so runs without it keep their random stream."""
     from diffusers import AutoencoderKLTemporalDecoder
 
-    from research.toy_training import decoder_loss, toy_component_configs
+    from videoshop_bench.research.toy_training import decoder_loss, toy_component_configs
 
     torch.manual_seed(0)
     vae = AutoencoderKLTemporalDecoder(**toy_component_configs(3, 4)["vae"]).eval()
@@ -440,8 +440,8 @@ def test_training_stripes_change_only_the_objects_surface():
     out-of-range value names the key."""
     import pytest
 
-    from datasets.synthetic import object_coverage, random_scene, render
-    from research.toy_stages import render_training_videos
+    from videoshop_bench.datasets.synthetic import object_coverage, random_scene, render
+    from videoshop_bench.research.toy_stages import render_training_videos
 
     plain = render_training_videos(7, 4, 4, 32, 56)
     for i in range(4):
@@ -464,9 +464,9 @@ def test_training_stripes_change_only_the_objects_surface():
 def test_vae_ceiling_is_the_truths_own_round_trip():
     """evaluate_toy's vae_ceiling part scores the ground-truth edit's encode/decode round trip against the truth,
     equal to the same round trip written with diffusers' VAE API directly (posterior mode, temporal decode)."""
-    from datasets.synthetic import SyntheticDataset
-    from eval.fidelity import psnr
-    from research.evaluate_toy import _part_rows, build
+    from videoshop_bench.datasets.synthetic import SyntheticDataset
+    from videoshop_bench.eval.fidelity import psnr
+    from videoshop_bench.research.evaluate_toy import _part_rows, build
 
     ds = SyntheticDataset(2, 8, 32, 56, seed=1000, difficulty="easy")
     samples = [ds.load(i) for i in ds.sample_ids()]
@@ -485,7 +485,7 @@ def test_vae_ceiling_is_the_truths_own_round_trip():
 def test_per_edit_type_table_pairs_each_seed_with_the_seedless_source(tmp_path):
     import pandas as pd
 
-    from research.evaluate_toy import per_edit_type
+    from videoshop_bench.research.evaluate_toy import per_edit_type
 
     types = ["add_object", "remove_object"]
     src = [dict(sample_id=f"s{i}", edit_type=types[i % 2], psnr=20.0 + i, ssim=80.0, seed=42) for i in range(6)]
@@ -529,7 +529,7 @@ def test_full_gpu_recipe_dry_run_on_the_cpu(tmp_path):
 def test_contact_sheet_rows_are_the_videos_enlarged_in_order():
     """toy_contact_sheet: each video is one row of its frames (nearest-enlarged, ``gap`` px apart), rows in the
     order given (source, truth, truth via VAE, output), so the sheet shows exactly the scored videos."""
-    from research.toy_contact_sheet import sheet_rows
+    from videoshop_bench.research.toy_contact_sheet import sheet_rows
 
     rng = np.random.default_rng(0)
     videos = [rng.integers(0, 256, (3, 4, 5, 3), dtype=np.uint8) for _ in range(4)]

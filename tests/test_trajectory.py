@@ -7,7 +7,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from research.trajectory import PAPER_STATISTICS, trajectory_cosines, trajectory_statistics
+from videoshop_bench.research.trajectory import PAPER_STATISTICS, trajectory_cosines, trajectory_statistics
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 
@@ -31,7 +31,7 @@ def test_statistics_of_a_known_bend():
 
 
 def test_trajectory_preset_runs_on_the_toy_model(tmp_path):
-    from experiments.tasks import main_task
+    from videoshop_bench.experiments.tasks import main_task
 
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose("config", overrides=["experiment=trajectory", f"paths.output={tmp_path}", "device=cpu",

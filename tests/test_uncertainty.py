@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.tables import metric_columns, records_to_frame, summarize, with_intervals, write_tables
-from experiments.uncertainty import (CI_HI, CI_LO, IntervalOptions, bootstrap_interval, paired_differences,
+from videoshop_bench.experiments.tables import metric_columns, records_to_frame, summarize, with_intervals, write_tables
+from videoshop_bench.experiments.uncertainty import (CI_HI, CI_LO, IntervalOptions, bootstrap_interval, paired_differences,
                                      pareto_front, reference_label)
 
 
@@ -125,7 +125,7 @@ def test_summary_carries_intervals_that_markdown_shows_as_mean_lo_hi(tmp_path):
 
 
 def test_the_paper_comparison_shows_our_interval_beside_the_papers_number():
-    from experiments.paper import paper_comparison_table
+    from videoshop_bench.experiments.paper import paper_comparison_table
 
     summary = pd.DataFrame({"label": ["videoshop"], "method": ["videoshop"], "n": [5], "clip_tgt": [90.0],
                             "clip_tgt_ci_lo": [87.5], "clip_tgt_ci_hi": [91.25], "seconds": [10.0], "nfe": [26]})
@@ -134,7 +134,7 @@ def test_the_paper_comparison_shows_our_interval_beside_the_papers_number():
 
 
 def test_cost_plot_marks_the_front_and_skips_a_table_without_any_quality_value(tmp_path):
-    from experiments.plots import quality_metric, write_cost_plot
+    from videoshop_bench.experiments.plots import quality_metric, write_cost_plot
 
     summary = pd.DataFrame({"label": ["a", "b", "c"], "clip_tgt": [80.0, 90.0, 85.0], "seconds": [1.0, 2.0, 3.0],
                             "nfe": [10, 20, 30], "fvd_warning": ["few videos"] * 3})

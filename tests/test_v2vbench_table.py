@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from experiments.v2vbench_table import V2VBENCH_NAMES, beside_v2vbench, main, to_markdown, v2vbench_leaderboard
+from videoshop_bench.experiments.v2vbench_table import V2VBENCH_NAMES, beside_v2vbench, main, to_markdown, v2vbench_leaderboard
 
 
 def test_leaderboard_values_and_scales():
@@ -39,9 +39,9 @@ def test_v2vbench_sets_through_the_registry(tmp_path):
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from datasets.synthetic import SyntheticDataset
-    from eval.backbones import MissingWeightsError
-    from eval.registry import METRICS, set_config
+    from videoshop_bench.datasets.synthetic import SyntheticDataset
+    from videoshop_bench.eval.backbones import MissingWeightsError
+    from videoshop_bench.eval.registry import METRICS, set_config
 
     wiring = {"device": "cpu", "paths": {"cache": str(tmp_path)}}
     tiny = OmegaConf.create({**wiring, "metrics": set_config("v2vbench_tiny")}).metrics

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import _compat  # noqa: F401
 
-MAX_PROMPT_CHARS = 2000  # as datasets.schema.MAX_TEXT_CHARS: text is bounded before any model sees it
+MAX_PROMPT_CHARS = 2000  # as videoshop_bench.datasets.schema.MAX_TEXT_CHARS: text is bounded before any model sees it
 
 def model_config(name: str) -> dict:
     """A preset by name, else a local SVD checkpoint directory at SVD's size."""

@@ -3,7 +3,7 @@ the thing is and how it is built). Plain Python, no Hydra: the library and its C
 edge (experiments/) keeps its own registries of this class (tasks, methods, method sets).
 
     TASKS = Registry("task")
-    TASKS.register(Task("edit", run="experiments.runner.run_edit", reads=("model", "method")))
+    TASKS.register(Task("edit", run="videoshop_bench.experiments.runner.run_edit", reads=("model", "method")))
     TASKS.get("edit")            # the entry; an unknown name raises one line naming the choices
 """
 
@@ -74,6 +74,6 @@ class Registry(Generic[E]):
 
 
 def load_object(path: str) -> Any:
-    """The object a dotted path names (``'experiments.runner.run_edit'``), imported on demand."""
+    """The object a dotted path names (``'videoshop_bench.experiments.runner.run_edit'``), imported on demand."""
     module, _, attr = path.rpartition(".")
     return getattr(importlib.import_module(module), attr)

@@ -23,7 +23,7 @@ VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif")
 
 class SampleError(ValueError):
     """Input that cannot be used, with a one-line reason naming the file or field at fault (also exported as
-    ``datasets.SampleError``: datasets raise it for bad samples, the runner records it and goes on)."""
+    ``videoshop_bench.datasets.SampleError``: datasets raise it for bad samples, the runner records it and goes on)."""
 
 
 class VideoReadError(SampleError):

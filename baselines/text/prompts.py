@@ -29,8 +29,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from datasets.schema import MAX_TEXT_CHARS, Sample, SampleError, text_problem
-from eval.cache import fingerprint, load_json_cache, save_json_cache
+from videoshop_bench.datasets.schema import MAX_TEXT_CHARS, Sample, SampleError, text_problem
+from videoshop_bench.eval.cache import fingerprint, load_json_cache, save_json_cache
 
 REWRITE_TEMPLATE = ("Rewrite the image caption so that it describes the image after the edit.\n"
                     "Caption: {caption}\nEdit: {instruction}\nNew caption:")
@@ -124,7 +124,7 @@ class PromptResolver:
     def _model(self, role: str):
         if role in self._models:
             return self._models[role]
-        from eval.tifa import _load, _tiny_blip, _tiny_processor, tiny_tokenizer
+        from videoshop_bench.eval.tifa import _load, _tiny_blip, _tiny_processor, tiny_tokenizer
 
         if self.backbone == "tiny":
             tok = tiny_tokenizer()
@@ -158,7 +158,7 @@ class PromptResolver:
     @torch.no_grad()
     def rewrite(self, caption: str, instruction: str) -> str:
         model, tok = self._model("rewrite")
-        from eval.tifa import MAX_INPUT_TOKENS
+        from videoshop_bench.eval.tifa import MAX_INPUT_TOKENS
 
         text = self.template.format(caption=caption, instruction=instruction)
         too_long = text_problem("rewrite prompt (caption + instruction)", text, 2 * MAX_TEXT_CHARS + len(self.template))

@@ -30,20 +30,20 @@ class EditorEntry:
 
 EDITORS: Registry[EditorEntry] = Registry("first-frame editor")
 for _e in (
-    EditorEntry("none", "datasets.editors.dataset_frame.DatasetFirstFrame", "the dataset's own edited first frame",
+    EditorEntry("none", "videoshop_bench.datasets.editors.dataset_frame.DatasetFirstFrame", "the dataset's own edited first frame",
                 needs_weights=False),
-    EditorEntry("folder", "datasets.editors.folder.FolderEditor", "your own images: <folder>/<sample_id>.png",
+    EditorEntry("folder", "videoshop_bench.datasets.editors.folder.FolderEditor", "your own images: <folder>/<sample_id>.png",
                 needs_weights=False),
-    EditorEntry("instruct_pix2pix", "datasets.editors.instruct_pix2pix.InstructPix2PixEditor",
+    EditorEntry("instruct_pix2pix", "videoshop_bench.datasets.editors.instruct_pix2pix.InstructPix2PixEditor",
                 "InstructPix2Pix (Brooks et al., CVPR 2023)", hub_id="timbrooks/instruct-pix2pix",
                 options=dict(num_inference_steps=20, guidance_scale=7.5, image_guidance_scale=1.5)),
-    EditorEntry("magicbrush", "datasets.editors.magicbrush.MagicBrushEditor",
+    EditorEntry("magicbrush", "videoshop_bench.datasets.editors.magicbrush.MagicBrushEditor",
                 "MagicBrush's fine-tuned InstructPix2Pix (Zhang et al., NeurIPS 2023 D&B)",
                 hub_id="vinesmsuic/magicbrush-jul7",
                 options=dict(num_inference_steps=20, guidance_scale=7.5, image_guidance_scale=1.5)),
-    EditorEntry("flux_kontext", "datasets.editors.flux_kontext.FluxKontextEditor", "FLUX.1 Kontext [dev] (BFL, 2025)",
+    EditorEntry("flux_kontext", "videoshop_bench.datasets.editors.flux_kontext.FluxKontextEditor", "FLUX.1 Kontext [dev] (BFL, 2025)",
                 hub_id="black-forest-labs/FLUX.1-Kontext-dev", options=dict(num_inference_steps=28, guidance_scale=2.5)),
-    EditorEntry("qwen_image_edit", "datasets.editors.qwen_image_edit.QwenImageEditor", "Qwen-Image-Edit (Qwen, 2025)",
+    EditorEntry("qwen_image_edit", "videoshop_bench.datasets.editors.qwen_image_edit.QwenImageEditor", "Qwen-Image-Edit (Qwen, 2025)",
                 hub_id="Qwen/Qwen-Image-Edit", options=dict(num_inference_steps=50, true_cfg_scale=4.0)),
 ):
     EDITORS.register(_e)

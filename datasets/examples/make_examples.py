@@ -10,8 +10,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, when run as a script
 
-from datasets.folder import write_sample  # noqa: E402
-from datasets.schema import Sample  # noqa: E402
+from videoshop_bench.datasets.folder import write_sample  # noqa: E402
+from videoshop_bench.datasets.schema import Sample  # noqa: E402
 
 T, H, W = 14, 64, 112
 

@@ -28,7 +28,7 @@ OFFICIAL_COMMIT = "bc540be"
 SIDE_ARGS = ["--compat", "{root}/videoshop/_compat.py"]
 PROJECT_PATCHES = [
     "AnyV2V.models -> the components loaded from the written weights (the same files as the official side)",
-    "baselines.anyv2v.resize_frames/video_latents/first_frame_latents/clip_image_embedding/ddim_sample, AnyV2V.text, "
+    "videoshop_bench.baselines.anyv2v.resize_frames/video_latents/first_frame_latents/clip_image_embedding/ddim_sample, AnyV2V.text, "
     "AnyV2V.invert and vae.decode: recording wrappers (return values unchanged); AnyV2V.trace records the PnP sites",
 ]
 CONFIGS = {
@@ -43,7 +43,7 @@ SETTINGS = dict(side=64, num_frames=4, steps=10, inversion_steps=10, guidance_sc
 
 
 def write_weights(directory) -> dict[str, str]:
-    from baselines.text.i2vgen import build_random_i2vgen
+    from videoshop_bench.baselines.text.i2vgen import build_random_i2vgen
 
     from .weights import write_i2vgen_layout
 
@@ -51,7 +51,7 @@ def write_weights(directory) -> dict[str, str]:
 
 
 def make_inputs(config: str) -> dict[str, Any]:
-    from datasets.synthetic import make_sample
+    from videoshop_bench.datasets.synthetic import make_sample
 
     c = CONFIGS[config]
     s = make_sample(0, 1, num_frames=SETTINGS["num_frames"], height=c["height"], width=c["width"])
@@ -60,7 +60,7 @@ def make_inputs(config: str) -> dict[str, Any]:
 
 @contextmanager
 def _recording(rec: dict, method):
-    import baselines.anyv2v as av
+    import videoshop_bench.baselines.anyv2v as av
 
     names = ("resize_frames", "video_latents", "first_frame_latents", "clip_image_embedding")
     saved = {k: getattr(av, k) for k in names + ("ddim_sample",)}
@@ -93,9 +93,9 @@ def _recording(rec: dict, method):
 
 
 def run_project(weights_dir, inputs: dict, official: Any = None, **options) -> dict[str, Any]:
-    from baselines.anyv2v import AnyV2V
-    from baselines.text.i2vgen import load_i2vgen_components
-    from datasets.schema import Sample
+    from videoshop_bench.baselines.anyv2v import AnyV2V
+    from videoshop_bench.baselines.text.i2vgen import load_i2vgen_components
+    from videoshop_bench.datasets.schema import Sample
 
     n = int(inputs["steps"])
     method = AnyV2V(weights="tiny", height=int(inputs["side"]), width=int(inputs["side"]), num_inference_steps=n,
@@ -104,7 +104,7 @@ def run_project(weights_dir, inputs: dict, official: Any = None, **options) -> d
                     conv_injection=float(inputs["pnp_f_t"]), spatial_attn_injection=float(inputs["pnp_spatial_attn_t"]),
                     temporal_attn_injection=float(inputs["pnp_temp_attn_t"]), dtype="float32", **options)
     method.models = load_i2vgen_components("pretrained", {"path": str(weights_dir)}, allow_download=False)
-    from baselines.text.ddim import ddim_schedule
+    from videoshop_bench.baselines.text.ddim import ddim_schedule
 
     method.schedule = ddim_schedule(method.models.scheduler_config, n)
     method.inversion_schedule = ddim_schedule(method.models.scheduler_config, method.num_inversion_steps)

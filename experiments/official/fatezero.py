@@ -23,7 +23,7 @@ OFFICIAL_COMMIT = "9b6cb7b"
 SIDE_ARGS = ["--compat", "{root}/videoshop/_compat.py"]
 PROJECT_PATCHES = [
     "the generator of the VAE posterior draw gets the official global RNG state recorded before its draw (replay)",
-    "baselines.text.fatezero.resize_frames/short_side_center_crop/encode_prompts/ddim_invert/ddim_sample and "
+    "videoshop_bench.baselines.text.fatezero.resize_frames/short_side_center_crop/encode_prompts/ddim_invert/ddim_sample and "
     "vae.decode: recording wrappers (return values unchanged)",
 ]
 CONFIGS = {  # input size, and the project options for it
@@ -39,7 +39,7 @@ OPTIONS = dict(self_replace_steps=0.6, cross_replace_steps=0.8, is_replace_contr
 
 
 def write_weights(directory) -> dict[str, str]:
-    from baselines.text.t2v_models import SD14_SCHEDULER, load_fatezero_components
+    from videoshop_bench.baselines.text.t2v_models import SD14_SCHEDULER, load_fatezero_components
 
     from .weights import write_sd_layout
 
@@ -49,8 +49,8 @@ def write_weights(directory) -> dict[str, str]:
 
 
 def make_inputs(config: str) -> dict[str, Any]:
-    from baselines.text.fatezero import changed_words
-    from datasets.synthetic import make_sample
+    from videoshop_bench.baselines.text.fatezero import changed_words
+    from videoshop_bench.datasets.synthetic import make_sample
 
     size = CONFIGS[config]
     s = make_sample(0, 1, num_frames=SETTINGS["num_frames"], height=size["height"], width=size["width"])
@@ -67,7 +67,7 @@ def make_inputs(config: str) -> dict[str, Any]:
 
 @contextmanager
 def _recording(rec: dict):
-    import baselines.text.fatezero as fz
+    import videoshop_bench.baselines.text.fatezero as fz
 
     saved = {k: getattr(fz, k) for k in ("encode_prompts", "ddim_invert", "ddim_sample", "resize_frames",
                                          "short_side_center_crop")}
@@ -109,8 +109,8 @@ def _recording(rec: dict):
 
 
 def run_project(weights_dir, inputs: dict, official: dict, **options) -> dict[str, Any]:
-    from baselines.text.fatezero import FateZero
-    from datasets.schema import Sample
+    from videoshop_bench.baselines.text.fatezero import FateZero
+    from videoshop_bench.datasets.schema import Sample
 
     side = int(inputs["side"])
     opts = dict(OPTIONS, **inputs.get("options", {}), **options)

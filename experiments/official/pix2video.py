@@ -2,7 +2,7 @@
 
 Both sides load the same checkpoint directory (tiny SD2-depth layout, ``weights.write_sd_layout``); the depth
 estimator is not under test and is replaced on both sides by the same fixed maps (official: the ``%06d.npy`` depth
-cache that ``file_utils.load_depth`` reads; project: ``baselines.pix2video.predicted_depth`` patched to return them).
+cache that ``file_utils.load_depth`` reads; project: ``videoshop_bench.baselines.pix2video.predicted_depth`` patched to return them).
 Pix2Video draws no random number that reaches its output (inversion, DDIM eta 0), so no draws need aligning.
 
 Project-side patches (recording wrappers, return values unchanged, plus the depth replacement): see ``PROJECT_PATCHES``.
@@ -21,8 +21,8 @@ from .compare import Stage, record_decodes
 OFFICIAL_COMMIT = "304d318"
 SIDE_SCRIPT = "pix2video_side.py"
 PROJECT_PATCHES = [
-    "baselines.pix2video.predicted_depth -> the fixed depth maps (the estimator is not under test)",
-    "baselines.pix2video.resize_frames/encode_prompts/vae_encode/depth_condition/ddim_invert/ddim_sample and "
+    "videoshop_bench.baselines.pix2video.predicted_depth -> the fixed depth maps (the estimator is not under test)",
+    "videoshop_bench.baselines.pix2video.resize_frames/encode_prompts/vae_encode/depth_condition/ddim_invert/ddim_sample and "
     "vae.decode: recording wrappers (return values unchanged)",
 ]
 SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
@@ -50,7 +50,7 @@ def write_weights(directory) -> dict[str, str]:
 def make_inputs(config: str) -> dict[str, Any]:
     """Frames from the project's synthetic generator at the configuration's size, fixed smooth depth maps (24x24,
     positive), prompts and settings: what both sides receive."""
-    from datasets.synthetic import make_sample
+    from videoshop_bench.datasets.synthetic import make_sample
 
     size = CONFIGS[config]
     s = make_sample(0, 0, num_frames=SETTINGS["num_frames"], height=size["height"], width=size["width"])
@@ -63,7 +63,7 @@ def make_inputs(config: str) -> dict[str, Any]:
 
 @contextmanager
 def _recording(rec: dict, depth: np.ndarray):
-    import baselines.pix2video as p2v
+    import videoshop_bench.baselines.pix2video as p2v
 
     saved = {k: getattr(p2v, k) for k in ("predicted_depth", "resize_frames", "encode_prompts", "vae_encode",
                                          "depth_condition", "ddim_invert", "ddim_sample")}
@@ -96,9 +96,9 @@ def _recording(rec: dict, depth: np.ndarray):
 
 def run_project(weights_dir, inputs: dict, official: Any = None, **options) -> dict[str, Any]:
     """The project's Pix2Video on ``inputs`` with the checkpoint in ``weights_dir``; returns the recorded stages."""
-    from baselines.pix2video import Pix2Video
-    from baselines.text.models import load_pretrained_sd
-    from datasets.schema import Sample
+    from videoshop_bench.baselines.pix2video import Pix2Video
+    from videoshop_bench.baselines.text.models import load_pretrained_sd
+    from videoshop_bench.datasets.schema import Sample
 
     side = int(inputs["side"])
     method = Pix2Video(weights="tiny", height=side, width=side, num_inference_steps=int(inputs["steps"]),

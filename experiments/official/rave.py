@@ -22,7 +22,7 @@ OFFICIAL_COMMIT = "3a64224"
 SIDE_ARGS = ["--compat", "{root}/videoshop/_compat.py"]
 PROJECT_PATCHES = [
     "RAVE.control_images -> the fixed control maps (the Zoe annotator is not under test)",
-    "baselines.rave.resize_frames/grid_resize_frames/encode_prompts/arrange_grids/unarrange_grids, RAVE.invert and vae.decode: "
+    "videoshop_bench.baselines.rave.resize_frames/grid_resize_frames/encode_prompts/arrange_grids/unarrange_grids, RAVE.invert and vae.decode: "
     "recording wrappers (return values unchanged)",
 ]
 CONFIGS = {
@@ -38,7 +38,7 @@ SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, b
 def write_weights(directory) -> dict[str, str]:
     from pathlib import Path
 
-    from baselines.text.models import build_random_sd
+    from videoshop_bench.baselines.text.models import build_random_sd
 
     from .weights import checksums, diffusers_config_dict, write_sd_layout, _save_state, _write_json
 
@@ -54,8 +54,8 @@ def write_weights(directory) -> dict[str, str]:
 
 
 def make_inputs(config: str) -> dict[str, Any]:
-    from baselines.rave import rave_cell_size
-    from datasets.synthetic import make_sample
+    from videoshop_bench.baselines.rave import rave_cell_size
+    from videoshop_bench.datasets.synthetic import make_sample
 
     size = CONFIGS[config]
     s = make_sample(0, 2, num_frames=SETTINGS["num_frames"], height=size["height"], width=size["width"])
@@ -75,7 +75,7 @@ def make_inputs(config: str) -> dict[str, Any]:
 
 @contextmanager
 def _recording(rec: dict, method, maps: np.ndarray):
-    import baselines.rave as rv
+    import videoshop_bench.baselines.rave as rv
 
     saved = {k: getattr(rv, k) for k in ("resize_frames", "grid_resize_frames", "encode_prompts", "arrange_grids",
                                          "unarrange_grids")}
@@ -101,9 +101,9 @@ def _recording(rec: dict, method, maps: np.ndarray):
 
 
 def run_project(weights_dir, inputs: dict, official: Any = None, **options) -> dict[str, Any]:
-    from baselines.rave import RAVE
-    from baselines.text.models import load_pretrained_sd
-    from datasets.schema import Sample
+    from videoshop_bench.baselines.rave import RAVE
+    from videoshop_bench.baselines.text.models import load_pretrained_sd
+    from videoshop_bench.datasets.schema import Sample
 
     method = RAVE(weights="tiny", grid_size=int(inputs["grid_size"]), cell_area=int(inputs["cell_area"]),
                   num_inference_steps=int(inputs["steps"]), num_inversion_steps=int(inputs["steps"]),

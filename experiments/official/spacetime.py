@@ -30,7 +30,7 @@ OFFICIAL_COMMIT = "da9d4c3"
 SIDE_ARGS = ["--compat", "{root}/videoshop/_compat.py"]
 PROJECT_PATCHES = [
     "Spacetime.unet/vae/text_encoder/tokenizer -> the components loaded from the written weights (the same files)",
-    "baselines.text.spacetime.resize_frames, Spacetime.source_latents/prompt_embeddings/invert/initial_noisy_latent/"
+    "videoshop_bench.baselines.text.spacetime.resize_frames, Spacetime.source_latents/prompt_embeddings/invert/initial_noisy_latent/"
     "guidance_step/denoise_step, SpaceTimeFeatures.run (reference features), vae.decode: recording wrappers "
     "(return values unchanged)",
     "Spacetime.restart_noise -> the official restart noises in draw order (replay: the official code draws them "
@@ -49,7 +49,7 @@ SITES = {"up1.resnets1.conv": "decoder_res1_block1_spatial_convolution",
 
 
 def write_weights(directory) -> dict[str, str]:
-    from baselines.text.t2v_models import ZEROSCOPE_SCHEDULER, load_t2v_components
+    from videoshop_bench.baselines.text.t2v_models import ZEROSCOPE_SCHEDULER, load_t2v_components
 
     from .weights import write_sd_layout
 
@@ -66,7 +66,7 @@ def official_tiny_unet(seed: int = 0):
     ``norm_num_groups``), so the project's 8-group stand-in cannot be built there."""
     from diffusers import UNet3DConditionModel
 
-    from baselines.text.models import _seeded
+    from videoshop_bench.baselines.text.models import _seeded
 
     unet = _seeded(seed, lambda: UNet3DConditionModel(
         sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64, 64),
@@ -77,7 +77,7 @@ def official_tiny_unet(seed: int = 0):
 
 
 def make_inputs(config: str) -> dict[str, Any]:
-    from datasets.synthetic import make_sample
+    from videoshop_bench.datasets.synthetic import make_sample
 
     c = CONFIGS[config]
     s = make_sample(0, 3, num_frames=SETTINGS["num_frames"], height=c["height"], width=c["width"])
@@ -86,7 +86,7 @@ def make_inputs(config: str) -> dict[str, Any]:
 
 @contextmanager
 def _recording(rec: dict, method):
-    import baselines.text.spacetime as st
+    import videoshop_bench.baselines.text.spacetime as st
 
     saved_resize, saved_run = st.resize_frames, st.SpaceTimeFeatures.run
 
@@ -113,9 +113,9 @@ def _recording(rec: dict, method):
 
 
 def run_project(weights_dir, inputs: dict, official: Any = None, **options) -> dict[str, Any]:
-    from baselines.text.spacetime import Spacetime
-    from baselines.text.t2v_models import load_t2v_components
-    from datasets.schema import Sample
+    from videoshop_bench.baselines.text.spacetime import Spacetime
+    from videoshop_bench.baselines.text.t2v_models import load_t2v_components
+    from videoshop_bench.datasets.schema import Sample
 
     method = Spacetime(weights="tiny", height=int(inputs["height"]), width=int(inputs["width"]),
                        max_frames=int(inputs["num_frames"]), num_inference_steps=int(inputs["steps"]),

@@ -158,12 +158,12 @@ def checksums(directory: str | os.PathLike) -> dict[str, str]:
 
 
 def build_tiny_sd(*, in_channels: int = 4, sd2: bool = False, seed: int = 0, sample_size: int = 8):
-    """The project's tiny random text encoder, tokenizer and VAE (baselines.text.models, one ``seed``) with an
+    """The project's tiny random text encoder, tokenizer and VAE (videoshop_bench.baselines.text.models, one ``seed``) with an
     SD-layout tiny UNet (``sd_layout_unet_config``) from the same seed sequence."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from baselines.text.models import _seeded, text_encoder_config, tiny_clip_tokenizer, vae_config
+    from videoshop_bench.baselines.text.models import _seeded, text_encoder_config, tiny_clip_tokenizer, vae_config
 
     unet = _seeded(seed, lambda: UNet2DConditionModel(**sd_layout_unet_config(in_channels, 32, sd2, sample_size)))
     vae = _seeded(seed + 1, lambda: AutoencoderKL(**vae_config("tiny")))
@@ -191,7 +191,7 @@ def clip_image_processor_dict(proc) -> dict[str, Any]:
 
 def write_i2vgen_layout(directory: str | os.PathLike, comps) -> dict[str, str]:
     """I2VGen-XL pipeline directory (unet/, vae/, text_encoder/, tokenizer/, image_encoder/, feature_extractor/,
-    scheduler/) from ``baselines.text.i2vgen.I2VGenXLComponents``, in the layout diffusers 0.26 / transformers 4.38
+    scheduler/) from ``videoshop_bench.baselines.text.i2vgen.I2VGenXLComponents``, in the layout diffusers 0.26 / transformers 4.38
     load (CLIP text keys under ``text_model.``; ``*.bin``; plain configs). Returns ``{relative path: sha256}``."""
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)

@@ -86,7 +86,7 @@ def percentile_interval(draws: np.ndarray, confidence: float = 0.95) -> tuple[np
 
 def paper_row(label: str) -> Optional[str]:
     """The paper's Table 4 row for a method label (``bdia`` -> ``BDIA``; sweep labels use their method)."""
-    from experiments.methods import paper_row_names
+    from videoshop_bench.experiments.methods import paper_row_names
 
     return paper_row_names().get(str(label).split("[")[0])
 
@@ -96,7 +96,7 @@ def preference_table(kept: pd.DataFrame, baselines: Sequence[str], questions: Se
     """Long table: per question, one row per baseline plus ``Average`` (the mean over the baselines the paper
     reports, as its Average row) and, when the study has others, ``Average (all baselines)``: the share (%)
     preferring the reference, its interval, counts, and the paper's number with the difference."""
-    from experiments.paper import paper_table
+    from videoshop_bench.experiments.paper import paper_table
 
     paper = paper_table("table4").set_index("baseline")
     order = list(paper.index)

@@ -1,12 +1,12 @@
-"""The study's pages in headless chromium (``experiments.headless.Browser``): the browser test's helpers and the
-documentation screenshots (``python -m experiments.study.browser --study DIR --out docs/``)."""
+"""The study's pages in headless chromium (``videoshop_bench.experiments.headless.Browser``): the browser test's helpers and the
+documentation screenshots (``python -m videoshop_bench.experiments.study.browser --study DIR --out docs/``)."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from experiments.headless import CHROMIUM, Browser  # noqa: F401  (CHROMIUM re-exported for the test)
+from videoshop_bench.experiments.headless import CHROMIUM, Browser  # noqa: F401  (CHROMIUM re-exported for the test)
 
 def videos_playing(b: Browser, timeout: float = 30) -> bool:
     """Wait until the trial's three videos are playable and advancing."""
@@ -68,7 +68,7 @@ def play_in_browser(b: Browser, base_url: str, token: str, manifest: dict, seed:
 
 
 def main(argv=None) -> None:
-    """``python -m experiments.study.browser --url URL --study DIR --out docs/ [--play]``: documentation screenshots
+    """``python -m videoshop_bench.experiments.study.browser --url URL --study DIR --out docs/ [--play]``: documentation screenshots
     of a served study (the first lab token's trial page and the admin page); ``--play``: that rater then answers
     every trial in the browser with simulated choices (the screenshot is taken after ``--after`` votes)."""
     import argparse

@@ -84,7 +84,7 @@ def run_dirs_under(path: str | Path) -> list[Path]:
 def collect_outputs(dirs: Iterable[str | Path]) -> tuple[list[Output], list[str]]:
     """Every finished output in the results folders ``dirs``, and one note per left-out sample (failed, diverged,
     unreadable record, missing media)."""
-    from experiments.report import read_records
+    from videoshop_bench.experiments.report import read_records
 
     runs = [r for d in dirs for r in run_dirs_under(d)]
     records, media, problems = read_records(runs)

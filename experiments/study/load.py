@@ -1,7 +1,7 @@
 """Load figure: N simulated raters (default 50) play a study concurrently over loopback against a real uvicorn
 server process; prints the response-time percentiles and checks that no vote was lost or counted twice.
 
-    python -m experiments.study.load --runs multirun/edit/paper_table2_smoke [--raters 50] [--trials 10]
+    python -m videoshop_bench.experiments.study.load --runs multirun/edit/paper_table2_smoke [--raters 50] [--trials 10]
 
 The study is built from ``--runs`` into a temporary folder, with enough rater slots for every simulated rater; each
 rater resends every second vote once (a double click), which must not be stored again. Votes are SIMULATED.
@@ -53,7 +53,7 @@ def run_load(runs: list[str], n_raters: int = 50, trials: int = 10, port: int = 
         m = build_study(runs, st, trials_per_rater=trials, raters_per_pair=k, attention_rate=0.2, seed=seed,
                         lab_raters=0)
         url, dburl = f"http://127.0.0.1:{port}", f"sqlite:///{Path(tmp) / 'votes.db'}"
-        proc = subprocess.Popen([sys.executable, "-m", "experiments.study.server", "--dir", str(st), "--db", dburl,
+        proc = subprocess.Popen([sys.executable, "-m", "videoshop_bench.experiments.study.server", "--dir", str(st), "--db", dburl,
                                  "--port", str(port)])
         try:
             _wait_up(url, proc)

@@ -229,7 +229,7 @@ def serve(study_dir: str | Path, db_url: Optional[str] = None, host: str = "127.
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    """``python -m experiments.study.server --dir STUDY [--db URL] [--port 8765]``: the server without Hydra."""
+    """``python -m videoshop_bench.experiments.study.server --dir STUDY [--db URL] [--port 8765]``: the server without Hydra."""
     import argparse
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -95,7 +95,7 @@ def run_study_analyze(cfg: DictConfig, label: Optional[str] = None) -> dict:
                            lower_is_better=a["lower_is_better"], exclude_raters=a.get("exclude_raters") or ())
     print((d / "table4_human.md").read_text())
     print((d / "metrics_vs_people.md").read_text())
-    from experiments.loggers import make_logger
+    from videoshop_bench.experiments.loggers import make_logger
 
     logger_cfg = OmegaConf.to_container(cfg.logger, resolve=True) if cfg.get("logger") else None
     try:  # W&B (offline by default) into the study folder, beside the tables
@@ -113,7 +113,7 @@ def link_galleries(runs, study_dir: Path) -> None:
     import json
     import os
 
-    from experiments.report import write_gallery
+    from videoshop_bench.experiments.report import write_gallery
 
     from .design import run_dirs_under
     from .report import REPORT
