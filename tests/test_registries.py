@@ -74,15 +74,15 @@ METRIC_SETS.register(MetricSet("throwaway_metrics", ("ssim",)), replace=True)
 def one_layer_wan(size):
     """Wan 2.1 I2V with a one-layer transformer: a new family is its configs, modules, pipeline and scheduler, and
     its model mappings (here the tiny stand-in only: no released checkpoint), no YAML file."""
-    from videoshop.flow_models import wan21_i2v_configs
+    from videoshop.wan import wan21_i2v_configs
 
     cfg = wan21_i2v_configs(size)
     cfg["transformer"] = dict(cfg["transformer"], num_layers=1)
     return cfg
 
 
-FAMILIES.register(ModelFamily("wan_one_layer", "Wan 2.1 I2V, one layer", "videoshop.flow_pipeline.WanVideoshopPipeline",
-                              configs=one_layer_wan, modules="videoshop.flow_models.wan_modules",
+FAMILIES.register(ModelFamily("wan_one_layer", "Wan 2.1 I2V, one layer", "videoshop.wan.WanVideoshopPipeline",
+                              configs=one_layer_wan, modules="videoshop.wan.wan_modules",
                               scheduler="diffusers.FlowMatchEulerDiscreteScheduler"), replace=True)
 '''
 PRESET = '''# @package _global_

@@ -145,8 +145,8 @@ def built_family(name: str) -> ModelFamily:
 
 
 _FM = "diffusers.FlowMatchEulerDiscreteScheduler"
-_FLOW = dict(scheduler=_FM, sampler="videoshop.flow_models.euler_scheduler_for")
-_WAN = dict(pipeline="videoshop.flow_pipeline.WanVideoshopPipeline", modules="videoshop.flow_models.wan_modules",
+_FLOW = dict(scheduler=_FM, sampler="videoshop.flow_pipeline.euler_scheduler_for")
+_WAN = dict(pipeline="videoshop.wan.WanVideoshopPipeline", modules="videoshop.wan.wan_modules",
             **_FLOW)
 
 
@@ -166,17 +166,17 @@ for _f in (
                           toy=dict(kind="pretrained", path="videoshop/assets/toy", dtype="float32", num_frames=8,
                                    height=32, width=56, synthetic_difficulty="easy")),
                 names=dict(tiny="tiny", toy="toy", xt="svd_xt")),
-    ModelFamily("wan21_i2v", "Wan 2.1 I2V (flow)", configs="videoshop.flow_models.wan21_i2v_configs", **_WAN,
+    ModelFamily("wan21_i2v", "Wan 2.1 I2V (flow)", configs="videoshop.wan.wan21_i2v_configs", **_WAN,
                 checkpoint=_native("Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", "bfloat16", 81, 480, 832),
                 options=dict(max_sequence_length=512)),
-    ModelFamily("wan22_i2v", "Wan 2.2 I2V-A14B (flow, two experts)", configs="videoshop.flow_models.wan22_i2v_configs",
+    ModelFamily("wan22_i2v", "Wan 2.2 I2V-A14B (flow, two experts)", configs="videoshop.wan.wan22_i2v_configs",
                 **_WAN, checkpoint=_native("Wan-AI/Wan2.2-I2V-A14B-Diffusers", "bfloat16", 81, 480, 832),
                 options=dict(max_sequence_length=512, guidance_scale_2=None)),  # null: the method's CFG scale
-    ModelFamily("wan22_ti2v", "Wan 2.2 TI2V-5B (flow)", configs="videoshop.flow_models.wan22_ti2v_configs", **_WAN,
+    ModelFamily("wan22_ti2v", "Wan 2.2 TI2V-5B (flow)", configs="videoshop.wan.wan22_ti2v_configs", **_WAN,
                 checkpoint=_native("Wan-AI/Wan2.2-TI2V-5B-Diffusers", "bfloat16", 121, 704, 1280),
                 options=dict(max_sequence_length=512)),
-    ModelFamily("ltx_i2v", "LTX-Video I2V (flow)", "videoshop.flow_pipeline.LTXVideoshopPipeline",
-                configs="videoshop.flow_models.ltx_i2v_configs", modules="videoshop.flow_models.ltx_modules", **_FLOW,
+    ModelFamily("ltx_i2v", "LTX-Video I2V (flow)", "videoshop.ltx.LTXVideoshopPipeline",
+                configs="videoshop.ltx.ltx_i2v_configs", modules="videoshop.ltx.ltx_modules", **_FLOW,
                 checkpoint=_native("Lightricks/LTX-Video", "bfloat16", 161, 512, 704),
                 options=dict(max_sequence_length=128, frame_rate=25, decode_timestep=0.0)),
     ModelFamily("cogvideox_i2v", "CogVideoX-I2V (VP, DDIM)", "videoshop.cogvideox.CogVideoXVideoshopPipeline",
