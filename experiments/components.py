@@ -22,8 +22,25 @@ from .methods import uses_video_model
 EDIT_KEYS = ("task", "seed", "frames_policy", "method", "model", "runtime")  # with dataset.loader: what edit_hash hashes
 
 
+NAMESPACE = "videoshop_bench."
+
+
+def without_namespace(obj: Any) -> Any:
+    """``obj`` with the install namespace's prefix ``videoshop_bench.`` dropped from every string that starts with it
+    (a ``_target_`` then reads as the folder path it had before): where the project's code is imported from is not
+    part of what a run computed, so hashes of runs made before the namespace (issue 33, Build 6) still match."""
+    if isinstance(obj, str):
+        return obj[len(NAMESPACE):] if obj.startswith(NAMESPACE) else obj
+    if isinstance(obj, dict):
+        return {k: without_namespace(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [without_namespace(v) for v in obj]
+    return obj
+
+
 def stable_hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """Short SHA-256 of ``obj`` as sorted JSON, install namespace dropped (``without_namespace``)."""
+    return hashlib.sha256(json.dumps(without_namespace(obj), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def container(node) -> Any:

@@ -4,8 +4,9 @@ Hydra refuses ``foo=1`` for a key the config lacks, but ``+foo=1`` adds it and a
 would change nothing, silently. A key is known when some file under conf/ declares it: the top-level keys of
 conf/config.yaml and of every global preset (``# @package _global_``: experiment/, smoke/), the config groups, and
 one level down, the keys any option of a group (conf/<group>/*.yaml) or a global preset gives that section; the
-``metrics`` group is composed from eval/registry.py and the keys every dataset shares come from
-datasets/registry.py (experiments/stored_configs.py). Method
+``metrics`` group is composed from eval/registry.py, the keys every dataset shares come from
+datasets/registry.py and the ``model`` keys from every family's mappings in videoshop/families.py
+(experiments/stored_configs.py). Method
 options are checked against the method's constructor instead (config_schema.method_option_problems); metric nodes
 are open (``+metrics.mine={_target_: ...}`` adds a metric).
 """
@@ -21,8 +22,9 @@ import yaml
 from omegaconf import DictConfig
 
 from videoshop_bench.datasets.registry import DATASETS, dataset_node
+from videoshop.families import model_presets
 
-from .stored_configs import GROUP as METRICS_GROUP
+from .stored_configs import GROUP as METRICS_GROUP, MODEL_GROUP
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 REPO = CONF.parent
@@ -42,7 +44,7 @@ def declared_keys() -> dict[str, set[str]]:
     """Section ("" = top level) -> the keys some file under conf/ declares for it."""
     known: dict[str, set[str]] = {"": {"hydra"}}
     groups = [d for d in CONF.iterdir() if d.is_dir()]
-    known[""] |= {d.name for d in groups} | {METRICS_GROUP}  # metrics: a group of the config store, no folder
+    known[""] |= {d.name for d in groups} | {METRICS_GROUP, MODEL_GROUP}  # groups of the config store, no folder
     global_files = [CONF / "config.yaml", *CONF.glob("*.yaml")]
     for d in groups:
         for f in d.glob("*.yaml"):
@@ -66,7 +68,8 @@ def unknown_key_problems(cfg: DictConfig, schemas: dict[str, type]) -> list[str]
     """One line per top-level key, or key of a section, that no file under conf/ (nor a schema) declares."""
     from dataclasses import fields
 
-    known = declared_keys()
+    known = dict(declared_keys())
+    known[MODEL_GROUP] = known.get(MODEL_GROUP, set()).union(*model_presets().values())  # the registry, as it is now
     problems = []
     for key in cfg.keys():
         key = str(key)

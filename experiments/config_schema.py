@@ -20,8 +20,7 @@ from typing import Any, Callable, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from videoshop.config import VideoshopConfig
-from videoshop.families import FAMILIES
-from videoshop.models import COMPONENT_BUILDERS
+from videoshop.families import DEFAULT_FAMILY, FAMILIES, KINDS
 from videoshop.options import MAX_FRAMES, Check, declared_options, option_checks, option_classes, unknown_option
 from videoshop.registry import load_object
 
@@ -90,7 +89,7 @@ class ClaimSchema:
 @dataclass
 class ModelSchema:
     name: str = spec("str", required=True)
-    kind: str = spec("str", required=True, choices=tuple(COMPONENT_BUILDERS))  # videoshop.models.COMPONENT_BUILDERS
+    kind: str = spec("str", required=True, choices=KINDS)  # how its modules are made (videoshop.families.KINDS)
     dtype: str = spec("str", choices=("auto", "float32", "float16", "bfloat16"))
     num_frames: int = spec("int", required=True, min=2, max=MAX_FRAMES)
     height: int = spec("int", required=True, min=8, max=4096, multiple_of=8)
@@ -258,16 +257,29 @@ def device_problem(device: str) -> Optional[str]:
     return None
 
 
+def model_family_problems(model: dict) -> list[str]:
+    """``model.family`` names a registered family, and the family's own keys fit their declaration
+    (``ModelFamily.options``: ``model.max_sequence_length=abc`` is one line)."""
+    family = model.get("family") or DEFAULT_FAMILY
+    if not isinstance(family, str):
+        return []  # ModelSchema's line
+    if family not in FAMILIES:
+        return [f"model.family={family}: must be one of {', '.join(FAMILIES.names())} (videoshop.families.FAMILIES)"]
+    problems = []
+    for key, check in FAMILIES.get(family).option_checks().items():
+        why = check.problem(model[key]) if key in model else None
+        if why:
+            problems.append(f"model.{key}={_show(model[key])}: {why}")
+    return problems
+
+
 def cross_key_problems(c: dict) -> list[str]:
     """Rules that involve several keys (c: the resolved sections by path)."""
     problems = []
     top, method = c.get("", {}), c.get("method") or {}
     if isinstance(top.get("task"), str) and top["task"] not in TASKS:
         problems.append(f"task={top['task']}: must be one of {', '.join(TASKS.names())} (experiments/task_registry.py TASKS)")
-    family = (c.get("model") or {}).get("family")
-    if isinstance(family, str) and family not in FAMILIES:
-        problems.append(f"model.family={family}: must be one of {', '.join(FAMILIES.names())} "
-                        "(videoshop.families.FAMILIES)")
+    problems += model_family_problems(c.get("model") or {})
     dev = top.get("device")
     if isinstance(dev, str) and DEVICE_RE.match(dev):
         p = device_problem(dev)

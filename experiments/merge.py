@@ -44,7 +44,11 @@ def class_path(obj: Any) -> str:
 
 
 def _load_class(path: str):
+    """The class stored as ``path``; a path saved before the install namespace (no prefix) is looked up under
+    ``videoshop_bench.`` (issue 33, Build 6)."""
     module, _, name = path.rpartition(".")
+    if module.split(".")[0] in ("baselines", "datasets", "eval", "experiments", "research"):
+        module = f"videoshop_bench.{module}"
     return getattr(importlib.import_module(module), name)
 
 

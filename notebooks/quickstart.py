@@ -14,18 +14,19 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]) if "__file__" in globals() else "..")
 from videoshop_bench.datasets.synthetic import make_sample  # noqa: E402
-from videoshop.models import MODEL_PRESETS, build_pipeline  # noqa: E402
+from videoshop.families import model_preset  # noqa: E402
+from videoshop.models import build_pipeline  # noqa: E402
 
 OUT = Path(sys.argv[1]) if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else Path("outputs/quickstart")
 OUT.mkdir(parents=True, exist_ok=True)
 
 # %% [markdown]
 # ## 1. The pipeline and a sample
-# `build_pipeline` takes a plain model mapping: a preset (svd, svd_xt, svd_random, tiny, toy) or your own
+# `build_pipeline` takes a plain model mapping: a preset (`model_preset`: svd, svd_xt, svd_random, tiny, toy, ...) or your own
 # (`kind`, `hub_id`/`path`, `dtype`, `num_frames`, `height`, `width`).
 
 # %%
-toy = MODEL_PRESETS["toy"]
+toy = model_preset("toy")
 pipe = build_pipeline(toy, device="cpu")
 pipe.set_progress_bar_config(disable=True)
 sample = make_sample(1000, 3, num_frames=toy["num_frames"], height=toy["height"], width=toy["width"],

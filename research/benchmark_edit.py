@@ -38,6 +38,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from videoshop import _compat  # noqa: F401
+import videoshop_bench.experiments  # noqa: F401,E402  (the config store: metric sets, dataset entries, model families, before composing)
 from videoshop.speed import peak_memory_mb, reset_peak_memory
 
 log = logging.getLogger("benchmark_edit")

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from videoshop import _compat  # noqa: F401
+from videoshop.families import model_preset, model_presets
 from videoshop.edm import edm_coefficients, karras_sigmas, truncate_by_strength
 from videoshop.inversion import InversionOptions, invert
 from videoshop.sampling import regenerate
@@ -61,15 +62,13 @@ def analytic_case(seed: int = 0):
 
 def svd_case(model: str, seed: int = 0):
     """Normalised clean latents of the first synthetic video and a factory of the source-conditioned network."""
-    from omegaconf import OmegaConf
-
     from videoshop_bench.datasets.synthetic import SyntheticDataset
     from videoshop.models import build_pipeline
     from videoshop.conditioning import to_model_pixels
     from videoshop.config import VideoshopConfig
     from videoshop.latents import normalize_latents
 
-    mcfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / f"{model}.yaml"), resolve=True)
+    mcfg = model_preset(model)
     pipe = build_pipeline(mcfg, "cpu")
     h, w, t = int(mcfg["height"]), int(mcfg["width"]), int(mcfg["num_frames"])
     ds = SyntheticDataset(name="synthetic", num_samples=1, num_frames=t, height=h, width=w, seed=seed)
@@ -113,8 +112,8 @@ def main(argv=None) -> pd.DataFrame:
         if model == "analytic":
             x0, make = analytic_case()
         else:
-            if not (ROOT / "conf" / "model" / f"{model}.yaml").exists():
-                print(f"[skip] model {model}: conf/model/{model}.yaml does not exist")
+            if model not in model_presets():
+                print(f"[skip] model {model}: no such model mapping (videoshop.families.model_presets)")
                 continue
             try:
                 x0, make = svd_case(model)

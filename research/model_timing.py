@@ -1,5 +1,5 @@
 """Seconds per Videoshop edit for model configs: `python -m videoshop_bench.research.model_timing [MODEL ...]` (default: the tiny
-stand-ins). Builds conf/model/<MODEL>.yaml with videoshop.models.build_pipeline, edits one random video with the
+stand-ins). Builds model=<MODEL>'s mapping (videoshop.families.model_preset) with videoshop.models.build_pipeline, edits one random video with the
 default Videoshop settings (a warm-up, then the median of --repeats runs) and prints a Markdown row per model with
 the network evaluations, CPU seconds and wall seconds."""
 
@@ -7,20 +7,18 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
+from videoshop.families import FAMILIES, model_preset
 from videoshop.models import build_pipeline
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
-TINY = ["tiny", "wan21_i2v_tiny", "wan22_i2v_tiny", "wan22_ti2v_tiny", "ltx_i2v_tiny", "cogvideox_i2v_tiny"]
+TINY = [f.model_name("tiny") for f in FAMILIES if "tiny" in f.kinds()]  # every family's tiny stand-in
 
 
 def time_model(name: str, device: str = "cpu", repeats: int = 3) -> dict:
-    cfg = yaml.safe_load((CONF / f"{name}.yaml").read_text())
+    cfg = model_preset(name)
     pipe = build_pipeline(cfg, device=device)
     pipe.set_progress_bar_config(disable=True)
     rng = np.random.default_rng(0)

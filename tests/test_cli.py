@@ -39,27 +39,11 @@ def test_cli_missing_weights_fail_fast_with_one_line(tmp_path):
     assert proc.stderr.strip().count("\n") == 0 and "model.path" in proc.stderr
 
 
-def test_cli_model_presets_agree_with_the_hydra_model_configs():
-    """The CLI's in-package presets and conf/model/*.yaml describe each model with the same values."""
-    import os
-
-    from omegaconf import OmegaConf
-
-    from videoshop.models import MODEL_PRESETS, _repo_relative
-
-    for name, preset in MODEL_PRESETS.items():
-        conf = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / f"{name}.yaml"))
-        for key, value in preset.items():
-            if key == "path":
-                assert os.path.samefile(_repo_relative(conf[key]), value), name
-            else:
-                assert conf.get(key) == value, (name, key, conf.get(key), value)
-
-
 def test_cli_runs_a_text_conditioned_flow_model_and_asks_for_its_prompt(tmp_path):
     """--model wan21_i2v_tiny (a flow-matching stand-in): refused in one line without --prompt; with it, the edit
     equals the library pipeline's on the same inputs (resized frames, same seed)."""
-    from videoshop.models import MODEL_PRESETS, build_pipeline
+    from videoshop.families import model_preset
+    from videoshop.models import build_pipeline
 
     s = make_sample(0, 2, num_frames=9, height=32, width=64)
     write_video(tmp_path / "in.mp4", s.source_video)
@@ -79,7 +63,7 @@ def test_cli_runs_a_text_conditioned_flow_model_and_asks_for_its_prompt(tmp_path
 
     torch.set_num_threads(1)
     video, _ = read_video(tmp_path / "in.mp4")
-    pipe = build_pipeline(MODEL_PRESETS["wan21_i2v_tiny"], "cpu")
+    pipe = build_pipeline(model_preset("wan21_i2v_tiny"), "cpu")
     ref = pipe(video=video, edited_image=s.edited_image, prompt="a red square", source_prompt="a red square",
                generator=torch.Generator().manual_seed(42), height=32, width=64, strength=0.55, threshold=1.0,
                num_inference_steps=4, min_guidance_scale=4.0, max_guidance_scale=4.0)

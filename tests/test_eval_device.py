@@ -201,7 +201,7 @@ class _FakeCoTracker(torch.nn.Module):
 
 
 def test_cotracker_follows_its_metric(cfg, samples, monkeypatch):
-    import videoshop_bench.eval.tracking
+    from videoshop_bench.eval import tracking as eval_tracking
 
     calls = []
 
@@ -209,7 +209,7 @@ def test_cotracker_follows_its_metric(cfg, samples, monkeypatch):
         calls.append(torch.device(device))
         return shared(("test-fake-cotracker", str(device)), lambda: _FakeCoTracker().to(device))
 
-    monkeypatch.setattr(eval.tracking, "load_cotracker", fake_load)
+    monkeypatch.setattr(eval_tracking, "load_cotracker", fake_load)
     tracking = {"tracker": "cotracker", "cotracker_repo": "unused", "cotracker_checkpoint": "unused", "grid_size": 8,
                 "cache_dir": None}  # masks cached in memory only, so clearing it makes the predictor run again
     s = samples[0]

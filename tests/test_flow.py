@@ -101,7 +101,7 @@ def test_no_threshold_ablation_goes_non_finite_and_edict_is_refused():
 def _cogvideox_scheduler():
     from diffusers import CogVideoXDDIMScheduler
 
-    from videoshop.flow_models import cogvideox_i2v_configs
+    from videoshop.cogvideox import cogvideox_i2v_configs
 
     return CogVideoXDDIMScheduler(**cogvideox_i2v_configs("tiny")["scheduler"])
 

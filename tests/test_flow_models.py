@@ -16,7 +16,8 @@ from diffusers.pipelines.cogvideo.pipeline_cogvideox_image2video import retrieve
 from PIL import Image
 
 from videoshop.flow import channels_first, edm_equivalent_sigma, frames_first, sample_flow_euler
-from videoshop.flow_models import build_flow_components, full_size_parameter_counts, pipeline_class
+from videoshop.families import model_preset
+from videoshop.family_models import build_family_components, full_size_parameter_counts, pipeline_class
 from videoshop.models import MissingWeightsError, build_pipeline
 from videoshop.vp import vp_sigma
 
@@ -31,9 +32,9 @@ OFFICIAL = {"wan21_i2v": WanImageToVideoPipeline, "wan22_i2v": WanImageToVideoPi
 
 @pytest.fixture(scope="module", params=sorted(TINY))
 def tiny_flow_pipeline(request):
-    pipe = pipeline_class(request.param)(**build_flow_components(request.param, "tiny", seed=0))
+    pipe = pipeline_class(request.param)(**build_family_components(request.param, "tiny", seed=0))
     pipe.set_progress_bar_config(disable=True)
-    pipe.model_options = {"max_sequence_length": 16}  # as conf/model/*_tiny.yaml
+    pipe.model_options = {"max_sequence_length": 16}  # as the tiny mappings (videoshop/families.py)
     return request.param, pipe
 
 
@@ -170,10 +171,8 @@ def test_full_size_architectures_have_the_published_sizes():
 
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_missing_real_weights_fail_in_one_line(name, monkeypatch):
-    import yaml
-
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    cfg = yaml.safe_load((Path(CONF) / "model" / f"{name}.yaml").read_text())
+    cfg = model_preset(name)
     with pytest.raises(MissingWeightsError) as e:
         build_pipeline(cfg, device="cpu")
     assert cfg["hub_id"] in str(e.value) and "\n" not in str(e.value)

@@ -7,6 +7,12 @@ ROOT = Path(__file__).resolve().parents[1]
 FLOOR = {"videoshop": 1, "datasets": 1, "eval": 2, "baselines": 3, "experiments": 4, "research": 5, "run": 6, "notebooks": 6}
 # the two floor-1 folders: datasets may use videoshop (I/O, files, seeds), never the other way round
 BELOW = {("datasets", "videoshop")}
+NAMESPACE = "videoshop_bench."  # the install namespace of the top-level folders (videoshop_bench/__init__.py)
+
+
+def local(name: str) -> str:
+    """A module name without the install prefix ``videoshop_bench.`` (the folder layout the floors are written in)."""
+    return name[len(NAMESPACE):] if name.startswith(NAMESPACE) else name
 
 
 def imported_folders(path: Path) -> set[str]:
@@ -14,9 +20,9 @@ def imported_folders(path: Path) -> set[str]:
     out = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            out |= {a.name.split(".")[0] for a in node.names}
+            out |= {local(a.name).split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            out.add(node.module.split(".")[0])
+            out.add(local(node.module).split(".")[0])
     return out & set(FLOOR)
 
 
@@ -44,9 +50,9 @@ def _imports_of(path: Path, modules: set[str]) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text())):
         names = []
         if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
+            names = [local(a.name) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
+            base = local(node.module or "")
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 base = ".".join(anchor + ([base] if base else []))

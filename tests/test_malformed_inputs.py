@@ -514,12 +514,11 @@ def test_threads_follow_the_cpus_given_shared_by_local_jobs_and_others_load(tmp_
 
 
 def test_hub_downloads_are_pinned_by_model_revision():
-    """Every model config has `revision:`; the cache lookup and its one-line error carry it."""
-    from omegaconf import OmegaConf
-
+    """Every model mapping has `revision:`; the cache lookup and its one-line error carry it."""
+    from videoshop.families import model_presets
     from videoshop.loading import MissingWeightsError, resolve_pretrained
 
-    for f in sorted((ROOT / "conf" / "model").glob("*.yaml")):
-        assert "revision" in OmegaConf.load(f), f.name
+    for name, mapping in model_presets().items():
+        assert "revision" in mapping, name
     with pytest.raises(MissingWeightsError, match=r"weights for org/none @ 0123abc are not cached"):
         resolve_pretrained("org/none", None, allow_download=False, revision="0123abc")

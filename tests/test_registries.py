@@ -82,16 +82,17 @@ METRIC_SETS.register(MetricSet("throwaway_metrics", ("ssim",)), replace=True)
 
 
 def one_layer_wan(size):
-    """Wan 2.1 I2V with a one-layer transformer: a new family is its configs, modules, pipeline and scheduler."""
-    from videoshop.flow_models import wan21_i2v_configs
+    """Wan 2.1 I2V with a one-layer transformer: a new family is its configs, modules, pipeline and scheduler, and
+    its model mappings (here the tiny stand-in only: no released checkpoint), no YAML file."""
+    from videoshop.wan import wan21_i2v_configs
 
     cfg = wan21_i2v_configs(size)
     cfg["transformer"] = dict(cfg["transformer"], num_layers=1)
     return cfg
 
 
-FAMILIES.register(ModelFamily("wan_one_layer", "Wan 2.1 I2V, one layer", "videoshop.flow_pipeline.WanVideoshopPipeline",
-                              configs=one_layer_wan, modules="videoshop.flow_models.wan_modules",
+FAMILIES.register(ModelFamily("wan_one_layer", "Wan 2.1 I2V, one layer", "videoshop.wan.WanVideoshopPipeline",
+                              configs=one_layer_wan, modules="videoshop.wan.wan_modules",
                               scheduler="diffusers.FlowMatchEulerDiscreteScheduler"), replace=True)
 '''
 PRESET = '''# @package _global_
@@ -196,10 +197,15 @@ def test_the_docs_table_of_method_sets_is_the_registry():
 
 def test_a_registered_model_family_runs_through_run_py_and_an_unknown_one_is_refused(plugin, monkeypatch, tmp_path,
                                                                                     capsys):
+    from videoshop.families import model_mapping
+
+    assert model_mapping("wan_one_layer", "tiny") == dict(
+        name="wan_one_layer_tiny", family="wan_one_layer", kind="tiny", hub_id=None, revision=None, path=None,
+        variant=None, seed=0, dtype="float32", num_frames=9, height=32, width=64, allow_download=False,
+        max_sequence_length=16)
     out = tmp_path / "run"
-    run_py(monkeypatch, "model=wan21_i2v_tiny", "model.family=wan_one_layer", "model.name=wan_one_layer_tiny",
-           "dataset.loader.num_samples=1", "logger=none", "metrics=default", "method.num_inference_steps=4",
-           f"hydra.run.dir={out}", f"paths.cache={tmp_path}/c")
+    run_py(monkeypatch, "model=wan_one_layer", "model/kind=tiny", "dataset.loader.num_samples=1", "logger=none",
+           "metrics=default", "method.num_inference_steps=4", f"hydra.run.dir={out}", f"paths.cache={tmp_path}/c")
     rec = json.loads(next(out.rglob("record.json")).read_text())
     assert rec["model"] == "wan_one_layer_tiny" and rec["status"] == "ok" and rec["finite"] and rec["nfe"] > 0
     with pytest.raises(SystemExit) as e:

@@ -2,9 +2,9 @@
 
 The input video must have the model's frame count (14 for SVD) unless --resample is given; the edited image is
 resized to the model resolution as the authors do. --model takes svd | svd_xt | tiny | svd_random | toy, the other
-image-to-video models wan21_i2v | wan22_i2v | wan22_ti2v | ltx_i2v | cogvideox_i2v and their _tiny stand-ins (these
-take --prompt, the edited video's description), all presets in videoshop.models.MODEL_PRESETS, or a local SVD
-checkpoint directory. Only the library itself is used (no conf/, no
+image-to-video models wan21_i2v | wan22_i2v | wan22_ti2v | ltx_i2v | cogvideox_i2v and their _tiny and _random
+variants (these take --prompt, the edited video's description): every name of videoshop.families.model_presets(),
+the same mappings as Hydra's model=NAME; or a local SVD checkpoint directory. Only the library itself is used (no conf/, no
 Hydra), so it runs from any install.
 """
 
@@ -21,10 +21,11 @@ MAX_PROMPT_CHARS = 2000  # as videoshop_bench.datasets.schema.MAX_TEXT_CHARS: te
 
 def model_config(name: str) -> dict:
     """A preset by name, else a local SVD checkpoint directory at SVD's size."""
-    from .models import MODEL_PRESETS
+    from .families import model_presets
 
-    if name in MODEL_PRESETS:
-        return dict(MODEL_PRESETS[name])
+    presets = model_presets()
+    if name in presets:
+        return dict(presets[name])
     return {"name": Path(name).name, "kind": "pretrained", "path": name, "dtype": "auto", "num_frames": 14,
             "height": 576, "width": 1024}
 
@@ -50,12 +51,12 @@ def main(argv=None) -> int:
 
     import torch
 
-    from .families import FAMILIES
+    from .families import family_of
     from .models import MissingWeightsError, build_pipeline
     from .video_io import read_image, read_video, resample_frames, write_frames, write_video
 
     cfg = model_config(a.model)
-    if (prompted := FAMILIES.get(cfg.get("family") or "svd").prompted) and not a.prompt:
+    if (prompted := family_of(cfg).prompted) and not a.prompt:
         print(f"error: --model {a.model} is text-conditioned: give --prompt (a description of the edited video)",
               file=sys.stderr)
         return 2

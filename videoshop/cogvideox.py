@@ -8,11 +8,14 @@ mode rather than a sample (deterministic, like SVD's encoding); the sampler is D
 official DDIM steps to t - 1000 // n, which differs from the next listed timestep by one when n does not divide 1000;
 tests compare at n = 4); a checkpoint shipping CogVideoXDPMScheduler is run with CogVideoXDDIMScheduler (DPM is
 multistep and stochastic, not invertible step by step); dynamic CFG is off. CogVideoX 1.5 (patch_size_t) is refused.
+
+The family's component configs (``cogvideox_i2v_configs``), modules and checkpoint sampler are here too; its registry
+entry is ``cogvideox_i2v`` in videoshop/families.py.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
@@ -20,10 +23,62 @@ from . import _compat  # noqa: F401
 from diffusers import CogVideoXDDIMScheduler, CogVideoXImageToVideoPipeline
 from diffusers.pipelines.cogvideo.pipeline_cogvideox_image2video import retrieve_latents
 
+from .family_models import t5_encoder_config
 from .prompted import PromptedVideoshopMixin
 from .vp import invert_vp, sample_ddim
 
 
+# ----------------------------------------------------------------------------- the family's components
+def cogvideox_i2v_configs(size: str) -> dict[str, dict[str, Any]]:
+    """Component configs of CogVideoX-I2V: ``full`` = THUDM/CogVideoX-5b-I2V; ``tiny`` = test sizes (32 x 64 px,
+    9 frames: the learned positional embeddings fix the latent size to sample_height x sample_width)."""
+    # CogVideoX-5b-I2V's scheduler: v-prediction, zero terminal SNR, trailing timesteps
+    scheduler = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                     num_train_timesteps=1000, prediction_type="v_prediction", rescale_betas_zero_snr=True,
+                     set_alpha_to_one=True, snr_shift_scale=1.0, steps_offset=0, timestep_spacing="trailing")
+    if size == "tiny":
+        return dict(
+            transformer=dict(num_attention_heads=2, attention_head_dim=16, in_channels=8, out_channels=4,
+                             time_embed_dim=2, text_embed_dim=32, num_layers=1, sample_width=8, sample_height=4,
+                             sample_frames=9, patch_size=2, temporal_compression_ratio=4, max_text_seq_length=16,
+                             use_rotary_positional_embeddings=True, use_learned_positional_embeddings=True),
+            vae=dict(in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
+                     up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
+                     layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4, scaling_factor=0.7),
+            text_encoder=t5_encoder_config("tiny", 100),
+            scheduler=scheduler,
+        )
+    return dict(
+        transformer=dict(num_attention_heads=48, attention_head_dim=64, in_channels=32, out_channels=16,
+                         time_embed_dim=512, text_embed_dim=4096, num_layers=42, sample_width=90, sample_height=60,
+                         sample_frames=49, patch_size=2, temporal_compression_ratio=4, max_text_seq_length=226,
+                         use_rotary_positional_embeddings=True, use_learned_positional_embeddings=True,
+                         spatial_interpolation_scale=1.875, temporal_interpolation_scale=1.0, norm_eps=1e-5),
+        vae=dict(scaling_factor=0.7),
+        text_encoder=t5_encoder_config("full", 32128),
+        scheduler=scheduler,
+    )
+
+
+def cogvideox_modules(cfg: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """CogVideoX-I2V's transformer, VAE and T5 encoder from ``cogvideox_i2v_configs``."""
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
+    from transformers import T5Config, T5EncoderModel
+
+    return dict(transformer=CogVideoXTransformer3DModel(**cfg["transformer"]),
+                vae=AutoencoderKLCogVideoX(**cfg["vae"]), text_encoder=T5EncoderModel(T5Config(**cfg["text_encoder"])))
+
+
+def ddim_scheduler_for(scheduler):
+    """The deterministic single-step sampler Videoshop inverts, from a CogVideoX checkpoint's scheduler: kept if it
+    is CogVideoXDDIMScheduler; otherwise (CogVideoXDPMScheduler: multistep, stochastic) CogVideoXDDIMScheduler with
+    the same config (the same noise schedule)."""
+    if isinstance(scheduler, CogVideoXDDIMScheduler):
+        return scheduler
+    return CogVideoXDDIMScheduler.from_config(scheduler.config)
+
+
+# ----------------------------------------------------------------------------- the network and the pipeline
 class CogVideoXNetwork:
     """CogVideoX's transformer as the VP network v(x, ab) on (B, F, C, h, w) latents; ``timesteps`` maps each
     alpha_bar of the schedule to its integer timestep (the model's c_noise)."""

@@ -1,8 +1,8 @@
 """The paper's Fig. 2, written once for every model family: encode and normalise, invert, generate, rescale, decode.
 
 ``edit_video`` and ``generate_video`` are the two routines every Videoshop pipeline's ``__call__`` and ``generate``
-run; a pipeline is the family's adapter (SVD: ``videoshop.pipeline.VideoshopPipeline``; Wan / LTX-Video:
-``videoshop.flow_pipeline``; CogVideoX: ``videoshop.cogvideox``), the way ``invert_along`` works over a
+run; a pipeline is the family's adapter (SVD: ``videoshop.pipeline.VideoshopPipeline``; Wan: ``videoshop.wan``;
+LTX-Video: ``videoshop.ltx``; CogVideoX: ``videoshop.cogvideox``), the way ``invert_along`` works over a
 ``StepFamily``. What an adapter provides:
 
 - ``compute_device``, ``stage(name, timings)`` (a context: the stage's modules on the device, its wall time),

@@ -10,7 +10,7 @@ paths) is such a model:
 
 Conventions follow videoshop/edm.py: denoising goes from x_{t+1} at sigma_{t+1} down to x_t at sigma_t; inversion
 walks an ASCENDING list [0 = sigma_0 < ... < sigma_T <= 1]. A *flow network* is any callable
-``network(x, sigma) -> v`` (videoshop/flow_models.py wraps Wan's and LTX's transformers as one). Everything here is a
+``network(x, sigma) -> v`` (videoshop/wan.py and videoshop/ltx.py wrap Wan's and LTX's transformers as one). Everything here is a
 plain function of tensors and floats; the per-step choices are the same ``InversionOptions`` as for SVD.
 
 Relation to EDM: dividing by (1 - sigma), x_sigma / (1 - sigma) = x0 + sigma/(1 - sigma) eps, i.e. a flow latent at

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import hashlib
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -24,6 +24,14 @@ def sample_seed(seed: int, sample_id: str) -> int:
     # surrogateescape: a folder name that is not valid UTF-8 hashes its own bytes instead of raising (same seed as
     # before for every UTF-8 id)
     return int(hashlib.sha256(f"{seed}:{sample_id}".encode("utf-8", "surrogateescape")).hexdigest()[:15], 16)
+
+
+def seeded(seed: int, build: Callable[[], Any]) -> Any:
+    """``build()`` with torch's CPU generator seeded by ``seed``, the global RNG state restored afterwards: a tiny
+    random stand-in gets the same weights whatever ran before it, and takes nothing from the run's RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Model loading: real SVD weights (hub id or local path), tiny stand-ins and full-size random-weight models.
 
-Kinds (conf/model/):
+Kinds (``model.kind``; the mappings are declared in videoshop/families.py's ``svd`` entry):
 - ``pretrained``: ``from_pretrained`` of an SVD checkpoint (hub id such as stabilityai/stable-video-diffusion-img2vid
   or a local directory ``path``). Missing weights fail at once with one line naming the key to set.
 - ``tiny``: the real SVD component classes at tiny sizes, random weights from a fixed seed, built in code.
@@ -9,7 +9,6 @@ Kinds (conf/model/):
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, Optional
 
 from . import _compat  # noqa: F401  (torchvision shim before diffusers/transformers)
@@ -18,7 +17,7 @@ from .loading import (MissingWeightsError, _repo_relative, downloads_possible,  
 
 import torch
 
-from .families import FAMILIES
+from .families import family_of
 
 
 OPENAI_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
@@ -160,37 +159,18 @@ def load_components(kind: str, **kwargs: Any) -> dict[str, Any]:
     return COMPONENT_BUILDERS[kind](**kwargs)
 
 
-# Model presets of the one-video command line (videoshop/cli.py), so that it runs from any install without conf/;
-# conf/model/<name>.yaml carries the same values for Hydra runs (tests/test_cli.py checks that they agree).
-TOY_WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "toy")
-MODEL_PRESETS: dict[str, dict[str, Any]] = {
-    "svd": dict(name="svd", kind="pretrained", hub_id="stabilityai/stable-video-diffusion-img2vid", dtype="auto",
-                num_frames=14, height=576, width=1024, allow_download=True),
-    "svd_xt": dict(name="svd_xt", kind="pretrained", hub_id="stabilityai/stable-video-diffusion-img2vid-xt",
-                   dtype="auto", num_frames=25, height=576, width=1024, allow_download=True),
-    "svd_random": dict(name="svd_random", kind="random", dtype="auto", num_frames=14, height=576, width=1024,
-                       allow_download=False),
-    "tiny": dict(name="tiny", kind="tiny", dtype="float32", num_frames=14, height=64, width=112, allow_download=False),
-    "toy": dict(name="toy", kind="pretrained", path=TOY_WEIGHTS, dtype="float32", num_frames=8, height=32, width=56,
-                allow_download=False),
-}
-# other image-to-video families (videoshop/families.py, docs/models.md): each released checkpoint and its tiny random
-# stand-in (offline, CPU: 9 frames at 32 x 64); they take a text prompt (--prompt)
-for _family in FAMILIES:
-    MODEL_PRESETS.update(_family.presets())
-
-
 def build_pipeline(model_cfg: dict[str, Any], device: str = "auto", runtime: Optional[dict[str, Any]] = None):
-    """A ``VideoshopPipeline`` on ``device`` from a model mapping (a conf/model/*.yaml node or a MODEL_PRESETS
-    entry; fails fast on missing weights), set up with the speed/memory options ``runtime``
-    (``videoshop.speed.RuntimeOptions`` fields, conf/runtime/*.yaml)."""
+    """The Videoshop pipeline of a model mapping (a ``model`` config node, or ``videoshop.families.model_preset``)
+    on ``device``, built by its family's ``build`` (videoshop/families.py; fails fast on missing weights), set up with
+    the speed/memory options ``runtime`` (``videoshop.speed.RuntimeOptions`` fields, conf/runtime/*.yaml)."""
+    return family_of(model_cfg).resolve("build")(model_cfg, device, runtime)
+
+
+def build_svd_pipeline(model_cfg: dict[str, Any], device: str = "auto", runtime: Optional[dict[str, Any]] = None):
+    """``build_pipeline`` of the SVD family: a ``VideoshopPipeline`` from ``COMPONENT_BUILDERS[model.kind]``."""
     from .pipeline import VideoshopPipeline
     from .speed import RuntimeOptions, apply_runtime_options
 
-    if model_cfg.get("family") not in (None, "svd"):  # flow-matching I2V models (videoshop/flow_models.py)
-        from .flow_models import build_flow_pipeline
-
-        return build_flow_pipeline(model_cfg, device, runtime)
     options = RuntimeOptions.from_dict(dict(runtime or {}))
     dev = resolve_device(device)
     dtype = resolve_dtype(str(model_cfg.get("dtype", "auto")), dev)

@@ -95,6 +95,15 @@ def check_counts(what: str = "option", **counts: tuple[Any, int, int]) -> None:
             raise ValueError(f"{what}.{name}={value!r}: {problem}")
 
 
+def check_choices(what: str = "option", **choices: tuple[Any, tuple]) -> None:
+    """Raise ValueError naming the first value outside its choices: ``check_choices("metrics.tifa", backbone=
+    (backbone, ("real", "tiny")))`` -> ``metrics.tifa.backbone='big': must be one of real, tiny (got 'big')``."""
+    for name, (value, allowed) in choices.items():
+        problem = Check("str", choices=tuple(allowed)).problem(value)
+        if problem:
+            raise ValueError(f"{what}.{name}={value!r}: {problem}")
+
+
 def option(default: Any, kind: str, doc: str = "", **kw: Any) -> Any:
     """A dataclass field with a default, a ``Check`` and a one-line ``doc``:
     ``noise: str = option("fixed", "str", "one eps reused (code) | fresh per step", choices=("fixed", "fresh"))``.
