@@ -79,3 +79,17 @@ def test_a_checkpoints_scheduler_becomes_the_invertible_sampler_its_family_decla
     ddim = cog(dpm)
     assert isinstance(ddim, CogVideoXDDIMScheduler) and torch.equal(ddim.alphas_cumprod, dpm.alphas_cumprod)
     assert cog(ddim) is ddim
+
+
+def test_a_familys_own_keys_are_checked_before_any_work_from_their_one_declaration():
+    from videoshop_bench.experiments.config_schema import validate_config
+
+    cfg = compose("config", overrides=["model=ltx_i2v", "model/kind=tiny", "model.max_sequence_length=abc",
+                                       "model.decode_timestep=2", "device=cpu", "paths.output=."])
+    problems = validate_config(cfg)
+    assert "model.max_sequence_length=abc: must be an integer (got 'abc')" in problems
+    assert any(p.startswith("model.decode_timestep=2: must be") for p in problems)
+    ok = compose("config", overrides=["model=wan22_i2v", "model/kind=tiny", "model.guidance_scale_2=3.5",
+                                      "device=cpu", "paths.output=."])
+    assert not [p for p in validate_config(ok) if p.startswith("model.")]
+    assert FAMILIES.get("wan22_i2v").option_checks()["guidance_scale_2"].nullable

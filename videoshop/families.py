@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
 
+from .options import Check
 from .registry import Registry, load_object
 
 Ref = Union[str, Callable[..., Any]]  # a dotted path or the object itself
@@ -47,13 +48,27 @@ TINY_PRESET = dict(dtype="float32", num_frames=9, height=32, width=64, max_seque
 
 
 @dataclass(frozen=True)
+class ModelOption:
+    """A family's own model key: its value in every kind (a kind may set another) and what it may hold."""
+
+    default: Any
+    check: Check
+
+
+def model_option(default: Any, kind: str, **kw: Any) -> ModelOption:
+    """``max_sequence_length=model_option(512, "int", min=1)``: one declaration of a family key's default, type and
+    range (checked before any work by the run's config schema: ``model.max_sequence_length=abc`` is one line)."""
+    return ModelOption(default, Check(kind, **kw))
+
+
+@dataclass(frozen=True)
 class ModelFamily:
     """``configs(size) -> {component: config}``; ``modules(configs) -> {component: module}``; ``scheduler``: the
     sampler class (built from ``configs['scheduler']``); ``sampler(scheduler) -> scheduler``: the invertible sampler
     a released checkpoint runs with; ``build(model_mapping, device, runtime) -> pipeline``. ``checkpoint``: the
     released weights' values (None: no pretrained/random kinds); ``tiny``: the tiny stand-in's values (None:
-    ``TINY_PRESET`` where ``configs`` is set); ``options``: the family's own model keys with their value in every
-    kind (the pipeline reads them: ``pipe.model_options``); ``more``: further named mappings (each with its
+    ``TINY_PRESET`` where ``configs`` is set); ``options``: the family's own model keys (``model_option(default,
+    kind, ...)``, or a plain value) with their value in every kind (the pipeline reads them: ``pipe.model_options``); ``more``: further named mappings (each with its
     ``kind``); ``names``: a kind's ``model=`` name where it is not ``<family>_<kind>`` (``<family>`` for
     ``pretrained``); ``prompted``: it takes a text prompt."""
 
@@ -89,6 +104,13 @@ class ModelFamily:
         out.update(self.more)
         return out
 
+    def option_defaults(self) -> dict[str, Any]:
+        return {k: v.default if isinstance(v, ModelOption) else v for k, v in self.options.items()}
+
+    def option_checks(self) -> dict[str, Check]:
+        """What each declared family key may hold (``model.<key>``)."""
+        return {k: v.check for k, v in self.options.items() if isinstance(v, ModelOption)}
+
     def model_name(self, kind: str) -> str:
         """The ``model=`` name (and ``model.name``) of this family's ``kind``."""
         return self.names.get(kind, self.name if kind == "pretrained" else f"{self.name}_{kind}")
@@ -106,7 +128,7 @@ def model_mapping(family: str, kind: str) -> dict[str, Any]:
     values = dict(kinds[kind])
     head = dict(name=fam.model_name(kind), **({} if fam.name == DEFAULT_FAMILY else {"family": fam.name}),
                 kind=values.pop("kind"))
-    return {**head, **MAPPING_KEYS, **fam.options, **values}
+    return {**head, **MAPPING_KEYS, **fam.option_defaults(), **values}
 
 
 def model_presets() -> dict[str, dict[str, Any]]:
@@ -145,6 +167,7 @@ def built_family(name: str) -> ModelFamily:
 
 
 _FM = "diffusers.FlowMatchEulerDiscreteScheduler"
+_TOKENS = dict(kind="int", min=1, max=4096)  # text tokens the prompt is padded / truncated to
 _FLOW = dict(scheduler=_FM, sampler="videoshop.flow_pipeline.euler_scheduler_for")
 _WAN = dict(pipeline="videoshop.wan.WanVideoshopPipeline", modules="videoshop.wan.wan_modules",
             **_FLOW)
@@ -168,21 +191,25 @@ for _f in (
                 names=dict(tiny="tiny", toy="toy", xt="svd_xt")),
     ModelFamily("wan21_i2v", "Wan 2.1 I2V (flow)", configs="videoshop.wan.wan21_i2v_configs", **_WAN,
                 checkpoint=_native("Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", "bfloat16", 81, 480, 832),
-                options=dict(max_sequence_length=512)),
+                options=dict(max_sequence_length=model_option(512, **_TOKENS))),
     ModelFamily("wan22_i2v", "Wan 2.2 I2V-A14B (flow, two experts)", configs="videoshop.wan.wan22_i2v_configs",
                 **_WAN, checkpoint=_native("Wan-AI/Wan2.2-I2V-A14B-Diffusers", "bfloat16", 81, 480, 832),
-                options=dict(max_sequence_length=512, guidance_scale_2=None)),  # null: the method's CFG scale
+                options=dict(max_sequence_length=model_option(512, **_TOKENS),
+                             # the low-noise expert's CFG scale (null: the method's max_guidance_scale)
+                             guidance_scale_2=model_option(None, "float", nullable=True, min=0))),
     ModelFamily("wan22_ti2v", "Wan 2.2 TI2V-5B (flow)", configs="videoshop.wan.wan22_ti2v_configs", **_WAN,
                 checkpoint=_native("Wan-AI/Wan2.2-TI2V-5B-Diffusers", "bfloat16", 121, 704, 1280),
-                options=dict(max_sequence_length=512)),
+                options=dict(max_sequence_length=model_option(512, **_TOKENS))),
     ModelFamily("ltx_i2v", "LTX-Video I2V (flow)", "videoshop.ltx.LTXVideoshopPipeline",
                 configs="videoshop.ltx.ltx_i2v_configs", modules="videoshop.ltx.ltx_modules", **_FLOW,
                 checkpoint=_native("Lightricks/LTX-Video", "bfloat16", 161, 512, 704),
-                options=dict(max_sequence_length=128, frame_rate=25, decode_timestep=0.0)),
+                options=dict(max_sequence_length=model_option(128, **_TOKENS),
+                             frame_rate=model_option(25, "float", min=0, min_open=True),  # RoPE time interpolation
+                             decode_timestep=model_option(0.0, "float", min=0, max=1))),  # timestep-conditioned VAEs
     ModelFamily("cogvideox_i2v", "CogVideoX-I2V (VP, DDIM)", "videoshop.cogvideox.CogVideoXVideoshopPipeline",
                 configs="videoshop.cogvideox.cogvideox_i2v_configs", modules="videoshop.cogvideox.cogvideox_modules",
                 scheduler="diffusers.CogVideoXDDIMScheduler", sampler="videoshop.cogvideox.ddim_scheduler_for",
                 checkpoint=_native("THUDM/CogVideoX-5b-I2V", "bfloat16", 49, 480, 720),
-                options=dict(max_sequence_length=226)),  # T5 tokens: the transformer's max_text_seq_length
+                options=dict(max_sequence_length=model_option(226, **_TOKENS))),  # = the transformer's max_text_seq_length
 ):
     FAMILIES.register(_f)
