@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, fields, make_dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
 from videoshop.config import VideoshopConfig
 from videoshop.families import DEFAULT_FAMILY, FAMILIES, KINDS
+from videoshop.loading import device_problem
 from videoshop.options import MAX_FRAMES, Check, declared_options, option_checks, option_classes, unknown_option
 from videoshop.registry import load_object
 
@@ -240,21 +241,6 @@ def check_section(values: dict, schema: type, prefix: str = "") -> list[str]:
 
 def _show(v: Any) -> str:
     return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
-
-
-def device_problem(device: str) -> Optional[str]:
-    """Whether ``device`` exists on this machine (CUDA built and visible, index in range)."""
-    import torch
-
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            return (f"device={device}: CUDA is not available here (torch {torch.__version__}, "
-                    f"{'no CUDA build' if torch.version.cuda is None else 'no visible GPU'}); use device=cpu or auto")
-        if ":" in device and int(device.split(":")[1]) >= torch.cuda.device_count():
-            return f"device={device}: only {torch.cuda.device_count()} CUDA device(s) visible"
-    if device == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        return "device=mps: MPS is not available here; use device=cpu or auto"
-    return None
 
 
 def model_family_problems(model: dict) -> list[str]:

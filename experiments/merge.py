@@ -100,26 +100,32 @@ def set_metric_frame(records: Iterable[dict], load_features: FeatureLoader,
         return pd.DataFrame(), {}
     rows, notes = {}, {}
     for label in labels:
-        row: dict[str, Any] = {}
-        notes = {}
-        for key in keys:
-            stacked = {n: np.stack(v) for n, v in stacks[label][key].items()}
-            values, key_notes = _load_class(classes[key]).from_features(stacked) if stacked else \
-                _empty_values(classes[key])
-            suffix = split_window(key)[1]  # a frame window's set metric: fvd[1:] (eval/windows.py)
-            row.update({k + suffix: float(v) for k, v in values.items()})
-            notes.update({f"{k}{suffix}_warning": v for k, v in key_notes.items()})
-            if missing[label][key]:
-                notes[f"{key}_warning"] = (f"{missing[label][key]} successful samples have no stored {key} features "
-                                           f"and are left out (rerun the run to add them); " + notes.get(f"{key}_warning", ""))
-            if skipped[label][key]:
-                notes[f"{key}_warning"] = "; ".join(f"{n} sample(s) skipped: {why}" for why, n in
-                                                    skipped[label][key].items()) + "; " + notes.get(f"{key}_warning", "")
-        row.update(notes)
-        rows[label] = row
+        row, notes = _set_metric_row(keys, classes, stacks[label], missing[label], skipped[label])
+        rows[label] = {**row, **notes}
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "label"
     return frame, notes
+
+
+def _set_metric_row(keys: list[str], classes: dict[str, str], stacks: dict, missing: dict, skipped: dict):
+    """One label's set-metric values from its stacked features, and their warnings (samples without features,
+    samples a frame window skipped)."""
+    row: dict[str, Any] = {}
+    notes: dict[str, str] = {}
+    for key in keys:
+        stacked = {n: np.stack(v) for n, v in stacks[key].items()}
+        values, key_notes = _load_class(classes[key]).from_features(stacked) if stacked else \
+            _empty_values(classes[key])
+        suffix = split_window(key)[1]  # a frame window's set metric: fvd[1:] (eval/windows.py)
+        row.update({k + suffix: float(v) for k, v in values.items()})
+        notes.update({f"{k}{suffix}_warning": v for k, v in key_notes.items()})
+        if missing[key]:
+            notes[f"{key}_warning"] = (f"{missing[key]} successful samples have no stored {key} features "
+                                       f"and are left out (rerun the run to add them); " + notes.get(f"{key}_warning", ""))
+        if skipped[key]:
+            notes[f"{key}_warning"] = "; ".join(f"{n} sample(s) skipped: {why}" for why, n in
+                                                skipped[key].items()) + "; " + notes.get(f"{key}_warning", "")
+    return row, notes
 
 
 def _window_skip(record: dict, key: str, cls_path: Optional[str]) -> Optional[str]:

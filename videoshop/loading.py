@@ -81,6 +81,20 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return torch.device(device)
 
 
+def device_problem(device: str) -> Optional[str]:
+    """None when ``device`` exists on this machine (CUDA built and visible, index in range), else one line naming
+    ``device=`` (the run's config key; the config schema checks it before any work)."""
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            return (f"device={device}: CUDA is not available here (torch {torch.__version__}, "
+                    f"{'no CUDA build' if torch.version.cuda is None else 'no visible GPU'}); use device=cpu or auto")
+        if ":" in device and int(device.split(":")[1]) >= torch.cuda.device_count():
+            return f"device={device}: only {torch.cuda.device_count()} CUDA device(s) visible"
+    if device == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        return "device=mps: MPS is not available here; use device=cpu or auto"
+    return None
+
+
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """'auto' = fp16 on CUDA (as the authors run SVD), fp32 elsewhere."""
     if dtype == "auto":
