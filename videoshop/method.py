@@ -43,7 +43,15 @@ class EditResult:
 
 
 class VideoshopMethod:
-    """Videoshop and its ablations: all are this class with different options (conf/method/videoshop*.yaml)."""
+    """Videoshop and its ablations: all are this class with different options (conf/method/videoshop*.yaml).
+
+    ``uses_video_model``: the runner builds the video pipeline and passes it (a method that loads its own models
+    says False and gets ``device=``); ``options`` / ``inner_options``: the dataclasses declaring its keyword options
+    (videoshop.options.declared_options): none of its own, every ``VideoshopConfig`` field."""
+
+    uses_video_model = True
+    options: Optional[type] = None
+    inner_options: Optional[type] = VideoshopConfig
 
     def __init__(self, pipeline, name: str = "videoshop", height: Optional[int] = None, width: Optional[int] = None,
                  **options: Any):
