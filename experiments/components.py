@@ -66,6 +66,7 @@ class Components:
     label: str
     overrides: dict[str, Any] = field(default_factory=dict)
     first_frame: Any = None  # videoshop_bench.experiments.first_frame.FirstFrameStage (first_frame.editor; none: samples unchanged)
+    windows: tuple = ()  # videoshop_bench.eval.windows.FrameWindow: the metrics scored again on part of each video (frame_windows)
 
     @property
     def set_metrics(self) -> dict[str, Any]:
@@ -88,10 +89,31 @@ def build_components(cfg: DictConfig, label: Optional[str] = None) -> Components
     prompts_file = cfg.dataset.get("prompts")
     prompt_overrides = _read_prompt_overrides(prompts_file) if prompts_file else None
     metrics = {k: _instantiate_metric(k, v) for k, v in (cfg.get("metrics") or {}).items()}
+    windows = frame_windows(cfg)
     return Components(dataset=dataset, ids=ids, num_shards=num_shards, shard=shard, pipeline=pipeline, method=method,
                       metrics=metrics, prompt_overrides=prompt_overrides, edit_hash=edit_hash(cfg, prompt_overrides),
-                      metrics_hash=stable_hash(container(cfg.get("metrics"))), label=label or cfg.method.name,
-                      overrides=job_overrides(cfg), first_frame=first_frame)
+                      metrics_hash=metrics_hash(cfg), label=label or cfg.method.name,
+                      overrides=job_overrides(cfg), first_frame=first_frame, windows=windows)
+
+
+def frame_windows(cfg: DictConfig) -> tuple:
+    """``frame_windows`` as videoshop_bench.eval.windows.FrameWindow objects; a bad entry is one line naming it."""
+    from videoshop_bench.eval.windows import parse_windows
+
+    node = cfg.get("frame_windows")
+    try:
+        return parse_windows(OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def metrics_hash(cfg: DictConfig) -> str:
+    """What saved scores were computed with: the metrics, and the frame windows when there are any (so runs
+    without windows keep their hashes)."""
+    node = cfg.get("frame_windows")
+    windows = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    metrics = container(cfg.get("metrics"))
+    return stable_hash(metrics if not windows else {"metrics": metrics, "frame_windows": windows})
 
 
 def edit_hash(cfg: DictConfig, prompt_overrides: Optional[dict] = None) -> str:

@@ -39,16 +39,16 @@ def _byte_alphabet() -> list[str]:
 
 def tiny_clip_tokenizer():
     """A real ``CLIPTokenizer`` over a byte-level vocabulary with no merges (every word splits into characters),
-    written to a temp dir offline. Same class and call signature as SD's tokenizer; max length 77."""
+    written offline to a private temp dir (the tokenizer reads both files when built; concurrent processes never share
+    a half-written file). Same class and call signature as SD's tokenizer; max length 77."""
     from transformers import CLIPTokenizer
 
-    d = os.path.join(tempfile.gettempdir(), "videoshop_tiny_clip_tok")
-    os.makedirs(d, exist_ok=True)
     chars = list(_byte_alphabet())
     vocab = {c: i for i, c in enumerate(chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"])}
-    with open(os.path.join(d, "vocab.json"), "w") as f:
-        json.dump(vocab, f)
-    with open(os.path.join(d, "merges.txt"), "w") as f:
-        f.write("#version: 0.2\n")
-    return CLIPTokenizer(os.path.join(d, "vocab.json"), os.path.join(d, "merges.txt"), model_max_length=77,
-                         pad_token="<|endoftext|>")
+    with tempfile.TemporaryDirectory(prefix="videoshop_tiny_clip_tok_") as d:
+        with open(os.path.join(d, "vocab.json"), "w") as f:
+            json.dump(vocab, f)
+        with open(os.path.join(d, "merges.txt"), "w") as f:
+            f.write("#version: 0.2\n")
+        return CLIPTokenizer(os.path.join(d, "vocab.json"), os.path.join(d, "merges.txt"), model_max_length=77,
+                             pad_token="<|endoftext|>")
