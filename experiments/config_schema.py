@@ -26,7 +26,7 @@ from videoshop.options import MAX_FRAMES, Check, declared_options, option_checks
 from videoshop.registry import load_object
 
 from .methods import uses_video_model  # (also registers ${method_set:...}, ${method_list:...} for the presets)
-from .config_keys import path_problems, unknown_key_problems
+from .config_keys import missing_keys, path_problems, unknown_key_problems
 from .task_registry import TASKS
 
 FRAMES_POLICIES = ("resample", "refuse")
@@ -335,25 +335,11 @@ def method_option_problems(values: dict) -> list[str]:
     return problems
 
 
-def _missing_keys(node: Any, prefix: str = "") -> list[str]:
-    """The dotted keys whose value is ``???``, found without resolving any interpolation (a value that cannot
-    resolve, e.g. ``${.native.${.weights}.side}`` after ``method.weights=nope``, is its own problem line)."""
-    out = []
-    items = node.items_ex(resolve=False) if isinstance(node, DictConfig) else ()
-    for key, _ in items:
-        child = node._get_node(key)
-        if child._is_missing():
-            out.append(f"{prefix}{key}")
-        elif isinstance(child, DictConfig) and not child._is_interpolation():
-            out += _missing_keys(child, f"{prefix}{key}.")
-    return out
-
-
 def missing_value_problems(cfg: DictConfig, task: Any) -> list[str]:
     """Mandatory values (``???``) the task reads and nobody set, e.g. ``dataset.loader.root`` of dataset=folder."""
     read = TASKS.get(task).reads if isinstance(task, str) and task in TASKS else ()
     out = []
-    for key in sorted(_missing_keys(cfg)):
+    for key in sorted(missing_keys(cfg)):
         if any(key == p or key.startswith(p + ".") for p in read):
             out.append(f"{key}: missing value; set {key}=...")
     return out
