@@ -28,6 +28,7 @@ explanation (plain generation with it is ``VideoshopPipeline.generate(..., sampl
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
@@ -36,7 +37,7 @@ from videoshop.config import VideoshopConfig
 from videoshop.edm import karras_sigmas_at, truncate_by_strength
 from videoshop.method import EditResult
 from videoshop.loading import MissingWeightsError, downloads_possible
-from videoshop.options import MAX_STEPS, check_counts
+from videoshop.options import MAX_STEPS, build_options, option, split_options
 
 HUB_ID = "wangfuyun/AnimateLCM-SVD-xt"
 WEIGHTS_FILE = "AnimateLCM-SVD-xt.safetensors"
@@ -95,6 +96,22 @@ def load_animatelcm_unet(unet, path: str) -> None:
         raise MissingWeightsError(f"{path} does not fit this UNet (load model=svd_xt as the base): {first}") from None
 
 
+@dataclass
+class AnimateLCMOptions:
+    """AnimateLCM's own options (every other option is Videoshop's). Its recommendations (4-8 steps, CFG 1 -> 1.2)
+    are set in conf/method/animatelcm.yaml as Videoshop options."""
+
+    weights: Optional[str] = option("auto", "str", "auto = wangfuyun/AnimateLCM-SVD-xt (skipped for the tiny stand-in "
+                                    "UNet) | hub id | local path | null (load nothing)", nullable=True)
+    weights_file: str = option(WEIGHTS_FILE, "str", "the UNet state dict in the hub repository (or -1.1 for SVD-xt 1.1)")
+    sampler: str = option("deterministic", "str", "deterministic: Euler/DDIM-like step over AnimateLCM's sigmas "
+                          "(invertible) | stochastic: refused (the consistency step re-noises with fresh noise and "
+                          "cannot be inverted; docs/baselines.md)", choices=("deterministic", "stochastic"))
+    num_train_timesteps: int = option(40, "int", "AnimateLCM's training indices the schedule samples", min=1,
+                                      max=MAX_STEPS)
+    allow_download: bool = option(True, "bool", "fetch the weights from the hub when not cached")
+
+
 class AnimateLCMVideoshop:
     """Videoshop (or any inversion option) with AnimateLCM's UNet and schedule, deterministic sampler.
 
@@ -104,18 +121,21 @@ class AnimateLCMVideoshop:
     by ``strength``.
     """
 
+    uses_video_model = True
+    options = AnimateLCMOptions
+    inner_options = VideoshopConfig  # every other method.<key>
+
     def __init__(self, pipeline, name: str = "animatelcm", height: Optional[int] = None, width: Optional[int] = None,
-                 weights: Optional[str] = "auto", weights_file: str = WEIGHTS_FILE, sampler: str = "deterministic",
-                 num_train_timesteps: int = 40, allow_download: bool = True, **options: Any):
-        if sampler == "stochastic":
+                 **options: Any):
+        own, rest = split_options(AnimateLCMOptions, options)
+        o = build_options(AnimateLCMOptions, own, owner="videoshop_bench.baselines.animatelcm.AnimateLCMVideoshop")
+        if o.sampler == "stochastic":
             raise ValueError(NOT_INVERTIBLE)
-        if sampler != "deterministic":
-            raise ValueError(f"sampler={sampler!r}: expected 'deterministic' (or 'stochastic', which is not invertible)")
         self.pipeline, self.name = pipeline, name
         self.height, self.width = height, width
-        self.config = VideoshopConfig.from_dict(options)
-        check_counts("method", num_train_timesteps=(num_train_timesteps, 1, MAX_STEPS))
-        self.num_train_timesteps = int(num_train_timesteps)
+        self.config = VideoshopConfig.from_dict(rest)
+        self.num_train_timesteps = int(o.num_train_timesteps)
+        weights, weights_file, allow_download = o.weights, o.weights_file, o.allow_download
         self.sigmas = truncate_by_strength(animatelcm_sigmas(self.config.num_inference_steps,
                                                              num_train_timesteps=self.num_train_timesteps),
                                            self.config.strength)

@@ -22,6 +22,7 @@ Per video (``AnyV2V.edit``), with the edited first frame from the sample (as Vid
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
@@ -29,13 +30,13 @@ import torch
 
 from videoshop_bench.datasets.schema import SampleError
 from videoshop.method import EditResult
-from videoshop.options import MAX_FRAMES, MAX_STEPS, check_counts
+from videoshop.options import MAX_FRAMES, MAX_STEPS, build_options, option
 
 from .pix2video import fill_dropped_frames, select_frames
 from .text.ddim import DDIMSchedule, ddim_invert, ddim_sample, ddim_schedule
 from .text.i2vgen import (clip_image_embedding, decode_video, encode_text, first_frame_latents, load_i2vgen_components,
                           v_to_eps, video_latents)
-from .text.method import TextDrivenMethod
+from .text.method import DTYPES, TextDrivenMethod, TextMethodOptions
 from .text.pnp import KINDS, InjectionState, injection_steps, pnp_installed
 from .text.sd import RESIZE_FILTERS, NFECounter, frames_to_tensor, resize_frames
 
@@ -65,48 +66,93 @@ def skip_pipeline_loading_draw(models, generator: torch.Generator) -> None:
     torch.randn(int(models.image_encoder.config.hidden_size), generator=generator)
 
 
-class AnyV2V(TextDrivenMethod):
-    """``method=anyv2v``. Every option is in conf/method/anyv2v.yaml with the official default."""
+def _layers(pairs) -> list[list[int]]:
+    return [list(p) for p in pairs]
 
-    def __init__(self, name: str = "anyv2v", device: str = "cpu", weights: str = "pretrained", dtype: str = "auto",
-                 allow_download: bool = True, prompts: Optional[dict] = None, base: Optional[dict] = None,
-                 seed: int = 0, height: int = 512, width: int = 512, frame_policy: str = "all",
-                 max_frames: int = 16, num_inference_steps: int = 50, num_inversion_steps: Optional[int] = 500,
-                 guidance_scale: float = 9.0, negative_prompt: str = NEGATIVE, inversion_prompt: str = "",
-                 inversion_guidance_scale: float = 1.0, source_branch_prompt: str = "", target_fps: int = 8,
-                 init_step: int = 0, random_ratio: float = 0.0, conv_injection: float = 0.2,
-                 spatial_attn_injection: float = 0.2, temporal_attn_injection: float = 0.5,
-                 conv_layers: Sequence[Sequence[int]] = ((1, 1),),
-                 spatial_attn_layers: Sequence[Sequence[int]] = DECODER_BLOCKS_4_TO_11,
-                 temporal_attn_layers: Sequence[Sequence[int]] = DECODER_BLOCKS_4_TO_11,
-                 clip_skip: Optional[int] = 1, decode_chunk_size: int = 1, resize: str = "pil_lanczos",
-                 seeding: str = "official", native: Optional[dict] = None) -> None:
-        check_counts("method", num_inference_steps=(num_inference_steps, 1, MAX_STEPS),
-                     num_inversion_steps=(num_inversion_steps, 1, MAX_STEPS), max_frames=(max_frames, 1, MAX_FRAMES))
-        super().__init__(name, device, weights, dtype, allow_download, prompts)
-        select_frames(2, frame_policy, max_frames)  # validates the policy at start-up
-        if resize not in RESIZE_FILTERS or seeding not in SEEDING:
-            raise ValueError(f"method.resize={resize!r} / method.seeding={seeding!r}: expected one of "
-                             f"{RESIZE_FILTERS} / {SEEDING}")
-        self.resize, self.seeding = resize, seeding
-        if float(inversion_guidance_scale) != 1.0:
-            raise ValueError(f"method.inversion_guidance_scale={inversion_guidance_scale}: only 1.0 (the official "
-                             f"inversion: conditional only) is implemented")
-        self.base = dict(base or {"hub_id": "ali-vilab/i2vgen-xl"})
-        self.height, self.width, self.frame_policy, self.max_frames = int(height), int(width), frame_policy, int(max_frames)
-        self.num_inference_steps = int(num_inference_steps)
-        self.num_inversion_steps = int(num_inversion_steps or num_inference_steps)
-        self.guidance_scale, self.negative_prompt = float(guidance_scale), negative_prompt
-        self.inversion_prompt, self.source_branch_prompt = inversion_prompt, source_branch_prompt
-        self.target_fps, self.init_step, self.random_ratio = int(target_fps), int(init_step), float(random_ratio)
-        self.fractions = dict(conv=float(conv_injection), spatial=float(spatial_attn_injection),
-                              temporal=float(temporal_attn_injection))
-        self.layers = dict(conv=[tuple(p) for p in conv_layers], spatial=[tuple(p) for p in spatial_attn_layers],
-                           temporal=[tuple(p) for p in temporal_attn_layers])
-        self.decode_chunk_size, self.clip_skip = int(decode_chunk_size), clip_skip
+
+@dataclass
+class AnyV2VOptions(TextMethodOptions):
+    """AnyV2V's options; defaults are the official code's (TIGER-AI-Lab/AnyV2V @bc540be, i2vgen-xl/:
+    configs/group_ddim_inversion/template.yaml, configs/group_pnp_edit/template.yaml + group_config.json,
+    gradio_demo.py)."""
+
+    dtype: str = option("auto", "str", "fp16 on CUDA (official: torch_dtype=float16, variant fp16), fp32 on CPU",
+                        choices=DTYPES)
+    base: dict = option({"hub_id": "ali-vilab/i2vgen-xl", "path": None, "variant": None}, "dict",
+                        "I2VGenXLPipeline checkpoint (unet, vae, text/image encoders, scheduler config), or a local "
+                        "diffusers directory (path); variant fp16: the official from_pretrained(variant='fp16') files")
+    native: dict = option({"pretrained": {"side": 512, "num_inversion_steps": 500},
+                           "random": {"side": 512, "num_inversion_steps": 500},
+                           "tiny": {"side": 64, "num_inversion_steps": None}}, "dict",
+                          "official sizes per weights; the YAML sets height, width and num_inversion_steps from it "
+                          "(the tiny stand-in runs small to keep tests fast; null = num_inference_steps)")
+    height: int = option(512, "int", "official image_size [512, 512]: whole frame resized (run_group_*.py; the gradio "
+                         "demo can crop)", min=8, max=4096)
+    width: int = option(512, "int", "see height", min=8, max=4096)
+    frame_policy: str = option("all", "str", "all: every source frame in one clip (the tables) | official: the first "
+                               "max_frames, the rest repeat the last edited frame", choices=("all", "official"))
+    max_frames: int = option(16, "int", "n_frames: 16 (frame_policy=official)", min=1, max=MAX_FRAMES)
+    num_inference_steps: int = option(50, "int", "n_steps of the editing pass (DDIM, timesteps 981 ... 1)",
+                                      min=1, max=MAX_STEPS)
+    num_inversion_steps: Optional[int] = option(500, "int", "inverse_config.n_steps: 500 (gradio default too); null = "
+                                                "num_inference_steps", nullable=True, min=1, max=MAX_STEPS)
+    guidance_scale: float = option(9.0, "float", "cfg of the editing pass", min=0)
+    negative_prompt: str = option(NEGATIVE, "str", "negative prompt of the editing pass")
+    inversion_prompt: str = option("", "str", "inverse_config.prompt (inversion: cfg 1.0, source first frame)")
+    inversion_guidance_scale: float = option(1.0, "float", "only 1.0 (the official inversion: conditional only) is "
+                                             "implemented", choices=(1.0,))
+    source_branch_prompt: str = option("", "str", "ddim_inv_prompt: the source branch's prompt during PnP sampling")
+    target_fps: int = option(8, "int", "I2VGen-XL's fps micro-condition", min=1)
+    init_step: int = option(0, "int", "ddim_init_latents_t_idx: start from the inverted latent at timesteps[0] = 981 "
+                            "(every group_config entry and the gradio demo; the template says 1 = 961)", min=0)
+    random_ratio: float = option(0.0, "float", "initial latent = noise * r + inverted * (1 - r)", min=0, max=1)
+    conv_injection: float = option(0.2, "float", "pnp_f_t: conv injection on the first int(50 * 0.2) = 10 steps",
+                                   min=0, max=1)
+    spatial_attn_injection: float = option(0.2, "float", "pnp_spatial_attn_t: spatial self-attention Q/K on the "
+                                           "first 10 steps", min=0, max=1)
+    temporal_attn_injection: float = option(0.5, "float", "pnp_temp_attn_t: temporal self-attention Q/K on the first "
+                                            "25 steps", min=0, max=1)
+    conv_layers: list = option([[1, 1]], "list", "up_blocks[1].resnets[1] (residual branch, before the skip is added)")
+    spatial_attn_layers: list = option(_layers(DECODER_BLOCKS_4_TO_11), "list", "res_dict {1: [1, 2], 2: [0, 1, 2], "
+                                       "3: [0, 1, 2]}: decoder blocks 4-11")
+    temporal_attn_layers: list = option(_layers(DECODER_BLOCKS_4_TO_11), "list", "decoder blocks 4-11")
+    clip_skip: Optional[int] = option(1, "int", "text embeddings: penultimate CLIP layer + final LayerNorm (the "
+                                      "pipeline methods' default)", nullable=True, min=0)
+    decode_chunk_size: int = option(1, "int", "frames per VAE decode (the pipeline's default in AnyV2V's calls)",
+                                    min=1)
+    resize: str = option("pil_lanczos", "str", "frames and edited first frame: PIL LANCZOS to the method size, whole "
+                         "frame (official convert_video_to_frames / edited-frame loading) | antialias_bilinear (the "
+                         "project's)", choices=RESIZE_FILTERS)
+    seeding: str = option("official", "str", "official: the official scripts' CPU random stream from the run's seed "
+                          "(the inversion script's pipeline loading draws randn(CLIP vision width) first; the edit "
+                          "script restarts at the seed twice) | single_stream: one stream, no skip, no restart",
+                          choices=SEEDING)
+
+
+class AnyV2V(TextDrivenMethod):
+    """``method=anyv2v``. Every option is declared once, in ``AnyV2VOptions``, with the official default."""
+
+    options = AnyV2VOptions
+
+    def __init__(self, name: str = "anyv2v", device: str = "cpu", **options) -> None:
+        o = build_options(AnyV2VOptions, options, owner="videoshop_bench.baselines.anyv2v.AnyV2V")
+        super().__init__(name, device, o.weights, o.dtype, o.allow_download, o.prompts)
+        self.resize, self.seeding = o.resize, o.seeding
+        self.base = dict(o.base)
+        self.height, self.width, self.frame_policy, self.max_frames = int(o.height), int(o.width), o.frame_policy, int(o.max_frames)
+        self.num_inference_steps = int(o.num_inference_steps)
+        self.num_inversion_steps = int(o.num_inversion_steps or o.num_inference_steps)
+        self.guidance_scale, self.negative_prompt = float(o.guidance_scale), o.negative_prompt
+        self.inversion_prompt, self.source_branch_prompt = o.inversion_prompt, o.source_branch_prompt
+        self.target_fps, self.init_step, self.random_ratio = int(o.target_fps), int(o.init_step), float(o.random_ratio)
+        self.fractions = dict(conv=float(o.conv_injection), spatial=float(o.spatial_attn_injection),
+                              temporal=float(o.temporal_attn_injection))
+        self.layers = dict(conv=[tuple(p) for p in o.conv_layers], spatial=[tuple(p) for p in o.spatial_attn_layers],
+                           temporal=[tuple(p) for p in o.temporal_attn_layers])
+        self.decode_chunk_size, self.clip_skip = int(o.decode_chunk_size), o.clip_skip
         self.trace: Optional[list] = None  # set to a list to record what the injection sites receive
         self.models = load_i2vgen_components(self.weights, self.base, allow_download=self.allow_download,
-                                             dtype=self.dtype, seed=int(seed)).to(self.device, self.dtype)
+                                             dtype=self.dtype, seed=int(o.seed)).to(self.device, self.dtype)
         self.schedule = ddim_schedule(self.models.scheduler_config, self.num_inference_steps)
         self.inversion_schedule = ddim_schedule(self.models.scheduler_config, self.num_inversion_steps)
         self._check_steps()

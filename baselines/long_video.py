@@ -10,6 +10,7 @@ A 50-frame video with a 14-frame model runs 4 blocks (frames 0-13, 13-26, 26-39,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
@@ -17,7 +18,7 @@ import torch
 
 from videoshop.config import VideoshopConfig
 from videoshop.method import EditResult, edit_prompts
-from videoshop.options import MAX_FRAMES, check_counts
+from videoshop.options import MAX_FRAMES, build_options, option, split_options
 
 
 def block_starts(num_frames: int, block_frames: int) -> list[int]:
@@ -41,6 +42,16 @@ def block_video(video: np.ndarray, start: int, block_frames: int, last_block: st
     return frames, real
 
 
+@dataclass
+class BlockOptions:
+    """How the video is cut into blocks (every other option is Videoshop's, applied to each block)."""
+
+    block_frames: int = option(14, "int", "frames per block (blocks overlap by one frame); the YAML ties it to "
+                               "model.num_frames", min=2, max=MAX_FRAMES)
+    last_block: str = option("pad", "str", "pad the last short block by repeating its last frame | short: run it with "
+                             "fewer frames", choices=("pad", "short"))
+
+
 class BlockRecurrentVideoshop:
     """Videoshop over blocks of ``block_frames`` frames (default: the model's, ``${model.num_frames}``).
 
@@ -48,16 +59,18 @@ class BlockRecurrentVideoshop:
     """
 
     handles_any_length = True
+    uses_video_model = True
+    options = BlockOptions
+    inner_options = VideoshopConfig  # every other method.<key>
 
     def __init__(self, pipeline, name: str = "videoshop_long", height: Optional[int] = None,
-                 width: Optional[int] = None, block_frames: int = 14, last_block: str = "pad", **options: Any):
-        check_counts("method", block_frames=(block_frames, 2, MAX_FRAMES))
-        if last_block not in ("pad", "short"):
-            raise ValueError(f"last_block={last_block!r}: expected 'pad' or 'short'")
+                 width: Optional[int] = None, **options: Any):
+        own, rest = split_options(BlockOptions, options)
+        o = build_options(BlockOptions, own, owner="videoshop_bench.baselines.long_video.BlockRecurrentVideoshop")
         self.pipeline, self.name = pipeline, name
         self.height, self.width = height, width
-        self.block_frames, self.last_block = int(block_frames), last_block
-        self.config = VideoshopConfig.from_dict(options)
+        self.block_frames, self.last_block = int(o.block_frames), o.last_block
+        self.config = VideoshopConfig.from_dict(rest)
 
     def edit(self, sample, generator: torch.Generator) -> EditResult:
         video = np.asarray(sample.source_video)

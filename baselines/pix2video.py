@@ -23,18 +23,19 @@ same numbers while keeping one step's features instead of 50.
 from __future__ import annotations
 
 import time
-from typing import Optional, Sequence
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
 
 from videoshop_bench.datasets.schema import SampleError
 from videoshop.method import EditResult
-from videoshop.options import MAX_BATCH, MAX_FRAMES, MAX_STEPS, check_counts
+from videoshop.options import MAX_BATCH, MAX_FRAMES, MAX_STEPS, build_options, option
 
 from .text.attention import FrameFeatureBank, cross_frame_processors, installed_processors
 from .text.ddim import ddim_invert, ddim_sample, ddim_schedule
-from .text.method import TextDrivenMethod
+from .text.method import DTYPES, TextDrivenMethod, TextMethodOptions
 from .text.models import load_sd_family
 from .text.sd import (RESIZE_FILTERS, NFECounter, depth_condition, encode_prompts, frames_to_tensor, predicted_depth,
                       resize_frames, vae_decode, vae_encode)
@@ -70,47 +71,82 @@ def guided_latent_update(x_prev: Tensor, x0: Tensor, weight: float) -> Tensor:
     return out
 
 
-class Pix2Video(TextDrivenMethod):
-    """``method=pix2video``. Every option is in conf/method/pix2video.yaml with the official default."""
+# test_cfg.py:35: DDIM, timesteps 980 ... 0
+SD2_DEPTH_DDIM = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
+                  "beta_schedule": "scaled_linear", "clip_sample": False, "set_alpha_to_one": False, "steps_offset": 0}
+SD2_DEPTH = "stabilityai/stable-diffusion-2-depth"
 
-    def __init__(self, name: str = "pix2video", device: str = "cpu", weights: str = "pretrained",
-                 dtype: str = "float32", allow_download: bool = True, base: Optional[dict] = None,
-                 depth: Optional[dict] = None, scheduler: Optional[dict] = None, num_inference_steps: int = 50,
-                 num_inversion_steps: Optional[int] = None, guidance_scale: float = 7.5, negative_prompt: str = "",
-                 height: int = 512, width: int = 512, frame_policy: str = "all", max_frames: int = 10,
-                 injection: bool = True, injection_sources: str = "anchor_prev",
-                 injection_layers: Sequence[str] = ("up_blocks",), latent_update: bool = True,
-                 latent_update_weight: float = 100.0, latent_update_last_step: int = 25, depth_resize: str = "bilinear",
-                 resize: str = "pil_bicubic", uint8_rounding: str = "floor",
-                 batch_size: int = 8, seed: int = 0, prompts: Optional[dict] = None,
-                 native_side: Optional[dict] = None) -> None:
-        check_counts("method", num_inference_steps=(num_inference_steps, 1, MAX_STEPS),
-                     num_inversion_steps=(num_inversion_steps, 1, MAX_STEPS), max_frames=(max_frames, 1, MAX_FRAMES),
-                     batch_size=(batch_size, 1, MAX_BATCH))
-        super().__init__(name, device, weights, dtype, allow_download, prompts)
-        select_frames(2, frame_policy, max_frames)  # validates the policy at start-up
-        self.base = dict(base or {"hub_id": "stabilityai/stable-diffusion-2-depth"})
-        self.depth = dict(depth or {"hub_id": self.base.get("hub_id"), "subfolder": "depth_estimator"})
+
+@dataclass
+class Pix2VideoOptions(TextMethodOptions):
+    """Pix2Video's options; defaults are the official code's (duyguceylan/pix2video @304d318;
+    shared/paper/baseline_notes.md Sec. 1)."""
+
+    dtype: str = option("float32", "str", "the official code runs fp32; auto = fp16 on CUDA", choices=DTYPES)
+    base: dict = option({"hub_id": SD2_DEPTH, "path": None, "variant": None}, "dict",
+                        "SD2-depth: UNet (5 input channels: latent + depth), VAE, OpenCLIP-H text encoder, tokenizer "
+                        "(path: a local copy with model_index.json)")
+    depth: dict = option({"hub_id": SD2_DEPTH, "path": None, "subfolder": "depth_estimator"}, "dict",
+                         "DPT-Hybrid (MiDaS) shipped in the SD2-depth repo (= Intel/dpt-hybrid-midas weights); path "
+                         "defaults to base.path when that is set")
+    scheduler: dict = option(SD2_DEPTH_DDIM, "dict", "test_cfg.py:35: DDIM, timesteps 980 ... 0")
+    num_inference_steps: int = option(50, "int", "DDIM steps of the editing pass", min=1, max=MAX_STEPS)
+    num_inversion_steps: Optional[int] = option(None, "int", "null = num_inference_steps (50, the official "
+                                                "NUM_DDIM_STEPS)", nullable=True, min=1, max=MAX_STEPS)
+    guidance_scale: float = option(7.5, "float", "editing CFG; inversion uses guidance 1 with the source prompt", min=0)
+    negative_prompt: str = option("", "str", "the uncond prompt")
+    native_side: dict = option({"pretrained": 512, "random": 512, "tiny": 64}, "dict",
+                               "frame side per weights; the YAML sets height/width from it (tiny: 64 px, fast tests)")
+    height: int = option(512, "int", "official: every frame resized to 512 x 512 (load_512, aspect not kept)",
+                         min=8, max=4096)
+    width: int = option(512, "int", "see height", min=8, max=4096)
+    frame_policy: str = option("all", "str", "all: every source frame (the tables) | official: the first max_frames, "
+                               "the rest repeat the last", choices=("all", "official"))
+    max_frames: int = option(10, "int", "test_cfg.py:76 hard-codes noFrames = 10", min=1, max=MAX_FRAMES)
+    injection: bool = option(True, "bool", "self-attention feature injection (use_self_attention_injection = 1)")
+    injection_sources: str = option("anchor_prev", "str", "[first ; previous] frame features | anchor "
+                                    "(use_keyframe_only = 1)", choices=("anchor_prev", "anchor"))
+    injection_layers: Optional[list] = option(["up_blocks"], "list", "COND_LAYER = 7: the 9 decoder self-attentions, "
+                                              "never down/mid", nullable=True)
+    latent_update: bool = option(True, "bool", "classifier_guidance_flag = 1, per_frame_classifier_guidance = 1 "
+                                 "(previous frame's x0)")
+    latent_update_weight: float = option(100.0, "float", "weight of the latent update", min=0)
+    latent_update_last_step: int = option(25, "int", "weight 100 for steps 0..25, 0 after (`if i > 25`)", min=0)
+    resize: str = option("pil_bicubic", "str", "frames -> 512 x 512 as the official load_512 (PIL's default filter) | "
+                         "antialias_bilinear", choices=RESIZE_FILTERS)
+    uint8_rounding: str = option("floor", "str", "official latent2image truncates (astype(np.uint8)) | round",
+                                 choices=("floor", "round"))
+    depth_resize: str = option("bilinear", "str", "Pix2Video's depth resize (diffusers' Depth2Img pipeline uses "
+                               "bicubic)", choices=("bilinear", "bicubic"))
+    batch_size: int = option(8, "int", "frames per VAE / inversion batch (memory only)", min=1, max=MAX_BATCH)
+
+
+class Pix2Video(TextDrivenMethod):
+    """``method=pix2video``. Every option is declared once, in ``Pix2VideoOptions``, with the official default."""
+
+    options = Pix2VideoOptions
+
+    def __init__(self, name: str = "pix2video", device: str = "cpu", **options) -> None:
+        o = build_options(Pix2VideoOptions, options, owner="videoshop_bench.baselines.pix2video.Pix2Video")
+        super().__init__(name, device, o.weights, o.dtype, o.allow_download, o.prompts)
+        self.base, self.depth = dict(o.base), dict(o.depth)
         if self.base.get("path") and not self.depth.get("path") and self.depth.get("hub_id") in (None, self.base.get("hub_id")):
             self.depth["path"] = self.base["path"]  # SD2-depth ships its estimator in the same directory
-        self.scheduler_config = dict(scheduler or {})
-        self.num_inference_steps, self.guidance_scale = int(num_inference_steps), float(guidance_scale)
-        self.num_inversion_steps = int(num_inversion_steps or num_inference_steps)
-        self.negative_prompt, self.height, self.width = negative_prompt, int(height), int(width)
-        self.frame_policy, self.max_frames = frame_policy, int(max_frames)
-        self.injection, self.injection_sources = bool(injection), injection_sources
-        self.injection_layers = list(injection_layers) if injection_layers is not None else None
-        self.latent_update, self.latent_update_weight = bool(latent_update), float(latent_update_weight)
-        self.latent_update_last_step, self.depth_resize = int(latent_update_last_step), depth_resize
-        self.batch_size = int(batch_size)
-        if resize not in RESIZE_FILTERS or uint8_rounding not in ("round", "floor"):
-            raise ValueError(f"method.resize={resize!r} / method.uint8_rounding={uint8_rounding!r}: expected one of "
-                             f"{RESIZE_FILTERS} / round, floor")
-        self.resize, self.uint8_rounding = resize, uint8_rounding
+        self.scheduler_config = dict(o.scheduler)
+        self.num_inference_steps, self.guidance_scale = int(o.num_inference_steps), float(o.guidance_scale)
+        self.num_inversion_steps = int(o.num_inversion_steps or o.num_inference_steps)
+        self.negative_prompt, self.height, self.width = o.negative_prompt, int(o.height), int(o.width)
+        self.frame_policy, self.max_frames = o.frame_policy, int(o.max_frames)
+        self.injection, self.injection_sources = bool(o.injection), o.injection_sources
+        self.injection_layers = list(o.injection_layers) if o.injection_layers is not None else None
+        self.latent_update, self.latent_update_weight = bool(o.latent_update), float(o.latent_update_weight)
+        self.latent_update_last_step, self.depth_resize = int(o.latent_update_last_step), o.depth_resize
+        self.batch_size = int(o.batch_size)
+        self.resize, self.uint8_rounding = o.resize, o.uint8_rounding
         self.trace: Optional[list] = None  # set to a list to record what the cross-frame processors receive
         self.models = load_sd_family(self.weights, base=self.base, depth=self.depth, in_channels=5, sd2=True,
                                      depth_kind="dpt", allow_download=self.allow_download, dtype=self.dtype,
-                                     seed=int(seed), key="method").to(self.device, self.dtype)
+                                     seed=int(o.seed), key="method").to(self.device, self.dtype)
 
     # ------------------------------------------------------------------------------------- helpers
     def unet_eps(self, x: Tensor, depth: Tensor, t: int, context: Tensor) -> Tensor:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -33,10 +34,10 @@ import torch
 
 from videoshop_bench.datasets.schema import SampleError
 from videoshop.method import EditResult
-from videoshop.options import MAX_BATCH, MAX_STEPS, check_counts
+from videoshop.options import MAX_BATCH, MAX_STEPS, build_options, option
 
 from .text.ddim import classifier_free_guidance, ddim_invert, ddim_schedule, ddim_transfer
-from .text.method import TextDrivenMethod
+from .text.method import TextDrivenMethod, TextMethodOptions
 from .text.models import load_sd_family
 from .text.sd import NFECounter, encode_prompts, frames_to_tensor, resize_frames, vae_decode, vae_encode, \
     zoe_control_image
@@ -132,44 +133,79 @@ def unarrange_grids(grids: Tensor, perm: Tensor, grid_size: int) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------------- the method
-class RAVE(TextDrivenMethod):
-    """``method=rave``. Every option is in conf/method/rave.yaml with the official default."""
+# DDIMScheduler.from_config(SD1.5's scheduler config): timesteps 981 ... 1
+SD15_DDIM = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
+             "clip_sample": False, "set_alpha_to_one": False, "steps_offset": 1}
 
-    def __init__(self, name: str = "rave", device: str = "cpu", weights: str = "pretrained", dtype: str = "auto",
-                 allow_download: bool = True, base: Optional[dict] = None, controlnet: Optional[dict] = None,
-                 depth: Optional[dict] = None, scheduler: Optional[dict] = None, num_inference_steps: int = 50,
-                 num_inversion_steps: int = 50, guidance_scale: float = 7.5, negative_prompt: str = "",
-                 inversion_prompt: str = "", grid_size: int = 3, batch_size: int = 4, cell_area: int = 512 * 512,
-                 shuffle: bool = True, inversion: bool = True, cond_step_start: float = 0.0,
-                 controlnet_conditioning_scale: float = 1.0, controlnet_guidance_start: float = 0.0,
-                 controlnet_guidance_end: float = 1.0, control_inversion: bool = True,
-                 depth_percentiles: tuple = (2.0, 85.0), frame_policy: str = "all", vae_batch_size: int = 1,
-                 seed: int = 0, prompts: Optional[dict] = None, native_cell_area: Optional[dict] = None,
-                 resize: str = "grid_pil_bicubic", uint8_rounding: str = "floor") -> None:
-        check_counts("method", num_inference_steps=(num_inference_steps, 1, MAX_STEPS),
-                     num_inversion_steps=(num_inversion_steps, 1, MAX_STEPS), grid_size=(grid_size, 1, 8),
-                     batch_size=(batch_size, 1, MAX_BATCH), vae_batch_size=(vae_batch_size, 1, MAX_BATCH))
-        super().__init__(name, device, weights, dtype, allow_download, prompts)
-        frames_kept(9, int(grid_size), frame_policy)  # validates the policy at start-up
-        self.base = dict(base or {"hub_id": "stable-diffusion-v1-5/stable-diffusion-v1-5"})
-        self.controlnet_src = dict(controlnet or {"hub_id": "lllyasviel/control_v11f1p_sd15_depth"})
-        self.depth_src = dict(depth or {"hub_id": "Intel/zoedepth-nyu"})
-        self.scheduler_config = dict(scheduler or {})
-        self.num_inference_steps, self.num_inversion_steps = int(num_inference_steps), int(num_inversion_steps)
-        self.guidance_scale, self.negative_prompt, self.inversion_prompt = float(guidance_scale), negative_prompt, inversion_prompt
-        self.grid_size, self.batch_size, self.cell_area = int(grid_size), int(batch_size), int(cell_area)
-        self.shuffle, self.inversion, self.cond_step_start = bool(shuffle), bool(inversion), float(cond_step_start)
-        self.cn_scale = float(controlnet_conditioning_scale)
-        self.cn_start, self.cn_end = float(controlnet_guidance_start), float(controlnet_guidance_end)
-        self.control_inversion, self.depth_percentiles = bool(control_inversion), tuple(depth_percentiles)
-        self.frame_policy, self.vae_batch_size = frame_policy, int(vae_batch_size)
-        if resize not in ("grid_pil_bicubic", "antialias_bilinear") or uint8_rounding not in ("round", "floor"):
-            raise ValueError(f"method.resize={resize!r} / method.uint8_rounding={uint8_rounding!r}: expected "
-                             "grid_pil_bicubic, antialias_bilinear / round, floor")
-        self.resize, self.uint8_rounding = resize, uint8_rounding
+
+@dataclass
+class RAVEOptions(TextMethodOptions):
+    """RAVE's options; defaults are the official code's (rehg-lab/RAVE @3a64224, configs/truck.yaml;
+    shared/paper/baseline_notes.md Sec. 4)."""
+
+    base: dict = option({"hub_id": "stable-diffusion-v1-5/stable-diffusion-v1-5", "path": None, "variant": None},
+                        "dict", "SD1.5 (runwayml/stable-diffusion-v1-5 in the code, withdrawn; the same weights)")
+    controlnet: dict = option({"hub_id": "lllyasviel/control_v11f1p_sd15_depth", "path": None}, "dict",
+                              "preprocessor depth_zoe -> control_v11f1p_sd15_depth (utils/constants.py)")
+    depth: dict = option({"hub_id": "Intel/zoedepth-nyu", "path": None}, "dict",
+                         "ZoeD_M12_N (lllyasviel/Annotators) = ZoeDepth NYU, as a transformers checkpoint")
+    scheduler: dict = option(SD15_DDIM, "dict", "DDIM from SD1.5's scheduler config: timesteps 981 ... 1")
+    num_inference_steps: int = option(50, "int", "DDIM steps of the editing pass", min=1, max=MAX_STEPS)
+    num_inversion_steps: int = option(50, "int", "num_inversion_step: 50 in the configs (the YAML ties it to "
+                                      "num_inference_steps)", min=1, max=MAX_STEPS)
+    guidance_scale: float = option(7.5, "float", "CFG of the editing pass", min=0)
+    negative_prompt: str = option("", "str", "negative prompt of the editing pass")
+    inversion_prompt: str = option("", "str", "prompt of the inversion (RAVE uses only the target prompt)")
+    grid_size: int = option(3, "int", "frames per grid side (3: 3x3 grids of 9 frames)", min=1, max=8)
+    batch_size: int = option(4, "int", "grids per denoising batch (inversion: batch_size * grid_size^2 frames)",
+                             min=1, max=MAX_BATCH)
+    native_cell_area: dict = option({"pretrained": 262144, "random": 262144, "tiny": 4096}, "dict",
+                                    "cell area per weights; the YAML sets cell_area from it (tiny: 64 x 64 cells)")
+    cell_area: int = option(512 * 512, "int", "official: each cell ~512^2 px, aspect kept, sides multiples of 8",
+                            min=64)
+    shuffle: bool = option(True, "bool", "is_shuffle: new random grids before every step")
+    inversion: bool = option(True, "bool", "is_ddim_inversion (false: forward-noise to the first timestep)")
+    cond_step_start: float = option(0.0, "float", "guidance 0 while cond_step_start >= i/T (so step 0 is unguided, "
+                                    "as in the code)", min=0, max=1)
+    controlnet_conditioning_scale: float = option(1.0, "float", "ControlNet residual scale", min=0)
+    controlnet_guidance_start: float = option(0.0, "float", "ControlNet on from this fraction of the steps",
+                                              min=0, max=1)
+    controlnet_guidance_end: float = option(1.0, "float", "ControlNet off after this fraction of the steps",
+                                            min=0, max=1)
+    control_inversion: bool = option(True, "bool", "give_control_inversion (ControlNet at scale 1 during inversion)")
+    depth_percentiles: list = option([2.0, 85.0], "list", "Zoe annotator normalisation (min, max percentiles), "
+                                     "then inverted")
+    frame_policy: str = option("all", "str", "all: every frame, filler cells complete the last grid (the tables) | "
+                               "official: full grids only", choices=("all", "official"))
+    vae_batch_size: int = option(1, "int", "frames per VAE call (memory only)", min=1, max=MAX_BATCH)
+    resize: str = option("grid_pil_bicubic", "str", "official: whole grids resized with PIL bicubic (cells bleed at "
+                         "borders) | antialias_bilinear per frame", choices=("grid_pil_bicubic", "antialias_bilinear"))
+    uint8_rounding: str = option("floor", "str", "official torch_to_pil_img truncates (astype uint8) | round",
+                                 choices=("floor", "round"))
+
+
+class RAVE(TextDrivenMethod):
+    """``method=rave``. Every option is declared once, in ``RAVEOptions``, with the official default."""
+
+    options = RAVEOptions
+
+    def __init__(self, name: str = "rave", device: str = "cpu", **options) -> None:
+        o = build_options(RAVEOptions, options, owner="videoshop_bench.baselines.rave.RAVE")
+        super().__init__(name, device, o.weights, o.dtype, o.allow_download, o.prompts)
+        self.base, self.controlnet_src, self.depth_src = dict(o.base), dict(o.controlnet), dict(o.depth)
+        self.scheduler_config = dict(o.scheduler)
+        self.num_inference_steps, self.num_inversion_steps = int(o.num_inference_steps), int(o.num_inversion_steps)
+        self.guidance_scale, self.negative_prompt, self.inversion_prompt = float(o.guidance_scale), o.negative_prompt, o.inversion_prompt
+        self.grid_size, self.batch_size, self.cell_area = int(o.grid_size), int(o.batch_size), int(o.cell_area)
+        self.shuffle, self.inversion, self.cond_step_start = bool(o.shuffle), bool(o.inversion), float(o.cond_step_start)
+        self.cn_scale = float(o.controlnet_conditioning_scale)
+        self.cn_start, self.cn_end = float(o.controlnet_guidance_start), float(o.controlnet_guidance_end)
+        self.control_inversion, self.depth_percentiles = bool(o.control_inversion), tuple(o.depth_percentiles)
+        self.frame_policy, self.vae_batch_size = o.frame_policy, int(o.vae_batch_size)
+        self.resize, self.uint8_rounding = o.resize, o.uint8_rounding
         self.models = load_sd_family(self.weights, base=self.base, controlnet=self.controlnet_src, depth=self.depth_src,
                                      depth_kind="zoe", allow_download=self.allow_download, dtype=self.dtype,
-                                     seed=int(seed), key="method").to(self.device, self.dtype)
+                                     seed=int(o.seed), key="method").to(self.device, self.dtype)
 
     # ------------------------------------------------------------------------------------- network
     def eps(self, x: Tensor, t: int, context: Tensor, control: Optional[Tensor], cn_scale: float) -> Tensor:

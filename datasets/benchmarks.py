@@ -38,7 +38,9 @@ import numpy as np
 from .base import select_ids
 from .edit_types import normalize_edit_type
 from .expert import read_selected_frames
-from .folder import build_samples, check_sample_id, fit_frames, fit_image, report_path, shard_ids
+from .fit import fit_frames, fit_image
+from .folder_spec import check_sample_id
+from .folder_write import build_samples, report_path, shard_ids
 from .schema import Sample, SampleError
 from videoshop.video_io import IMAGE_EXTS, VIDEO_EXTS, read_image
 

@@ -28,7 +28,7 @@ from typing import Optional
 import numpy as np
 
 from .benchmarks import bad_entry, build_benchmark, convert_entry, read_mask_frames, read_rows
-from .folder import safe_sample_id
+from .folder_spec import safe_sample_id
 from .schema import Sample
 
 NAME = "davis"
@@ -114,7 +114,7 @@ def convert_davis_entry(e: dict, **options) -> Sample:
         return Sample.as_reconstruction(s)
     s = convert_entry(e, **options)
     if e.get("silhouette_masks") and s.edit_type in SILHOUETTE_EDITS:
-        from .folder import fit_frames
+        from .fit import fit_frames
 
         idx = np.asarray(s.meta["frame_indices"])
         total = s.meta["original"]["num_frames"]

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .benchmarks import bad_entry, build_benchmark
 from .edit_types import normalize_edit_type
-from .folder import safe_sample_id
+from .folder_spec import safe_sample_id
 
 NAME = "editversebench"
 FIRST_FRAME_DIR = "edited_first_frame/"

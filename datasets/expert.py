@@ -30,7 +30,9 @@ import numpy as np
 
 from .base import select_ids
 from .edit_types import normalize_edit_type
-from .folder import build_samples, check_sample_id, fit_frames, fit_image, report_path, safe_sample_id, shard_ids
+from .fit import fit_frames, fit_image
+from .folder_spec import check_sample_id, safe_sample_id
+from .folder_write import build_samples, report_path, shard_ids
 from .schema import Sample, SampleError
 from videoshop.video_io import IMAGE_EXTS, VIDEO_EXTS, InputLimits, open_video_stream, read_image, read_video
 

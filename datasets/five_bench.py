@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Optional
 
 from .benchmarks import bad_entry, build_benchmark, find_video
-from .folder import safe_sample_id
+from .folder_spec import safe_sample_id
 
 NAME = "five_bench"
 EDIT_TYPES_BY_FILE = {1: "replace_object", 2: "replace_object", 3: "change_color", 4: "change_appearance",

@@ -25,7 +25,8 @@ from typing import Optional, Union
 
 import numpy as np
 
-from .folder import safe_sample_id, write_json_atomic
+from .folder_spec import safe_sample_id
+from .folder_write import write_json_atomic
 from .schema import SampleError
 from videoshop.video_io import VIDEO_EXTS, read_video, write_image
 
@@ -88,7 +89,7 @@ def find_clip_file(clips_dir: Path, clip: dict) -> Optional[Path]:
     return None
 
 
-def sample_hdvila_clips(metadata: Union[str, Path], clips_dir: Union[str, Path], n: int = 45, seed: int = 0,
+def sample_hdvila_clips(metadata: Union[str, Path], clips_dir: Union[str, Path], *, n: int = 45, seed: int = 0,
                         min_duration: Optional[float] = None, max_duration: Optional[float] = None,
                         one_per_video: bool = True) -> list[dict]:
     """``n`` downloaded clips chosen with ``seed`` (same inputs and seed -> same selection, in the same order).

@@ -26,7 +26,9 @@ import numpy as np
 
 from .base import select_ids
 from .edit_types import infer_edit_type_with_rule
-from .folder import build_samples, fit_image, is_built, report_path, shard_ids
+from .fit import fit_image
+from .folder_spec import is_built
+from .folder_write import build_samples, report_path, shard_ids
 from .schema import Sample, SampleError
 from videoshop.method import sample_seed
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 from .benchmarks import bad_entry, build_benchmark, find_video
-from .folder import safe_sample_id
+from .folder_spec import safe_sample_id
 
 NAME = "v2vbench"
 INDEX_NAMES = ("config.yaml", "config.yml", "index.yaml")

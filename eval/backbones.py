@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from videoshop.files import atomic_path, file_sha256  # noqa: F401  (file_sha256 re-exported)
 from videoshop.loading import MissingWeightsError, resolve_device  # noqa: F401  (re-exported)
+from videoshop.method import seeded as _seeded  # noqa: F401  (the metrics' tiny stand-ins use it)
 
 from .base import OnDevice, canonical_device
 
@@ -91,12 +92,6 @@ class SharedBackbone(OnDevice):
 def _check_backbone(backbone: str, key: str) -> None:
     if backbone not in BACKBONES:
         raise ValueError(f"{key}.backbone must be one of {BACKBONES}, got {backbone!r}")
-
-
-def _seeded(seed: int, fn: Callable[[], Any]) -> Any:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return fn()
 
 
 # ----------------------------------------------------------------------------------------------------- CLIP

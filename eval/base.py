@@ -86,6 +86,7 @@ class EditMetric(Metric):
     curve_names: tuple[str, ...] = ()  # per-frame series ``score_curves`` returns beside the values (records only)
     higher_is_better: bool | None = None
     per_sample: bool = True
+    min_frames: int = 1  # the fewest frames a video must have to be scored (a frame window shorter skips it)
     full_state_update = False
 
     def __init__(self, **kwargs: Any) -> None:

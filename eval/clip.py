@@ -195,6 +195,7 @@ class CLIPTemporal(_ClipMetric):
     """CLIP_TC (x100): mean CLIP similarity of consecutive edited frames (or of all pairs)."""
 
     names = ("clip_tc",)
+    min_frames = 2  # pairs of consecutive frames
     higher_is_better = True
     config_key = "metrics.clip_tc"
 

@@ -98,6 +98,9 @@ class GroundTruthFidelity(EditMetric):
         return {"psnr_gt": "dB over all pixels vs ground truth", "ssim_gt": "skimage defaults, x100"}
 
     def skip_reason(self, name, sample):
+        dropped = (getattr(sample, "meta", None) or {}).get("ground_truth_dropped")
+        if dropped:  # another first-frame editor's edit (experiments/first_frame.py ground_truth_for)
+            return dropped
         if sample.gt_edited_video is None:
             return "no ground-truth edited video"
         if sample.gt_masks is None:

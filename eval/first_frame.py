@@ -14,11 +14,12 @@ Frame 0, the editor's image I' against the source frame I and the text (``FirstF
 
 Frames 1..T-1 of the edited video V (``LaterFrames``), against the same references:
   * ``later_clip_text``   mean_t cos(E(V_t), T(text)): the text still holds (compare with ``ff_clip_text``);
-  * ``later_clip_tgt``    mean_t cos(E(V_t), E(I')): CLIP_tgt over frames 1..T-1 (frame 0 left out);
-  * ``later_clip_src``    mean_t cos(E(V_t), E(S_t)): CLIP_src over frames 1..T-1;
   * ``last_clip_tgt``    cos(E(V_{T-1}), E(I')): the last frame, where an edit that fades has faded most;
-  * ``frame0_kept``      cos(E(V_0), E(I')): how faithfully the method reproduces the frame it was given.
+  * ``frame0_kept``      cos(E(V_0), E(I')): how faithfully the method reproduces the frame it was given;
+  * curve ``clip_text``  cos(E(V_t), T(text)) for every frame t (kept in the record, plotted per editor).
 ``ff_clip_text`` high and ``later_clip_text`` low: the video method lost the edit; both low: the image editor did.
+The paper's ten metrics over frames 1..T-1 (``clip_tgt[1:]``, ``clip_src[1:]``, ...) are the run's own metrics on
+a frame window (eval/windows.py, config ``frame_windows``), not copies here.
 """
 
 from __future__ import annotations
@@ -113,9 +114,10 @@ class FirstFrameEdit(_ClipTextMetric):
 
 
 class LaterFrames(_ClipTextMetric):
-    """What the video method keeps of the first-frame edit over frames 1..T-1 (module docstring)."""
+    """What the video method keeps of the first-frame edit's text match over frames 1..T-1 (module docstring)."""
 
-    names = ("later_clip_text", "later_clip_tgt", "later_clip_src", "last_clip_tgt", "frame0_kept")
+    names = ("later_clip_text", "last_clip_tgt", "frame0_kept")
+    curve_names = ("clip_text",)
     higher_is_better = True
     config_key = "metrics.later_frames"
 
@@ -124,21 +126,24 @@ class LaterFrames(_ClipTextMetric):
         text = target_text(sample)
         return 100.0 * (self.clip.embed(list(edited)) @ self._cached_text(text)[0]).numpy()
 
-    def score(self, sample, edited):
+    def score_curves(self, sample, edited):
         check_same_shape(sample, edited)
         frames = self.clip.embed(list(edited))
         tgt = self._cached_embed("ff_edit", sample.edited_image[None])[0]
-        src = self._cached_embed("source", sample.source_video)
         text = target_text(sample)
-        later = frames[1:]
-        return {"later_clip_text": _cos100(later, self._cached_text(text)[0]) if text else None,
-                "later_clip_tgt": _cos100(later, tgt), "later_clip_src": _cos100(later, src[1:]),
-                "last_clip_tgt": _cos100(frames[-1], tgt), "frame0_kept": _cos100(frames[0], tgt)}
+        curve = 100.0 * (frames @ self._cached_text(text)[0]).numpy() if text else None
+        values = {"later_clip_text": float(curve[1:].mean()) if text else None,
+                  "last_clip_tgt": _cos100(frames[-1], tgt), "frame0_kept": _cos100(frames[0], tgt)}
+        return values, ({"clip_text": [float(v) for v in curve]} if text else {})
+
+    def score(self, sample, edited):
+        return self.score_curves(sample, edited)[0]
+
+    def skip_reason(self, name: str, sample) -> str:
+        return "no target prompt or instruction" if name == "later_clip_text" else super().skip_reason(name, sample)
 
     def protocol(self):
         c = self.clip.describe()
         return {"later_clip_text": f"{c}; mean over frames 1..T-1 of cos(edited_t, target text)",
-                "later_clip_tgt": f"{c}; mean over frames 1..T-1 of cos(edited_t, edited first frame)",
-                "later_clip_src": f"{c}; mean over frames 1..T-1 of cos(edited_t, source_t)",
                 "last_clip_tgt": f"{c}; cos(last edited frame, edited first frame)",
                 "frame0_kept": f"{c}; cos(edited frame 0, edited first frame)"}

@@ -112,6 +112,7 @@ class FlowEPE(EditMetric):
     """Flow and Flow+ (pixels, lower is better)."""
 
     names = ("flow", "flow_plus")
+    min_frames = 2  # pairs of consecutive frames
     higher_is_better = False
     config_key = "metrics.flow"
 

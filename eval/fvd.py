@@ -28,6 +28,9 @@ from .base import EditMetric, check_same_shape
 from .cache import FeatureCache, fingerprint
 
 FEATURE_DIM = 400
+# I3D halves time three times (Conv3d_1a, MaxPool3d_4a, MaxPool3d_5a) before a temporal pool of 2: shorter videos
+# leave nothing to pool; common_metrics_on_video_quality documents 10 frames as the minimum, which we require too.
+I3D_MIN_FRAMES = 10
 STYLEGAN_V_NUM_VIDEOS = 2048
 
 
@@ -78,6 +81,7 @@ class FVD(EditMetric):
                  detector_sha256: Optional[str] = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.detector_path, self.backbone, self.batch_size = detector, backbone, batch_size
+        self.min_frames = 1 if backbone == "tiny" else I3D_MIN_FRAMES
         # a handle, not a submodule: nn.Module._apply must never move (or cast) the shared detector in place
         self.i3d = SharedBackbone(partial(load_i3d, detector, backbone, seed=seed, cache_dir=cache_dir, sha256=detector_sha256,
                                           config_key=self.config_key), device)

@@ -16,7 +16,6 @@ import datetime as _dt
 import io
 import json
 import os
-import string
 import urllib.error
 import urllib.request
 from typing import Any, Optional
@@ -25,13 +24,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from videoshop.tokenizers import QWEN_SPECIAL, char_level_tokenizer
+
 from .backbones import MissingWeightsError, SharedBackbone, _seeded, shared
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
 
 # --------------------------------------------------------------------------------------------- tiny stand-in
-TINY_SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-                "<|image_pad|>", "<|video_pad|>")
+TINY_SPECIAL = QWEN_SPECIAL
 # Qwen2-VL's chat layout (system turn omitted): the real processor brings its own template from the hub.
 TINY_CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}"
@@ -44,16 +44,11 @@ TINY_CHAT_TEMPLATE = (
 def tiny_qwen_processor(max_pixels: int = 28 * 28 * 16):
     """A real ``Qwen2_5_VLProcessor`` built offline: character-level fast tokenizer with Qwen's special tokens,
     Qwen2-VL image and video processors (small ``max_pixels``), the chat layout above."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import decoders
     from transformers import (PreTrainedTokenizerFast, Qwen2_5_VLProcessor, Qwen2VLImageProcessor,
                               Qwen2VLVideoProcessor)
 
-    vocab = {s: i for i, s in enumerate(TINY_SPECIAL)}
-    for c in " \n" + string.ascii_letters + string.digits + string.punctuation:
-        vocab.setdefault(c, len(vocab))
-    vocab["<unk>"] = len(vocab)
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    tk = char_level_tokenizer(TINY_SPECIAL)
     tk.decoder = decoders.Fuse()
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", pad_token="<|endoftext|>",
                                   eos_token="<|im_end|>", additional_special_tokens=list(TINY_SPECIAL[1:]))

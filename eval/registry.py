@@ -128,8 +128,7 @@ for _e in (
                 dict(model="ViT-B-32", pretrained="openai", checkpoint=None, backbone="real", device=DEVICE,
                      cache_dir=CACHE),
                 tiny=dict(backbone="tiny"),
-                columns={"later_clip_text": "CLIP_text (1..T)", "later_clip_tgt": "CLIP_tgt (1..T)",
-                         "later_clip_src": "CLIP_src (1..T)", "last_clip_tgt": "CLIP_tgt (last)",
+                columns={"later_clip_text": "CLIP_text (1..T-1)", "last_clip_tgt": "CLIP_tgt (last)",
                          "frame0_kept": "CLIP frame 0 kept"}),
 ):
     METRICS.register(_e)

@@ -19,14 +19,13 @@ image, instruction and the generation protocol). ``backbone=tiny`` builds seeded
 transformers classes (BLIP, LLaMA, T5) with an offline word-piece vocabulary: outputs are gibberish, the
 pipeline runs end to end, and ``protocol()`` says so. A sample with no usable question scores None (skipped)
 unless ``qg_fallback=template`` (one yes/no question "does this image show: <description>?"), counted in notes().
+
+The text side (prompts, parser, filter test, answer mapping, score) is ``eval/tifa_qa.py``; loading, generation
+and the tiny stand-ins ``eval/tifa_models.py``. Their public names are importable from here too.
 """
 
 from __future__ import annotations
 
-import difflib
-import os
-import string
-import tempfile
 from typing import Any, Optional
 
 import numpy as np
@@ -34,185 +33,25 @@ import torch
 from PIL import Image
 
 from videoshop_bench.datasets.schema import MAX_TEXT_CHARS, text_problem
+from videoshop.options import check_choices
 
-from .backbones import MissingWeightsError, SharedBackbone, _seeded, shared
+from .backbones import SharedBackbone, shared
 from .base import EditMetric, check_same_shape
 from .cache import fingerprint, load_json_cache, save_json_cache
+from .tifa_models import (generate_text, load_text_model, tiny_blip, tiny_llama, tiny_processor, tiny_t5,
+                          tiny_tifa_models, tiny_tokenizer)
+from .tifa_qa import (MAX_INPUT_TOKENS, TIFA_CATEGORIES, TIFA_INTRO, first_block, free_form_agrees,
+                      nearest_choice_string, normalize_free_answer, parse_tifa_questions, template_question,
+                      tifa_qg_prompt, tifa_score, token_f1, unifiedqa_free_prompt, unifiedqa_mc_prompt,
+                      unique_questions)
 
-TIFA_INTRO = ("Given an image description, generate one or two multiple-choice questions that verifies if the image "
-              "description is correct.\nClassify each concept into a type (object, human, animal, food, activity, "
-              "attribute, counting, color, material, spatial, location, shape, other), and then generate a question "
-              "for each type.\n")
-
-
-def tifa_qg_prompt(description: str) -> str:
-    """The prompt of TIFA's LLaMA-2 question generator (tifascore question_gen_llama2)."""
-    return f"<s>[INST] <<SYS>>\n{TIFA_INTRO}\n<</SYS>>\n\nDescription: {description} [/INST] Entities:"
-
-
-# The text models read at most this many tokens (a guard behind MAX_TEXT_CHARS: a description is a caption plus a
-# bounded instruction, a few hundred tokens; TIFA's LLaMA-2 prompt fits 4096).
-MAX_INPUT_TOKENS = 2048
-
-
-TIFA_CATEGORIES = ("object", "human", "animal", "food", "activity", "attribute", "counting", "color", "material",
-                   "spatial", "location", "shape", "other")
-
-
-def first_block(generated: str) -> str:
-    """TIFA keeps the QG's output up to its first blank line (``output.split('\\n\\n')[0]``)."""
-    return generated.split("\n\n")[0]
-
-
-def parse_tifa_questions(text: str) -> list[dict[str, Any]]:
-    """Parse TIFA's QG output ("About X (type):", "Q: ...", "Choices: a, b", "A: ...") into QA dicts.
-
-    As tifascore.question_gen_llama2: a pair needs an entity, a question and choices; pairs whose type is not one of
-    TIFA's categories are dropped; ``animal`` and ``human`` become ``animal/human``.
-    """
-    out, entity, qtype, question, choices = [], None, None, None, None
-    for line in text.split("\n"):
-        line = line.strip()
-        if line.startswith("About ") and "(" in line:
-            body = line[len("About "):].rstrip(":")
-            entity, qtype = body.split(" (")[0], body.split(" (")[1].split(")")[0]
-        elif line.startswith("Q: "):
-            question = line[3:].strip()
-        elif line.startswith("Choices: "):
-            choices = [c.strip() for c in line[len("Choices: "):].split(", ") if c.strip()]
-        elif line.startswith("A: "):
-            answer = line[3:].strip()
-            if entity and question and choices and answer and qtype in TIFA_CATEGORIES:
-                out.append({"entity": entity, "type": "animal/human" if qtype in ("animal", "human") else qtype,
-                            "question": question, "choices": choices, "answer": answer})
-            question, choices = None, None
-    return out
-
-
-def unifiedqa_mc_prompt(question: str, context: str, choices: list[str]) -> str:
-    """UnifiedQA multiple-choice input as tifascore.unifiedqa.mcqa: ``q \\n context \\n (A) c1 (B) c2 `` (<= 4 choices)."""
-    heads = ("(A)", "(B)", "(C)", "(D)")
-    return f"{question} \n {context} \n " + "".join(f"{h} {c} " for h, c in zip(heads, choices))
-
-
-def unifiedqa_free_prompt(question: str, context: str) -> str:
-    """UnifiedQA free-form input as tifascore.unifiedqa.qa."""
-    return f"{question} \n {context}"
-
-
-_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty".split())}
-
-
-def normalize_free_answer(answer: str) -> str:
-    """tifascore.unifiedqa.qa's normalisation: keep letters, digits and spaces, strip, lower-case."""
-    return "".join(c for c in answer if c.isalnum() or c.isspace()).strip().lower()
-
-
-def token_f1(gold: list[str], pred: list[str]) -> float:
-    """tifascore.question_filter.compute_prf's F1 over whitespace tokens (empty gold: 1 iff pred is empty)."""
-    if not gold:
-        return 1.0 if not pred else 0.0
-    tp = sum(g in pred for g in gold)
-    fp = sum(p not in gold for p in pred)
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / len(gold)
-    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-
-
-def free_form_agrees(gold: str, free_form: str, threshold: float = 0.6) -> bool:
-    """TIFA's second filter test for non yes/no answers: token F1 of UnifiedQA's free answer vs the QG's > 0.6.
-
-    A numeric gold answer compares against the free answer with number words mapped to digits (TIFA uses the
-    word2number package; here the words zero..twenty, which covers counting questions about a single image).
-    """
-    if gold.isnumeric():
-        free_form = " ".join(_NUMBER_WORDS.get(w, w) for w in free_form.split())
-    return token_f1(gold.split(), free_form.split()) > threshold
-
-
-def _norm(s: str) -> str:
-    return " ".join(s.lower().strip().strip(string.punctuation).split())
-
-
-def nearest_choice_string(answer: str, choices: list[str]) -> str:
-    a = _norm(answer)
-    for c in choices:
-        if _norm(c) == a:
-            return c
-    return max(choices, key=lambda c: difflib.SequenceMatcher(None, a, _norm(c)).ratio())
-
-
-# ------------------------------------------------------------------------------------------ tiny stand-ins
-_TINY_WORDS = ("yes no a an the is are of on in with and to this image show does what color red green blue yellow "
-               "white black object shape circle square triangle about q choices entities description").split()
-
-
-def tiny_tokenizer():
-    """A BertTokenizer over a small offline vocabulary (special tokens, characters, a few words)."""
-    from transformers import BertTokenizer
-
-    d = os.path.join(tempfile.gettempdir(), "videoshop_tiny_tok")
-    os.makedirs(d, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"] + list(string.ascii_lowercase + string.digits) + \
-        list(string.punctuation) + ["##" + c for c in string.ascii_lowercase + string.digits] + list(_TINY_WORDS)
-    seen, uniq = set(), []
-    for v in vocab:
-        if v not in seen:
-            seen.add(v)
-            uniq.append(v)
-    path = os.path.join(d, "vocab.txt")
-    with open(path, "w") as f:
-        f.write("\n".join(uniq) + "\n")
-    tok = BertTokenizer(path, do_lower_case=True, bos_token="[DEC]")
-    return tok
-
-
-def _tiny_blip(cls_name: str, vocab_size: int):
-    import transformers
-    from transformers import BlipConfig
-
-    cfg = BlipConfig(
-        text_config=dict(vocab_size=vocab_size, hidden_size=32, encoder_hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=512, pad_token_id=0,
-                         bos_token_id=5, eos_token_id=3, sep_token_id=3),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=32, patch_size=8),
-        projection_dim=32)
-    return getattr(transformers, cls_name)(cfg)
-
-
-def _tiny_processor(tok):
-    from transformers import BlipImageProcessor, BlipProcessor
-
-    return BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok)
-
-
-def _tiny_llama(vocab_size: int):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    return LlamaForCausalLM(LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64,
-                                        num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
-                                        max_position_embeddings=2048, pad_token_id=0, bos_token_id=2,
-                                        eos_token_id=3))
-
-
-# ------------------------------------------------------------------------------------------------ loading
-def _load(kind: str, ident: str, key: str, dtype: torch.dtype, device: torch.device):
-    """(model, processor-or-tokenizer) from a hub id or local dir; one-line MissingWeightsError when absent."""
-    import transformers
-
-    cls = {"caption": "BlipForConditionalGeneration", "vqa": "BlipForQuestionAnswering",
-           "causal": "AutoModelForCausalLM", "seq2seq": "AutoModelForSeq2SeqLM", "sbert": "AutoModel"}[kind]
-    proc_cls = "AutoProcessor" if kind in ("caption", "vqa") else "AutoTokenizer"
-    try:
-        model = getattr(transformers, cls).from_pretrained(ident, torch_dtype=dtype)
-        proc = getattr(transformers, proc_cls).from_pretrained(ident)
-    except (OSError, ValueError) as e:
-        raise MissingWeightsError(f"{key}: {ident} not found offline; set {key}=PATH (a local model directory) "
-                                  f"({type(e).__name__})") from None
-    return model.eval().to(device), proc
+__all__ = [  # TIFA's public names, wherever they are defined
+    "TIFA", "generate_text", "load_text_model", "tiny_blip", "tiny_llama", "tiny_processor", "tiny_t5",
+    "tiny_tifa_models", "tiny_tokenizer", "MAX_INPUT_TOKENS", "TIFA_CATEGORIES", "TIFA_INTRO", "first_block",
+    "free_form_agrees", "nearest_choice_string", "normalize_free_answer", "parse_tifa_questions",
+    "template_question", "tifa_qg_prompt", "tifa_score", "token_f1", "unifiedqa_free_prompt", "unifiedqa_mc_prompt",
+    "unique_questions",
+]
 
 
 class TIFA(EditMetric):
@@ -232,16 +71,10 @@ class TIFA(EditMetric):
                  dtype: str = "auto", device: str = "auto", seed: int = 0, cache_dir: Optional[str] = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if backbone not in ("real", "tiny"):
-            raise ValueError(f"{self.config_key}.backbone must be real or tiny, got {backbone!r}")
-        if qg_kind not in ("causal", "seq2seq"):
-            raise ValueError(f"{self.config_key}.qg_kind must be causal or seq2seq, got {qg_kind!r}")
-        if answer_matcher not in ("sbert", "string"):
-            raise ValueError(f"{self.config_key}.answer_matcher must be sbert or string, got {answer_matcher!r}")
-        if caption_source not in ("captioner", "target_prompt_or_captioner"):
-            raise ValueError(f"{self.config_key}.caption_source must be captioner or target_prompt_or_captioner")
-        if qg_fallback not in ("none", "template"):
-            raise ValueError(f"{self.config_key}.qg_fallback must be none or template, got {qg_fallback!r}")
+        check_choices(self.config_key, backbone=(backbone, ("real", "tiny")), qg_kind=(qg_kind, ("causal", "seq2seq")),
+                      answer_matcher=(answer_matcher, ("sbert", "string")),
+                      caption_source=(caption_source, ("captioner", "target_prompt_or_captioner")),
+                      qg_fallback=(qg_fallback, ("none", "template")))
         self.backbone, self.qg_kind, self.answer_matcher = backbone, qg_kind, answer_matcher
         self.ids = dict(captioner=captioner, question_generator=question_generator, qa_filter=qa_filter, vqa=vqa,
                         sbert=sbert if answer_matcher == "sbert" else None)
@@ -281,42 +114,23 @@ class TIFA(EditMetric):
                        str(dev), str(dtype), self.seed), lambda: self._build(dev, dtype))
 
     def _build(self, dev: torch.device, dtype: torch.dtype) -> dict[str, Any]:
-        key = self.config_key
+        """{role: (model, processor-or-tokenizer)} for caption, vqa, qg, filter (when set), sbert (when matching by
+        SBERT): tiny seeded stand-ins, or the configured weights."""
         if self.backbone == "tiny":
-            tok = tiny_tokenizer()
-            v = len(tok)
-            proc = _tiny_processor(tok)
-            m = {"caption": (_seeded(self.seed, lambda: _tiny_blip("BlipForConditionalGeneration", v)), proc),
-                 "vqa": (_seeded(self.seed + 1, lambda: _tiny_blip("BlipForQuestionAnswering", v)), proc),
-                 "qg": (_seeded(self.seed + 2, lambda: _tiny_llama(v)), tok)}
-            if self.ids["qa_filter"]:
-                from transformers import T5Config, T5ForConditionalGeneration
-
-                t5 = _seeded(self.seed + 3, lambda: T5ForConditionalGeneration(T5Config(
-                    vocab_size=v, d_model=32, d_kv=16, d_ff=64, num_layers=1, num_heads=2, pad_token_id=0,
-                    eos_token_id=3, decoder_start_token_id=0)))
-                m["filter"] = (t5, tok)
-            for name, (model, _) in m.items():
-                model.eval().to(dev)
-            return m
-        m = {"caption": _load("caption", self.ids["captioner"], f"{key}.captioner", dtype, dev),
-             "vqa": _load("vqa", self.ids["vqa"], f"{key}.vqa", dtype, dev),
-             "qg": _load(self.qg_kind, self.ids["question_generator"], f"{key}.question_generator", dtype, dev)}
+            return tiny_tifa_models(self.seed, bool(self.ids["qa_filter"]), dev)
+        key = self.config_key
+        m = {"caption": load_text_model("caption", self.ids["captioner"], f"{key}.captioner", dtype, dev),
+             "vqa": load_text_model("vqa", self.ids["vqa"], f"{key}.vqa", dtype, dev),
+             "qg": load_text_model(self.qg_kind, self.ids["question_generator"], f"{key}.question_generator",
+                                   dtype, dev)}
         if self.ids["qa_filter"]:
-            m["filter"] = _load("seq2seq", self.ids["qa_filter"], f"{key}.qa_filter", dtype, dev)
+            m["filter"] = load_text_model("seq2seq", self.ids["qa_filter"], f"{key}.qa_filter", dtype, dev)
         if self.answer_matcher == "sbert":
-            m["sbert"] = _load("sbert", self.ids["sbert"], f"{key}.sbert", torch.float32, dev)
+            m["sbert"] = load_text_model("sbert", self.ids["sbert"], f"{key}.sbert", torch.float32, dev)
         return m
 
-    @torch.no_grad()
     def _generate_text(self, model, tok, prompt: str, causal: bool, max_new_tokens: int, num_beams: int = 1) -> str:
-        enc = tok(prompt, return_tensors="pt", truncation=True, max_length=MAX_INPUT_TOKENS).to(self.dev)
-        enc.pop("token_type_ids", None)
-        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=num_beams,
-                             pad_token_id=tok.pad_token_id)
-        if causal:
-            out = out[:, enc["input_ids"].shape[1]:]
-        return tok.decode(out[0], skip_special_tokens=True)
+        return generate_text(model, tok, prompt, self.dev, causal, max_new_tokens, num_beams)
 
     @torch.no_grad()
     def caption(self, image: np.ndarray) -> str:
@@ -371,15 +185,10 @@ class TIFA(EditMetric):
 
     def filter_questions(self, generated: list[dict[str, Any]], description: str) -> list[dict[str, Any]]:
         """Drop repeated questions (the first one stays), then apply the UnifiedQA filter when one is configured."""
-        seen: set[str] = set()
-        kept = []
-        for qa in generated:
-            if qa["question"] in seen:
-                continue
-            seen.add(qa["question"])
-            if "filter" not in self.models or self._passes_filter(qa, description):
-                kept.append(qa)
-        return kept
+        unique = unique_questions(generated)
+        if "filter" not in self.models:
+            return unique
+        return [qa for qa in unique if self._passes_filter(qa, description)]
 
     # ------------------------------------------------------------------------------------------ QA sets
     def qg_protocol(self) -> dict[str, Any]:
@@ -388,12 +197,8 @@ class TIFA(EditMetric):
                 "max_new_tokens": self.max_new_tokens, "num_beams": self.qg_num_beams, "fallback": self.qg_fallback,
                 "filter": "tifascore.question_filter"}
 
-    def question_set(self, sample) -> dict[str, Any]:
-        """Caption, description, raw QG text and the (filtered) QA pairs of this sample; generated once, cached."""
-        key = fingerprint(sample.edited_image, sample.instruction, sample.target_prompt, self.qg_protocol())
-        cached = load_json_cache(self.cache_dir, "tifa_qa", key)
-        if cached is not None:
-            return cached
+    def describe(self, sample) -> tuple[str, str]:
+        """Step 1: (caption of the target image, description the questions are generated from)."""
         if self.caption_source == "target_prompt_or_captioner" and sample.target_prompt:
             caption = sample.target_prompt
         else:
@@ -402,19 +207,31 @@ class TIFA(EditMetric):
         too_long = text_problem("TIFA description (caption + instruction)", description, 2 * MAX_TEXT_CHARS)
         if too_long:  # refused before the question generator sees it (Sample.validate bounds each field too)
             raise ValueError(f"{sample.sample_id}: {too_long}")
+        return caption, description
+
+    def generate_questions(self, description: str) -> tuple[str, list[dict[str, Any]]]:
+        """Step 2: the question generator's text (as TIFA keeps it) and the QA pairs parsed from it."""
         model, tok = self.models["qg"]
-        prompt = tifa_qg_prompt(description) if self.qg_kind == "causal" else description
-        raw = self._generate_text(model, tok, prompt, self.qg_kind == "causal", self.max_new_tokens,
-                                  num_beams=self.qg_num_beams)
-        if self.qg_kind == "causal":
+        causal = self.qg_kind == "causal"
+        raw = self._generate_text(model, tok, tifa_qg_prompt(description) if causal else description, causal,
+                                  self.max_new_tokens, num_beams=self.qg_num_beams)
+        if causal:
             raw = "Entities:" + first_block(raw)
-        generated = parse_tifa_questions(raw)
+        return raw, parse_tifa_questions(raw)
+
+    def question_set(self, sample) -> dict[str, Any]:
+        """Caption, description, raw QG text and the (filtered) QA pairs of this sample (steps 1-3); generated
+        once, cached."""
+        key = fingerprint(sample.edited_image, sample.instruction, sample.target_prompt, self.qg_protocol())
+        cached = load_json_cache(self.cache_dir, "tifa_qa", key)
+        if cached is not None:
+            return cached
+        caption, description = self.describe(sample)
+        raw, generated = self.generate_questions(description)
         kept = self.filter_questions(generated, description)
         source = "generated"
         if not kept and self.qg_fallback == "template":
-            kept = [{"entity": None, "type": "template", "question": f"does this image show: {description}?",
-                     "choices": ["yes", "no"], "answer": "yes"}]
-            source = "template"
+            kept, source = [template_question(description)], "template"
         qa_set = {"caption": caption, "description": description, "raw": raw, "num_generated": len(generated),
                   "questions": kept, "source": source}
         save_json_cache(self.cache_dir, "tifa_qa", key, qa_set)
@@ -434,7 +251,7 @@ class TIFA(EditMetric):
         for j, qa in enumerate(questions):
             for i, ans in enumerate(self.answer(frames, qa["question"])):
                 correct[i, j] = self.match(ans, qa["choices"]) == qa["answer"]  # as tifascore.tifa_score
-        return {"tifa": 100.0 * float(correct.mean(axis=1).mean())}
+        return {"tifa": tifa_score(correct)}
 
     def skip_reason(self, name, sample):
         return "no usable question for this sample's edit"

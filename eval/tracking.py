@@ -32,6 +32,7 @@ import torch
 from .backbones import MissingWeightsError, SharedBackbone, resolve_device, shared
 from .base import OnDevice, canonical_device
 from .cache import FeatureCache, fingerprint
+from .windows import whole_video
 
 TRACKERS = ("gt_or_flow", "gt", "flow", "cotracker")
 
@@ -329,7 +330,11 @@ class MaskTracker(OnDevice):
         return f"dataset ground-truth per-frame masks, else {self._flow_protocol()}"
 
     def track(self, sample, edited: Optional[np.ndarray] = None) -> np.ndarray:
-        """The edit region in every frame; ``edited`` (the method's output) is needed where it is tracked on."""
+        """The edit region in every frame; ``edited`` (the method's output) is needed where it is tracked on. A
+        sample cut to a frame window (eval/windows.py) gets the whole video's regions, cut to the window."""
+        whole = whole_video(sample)
+        if whole is not None:
+            return self.track(whole.sample, whole.edited)[whole.window.frames]
         t, h, w = sample.source_video.shape[:3]
         if self.tracker in ("gt", "gt_or_flow") and sample.gt_masks is not None:
             return np.asarray(sample.gt_masks, dtype=bool)

@@ -11,12 +11,15 @@ set). A new builder is one ``<kind>_from_config(cfg, build, out, limit, ids, see
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any, Callable, Optional
+
+from videoshop_bench.datasets.registry import BUILD_KEYS, DATASETS, FROM_VIDEO_KEYS
 
 log = logging.getLogger(__name__)
 
 BUILDERS = ("magicbrush", "expert", "hdvila_sample",  # the kinds this module has a <kind>_from_config for
             "editversebench", "five_bench", "v2vbench", "davis")
+FRAME_KEYS = ("num_frames", "height", "width")  # BUILD_KEYS that default to the model's
 
 
 def _plain(node) -> Any:
@@ -39,6 +42,48 @@ def _require(build: dict, key: str, hint: str = "") -> Any:
     return value
 
 
+def buildable() -> list[str]:
+    """The datasets ``task=build`` makes (the registry's entries with a builder)."""
+    return [e.name for e in DATASETS if e.builder is not None]
+
+
+def shared_options(cfg, build: dict, from_video: bool = True) -> dict:
+    """The keys every builder reads, declared once by the dataset registry (datasets/registry.py ``BUILD_KEYS``;
+    ``FROM_VIDEO_KEYS`` too for a builder cutting clips from videos), with this build's values: the frame count and
+    size (null: the model's), ``overwrite``, and ``fit`` / ``sample_fps``."""
+    model = _plain(cfg.get("model")) or {}
+    out: dict[str, Any] = {}
+    for key in FRAME_KEYS:
+        value = build.get(key) if build.get(key) is not None else model.get(key)
+        if value is None:
+            raise ValueError(f"dataset.build.{key} is not set (and there is no model.{key})")
+        out[key] = int(value)
+    out["overwrite"] = bool(build.get("overwrite", BUILD_KEYS["overwrite"]))
+    if from_video:
+        out.update({key: build.get(key, default) for key, default in FROM_VIDEO_KEYS.items()})
+    return out
+
+
+def own_options(builder: Callable, build: dict, taken: dict) -> dict:
+    """The build node's values of ``builder``'s own keyword-only options (its signature declares them once: name,
+    type, default; conf/dataset/<name>.yaml overrides), each checked before any work (one line naming
+    ``dataset.build.<key>``), beside the options in ``taken``."""
+    import inspect
+
+    from videoshop.options import signature_checks
+
+    checks, _ = signature_checks(builder)
+    keyword_only = {n for n, p in inspect.signature(builder).parameters.items() if p.kind is p.KEYWORD_ONLY}
+    out = {}
+    for key, value in build.items():
+        if key in checks and key in keyword_only and key not in taken:
+            why = checks[key].problem(value)
+            if why:
+                raise ValueError(f"dataset.build.{key}={value!r}: {why}")
+            out[key] = value
+    return {**out, **taken}
+
+
 def run_build(cfg, label: Optional[str] = None) -> dict:
     """Build the dataset ``cfg.dataset`` describes; returns the build report (also written next to the data)."""
     from hydra.utils import get_method
@@ -47,7 +92,7 @@ def run_build(cfg, label: Optional[str] = None) -> dict:
     build = _plain(dataset.get("build")) if "build" in dataset else None
     if not build:
         raise ValueError(f"dataset={dataset.get('name')} has nothing to build (no dataset.build node); "
-                         f"buildable datasets: magicbrush, expert, editversebench, five_bench, v2vbench, davis")
+                         f"buildable datasets: {', '.join(buildable())}")
     kind, target = build.get("kind") or dataset.get("name"), build.get("_target_")
     if not target:
         raise ValueError("dataset.build._target_ is not set: the builder function (e.g. "
@@ -60,7 +105,7 @@ def run_build(cfg, label: Optional[str] = None) -> dict:
     if isinstance(ids, str):
         ids = [s for s in ids.replace(",", " ").split() if s]
     seed = int(build["seed"] if build.get("seed") is not None else cfg.get("seed", 0) or 0)
-    shard = dict(shard_index=int(build.get("shard_index") or 0), num_shards=int(build.get("num_shards") or 1))
+    shard = {key: int(build.get(key) or BUILD_KEYS[key]) for key in ("shard_index", "num_shards")}
     out = _require(build, "out", "where the built samples go")
     report = builder(cfg, build, out=out, limit=limit, ids=ids, seed=seed, shard=shard)
     log.info("build %s: %s", kind, report.get("counts"))
@@ -81,40 +126,20 @@ def magicbrush_from_config(cfg, build: dict, out: str, limit, ids, seed: int, sh
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
-    report = build_magicbrush(
-        _require(build, "source", "a hub id (osunlp/MagicBrush) or a folder of its parquet files"), out,
-        pipeline, split=build.get("split", "dev"), turns=build.get("turns", "first"), limit=limit, ids=ids,
-        num_frames=int(build.get("num_frames") or model.get("num_frames", 14)),
-        height=int(build.get("height") or model.get("height", 576)),
-        width=int(build.get("width") or model.get("width", 1024)), fit=build.get("fit", "resize"),
-        num_inference_steps=int(build.get("num_inference_steps", 25)),
-        noise_aug_strength=float(build.get("noise_aug_strength", 0.02)),
-        min_guidance_scale=float(build.get("min_guidance_scale", 1.0)),
-        max_guidance_scale=float(build.get("max_guidance_scale", 3.0)), fps=int(build.get("fps", 7)),
-        motion_bucket_id=int(build.get("motion_bucket_id", 127)),
-        decode_chunk_size=build.get("decode_chunk_size"), seed=seed,
-        mask_polarity=build.get("mask_polarity", "auto"),
-        replace_first_frame=bool(build.get("replace_first_frame", False)),
-        overwrite=bool(build.get("overwrite", False)), model_info=_model_info(model),
-        cache_dir=build.get("cache_dir"), **shard)
-    return report
+    source = _require(build, "source", "a hub id (osunlp/MagicBrush) or a folder of its parquet files")
+    taken = dict(shared_options(cfg, build, from_video=False), limit=limit, ids=ids, seed=seed,
+                 model_info=_model_info(model), **shard)
+    return build_magicbrush(source, out, pipeline, **own_options(build_magicbrush, build, taken))
 
 
 def expert_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
     """Raw user videos (a manifest or a folder of sample folders) converted to the model's frames and size."""
-    dataset = cfg.dataset
     from videoshop_bench.datasets.expert import build_expert
 
-    model = _plain(cfg.get("model")) or {}
-    report = build_expert(
-        _require(build, "source", "a CSV/JSONL manifest or a folder of sample folders"), out,
-        name=str(dataset.get("name") or "expert"),
-        num_frames=int(build.get("num_frames") or model.get("num_frames", 14)),
-        height=int(build.get("height") or model.get("height", 576)),
-        width=int(build.get("width") or model.get("width", 1024)), fit=build.get("fit", "crop"),
-        sample_fps=build.get("sample_fps"), require_mask=bool(build.get("require_mask", True)),
-        limit=limit, ids=ids, overwrite=bool(build.get("overwrite", False)), **shard)
-    return report
+    source = _require(build, "source", "a CSV/JSONL manifest or a folder of sample folders")
+    taken = dict(shared_options(cfg, build), name=str(cfg.dataset.get("name") or "expert"), limit=limit, ids=ids,
+                 **shard)
+    return build_expert(source, out, **own_options(build_expert, build, taken))
 
 
 def hdvila_sample_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
@@ -123,59 +148,50 @@ def hdvila_sample_from_config(cfg, build: dict, out: str, limit, ids, seed: int,
 
     settings = {"metadata": _require(build, "metadata", "a local HD-VILA-100M metadata JSONL file"),
                 "clips_dir": _require(build, "clips_dir", "the folder of downloaded clips"),
-                "n": int(build.get("n") or 45), "seed": seed, "min_duration": build.get("min_duration"),
-                "max_duration": build.get("max_duration"), "one_per_video": bool(build.get("one_per_video", True))}
+                **own_options(sample_hdvila_clips, build, dict(seed=seed))}
     chosen = sample_hdvila_clips(**settings)
     out = build.get("selection_out") or out
     manifest = write_selection(chosen, out, export_first_frames=bool(build.get("export_first_frames", True)),
                                settings=settings)
-    report = {"root": str(out), "manifest": str(manifest), "selected": [c["clip_id"] for c in chosen],
-              "counts": {"selected": len(chosen)}, "settings": settings}
-    return report
+    return {"root": str(out), "manifest": str(manifest), "selected": [c["clip_id"] for c in chosen],
+            "counts": {"selected": len(chosen)}, "settings": settings}
 
 
 # ----------------------------------------------------------------------------- published editing benchmarks
-def _benchmark_options(cfg, build: dict, limit, ids, shard: dict) -> dict:
-    """The options every benchmark builder shares (videoshop_bench.datasets.benchmarks.build_benchmark)."""
-    model = _plain(cfg.get("model")) or {}
-    return dict(num_frames=int(build.get("num_frames") or model.get("num_frames", 14)),
-                height=int(build.get("height") or model.get("height", 576)),
-                width=int(build.get("width") or model.get("width", 1024)), fit=build.get("fit", "crop"),
-                sample_fps=build.get("sample_fps"), first_frames=build.get("first_frames"), limit=limit, ids=ids,
-                overwrite=bool(build.get("overwrite", False)), **shard)
+def benchmark_from_config(builder: Callable, source_hint: str, cfg, build: dict, out: str, limit, ids,
+                          shard: dict) -> dict:
+    """A benchmark builder (``videoshop_bench.datasets.benchmarks.build_benchmark`` underneath) with the shared keys and its own."""
+    taken = dict(shared_options(cfg, build), limit=limit, ids=ids, **shard)
+    return builder(_require(build, "source", source_hint), out, **own_options(builder, build, taken))
 
 
 def editversebench_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
     """EditVerseBench entries (test.json) with their shipped edited first frames and masks."""
     from videoshop_bench.datasets.editversebench import build_editversebench
 
-    return build_editversebench(_require(build, "source", "the EditVerseBench folder (test.json, videos/, ...)"), out,
-                                only_with_first_frame=bool(build.get("only_with_first_frame", True)),
-                                types=build.get("types"), **_benchmark_options(cfg, build, limit, ids, shard))
+    return benchmark_from_config(build_editversebench, "the EditVerseBench folder (test.json, videos/, ...)", cfg,
+                                 build, out, limit, ids, shard)
 
 
 def five_bench_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
     """FiVE-Bench entries (edit_prompt/edit<k>_FiVE.json) with masks and judge questions."""
     from videoshop_bench.datasets.five_bench import build_five_bench
 
-    return build_five_bench(_require(build, "source", "the FiVE-Bench data folder (edit_prompt/, images/, bmasks/)"),
-                            out, edit_types=build.get("edit_types"), mask_threshold=int(build.get("mask_threshold", 127)),
-                            **_benchmark_options(cfg, build, limit, ids, shard))
+    return benchmark_from_config(build_five_bench, "the FiVE-Bench data folder (edit_prompt/, images/, bmasks/)",
+                                 cfg, build, out, limit, ids, shard)
 
 
 def v2vbench_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
     """V2VBench: 50 videos x 3 edit prompts (config.yaml)."""
     from videoshop_bench.datasets.v2vbench import build_v2vbench
 
-    return build_v2vbench(_require(build, "source", "the V2VBench folder (config.yaml and the videos)"), out,
-                          videos=build.get("videos"), **_benchmark_options(cfg, build, limit, ids, shard))
+    return benchmark_from_config(build_v2vbench, "the V2VBench folder (config.yaml and the videos)", cfg, build, out,
+                                 limit, ids, shard)
 
 
 def davis_from_config(cfg, build: dict, out: str, limit, ids, seed: int, shard: dict) -> dict:
     """DAVIS 2017 sequences with an edits manifest, or as reconstruction samples."""
     from videoshop_bench.datasets.davis import build_davis
 
-    return build_davis(_require(build, "source", "the DAVIS 2017 folder (JPEGImages/, Annotations/)"), out,
-                       mode=build.get("mode", "edit"), edits=build.get("edits"),
-                       resolution=build.get("resolution", "480p"), split=build.get("split", "all"),
-                       **_benchmark_options(cfg, build, limit, ids, shard))
+    return benchmark_from_config(build_davis, "the DAVIS 2017 folder (JPEGImages/, Annotations/)", cfg, build, out,
+                                 limit, ids, shard)

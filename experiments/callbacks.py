@@ -10,7 +10,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
-from .merge import combine_runs, sweep_run_dirs
+from .merge import combine_for_task, combine_runs, sweep_run_dirs
 from videoshop.files import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -53,5 +53,6 @@ class CombineTables(Callback):
 
             out = Path(config.hydra.sweep.dir)
             tables = combine_runs(dirs, out, config.get("paper_table"))
+            combine_for_task(config.get("task"), dirs, out)  # e.g. first_frame_editors' table and plot over editors
             logger = OmegaConf.to_container(config.logger, resolve=True) if config.get("logger") else None
             report_multirun(dirs, out, tables, logger, f"{config.get('task', 'edit')}/{config.get('sweep_name', 'sweep')}")

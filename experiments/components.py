@@ -17,6 +17,7 @@ from videoshop.video_io import InputLimits
 
 from .errors import ConfigError, one_line
 from .job import job_overrides
+from .methods import uses_video_model
 
 EDIT_KEYS = ("task", "seed", "frames_policy", "method", "model", "runtime")  # with dataset.loader: what edit_hash hashes
 
@@ -65,6 +66,7 @@ class Components:
     label: str
     overrides: dict[str, Any] = field(default_factory=dict)
     first_frame: Any = None  # videoshop_bench.experiments.first_frame.FirstFrameStage (first_frame.editor; none: samples unchanged)
+    windows: tuple = ()  # videoshop_bench.eval.windows.FrameWindow: the metrics scored again on part of each video (frame_windows)
 
     @property
     def set_metrics(self) -> dict[str, Any]:
@@ -79,7 +81,7 @@ def build_components(cfg: DictConfig, label: Optional[str] = None) -> Components
         dataset.set_limits(InputLimits.from_mapping(container(cfg.get("limits"))))
     ids, num_shards, shard = selected_ids(cfg, dataset)
     first_frame = build_first_frame(cfg)  # the image editor's weights fail here, before the video model loads
-    if cfg.method.get("uses_video_model", True):
+    if uses_video_model(cfg.method.get("_target_")):
         pipeline = build_video_pipeline(cfg)
         method = _instantiate_node("method", cfg.method, pipeline=pipeline, _convert_="all")
     else:  # a method with its own models (text-driven baselines): no SVD pipeline, the device instead
@@ -87,20 +89,52 @@ def build_components(cfg: DictConfig, label: Optional[str] = None) -> Components
     prompts_file = cfg.dataset.get("prompts")
     prompt_overrides = _read_prompt_overrides(prompts_file) if prompts_file else None
     metrics = {k: _instantiate_metric(k, v) for k, v in (cfg.get("metrics") or {}).items()}
+    windows = frame_windows(cfg)
     return Components(dataset=dataset, ids=ids, num_shards=num_shards, shard=shard, pipeline=pipeline, method=method,
                       metrics=metrics, prompt_overrides=prompt_overrides, edit_hash=edit_hash(cfg, prompt_overrides),
-                      metrics_hash=stable_hash(container(cfg.get("metrics"))), label=label or cfg.method.name,
-                      overrides=job_overrides(cfg), first_frame=first_frame)
+                      metrics_hash=metrics_hash(cfg), label=label or cfg.method.name,
+                      overrides=job_overrides(cfg), first_frame=first_frame, windows=windows)
+
+
+def frame_windows(cfg: DictConfig) -> tuple:
+    """``frame_windows`` as videoshop_bench.eval.windows.FrameWindow objects; a bad entry is one line naming it."""
+    from videoshop_bench.eval.windows import parse_windows
+
+    node = cfg.get("frame_windows")
+    try:
+        return parse_windows(OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def metrics_hash(cfg: DictConfig) -> str:
+    """What saved scores were computed with: the metrics, and the frame windows when there are any (so runs
+    without windows keep their hashes)."""
+    node = cfg.get("frame_windows")
+    windows = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    metrics = container(cfg.get("metrics"))
+    return stable_hash(metrics if not windows else {"metrics": metrics, "frame_windows": windows})
 
 
 def edit_hash(cfg: DictConfig, prompt_overrides: Optional[dict] = None) -> str:
     """What a saved edit was made with: task, seed, frame policy, method, model, runtime, dataset loader, prompts,
     first-frame editor (when one is set)."""
     first_frame = first_frame_config(cfg)
-    return stable_hash({k: container(cfg.get(k)) for k in EDIT_KEYS}
+    return stable_hash({k: container(cfg.get(k)) for k in EDIT_KEYS} | {"method": hashed_method(cfg)}
                        | {"dataset": container(cfg.dataset.loader)}
                        | ({"prompts": prompt_overrides} if prompt_overrides else {})
                        | ({"first_frame": first_frame} if first_frame else {}))
+
+
+def hashed_method(cfg: DictConfig) -> Any:
+    """The method as ``edit_hash`` sees it: its composed node (every declared option, interpolations resolved),
+    plus ``uses_video_model: false`` for a method that loads its own models. That was a key of those methods'
+    YAML files until the class attribute became its one declaration; it stays in the hash so that their saved
+    edits keep their hashes (research/method_fingerprints.py measures this)."""
+    node = container(cfg.get("method"))
+    if isinstance(node, dict) and not uses_video_model(node.get("_target_")):
+        node = {**node, "uses_video_model": False}
+    return node
 
 
 FIRST_FRAME_RUNTIME = ("device", "cpu_offload", "cache")  # first_frame keys that do not change the edited frame
@@ -164,7 +198,7 @@ def _instantiate_metric(key: str, node):
 
 
 def _instantiate_own_model_method(cfg: DictConfig):
-    """A ``uses_video_model: false`` method (it loads its own models): built with ``device=`` instead of
+    """A method whose class says ``uses_video_model = False`` (it loads its own models): built with ``device=`` instead of
     ``pipeline=``; its missing weights raise the loader's one-line error (MissingWeightsError) at start-up."""
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
@@ -172,7 +206,6 @@ def _instantiate_own_model_method(cfg: DictConfig):
     from videoshop.models import resolve_device
 
     node = OmegaConf.to_container(cfg.method, resolve=True)
-    node.pop("uses_video_model", None)
     try:
         return instantiate(node, device=str(resolve_device(cfg.device)), _convert_="all")
     except InstantiationException as e:

@@ -100,3 +100,16 @@ def path_problems(resolved: dict[str, Any]) -> list[str]:
         return [f"dataset.loader.root={root}: no such folder (build a dataset first, python run.py task=build "
                 f"dataset=..., or point dataset.loader.root at one)"]
     return []
+
+
+def missing_keys(node: Any, prefix: str = "") -> list[str]:
+    """The dotted keys whose value is ``???``, found without resolving any interpolation (a value that cannot
+    resolve, e.g. ``${.native.${.weights}.side}`` after ``method.weights=nope``, is its own problem line)."""
+    out = []
+    for key, _ in node.items_ex(resolve=False) if isinstance(node, DictConfig) else ():
+        child = node._get_node(key)
+        if child._is_missing():
+            out.append(f"{prefix}{key}")
+        elif isinstance(child, DictConfig) and not child._is_interpolation():
+            out += missing_keys(child, f"{prefix}{key}.")
+    return out

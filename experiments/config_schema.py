@@ -5,9 +5,10 @@ One mechanism: each config section is a dataclass whose fields carry a ``Check``
 functions of the resolved config) and returns one line per problem, naming the key (``method.strength=2: must be
 in (0, 1]``). ``run.py`` prints each line and exits non-zero; nothing is loaded, edited or written before it passes.
 
-Types are checked, never coerced: ``seed=abc`` is a string and is refused, ``overwrite=1`` is not a bool. Keys a
-section's schema does not list are left to their component (method-specific options are checked by the method's own
-dataclass, e.g. ``videoshop.config.VideoshopConfig``, when it is built, still before the first sample).
+Types are checked, never coerced: ``seed=abc`` is a string and is refused, ``overwrite=1`` is not a bool. The
+``method`` section is checked against the method class's own declaration (its ``options`` dataclass, e.g.
+``videoshop_bench.baselines.rave.RAVEOptions``, and ``inner_options``, e.g. ``videoshop.config.VideoshopConfig``): an unknown key
+names its close matches, a wrong type, range or choice names the key, for every method alike.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from videoshop.config import VideoshopConfig
 from videoshop.families import DEFAULT_FAMILY, FAMILIES, KINDS
-from videoshop.options import MAX_FRAMES, Check, option_checks, signature_checks
+from videoshop.options import MAX_FRAMES, Check, declared_options, option_checks, option_classes, unknown_option
 from videoshop.registry import load_object
 
-from . import methods  # noqa: F401  (registers ${method_set:...}, ${method_list:...} for the presets)
-from .config_keys import path_problems, unknown_key_problems
+from .methods import uses_video_model  # (also registers ${method_set:...}, ${method_list:...} for the presets)
+from .config_keys import missing_keys, path_problems, unknown_key_problems
 from .task_registry import TASKS
 
 FRAMES_POLICIES = ("resample", "refuse")
@@ -304,29 +305,44 @@ def cross_key_problems(c: dict) -> list[str]:
 
 
 INJECTED = ("pipeline", "device")  # what the runner passes to a method's constructor itself
-NOT_OPTIONS = ("_target_", "uses_video_model")
+OWN = ("name", "height", "width")  # a constructor keyword of these is checked as MethodSchema says
+
+
+def method_checks(cls) -> dict[str, Check]:
+    """Every ``method.<key>`` the method class takes, with its Check, from its one declaration
+    (videoshop.options.declared_options: its ``options`` / ``inner_options`` dataclasses and typed constructor
+    keywords; a plugin constructor with ``**kwargs`` and no declaration also takes every Videoshop option)."""
+    checks, open_ended = declared_options(cls)
+    declared = {k for c in option_classes(cls) for k in option_checks(c)}
+    schema = option_checks(MethodSchema)
+    for key in OWN:
+        if key in checks and key not in declared:  # the constructor's own keyword: the run's rule for it
+            checks[key] = schema[key]
+    if open_ended:
+        checks = {**option_checks(VideoshopConfig), **checks}
+    return {k: v for k, v in checks.items() if k not in INJECTED}
 
 
 def method_option_problems(values: dict) -> list[str]:
-    """Each ``method.<key>`` the method's class (``method._target_``) does not accept, or whose value does not fit
-    the constructor's annotation (one declaration, the signature: videoshop.options.signature_checks)."""
+    """Each ``method.<key>`` the method's class (``method._target_``) does not take, or whose value does not fit its
+    declared type, range or choices: one line naming the key, before any work."""
     target = values.get("_target_")
     if not isinstance(target, str):
         return ["method._target_: missing (the method's class, e.g. videoshop.method.VideoshopMethod)"]
     try:
-        checks, open_ended = signature_checks(load_object(target))
+        checks = method_checks(load_object(target))
     except (ImportError, AttributeError, ValueError) as e:
         return [f"method._target_={target}: cannot be imported ({type(e).__name__}: {e})"]
-    problems = []
+    problems = [] if "name" in values else ["method.name: missing (required)"]
     for key, value in values.items():
-        if key in NOT_OPTIONS or value == "???":
+        if key == "_target_" or value == "???":
             continue
-        videoshop_option = key in MethodSchema.__dataclass_fields__ and values.get("uses_video_model") is not False
-        if key in INJECTED or (key not in checks and not (open_ended and videoshop_option)):
-            accepted = ", ".join(k for k in checks if k not in INJECTED)
-            more = " and every videoshop.config.VideoshopConfig option" if open_ended else ""
-            problems.append(f"method.{key}: not an option of {target} (options: {accepted}{more})")
-        elif key in checks:
+        if key == "uses_video_model":
+            problems.append(f"method.uses_video_model: not a config key; the class {target} declares it "
+                            f"(uses_video_model = {uses_video_model(target)})")
+        elif key not in checks:
+            problems.append(unknown_option(key, checks, target))
+        else:
             why = checks[key].problem(value)
             if why:
                 problems.append(f"method.{key}={_show(value)}: {why}")
@@ -337,7 +353,7 @@ def missing_value_problems(cfg: DictConfig, task: Any) -> list[str]:
     """Mandatory values (``???``) the task reads and nobody set, e.g. ``dataset.loader.root`` of dataset=folder."""
     read = TASKS.get(task).reads if isinstance(task, str) and task in TASKS else ()
     out = []
-    for key in sorted(OmegaConf.missing_keys(cfg)):
+    for key in sorted(missing_keys(cfg)):
         if any(key == p or key.startswith(p + ".") for p in read):
             out.append(f"{key}: missing value; set {key}=...")
     return out
@@ -357,9 +373,8 @@ def validate_config(cfg: DictConfig) -> list[str]:
         if not applies(top):
             continue
         if path == "method" and isinstance(values, dict):
-            problems += method_option_problems(values)
-            if values.get("uses_video_model") is False:
-                continue  # a text-driven baseline: its options are its own, not Videoshop's
+            problems += method_option_problems(values)  # from the method class's one declaration
+            continue
         if values is None:
             if any(f.metadata["check"].required for f in fields(schema)) and path:
                 problems.append(f"{path}: missing config section")

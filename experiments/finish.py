@@ -30,6 +30,7 @@ def finish_run(loop: SampleLoop, records: list[dict]) -> dict[str, pd.DataFrame]
         protocol.update(m.protocol())
     protocol["higher_is_better"] = {n: m.column_higher_is_better(n) for m in parts.metrics.values() for n in m.names
                                     if m.column_higher_is_better(n) is not None}
+    protocol |= window_protocol(parts, protocol)
     protocol["intervals"] = IntervalOptions.from_dict(container(cfg.get("tables"))).as_dict()
     protocol |= skip_protocol(records)  # counted over every record of the run (resumed ones included)
     sharded = parts.num_shards > 1
@@ -69,7 +70,31 @@ def set_metrics(loop: SampleLoop, records: list[dict]) -> tuple[pd.DataFrame, di
             continue
         if extra:
             loop.store.write_features(sid, arrays | extra["features"], meta | extra["features_meta"])
-    return set_metric_frame(records, loop.store.load_features, {k: class_path(m) for k, m in wanted.items()})
+    expected = {k: class_path(m) for k, m in wanted.items()}  # and each frame window's (fvd[1:])
+    expected |= {k + w.suffix: class_path(m) for w in loop.parts.windows for k, m in wanted.items() if w.applies(k)}
+    return set_metric_frame(records, loop.store.load_features, expected)
+
+
+def window_protocol(parts, protocol: dict) -> dict:
+    """protocol.json entries of the frame windows' columns (eval/windows.py): each metric's own protocol with the
+    frames it covers, its direction, and how a window is scored."""
+    out: dict = {}
+    if not parts.windows:
+        return out
+    higher = dict(protocol.get("higher_is_better") or {})
+    for w in parts.windows:
+        for key, m in parts.metrics.items():
+            if not w.applies(key):
+                continue
+            for n in m.names:
+                out[w.column(n)] = f"{protocol.get(n, n)}; over {w.describe()} only"
+                if n in higher:
+                    higher[w.column(n)] = higher[n]
+    out["higher_is_better"] = higher
+    out["frame_windows"] = ("the windowed columns (<metric>[start:stop]) score the same metrics on frames start.."
+                            "stop-1: source, ground truth and edited videos cut to them; the edited first frame and "
+                            "its mask kept as references; edit regions tracked on the whole video, then cut")
+    return out
 
 
 def log_run(cfg: DictConfig, out: str, tables: dict[str, pd.DataFrame], media: Optional[dict] = None,

@@ -101,7 +101,8 @@ class FirstFrameStage:
                   "seed": seed, "prompt": prompt, "prompt_field": self.prompt_field, "mask_source": result.mask_source,
                   "edited_pixels": round(float(result.mask.mean()), 6), "cached": hit, **result.info}
         out = replace(sample, edited_image=result.image, edit_mask=result.mask, meta=dict(sample.meta, first_frame=record))
-        return out, [f"first frame made by {self.name} ({'cached' if hit else 'edited'}; prompt: {prompt!r})"]
+        out, gt_note = ground_truth_for(out, sample, self.name, has_edit)
+        return out, [f"first frame made by {self.name} ({'cached' if hit else 'edited'}; prompt: {prompt!r})"] + gt_note
 
     def _cached_edit(self, request: EditRequest) -> tuple[EditedFrame, bool]:
         """(the edit, whether it came from the cache): the editor runs only on a cache miss."""
@@ -129,6 +130,30 @@ class FirstFrameStage:
         image = np.asarray(read_image(folder / "edited.png"))
         mask = np.asarray(read_image(folder / "mask.png")).max(axis=-1) > 127
         return EditedFrame(image, mask, info["mask_source"], info["info"])
+
+
+def ground_truth_for(edited: Sample, original: Sample, editor: str, had_edit: bool) -> tuple[Sample, list[str]]:
+    """``edited`` (the sample with the editor's first frame) with the dataset's ground truth kept only where it
+    still describes this edit: the editor's frame equals the dataset's own edited frame. Otherwise the ground-truth
+    video and masks (the dataset's edit, e.g. the synthetic world's) are dropped, so that PSNR/SSIM to ground truth
+    are skipped with the reason (``meta['ground_truth_dropped']``, read by eval/fidelity.py) and the region metrics
+    track the editor's mask instead of the dataset's masks. The record's ``first_frame`` says which (``ground_truth``,
+    ``region_masks``)."""
+    record = dict(edited.meta["first_frame"])
+    has_gt = original.gt_edited_video is not None or original.gt_masks is not None
+    region = f"tracked from the {record['mask_source']} edit mask of frame 0 (tracking.tracker)"
+    if not has_gt:
+        record.update(ground_truth="none in the dataset", region_masks=region)
+        return replace(edited, meta=dict(edited.meta, first_frame=record)), []
+    if had_edit and np.array_equal(edited.edited_image, original.edited_image):
+        record.update(ground_truth="kept: the editor's frame 0 is the dataset's own edited frame",
+                      region_masks="the dataset's ground-truth masks where it has them (tracking.tracker=gt_or_flow)")
+        return replace(edited, meta=dict(edited.meta, first_frame=record)), []
+    why = f"first_frame.editor={editor} made frame 0, the dataset's ground truth shows its own edit"
+    record.update(ground_truth="dropped", region_masks=region)
+    out = replace(edited, gt_edited_video=None, gt_masks=None,
+                  meta=dict(edited.meta, first_frame=record, ground_truth_dropped=why))
+    return out, [f"ground truth video and masks dropped ({why}), edit regions {region}"]
 
 
 def build_stage(node: Any, cache_dir: Optional[str]) -> FirstFrameStage:

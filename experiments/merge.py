@@ -29,6 +29,8 @@ import pandas as pd
 
 from videoshop.files import atomic_write_text
 
+from videoshop_bench.eval.windows import split_window
+
 from .store import ResultStore
 
 from .tables import records_to_frame, skip_protocol, to_safe_csv, with_intervals, write_tables
@@ -71,19 +73,25 @@ def set_metric_frame(records: Iterable[dict], load_features: FeatureLoader,
     expected = dict(expected or {})
     classes: dict[str, str] = dict(expected)
     missing: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    skipped: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
     labels: list[str] = []
+    loaded = []
     for r in sorted(records, key=lambda r: str(r["sample_id"])):
         label = r.get("label") or r.get("method")
         if label not in labels:
             labels.append(label)
-        if not counts_for_set_metrics(r):
-            continue
-        arrays, meta = load_features(r["sample_id"])
-        classes.update(meta)
-        for key in set(meta) | set(expected):
+        if counts_for_set_metrics(r):
+            loaded.append((r, label, *load_features(r["sample_id"])))
+            classes.update(loaded[-1][3])
+    for r, label, arrays, meta in loaded:  # every key any record has: one that lacks it is counted as missing
+        for key in classes:
             named = {n.split("/", 1)[1]: a for n, a in arrays.items() if n.startswith(f"{key}/")}
             if not named:
-                missing[label][key] += 1
+                why = _window_skip(r, key, classes.get(key))
+                if why:
+                    skipped[label][key][why] += 1
+                else:
+                    missing[label][key] += 1
                 continue
             for n, a in named.items():
                 stacks[label][key][n].append(a)
@@ -98,16 +106,30 @@ def set_metric_frame(records: Iterable[dict], load_features: FeatureLoader,
             stacked = {n: np.stack(v) for n, v in stacks[label][key].items()}
             values, key_notes = _load_class(classes[key]).from_features(stacked) if stacked else \
                 _empty_values(classes[key])
-            row.update({k: float(v) for k, v in values.items()})
-            notes.update({f"{k}_warning": v for k, v in key_notes.items()})
+            suffix = split_window(key)[1]  # a frame window's set metric: fvd[1:] (eval/windows.py)
+            row.update({k + suffix: float(v) for k, v in values.items()})
+            notes.update({f"{k}{suffix}_warning": v for k, v in key_notes.items()})
             if missing[label][key]:
                 notes[f"{key}_warning"] = (f"{missing[label][key]} successful samples have no stored {key} features "
                                            f"and are left out (rerun the run to add them); " + notes.get(f"{key}_warning", ""))
+            if skipped[label][key]:
+                notes[f"{key}_warning"] = "; ".join(f"{n} sample(s) skipped: {why}" for why, n in
+                                                    skipped[label][key].items()) + "; " + notes.get(f"{key}_warning", "")
         row.update(notes)
         rows[label] = row
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "label"
     return frame, notes
+
+
+def _window_skip(record: dict, key: str, cls_path: Optional[str]) -> Optional[str]:
+    """Why ``record`` has no features for the frame-window set metric ``key`` (``fvd[1:]``): the reason it recorded
+    in ``set_skipped`` for one of the metric's columns (a window shorter than the metric needs); None otherwise."""
+    suffix = split_window(key)[1]
+    if not suffix or not cls_path:
+        return None
+    skipped = record.get("set_skipped") or {}
+    return next((skipped[n + suffix] for n in _load_class(cls_path).names if n + suffix in skipped), None)
 
 
 def _empty_values(cls_path: str) -> tuple[dict[str, float], dict[str, str]]:
@@ -194,6 +216,26 @@ def combine_runs(job_dirs: list[Path], out_dir: Path, paper_table: str | None = 
     return tables
 
 
+def combine_for_task(task: Optional[str], job_dirs: list[Path], out_dir: Path) -> None:
+    """The task's own combination of a multirun's jobs (``Task.combine``, e.g. first_frame_editors' table and plot
+    over editors), after the combined tables; nothing for a task without one."""
+    from .task_registry import TASKS
+
+    if isinstance(task, str) and task in TASKS and TASKS.get(task).combine:
+        _load_class(TASKS.get(task).combine)(list(job_dirs), Path(out_dir))
+
+
+def sweep_task(sweep_dir: str | Path) -> Optional[str]:
+    """The task of the multirun in ``sweep_dir`` (its multirun.yaml, written by Hydra), None when unknown."""
+    import yaml
+
+    path = Path(sweep_dir) / "multirun.yaml"
+    try:
+        return (yaml.safe_load(path.read_text()) or {}).get("task")
+    except (OSError, yaml.YAMLError):
+        return None
+
+
 def sweep_run_dirs(sweep_dir: str | Path) -> list[Path]:
     """The run folders of a multirun's jobs, as each job recorded it in ``<sweep dir>/.jobs/<job num>.json``."""
     jobs = Path(sweep_dir) / ".jobs"
@@ -221,6 +263,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"{d}: {int(s['n'].sum())} samples, {len(s)} label(s) -> {d / 'summary.md'}")
     if args.sweep:
         combine_runs(run_dirs, Path(args.sweep))
+        combine_for_task(sweep_task(args.sweep), run_dirs, Path(args.sweep))
         print(f"combined table of {len(run_dirs)} runs -> {Path(args.sweep) / 'combined_summary.md'}")
     return 0
 

@@ -108,7 +108,7 @@ class SampleLoop:
 
     # ------------------------------------------------------------------ one sample
     def score(self, sample: Sample, frames: np.ndarray, finite: bool) -> Scores:
-        return score_sample(self.parts.metrics, sample, frames, finite)
+        return score_sample(self.parts.metrics, sample, frames, finite, self.parts.windows)
 
     def base_record(self, sample_id: str) -> dict[str, Any]:
         p = self.parts
@@ -170,10 +170,12 @@ class SampleLoop:
         if not counts_for_set_metrics(rec):
             return {}
         try:
-            return set_metric_features(self.parts.set_metrics, sample, frames)
+            out = set_metric_features(self.parts.set_metrics, sample, frames, self.parts.windows)
         except SetFeatureError as e:
             rec.update(status="failed", error="; ".join(filter(None, [rec.get("error"), str(e)])))
             return {}
+        rec["set_skipped"] = out.pop("skipped")  # frame windows too short for a set metric (the set table says why)
+        return out
 
     def _fail(self, rec: dict, stage: str, e: BaseException) -> dict:
         rec.update(status="failed", error=f"{stage}: {one_line(e)}", traceback=traceback.format_exc(limit=8))

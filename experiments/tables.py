@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from videoshop_bench.eval.registry import column_order, set_columns
+from videoshop_bench.eval.windows import split_window
 from videoshop.files import atomic_write_text
 
 from .uncertainty import CI_HI, CI_LO, IntervalOptions, interval_columns, is_interval_column, paired_differences
@@ -70,11 +71,15 @@ def override_values(df: pd.DataFrame, key: str) -> pd.Series:
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
-    """The metric columns of ``df``: the registered metrics' columns in table order (eval/registry.py), then any
-    other column (from an unregistered metric) in alphabetical order; never the interval columns of a summary."""
+    """The metric columns of ``df``: the registered metrics' columns in table order (eval/registry.py), then their
+    frame-window columns (``clip_tgt[1:]``, eval/windows.py) in the same order, then any other column (from an
+    unregistered metric) in alphabetical order; never the interval columns of a summary."""
     cols = [c for c in df.columns if c not in INFO_COLUMNS and c != SKIPPED and not is_interval_column(c)]
     order = column_order()
-    return [c for c in order if c in cols] + sorted(c for c in cols if c not in order)
+    rank = {c: i for i, c in enumerate(order)}
+    windowed = sorted((c for c in cols if split_window(c)[0] in rank and split_window(c)[1]),  # clip_tgt[1:] ...
+                      key=lambda c: (split_window(c)[1], rank[split_window(c)[0]]))
+    return [c for c in order if c in cols] + windowed + sorted(c for c in cols if c not in order and c not in windowed)
 
 
 def summarize(df: pd.DataFrame, by: Sequence[str] = ("label",), set_metrics: Optional[pd.DataFrame] = None,

@@ -9,7 +9,7 @@ schema decides what to check (experiments/config_schema.py). A new task is one f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Callable, Optional, Union
 
 from videoshop.registry import Registry
 
@@ -26,6 +26,8 @@ class Task:
     run: Union[str, Callable]
     reads: tuple[str, ...] = ()
     doc: str = ""
+    combine: Optional[str] = None  # a multirun of this task ends with ``fn(job_dirs, sweep_dir)`` (dotted path), after
+                                   # the combined tables every sweep gets (experiments/callbacks.py, merge.py --sweep)
 
     def reads_section(self, section: str) -> bool:
         return any(r == section or r.startswith(section + ".") for r in self.reads)
@@ -37,7 +39,8 @@ for _t in (Task("edit", "videoshop_bench.experiments.runner.run_edit", EDIT_READ
                 "edit with the source's own first frame (inversion fidelity)"),
            Task("first_frame_editors", "videoshop_bench.experiments.first_frame_editors.run_first_frame_editors",
                 EDIT_READS + ("first_frame", "first_frame_editors"),
-                "one method over several first-frame editors: frame-0 quality vs propagation"),
+                "one first-frame editor's job of experiment=first_frame_editors (a multirun over editors)",
+                combine="videoshop_bench.experiments.first_frame_editors.combine_first_frame_editors"),
            Task("build", "videoshop_bench.experiments.build.run_build", ("dataset.build",), "build a dataset into paths.data"),
            Task("train_toy", "videoshop_bench.research.train_toy.run_train", ("model",), "train the toy model"),
            Task("regression", "videoshop_bench.experiments.regression.run_regression", (), "check the committed goldens"),

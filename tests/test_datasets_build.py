@@ -74,8 +74,11 @@ def test_expert_and_hdvila_builds_through_config(tmp_path, conf_dir):
 
 
 def test_unbuildable_dataset_and_missing_source_are_clear(tmp_path, conf_dir):
-    with pytest.raises(ValueError, match="nothing to build"):
+    from videoshop_bench.datasets.registry import DATASETS
+
+    with pytest.raises(ValueError, match="nothing to build") as err:
         run_build(compose_cfg(["task=build", "dataset=examples"], conf_dir))
+    assert err.value.args[0].endswith(", ".join(e.name for e in DATASETS if e.builder))  # read from the registry
     with pytest.raises(ValueError, match="dataset.build.source is not set"):
         run_build(compose_cfg(["task=build", "dataset=expert", f"paths.data={tmp_path}"], conf_dir))
 
@@ -99,3 +102,18 @@ def test_cli_build_expert(tmp_path, conf_dir):
                        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
     assert p.returncode == 0, p.stderr[-2000:]
     assert (tmp_path / "data" / "expert" / "clip_mp4" / "sample.json").is_file()
+
+
+def test_builder_options_checked_before_any_work(tmp_path, monkeypatch, conf_dir):
+    """A builder's own options are its library function's keyword-only parameters: a value that does not fit the
+    annotation is one line naming the key, before the model is built; one that fits reaches the builder."""
+    def no_model(model, device):
+        raise AssertionError("the model was built before the options were checked")
+
+    monkeypatch.setattr("videoshop.models.build_pipeline", no_model)
+    src = write_fake_magicbrush(tmp_path / "mb")
+    base = ["task=build", "dataset=magicbrush", f"paths.data={tmp_path / 'data'}", f"dataset.build.source={src}"]
+    with pytest.raises(ValueError, match=r"^dataset.build.num_inference_steps='many': must be an integer"):
+        run_build(compose_cfg([*base, "dataset.build.num_inference_steps=many"], conf_dir))
+    with pytest.raises(ValueError, match=r"^dataset.build.replace_first_frame=3: must be true or false"):
+        run_build(compose_cfg([*base, "dataset.build.replace_first_frame=3"], conf_dir))

@@ -38,15 +38,17 @@ def test_first_frame_metrics_equal_direct_clip(sample):
 def test_propagation_metrics_leave_frame_zero_out(sample):
     m = LaterFrames(backbone="tiny", device="cpu")
     video = sample.gt_edited_video.copy()
-    base = m.score(sample, video)
-    video[0] = 255 - video[0]  # frame 0 changes: only frame0_kept may move
+    base, curves = m.score_curves(sample, video)
+    video[0] = 255 - video[0]  # frame 0 changes: only frame0_kept (and the curve's first point) may move
     moved = m.score(sample, video)
-    for k in ("later_clip_text", "later_clip_tgt", "later_clip_src", "last_clip_tgt"):
+    for k in ("later_clip_text", "last_clip_tgt"):
         assert moved[k] == pytest.approx(base[k], abs=1e-5), k
     assert moved["frame0_kept"] < base["frame0_kept"]
     frames = m.clip.embed(list(sample.gt_edited_video))
     tgt = m.clip.embed([sample.edited_image])[0]
-    assert base["later_clip_tgt"] == pytest.approx(_cos(frames[1:], tgt[None]), abs=1e-4)
+    text = m.embed_text([sample.target_prompt or sample.instruction])[0]
     assert base["last_clip_tgt"] == pytest.approx(_cos(frames[-1], tgt), abs=1e-4)
+    assert base["later_clip_text"] == pytest.approx(_cos(frames[1:], text[None]), abs=1e-4)
+    assert curves["clip_text"] == pytest.approx([_cos(f, text) for f in frames], abs=1e-4)  # one per frame
     still = np.repeat(sample.edited_image[None], 4, 0)  # a video that keeps the edited frame exactly
-    assert m.score(sample, still)["later_clip_tgt"] == pytest.approx(100.0, abs=1e-3)
+    assert m.score(sample, still)["last_clip_tgt"] == pytest.approx(100.0, abs=1e-3)

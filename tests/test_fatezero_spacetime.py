@@ -167,7 +167,7 @@ PAPER_PRESETS = {"paper_table2": 7, "paper_table3": 6}
 def test_paper_presets_compose_every_row_on_tiny_stand_ins_in_smoke_mode(tmp_path, preset):
     import yaml
 
-    from videoshop_bench.experiments.methods import METHOD_SETS
+    from videoshop_bench.experiments.methods import METHOD_SETS, uses_video_model
 
     swept = yaml.safe_load((Path(CONF) / "experiment" / f"{preset}.yaml").read_text())["hydra"]["sweeper"]["params"]["method"]
     assert swept == f"${{method_set:{preset}}}"  # the preset sweeps the set declared once (experiments/methods.py)
@@ -179,7 +179,7 @@ def test_paper_presets_compose_every_row_on_tiny_stand_ins_in_smoke_mode(tmp_pat
             cfg = compose("config", overrides=[f"paths.output={tmp_path}", f"experiment={preset}", "smoke=on",
                                                f"method={method}"])
             assert (cfg.model.name, cfg.dataset.name, cfg.paper_table) == ("tiny", "synthetic", preset.replace("paper_", ""))
-            if not cfg.method.get("uses_video_model", True):
+            if not uses_video_model(cfg.method._target_):  # the class says so (videoshop_bench.experiments.methods)
                 assert cfg.method.weights == "tiny"
 
 

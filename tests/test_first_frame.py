@@ -129,3 +129,30 @@ def test_stage_caches_by_content_and_records_what_made_the_frame(tmp_path, one_t
     assert "\n" not in str(e.value)
     info = json.loads((next((tmp_path / "first_frame").iterdir()) / "info.json").read_text())
     assert info["mask_source"] == "difference"
+
+
+def test_another_editors_frame_drops_the_datasets_ground_truth_with_the_reason(tmp_path, one_thread):
+    """The synthetic world's ground truth shows its own edit: with another editor's frame 0, PSNR/SSIM to it are
+    skipped with the reason, and the edit regions come from the editor's mask, not the dataset's masks."""
+    from videoshop_bench.eval.fidelity import GroundTruthFidelity
+    from videoshop_bench.eval.tracking import MaskTracker
+    from videoshop_bench.experiments.scoring import score_sample
+
+    ds = SyntheticDataset(num_samples=1, num_frames=4, height=64, width=64)
+    sample = ds.load(ds.sample_ids()[0])
+    assert sample.gt_edited_video is not None and sample.gt_masks is not None
+    stage = FirstFrameStage(editor="instruct_pix2pix", num_inference_steps=2, weights="tiny", device="cpu")
+    edited, notes = stage.apply(sample)
+    rec = edited.meta["first_frame"]
+    assert edited.gt_edited_video is None and edited.gt_masks is None
+    assert rec["ground_truth"] == "dropped" and "difference edit mask" in rec["region_masks"]
+    assert any("ground truth video and masks dropped" in n for n in notes)
+    s = score_sample({"gt": GroundTruthFidelity()}, edited, sample.gt_edited_video, True)
+    assert not s.values and set(s.skipped) == set(GroundTruthFidelity.names)
+    assert all("first_frame.editor=instruct_pix2pix" in why and "; " not in why for why in s.skipped.values())
+    regions = MaskTracker(tracker="gt_or_flow").track(edited, sample.gt_edited_video)  # no gt masks: the editor's
+    assert np.array_equal(regions[0], edited.edit_mask) and not np.array_equal(regions[0], sample.gt_masks[0])
+    # a user's file that IS the dataset's edited frame (lossless): the ground truth still describes it, kept
+    write_image(tmp_path / f"{sample.sample_id}.png", sample.edited_image)
+    same, _ = FirstFrameStage(editor="folder", folder=str(tmp_path)).apply(sample)
+    assert same.gt_edited_video is sample.gt_edited_video and same.meta["first_frame"]["ground_truth"].startswith("kept")

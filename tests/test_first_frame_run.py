@@ -14,7 +14,6 @@ from hydra import compose, initialize_config_dir
 
 import _benchmark_fixtures as F
 from videoshop_bench.experiments.build import run_build
-from videoshop_bench.experiments.first_frame_editors import run_first_frame_editors
 from videoshop_bench.experiments.runner import Runner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,25 +60,47 @@ def test_five_bench_without_first_frames_runs_with_an_editor(tmp_path, one_threa
 
 
 def test_first_frame_editors_experiment_on_the_synthetic_world(tmp_path, one_thread):
-    cfg = _cfg(tmp_path, "experiment=first_frame_editors", "smoke=on", "dataset.limit=2", "model.num_frames=4",
-               "first_frame_editors.editors=[none,folder,instruct_pix2pix]", "first_frame.num_inference_steps=2",
-               "method.num_inference_steps=2", "~metrics.tifa", "~metrics.fvd", f"paths.output={tmp_path / 'out'}")
-    out = run_first_frame_editors(cfg)
-    table = pd.read_csv(tmp_path / "out" / "first_frame_editors.csv")
+    """The preset as a user runs it: a multirun, one job per editor, then the comparison written by the multirun's
+    callback; frame 0, frames 1..T-1 (the paper's metrics on a frame window) and the whole clip apart."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
+    sweep = tmp_path / "sweep"
+    p = subprocess.run([sys.executable, "run.py", "experiment=first_frame_editors", "smoke=true", "model.num_frames=4",
+                        "first_frame.editor=none,folder,instruct_pix2pix", "first_frame.num_inference_steps=2",
+                        "method.num_inference_steps=2", "~metrics.tifa", "save_mp4=false",
+                        f"paths.data={tmp_path / 'data'}", f"paths.cache={tmp_path / 'cache'}",
+                        f"hydra.sweep.dir={sweep}"], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert sorted(d.name for d in sweep.iterdir() if d.is_dir() and not d.name.startswith(".")) == \
+        ["folder", "instruct_pix2pix", "none"]  # one job (run folder) per editor
+    table = pd.read_csv(sweep / "first_frame_editors.csv")
     assert list(table["editor"]) == ["none", "folder", "instruct_pix2pix"] and (table["n"] == 2).all()
-    for col in ("ff_clip_text", "ff_clip_src", "later_clip_text", "later_clip_tgt", "later_clip_src", "clip_tgt", "ssim",
-                "propagation_in_auc", "propagation_out_last"):  # eval/propagation.py's curve summary too
+    for col in ("ff_clip_text", "ff_clip_src", "later_clip_text", "clip_tgt", "ssim", "fvd", "propagation_in_auc",
+                "clip_tgt[1:]", "clip_tgt_plus[1:]", "clip_src[1:]", "clip_src_plus[1:]", "flow[1:]", "flow_plus[1:]",
+                "ssim[1:]", "clip_tc[1:]", "fvd[1:]"):
         assert np.isfinite(table[col]).all(), col
-    res = out["results"]
-    gt = res[res["editor"] == "none"]
-    assert all(json.loads(s)["editor"] == "none" for s in gt["first_frame"])
+    assert (table["ssim[1:]"] != table["ssim"]).all()  # frame 0 left out moves the mean
+    cols = list(table.columns)
+    assert cols.index("ff_clip_text") < cols.index("clip_tgt[1:]") < cols.index("clip_tgt")  # frame 0, 1..T-1, clip
+    res = pd.concat([pd.read_csv(sweep / e / "results.csv").assign(editor=e) for e in table["editor"]])
+    # the synthetic world's ground truth is its own edit: kept with its frame, dropped (with why) with another's
+    gt, ip2p = res[res["editor"] == "none"], res[res["editor"] == "instruct_pix2pix"]
+    assert np.isfinite(gt["psnr_gt"]).all() and all(json.loads(s)["editor"] == "none" for s in gt["first_frame"])
+    assert ip2p["psnr_gt"].isna().all() and ip2p["skipped"].str.contains("psnr_gt: first_frame.editor=").all()
+    made = [json.loads(s) for s in ip2p["first_frame"]]
+    assert all(m["ground_truth"] == "dropped" and "difference" in m["region_masks"] for m in made)
     folder = [json.loads(s) for s in res[res["editor"] == "folder"]["first_frame"]]
-    assert all(f["file"].startswith(str(tmp_path / "out" / "demo_folder")) for f in folder)
-    # the demo images are the ground-truth edit at half strength: closer to the source on frame 0 than the edit
-    by = table.set_index("editor")
+    assert all(f["file"].startswith(str(sweep / "folder" / "demo_folder")) for f in folder)
+    by = table.set_index("editor")  # the demo images are the edit at half strength: closer to the source on frame 0
     assert by.loc["folder", "ff_clip_src"] >= by.loc["none", "ff_clip_src"] - 1e-6
-    curves = pd.read_csv(tmp_path / "out" / "text_curves.csv")
+    curves = pd.read_csv(sweep / "text_curves.csv")
     assert sorted(curves["t"].unique()) == [-1, 0, 1, 2, 3] and set(curves["editor"]) == set(table["editor"])
-    png = tmp_path / "out" / "first_frame_editors.png"
-    assert (tmp_path / "out" / "propagation.png").stat().st_size > 10_000  # the region curves, one line per editor
-    assert png.stat().st_size > 10_000 and (tmp_path / "out" / "instruct_pix2pix" / "summary.csv").is_file()
+    md = (sweep / "first_frame_editors.md").read_text()
+    assert "frames 1..T-1: what the propagation kept" in md and "CLIP_tgt+ [1:]" in md
+    assert (sweep / "propagation.png").stat().st_size > 10_000 and (sweep / "combined_summary.csv").is_file()
+    assert (sweep / "first_frame_editors.png").stat().st_size > 30_000
+    # the same comparison again from the jobs' folders, no model loaded (python -m videoshop_bench.experiments.merge --sweep)
+    (sweep / "first_frame_editors.csv").unlink()
+    from videoshop_bench.experiments.merge import main as merge_main
+
+    assert merge_main(["--sweep", str(sweep)]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(sweep / "first_frame_editors.csv"), table)

@@ -239,3 +239,28 @@ def test_rave_equals_the_official_code_to_float_rounding_with_the_same_seed():
     tables = check("rave", Path(os.environ["OFFICIAL_RAVE"]), [], None, log=lambda *a: None)
     for config, table in tables.items():
         assert float(table.split("worst float stage ")[1].split()[0]) < 1e-4, (config, table)
+
+
+def test_side_scripts_import_nothing_of_the_project():
+    """The side scripts run in the official code's old environments: at module level they import the standard library
+    and side_common only (side_common the standard library only), and they parse their arguments through
+    side_common (one declaration of --official/--weights/--inputs/--out/--compat)."""
+    import ast
+
+    sides = ROOT / "experiments" / "official" / "sides"
+    project = {"videoshop", "datasets", "eval", "experiments", "baselines", "research", "videoshop_bench"}
+    for path in sorted(sides.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        top = {(n.module if isinstance(n, ast.ImportFrom) else a.name).split(".")[0]
+               for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
+               for a in (n.names if isinstance(n, ast.Import) else [n])}
+        allowed = set(sys.stdlib_module_names) | {"__future__"}
+        if path.stem != "side_common":
+            allowed.add("side_common")
+        assert top <= allowed, f"{path.name} imports {sorted(top - allowed)} at module level"
+        every = {(n.module if isinstance(n, ast.ImportFrom) else a.name).split(".")[0] for n in ast.walk(tree)
+                 if isinstance(n, (ast.Import, ast.ImportFrom)) and (not isinstance(n, ast.ImportFrom) or n.level == 0)
+                 for a in (n.names if isinstance(n, ast.Import) else [n])}
+        assert not every & project, f"{path.name} imports the project: {sorted(every & project)}"
+        if path.stem != "side_common":
+            assert "start_side" in path.read_text() and "ArgumentParser" not in path.read_text(), path.name

@@ -18,6 +18,8 @@ from videoshop.registry import Registry, UnknownEntry
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = '''
+from dataclasses import dataclass
+
 import numpy as np
 from videoshop_bench.eval.base import EditMetric, check_same_shape
 from videoshop_bench.eval.registry import METRIC_SETS, METRICS, MetricEntry, MetricSet
@@ -25,15 +27,24 @@ from videoshop.method import EditResult
 from videoshop_bench.experiments.methods import METHOD_SETS, Method, MethodSet, register_method
 from videoshop_bench.experiments.task_registry import TASKS, Task
 from videoshop.families import FAMILIES, ModelFamily
+from videoshop.options import build_options, option
 
 CALLS = []
 
 
-class PasteFirstFrame:
-    """Blend the edited first frame into every source frame (a throwaway method with one typed option)."""
+@dataclass
+class PasteOptions:
+    blend: float = option(1.0, "float", "weight of the edited first frame", min=0, max=1)
 
-    def __init__(self, name: str = "paste_first", device: str = "cpu", blend: float = 1.0):
-        self.name, self.blend = name, blend
+
+class PasteFirstFrame:
+    """Blend the edited first frame into every source frame (a throwaway method with one declared option)."""
+
+    uses_video_model = False  # it needs no video model: the runner passes device= instead of pipeline=
+    options = PasteOptions
+
+    def __init__(self, name: str = "paste_first", device: str = "cpu", **options):
+        self.name, self.blend = name, build_options(PasteOptions, options).blend
 
     def edit(self, sample, generator):
         src = sample.source_video.astype(np.float32)
@@ -46,9 +57,8 @@ def hello(cfg, label=None):
 
 
 TASKS.register(Task("hello", run=hello, reads=()), replace=True)
-register_method(Method("paste_first", display="Paste", config={"_target_": "throwaway_plugin.PasteFirstFrame",
-                                                               "uses_video_model": False, "blend": 0.5}),
-                replace=True)
+register_method(Method("paste_first", display="Paste", target="throwaway_plugin.PasteFirstFrame",
+                       config={"blend": 0.5}), replace=True)
 METHOD_SETS.register(MethodSet("throwaway_set", ("paste_first", "svd_no_source")), replace=True)
 
 
@@ -134,6 +144,7 @@ def test_registry_refuses_a_second_entry_of_one_name_and_names_the_choices_of_an
 def test_every_method_config_file_is_a_registered_method_and_every_set_names_registered_methods():
     files = {p.stem for p in (ROOT / "conf" / "method").glob("*.yaml")}
     assert files == {m.name for m in METHODS if m.config is None}
+    assert all(m.target for m in METHODS)
     assert all(m in METHODS for s in METHOD_SETS for m in s.methods)
 
 
@@ -148,13 +159,17 @@ def test_a_registered_method_without_yaml_runs_and_its_options_are_checked_first
     rec = json.loads(next(out.rglob("record.json")).read_text())
     assert rec["method"] == "paste_first" and rec["status"] == "ok" and rec["nfe"] == 0
     assert paper_row_names()["paste_first"] == "Paste"
-    with pytest.raises(SystemExit) as e:  # the constructor's annotation is the one declaration of the option's type
+    with pytest.raises(SystemExit) as e:  # PasteOptions is the one declaration of the option's type and range
         run_py(monkeypatch, "method=paste_first", "method.blend=abc", "+method.blnd=1", *SHRINK[:-1],
                f"hydra.run.dir={tmp_path / 'bad'}")
     assert e.value.code == 2 and not (tmp_path / "bad" / "samples").exists()
     err = capsys.readouterr().err
     assert "error: method.blend=abc: must be a number (got 'abc')" in err
-    assert "error: method.blnd: not an option of throwaway_plugin.PasteFirstFrame (options: name, blend)" in err
+    assert ("error: method.blnd: not an option of throwaway_plugin.PasteFirstFrame (did you mean blend? "
+            "options: blend, name)") in err
+    with pytest.raises(SystemExit):
+        run_py(monkeypatch, "method=paste_first", "method.blend=2", *SHRINK[:-1], f"hydra.run.dir={tmp_path / 'bad'}")
+    assert "error: method.blend=2: must be in [0, 1] (got 2)" in capsys.readouterr().err
 
 
 def test_a_registered_method_set_is_swept_by_a_preset_through_run_py(plugin, monkeypatch, tmp_path):

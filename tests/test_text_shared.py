@@ -208,3 +208,16 @@ def test_full_size_random_architectures_match_the_real_checkpoints_parameter_cou
     assert [millions(m) for m in (p2v.unet, p2v.vae, p2v.text_encoder, p2v.depth_estimator)] == [865.9, 83.7, 340.4, 122.4]
     assert [millions(m) for m in (rave.unet, rave.controlnet, rave.text_encoder)] == [859.5, 361.3, 123.1]
     assert p2v.unet.config.in_channels == 5 and p2v.unet.config.cross_attention_dim == 1024
+
+
+def test_tiny_clip_tokenizer_builds_concurrently():
+    """Each build writes its vocabulary into a private temp dir: builds in parallel never read a half-written file
+    (a shared dir raced under concurrent test runs and SLURM workers on one node)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from videoshop.tokenizers import tiny_clip_tokenizer
+
+    with ThreadPoolExecutor(8) as pool:
+        toks = list(pool.map(lambda _: tiny_clip_tokenizer(), range(16)))
+    ids = {tuple(t("a red ball on grass").input_ids) for t in toks}
+    assert len(ids) == 1 and len(toks[0].get_vocab()) == 2 * 256 + 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import hashlib
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -26,6 +26,14 @@ def sample_seed(seed: int, sample_id: str) -> int:
     return int(hashlib.sha256(f"{seed}:{sample_id}".encode("utf-8", "surrogateescape")).hexdigest()[:15], 16)
 
 
+def seeded(seed: int, build: Callable[[], Any]) -> Any:
+    """``build()`` with torch's CPU generator seeded by ``seed``, the global RNG state restored afterwards: a tiny
+    random stand-in gets the same weights whatever ran before it, and takes nothing from the run's RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
 @dataclass
 class EditResult:
     frames: np.ndarray  # (T, H, W, 3) uint8
@@ -35,7 +43,15 @@ class EditResult:
 
 
 class VideoshopMethod:
-    """Videoshop and its ablations: all are this class with different options (conf/method/videoshop*.yaml)."""
+    """Videoshop and its ablations: all are this class with different options (conf/method/videoshop*.yaml).
+
+    ``uses_video_model``: the runner builds the video pipeline and passes it (a method that loads its own models
+    says False and gets ``device=``); ``options`` / ``inner_options``: the dataclasses declaring its keyword options
+    (videoshop.options.declared_options): none of its own, every ``VideoshopConfig`` field."""
+
+    uses_video_model = True
+    options: Optional[type] = None
+    inner_options: Optional[type] = VideoshopConfig
 
     def __init__(self, pipeline, name: str = "videoshop", height: Optional[int] = None, width: Optional[int] = None,
                  **options: Any):

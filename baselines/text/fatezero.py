@@ -23,19 +23,20 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 import torch
 
 from videoshop.method import EditResult
-from videoshop.options import MAX_BATCH, MAX_FRAMES, MAX_STEPS, check_counts
+from videoshop.options import MAX_BATCH, MAX_FRAMES, MAX_STEPS, build_options, option
 
 from .attention import installed_processors
 from .ddim import ddim_invert, ddim_sample, ddim_schedule
 from .fatezero_attention import FateZeroController, fatezero_processors
 from .inflation import clip_group_norms
-from .method import TextDrivenMethod, frame_windows
+from .method import TextDrivenMethod, TextMethodOptions, frame_windows
 from .sd import encode_prompts, frames_to_tensor, resize_frames, short_side_center_crop, vae_decode
 from .t2v_models import SD14_SCHEDULER, load_fatezero_components
 
@@ -80,47 +81,79 @@ def token_alignment(tokenizer, source: str, target: str) -> tuple[torch.Tensor, 
     return mapper, aligned
 
 
+@dataclass
+class FateZeroOptions(TextMethodOptions):
+    """FateZero's options; defaults are the official code's (ChenyangQiQi/FateZero, config/style|attribute)."""
+
+    base: dict = option({"hub_id": "CompVis/stable-diffusion-v1-4", "path": None}, "dict",
+                        "the official zero-shot base model (hub_id) or a local diffusers directory (path)")
+    native_side: dict = option({"pretrained": 512, "random": 512, "tiny": 64}, "dict",
+                               "frame side per weights; the YAML sets height/width from it (tiny: 64 px, fast tests)")
+    height: int = option(512, "int", "official: short side 512 + centre crop 512x512; here resized (whole frame)",
+                         min=8, max=4096)
+    width: int = option(512, "int", "see height", min=8, max=4096)
+    clip_length: Optional[int] = option(None, "int", "null: all frames as one clip (the tables); 8: the official "
+                                        "n_sample_frame, consecutive clips edited independently (last aligned to the "
+                                        "end)", nullable=True, min=1, max=MAX_FRAMES)
+    num_inference_steps: int = option(50, "int", "DDIM steps of inversion and of editing", min=1, max=MAX_STEPS)
+    guidance_scale: float = option(7.5, "float", "CFG of the editing pass", min=0)
+    negative_prompt: str = option("", "str", "negative prompt of the editing pass")
+    self_replace_steps: float = option(0.6, "float", "self-attention fusion on steps < int(0.6 * 50) (p2p_config.0 "
+                                       "of every official config)", min=0, max=1)
+    cross_replace_steps: float = option(0.8, "float", "P2P cross-attention replacement on steps < int(0.8 * 51)",
+                                        min=0, max=1)
+    is_replace_controller: bool = option(False, "bool", "false: AttentionRefine; true: AttentionReplace (used only "
+                                         "when token counts match)")
+    blend_self_attention: bool = option(True, "bool", "blending mask M from the source blend words (make_controller, "
+                                        "prompt_choose=source)")
+    blend_th: float = option(0.3, "float", "mask threshold (make_controller default; style configs use 2 = M off)",
+                             min=0)
+    fuse_max_query_fraction: float = option(0.25, "float", "fuse/store layers with <= this fraction of the latent "
+                                            "tokens (official: <= 32x32 at 64x64)", min=0, max=1, min_open=True)
+    least_sc_channel: Optional[int] = option(None, "int", "middle-frame attention in blocks >= this width; null = "
+                                             "block_out_channels[1] (640)", nullable=True, min=1)
+    equalizer_value: Optional[float] = option(None, "float", "P2P reweighting of the new words' cross-attention "
+                                              "(eq_params), off by default", nullable=True)
+    use_inversion_attention: bool = option(True, "bool", "false: no attention fusion at all (DDIM inversion + "
+                                           "spatial-temporal attention)")
+    latent_sample: bool = option(True, "bool", "VAE latent_dist.sample() (official) or the mean")
+    store_on_cpu: bool = option(False, "bool", "where the inversion's attention Q/K are kept (official: CPU RAM or "
+                                "disk)")
+    store_dtype: str = option("float16", "str", "dtype of the stored attention Q/K",
+                              choices=("float16", "float32", "bfloat16"))
+    decode_chunk_size: int = option(8, "int", "frames per VAE decode call", min=1, max=MAX_BATCH)
+    clip_group_norm: bool = option(True, "bool", "ResNet/output GroupNorms over the whole clip, as FateZero's inflated "
+                                   "UNet (false: per frame)")
+    frame_fit: str = option("resize", "str", "resize: whole frame (the tables) | center_crop: official short side + "
+                            "centre crop", choices=("resize", "center_crop"))
+
+
+CLIP_OPTIONS = ("seed", "height", "width", "clip_length", "num_inference_steps", "guidance_scale", "negative_prompt",
+                "self_replace_steps", "cross_replace_steps", "is_replace_controller", "blend_self_attention",
+                "blend_th", "fuse_max_query_fraction", "least_sc_channel", "equalizer_value",
+                "use_inversion_attention", "latent_sample", "store_on_cpu", "store_dtype", "decode_chunk_size",
+                "clip_group_norm", "frame_fit")  # what edit() reads from self.opts
+
+
 class FateZero(TextDrivenMethod):
-    """``method=fatezero``: see the module docstring; every option is in conf/method/fatezero.yaml.
+    """``method=fatezero``: see the module docstring; every option is declared once, in ``FateZeroOptions``
+    (conf/method/fatezero.yaml only ties weights and sizes to ``model=``)."""
 
-    ``native_side`` / ``native``: the config's per-weights sizes, already resolved into height/width/... by Hydra.
-    """
+    options = FateZeroOptions
 
-    def __init__(self, name: str = "fatezero", device: str = "cpu", weights: str = "pretrained", dtype: str = "auto",
-                 allow_download: bool = True, prompts: Optional[dict] = None, base: Optional[dict] = None,
-                 seed: int = 0, height: int = 512, width: int = 512, clip_length: Optional[int] = None,
-                 num_inference_steps: int = 50, guidance_scale: float = 7.5, negative_prompt: str = "",
-                 self_replace_steps: float = 0.6, cross_replace_steps: float = 0.8, is_replace_controller: bool = False,
-                 blend_self_attention: bool = True, blend_th: float = 0.3, fuse_max_query_fraction: float = 0.25,
-                 least_sc_channel: Optional[int] = None, equalizer_value: Optional[float] = None,
-                 use_inversion_attention: bool = True, latent_sample: bool = True, store_on_cpu: bool = False,
-                 store_dtype: str = "float16", decode_chunk_size: int = 8, clip_group_norm: bool = True,
-                 frame_fit: str = "resize",
-                 native_side: Optional[dict] = None, native: Optional[dict] = None,
-                 debug: bool = False):
-        check_counts("method", num_inference_steps=(num_inference_steps, 1, MAX_STEPS),
-                     clip_length=(clip_length, 1, MAX_FRAMES), decode_chunk_size=(decode_chunk_size, 1, MAX_BATCH))
-        base = dict(base or {"hub_id": "CompVis/stable-diffusion-v1-4", "path": None})
-        opts = dict(seed=seed, height=height, width=width, clip_length=clip_length,
-                    num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-                    negative_prompt=negative_prompt, self_replace_steps=self_replace_steps,
-                    cross_replace_steps=cross_replace_steps, is_replace_controller=is_replace_controller,
-                    blend_self_attention=blend_self_attention, blend_th=blend_th,
-                    fuse_max_query_fraction=fuse_max_query_fraction, least_sc_channel=least_sc_channel,
-                    equalizer_value=equalizer_value, use_inversion_attention=use_inversion_attention,
-                    latent_sample=latent_sample, store_on_cpu=store_on_cpu, store_dtype=store_dtype,
-                    decode_chunk_size=decode_chunk_size, clip_group_norm=clip_group_norm, frame_fit=frame_fit)
-        if frame_fit not in ("resize", "center_crop"):
-            raise ValueError(f"method.frame_fit={frame_fit!r}: expected resize or center_crop")
-        super().__init__(name, device=device, weights=weights, dtype=dtype, allow_download=allow_download,
-                         prompts=prompts, base=base, **opts)
-        comps = load_fatezero_components(weights, base, allow_download=allow_download, dtype=self.dtype, seed=seed)
+    def __init__(self, name: str = "fatezero", device: str = "cpu", debug: bool = False, **options):
+        o = build_options(FateZeroOptions, options, owner="videoshop_bench.baselines.text.fatezero.FateZero")
+        opts = {k: getattr(o, k) for k in CLIP_OPTIONS}
+        super().__init__(name, device=device, weights=o.weights, dtype=o.dtype, allow_download=o.allow_download,
+                         prompts=o.prompts, base=o.base, **opts)
+        comps = load_fatezero_components(o.weights, o.base, allow_download=o.allow_download, dtype=self.dtype,
+                                         seed=o.seed)
         comps.to(self.device, self.dtype)
         self.unet, self.vae, self.text_encoder, self.tokenizer = comps.unet, comps.vae, comps.text_encoder, comps.tokenizer
         if opts["least_sc_channel"] is None:  # FateZero's 640 = SD's second block width
             opts["least_sc_channel"] = int(self.unet.config.block_out_channels[1])
         self.opts = opts
-        self.debug = debug
+        self.debug = debug  # keep the controller and latents of the last edit (tests)
         self.last_controller: Optional[FateZeroController] = None
         self.last_latents: dict = {}
 

@@ -20,6 +20,7 @@ from videoshop import _compat  # noqa: F401  (torchvision shim before diffusers/
 import torch
 
 from videoshop.loading import MissingWeightsError, _repo_relative, downloads_possible
+from videoshop.method import seeded as _seeded  # noqa: F401  (the text baselines' stand-ins use it)
 from videoshop.tokenizers import tiny_clip_tokenizer  # noqa: F401  (re-exported; the first-frame editors use it too)
 
 WEIGHTS = ("pretrained", "tiny", "random")
@@ -170,12 +171,6 @@ class SDComponents:
             if dtype is not None and dtype != torch.float32 and m is not self.depth_estimator:
                 m.to(dtype)
         return self
-
-
-def _seeded(seed: int, fn):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return fn()
 
 
 def build_random_sd(size: str, *, in_channels: int = 4, sd2: bool = False, controlnet: bool = False,

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from videoshop_bench.datasets.schema import MAX_TEXT_CHARS, Sample, SampleError, text_problem
+from videoshop.options import check_choices
 from videoshop_bench.eval.cache import fingerprint, load_json_cache, save_json_cache
 
 REWRITE_TEMPLATE = ("Rewrite the image caption so that it describes the image after the edit.\n"
@@ -108,12 +109,8 @@ class PromptResolver:
                  rewrite_template: str = REWRITE_TEMPLATE, target_fallback: str = "none", max_new_tokens: int = 40,
                  cache_dir: Optional[str] = None, device: str | torch.device = "cpu", seed: int = 0,
                  key: str = "method.prompts") -> None:
-        if backbone not in ("real", "tiny"):
-            raise ValueError(f"{key}.backbone={backbone!r}: expected real or tiny")
-        if target_fallback not in ("none", "rule"):
-            raise ValueError(f"{key}.target_fallback={target_fallback!r}: expected none or rule")
-        if rewriter_kind not in ("seq2seq", "causal"):
-            raise ValueError(f"{key}.rewriter_kind={rewriter_kind!r}: expected seq2seq or causal")
+        check_choices(key, backbone=(backbone, ("real", "tiny")), target_fallback=(target_fallback, ("none", "rule")),
+                      rewriter_kind=(rewriter_kind, ("seq2seq", "causal")))
         self.backbone, self.captioner_id, self.rewriter_id = backbone, captioner, rewriter
         self.rewriter_kind, self.template, self.fallback = rewriter_kind, rewrite_template, target_fallback
         self.max_new_tokens, self.cache_dir, self.seed, self.key = int(max_new_tokens), cache_dir, seed, key
@@ -124,25 +121,22 @@ class PromptResolver:
     def _model(self, role: str):
         if role in self._models:
             return self._models[role]
-        from videoshop_bench.eval.tifa import _load, _tiny_blip, _tiny_processor, tiny_tokenizer
+        from videoshop_bench.eval.tifa_models import load_text_model, tiny_blip, tiny_processor, tiny_t5, tiny_tokenizer
+        from videoshop.method import seeded
 
         if self.backbone == "tiny":
             tok = tiny_tokenizer()
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed + (0 if role == "caption" else 1))
-                if role == "caption":
-                    m = (_tiny_blip("BlipForConditionalGeneration", len(tok)), _tiny_processor(tok))
-                else:
-                    from transformers import T5Config, T5ForConditionalGeneration
-
-                    m = (T5ForConditionalGeneration(T5Config(vocab_size=len(tok), d_model=32, d_kv=16, d_ff=64,
-                                                             num_layers=1, num_heads=2, pad_token_id=0, eos_token_id=3,
-                                                             decoder_start_token_id=0)), tok)
+            if role == "caption":
+                m = seeded(self.seed, lambda: (tiny_blip("BlipForConditionalGeneration", len(tok)),
+                                               tiny_processor(tok)))
+            else:
+                m = seeded(self.seed + 1, lambda: (tiny_t5(len(tok)), tok))
             m[0].eval().to(self.device)
         elif role == "caption":
-            m = _load("caption", self.captioner_id, f"{self.key}.captioner", torch.float32, self.device)
+            m = load_text_model("caption", self.captioner_id, f"{self.key}.captioner", torch.float32, self.device)
         else:
-            m = _load(self.rewriter_kind, self.rewriter_id, f"{self.key}.rewriter", torch.float32, self.device)
+            m = load_text_model(self.rewriter_kind, self.rewriter_id, f"{self.key}.rewriter", torch.float32,
+                                self.device)
         self._models[role] = m
         return m
 
@@ -158,19 +152,14 @@ class PromptResolver:
     @torch.no_grad()
     def rewrite(self, caption: str, instruction: str) -> str:
         model, tok = self._model("rewrite")
-        from videoshop_bench.eval.tifa import MAX_INPUT_TOKENS
+        from videoshop_bench.eval.tifa_models import generate_text
 
         text = self.template.format(caption=caption, instruction=instruction)
         too_long = text_problem("rewrite prompt (caption + instruction)", text, 2 * MAX_TEXT_CHARS + len(self.template))
         if too_long:  # refused before the rewriter sees it (Sample.validate bounds each field too)
             raise SampleError(too_long)
-        enc = tok(text, return_tensors="pt", truncation=True, max_length=MAX_INPUT_TOKENS).to(self.device)
-        enc.pop("token_type_ids", None)
-        out = model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1,
-                             pad_token_id=tok.pad_token_id)
-        if self.rewriter_kind == "causal":
-            out = out[:, enc["input_ids"].shape[1]:]
-        return tok.decode(out[0], skip_special_tokens=True).strip().splitlines()[0].strip() if out.numel() else ""
+        out = generate_text(model, tok, text, self.device, self.rewriter_kind == "causal", self.max_new_tokens)
+        return out.strip().splitlines()[0].strip() if out.strip() else ""  # the first line
 
     # -------------------------------------------------------------------------------------- resolution
     def resolve(self, sample: Sample) -> Prompts:

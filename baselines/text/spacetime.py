@@ -24,17 +24,17 @@ feature loss leaves out the i = j pairs of the official mean (their cosine is 0 
 
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from videoshop.method import EditResult
-from videoshop.options import MAX_BATCH, MAX_FRAMES, MAX_ITERATIONS, MAX_STEPS, check_counts
+from videoshop.options import MAX_BATCH, MAX_FRAMES, MAX_ITERATIONS, MAX_STEPS, build_options, option
 
 from .ddim import classifier_free_guidance, ddim_invert, ddim_schedule, ddim_transfer
-from .method import TextDrivenMethod, frame_windows
+from .method import TextDrivenMethod, TextMethodOptions, frame_windows
 from .sd import RESIZE_FILTERS, encode_prompts, frames_to_tensor, resize_frames, vae_decode
 from .t2v_models import ZEROSCOPE_SCHEDULER, load_t2v_components
 
@@ -112,49 +112,84 @@ class SpaceTimeFeatures:
         return dict(self.features)
 
 
+@dataclass
+class SpacetimeOptions(TextMethodOptions):
+    """Spacetime's options; defaults are the official code's (configs/guidance_config.yaml, preprocess_config.yaml)."""
+
+    base: dict = option({"hub_id": "cerspense/zeroscope_v2_576w", "path": None}, "dict",
+                        "the TextToVideoSDPipeline checkpoint the official code loads (hub_id) or a local one (path)")
+    native: dict = option({w: {"height": 320, "width": 576, "inversion_steps": 999, "optimization_steps": 10}
+                           for w in ("pretrained", "random")}
+                          | {"tiny": {"height": 64, "width": 112, "inversion_steps": 5, "optimization_steps": 2}},
+                          "official sizes per weights; the YAML sets height, width, inversion_steps and "
+                          "optimization_steps from it (the tiny stand-in runs small to keep tests fast)")
+    height: int = option(320, "int", "official resolution 576x320 (plain resize)", min=8, max=4096)
+    width: int = option(576, "int", "see height", min=8, max=4096)
+    max_frames: int = option(24, "int", "official maximum; longer videos are generated in consecutive chunks",
+                             min=1, max=MAX_FRAMES)
+    num_inference_steps: int = option(50, "int", "n_timesteps of sampling", min=1, max=MAX_STEPS)
+    inversion_steps: int = option(999, "int", "official 999 (preprocess_config n_timesteps): DDIM inversion keeping "
+                                  "every timestep's latent", min=1, max=MAX_STEPS)
+    guidance_scale: float = option(10, "float", "CFG of the sampling passes", min=0)
+    negative_prompt: str = option(NEGATIVE, "str", "negative prompt of the sampling passes")
+    prompt_prefix: str = option("Amazing quality, masterpiece, ", "str",
+                                "README tip, used by the official example prompts")
+    optimization_steps: int = option(10, "int", "official 10 Adam steps on the latent per guided timestep",
+                                     min=0, max=MAX_ITERATIONS)
+    with_lr_decay: bool = option(True, "bool", "lr = linspace(scale_range[0], scale_range[1], n_guided)[i]")
+    optim_lr: float = option(0.01, "float", "lr when with_lr_decay is false", min=0)
+    scale_range: list = option([0.007, 0.004], "list", "first and last learning rate of the decay")
+    max_guidance_timestep: float = option(1.0, "float", "guided steps: the first int(50 * (max - min)) = 20",
+                                          min=0, max=1)
+    min_guidance_timestep: float = option(0.6, "float", "see max_guidance_timestep", min=0, max=1)
+    features_diff_loss_weight: float = option(1, "float", "the space-time (SMM pairwise-difference) loss; "
+                                              "features_loss_weight 0 is not built", min=0)
+    up_block: int = option(1, "int", "up_res_dict {1: [1]}: features of up_blocks[1]", min=0)
+    up_block_resnet: int = option(1, "int", "the resnet / temp_conv index within up_block", min=0)
+    use_conv_features: bool = option(True, "bool", "resnets[1] output")
+    use_temp_conv_features: bool = option(True, "bool", "temp_convs[1] output")
+    use_upsampler_features: bool = option(True, "bool", "upsamplers[0] output")
+    guidance_before_res: bool = option(True, "bool", "the resnet feature before its residual add")
+    restart_sampling: bool = option(True, "bool", "re-noise by 20 single steps and denoise each step again")
+    high_freq_replacement_init: bool = option(True, "bool", "initial latent: the source's high frequencies with "
+                                              "fresh low frequencies")
+    random_init: bool = option(False, "bool", "initial latent: pure noise")
+    downsample_factor: int = option(4, "int", "low-pass of the initial latent", min=1)
+    latent_sample: bool = option(True, "bool", "VAE latent_dist.sample() (official) or the mean")
+    decode_chunk_size: int = option(8, "int", "frames per VAE decode call", min=1, max=MAX_BATCH)
+    resize: str = option("pil_bicubic", "str", "pil_bicubic: PIL's default resize to width x height, as the official "
+                         "Image.open(f).resize((576, 320)) | antialias_bilinear (the project's video resize)",
+                         choices=RESIZE_FILTERS)
+    uint8_rounding: str = option("floor", "str", "decoded frames to uint8 by truncation, as the official tensor2vid",
+                                 choices=("floor", "round"))
+    seeding: str = option("official", "str", "official: the initial noise from the seed's own generator, the rest "
+                          "(VAE posterior, restart noise) one stream from the seed, as the official scripts with "
+                          "their global RNG seeded | single_stream: everything from one stream in draw order",
+                          choices=SEEDING)
+
+
+SAMPLING_OPTIONS = ("seed", "height", "width", "max_frames", "num_inference_steps", "inversion_steps",
+                    "guidance_scale", "negative_prompt", "prompt_prefix", "optimization_steps", "with_lr_decay",
+                    "optim_lr", "scale_range", "max_guidance_timestep", "min_guidance_timestep",
+                    "features_diff_loss_weight", "up_block", "up_block_resnet", "use_conv_features",
+                    "use_temp_conv_features", "use_upsampler_features", "guidance_before_res", "restart_sampling",
+                    "high_freq_replacement_init", "random_init", "downsample_factor", "latent_sample",
+                    "decode_chunk_size", "resize", "uint8_rounding", "seeding")  # what edit() reads from self.opts
+
+
 class Spacetime(TextDrivenMethod):
-    """``method=spacetime``: see the module docstring; every option is in conf/method/spacetime.yaml.
+    """``method=spacetime``: see the module docstring; every option is declared once, in ``SpacetimeOptions``
+    (conf/method/spacetime.yaml only ties weights and sizes to ``model=``)."""
 
-    ``native_side`` / ``native``: the config's per-weights sizes, already resolved into height/width/... by Hydra.
-    """
+    options = SpacetimeOptions
 
-    def __init__(self, name: str = "spacetime", device: str = "cpu", weights: str = "pretrained", dtype: str = "auto",
-                 allow_download: bool = True, prompts: Optional[dict] = None, base: Optional[dict] = None,
-                 seed: int = 0, height: int = 320, width: int = 576, max_frames: int = 24,
-                 num_inference_steps: int = 50, inversion_steps: int = 999, guidance_scale: float = 10.0,
-                 negative_prompt: str = NEGATIVE, prompt_prefix: str = "Amazing quality, masterpiece, ",
-                 optimization_steps: int = 10, with_lr_decay: bool = True, optim_lr: float = 0.01,
-                 scale_range: tuple = (0.007, 0.004), max_guidance_timestep: float = 1.0,
-                 min_guidance_timestep: float = 0.6, features_diff_loss_weight: float = 1.0, up_block: int = 1,
-                 up_block_resnet: int = 1, use_conv_features: bool = True, use_temp_conv_features: bool = True,
-                 use_upsampler_features: bool = True, guidance_before_res: bool = True, restart_sampling: bool = True,
-                 high_freq_replacement_init: bool = True, random_init: bool = False, downsample_factor: int = 4,
-                 latent_sample: bool = True, decode_chunk_size: int = 8, resize: str = "pil_bicubic",
-                 uint8_rounding: str = "floor", seeding: str = "official",
-                 native_side: Optional[dict] = None, native: Optional[dict] = None):
-        check_counts("method", num_inference_steps=(num_inference_steps, 1, MAX_STEPS),
-                     inversion_steps=(inversion_steps, 1, MAX_STEPS), max_frames=(max_frames, 1, MAX_FRAMES),
-                     optimization_steps=(optimization_steps, 0, MAX_ITERATIONS),
-                     decode_chunk_size=(decode_chunk_size, 1, MAX_BATCH))
-        if resize not in RESIZE_FILTERS or uint8_rounding not in ("round", "floor") or seeding not in SEEDING:
-            raise ValueError(f"method.resize={resize!r} / method.uint8_rounding={uint8_rounding!r} / "
-                             f"method.seeding={seeding!r}: expected one of {RESIZE_FILTERS} / round, floor / {SEEDING}")
-        base = dict(base or {"hub_id": "cerspense/zeroscope_v2_576w", "path": None})
-        opts = dict(seed=seed, height=height, width=width, max_frames=max_frames,
-                    num_inference_steps=num_inference_steps, inversion_steps=inversion_steps,
-                    guidance_scale=guidance_scale, negative_prompt=negative_prompt, prompt_prefix=prompt_prefix,
-                    optimization_steps=optimization_steps, with_lr_decay=with_lr_decay, optim_lr=optim_lr,
-                    scale_range=list(scale_range), max_guidance_timestep=max_guidance_timestep,
-                    min_guidance_timestep=min_guidance_timestep, features_diff_loss_weight=features_diff_loss_weight,
-                    up_block=up_block, up_block_resnet=up_block_resnet, use_conv_features=use_conv_features,
-                    use_temp_conv_features=use_temp_conv_features, use_upsampler_features=use_upsampler_features,
-                    guidance_before_res=guidance_before_res, restart_sampling=restart_sampling,
-                    high_freq_replacement_init=high_freq_replacement_init, random_init=random_init,
-                    downsample_factor=downsample_factor, latent_sample=latent_sample,
-                    decode_chunk_size=decode_chunk_size, resize=resize, uint8_rounding=uint8_rounding, seeding=seeding)
-        super().__init__(name, device=device, weights=weights, dtype=dtype, allow_download=allow_download,
-                         prompts=prompts, base=base, **opts)
-        comps = load_t2v_components(weights, base, allow_download=allow_download, dtype=self.dtype, seed=seed)
+    def __init__(self, name: str = "spacetime", device: str = "cpu", **options):
+        o = build_options(SpacetimeOptions, options, owner="videoshop_bench.baselines.text.spacetime.Spacetime")
+        opts = {k: getattr(o, k) for k in SAMPLING_OPTIONS}
+        opts["scale_range"] = list(opts["scale_range"])
+        super().__init__(name, device=device, weights=o.weights, dtype=o.dtype, allow_download=o.allow_download,
+                         prompts=o.prompts, base=o.base, **opts)
+        comps = load_t2v_components(o.weights, o.base, allow_download=o.allow_download, dtype=self.dtype, seed=o.seed)
         comps.to(self.device, self.dtype)
         self.unet, self.vae, self.text_encoder, self.tokenizer = comps.unet, comps.vae, comps.text_encoder, comps.tokenizer
         self.opts = opts

@@ -18,6 +18,7 @@ from PIL import Image
 
 from videoshop import _compat  # noqa: F401  (torchvision shim before diffusers/transformers)
 from videoshop.loading import MissingWeightsError, _repo_relative, downloads_possible, resolve_device
+from videoshop.method import seeded  # noqa: F401  (re-exported: the editors' stand-ins use it)
 from videoshop.registry import load_object
 
 from .base import EditedFrame, EditRequest
@@ -60,10 +61,33 @@ def editor_dtype(dtype: str, device: torch.device, cuda_default: torch.dtype) ->
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
 
 
-def seeded(seed: int, fn):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return fn()
+# ------------------------------------------------------------------- parts the tiny stand-ins share
+TINY_TEXT_ENCODER = dict(vocab_size=514, hidden_size=32, intermediate_size=37, num_attention_heads=4,
+                         num_hidden_layers=2, max_position_embeddings=77, bos_token_id=512, eos_token_id=513,
+                         pad_token_id=513)  # the offline CLIP tokenizer's 514 ids
+
+
+def tiny_vae(**release: Any):
+    """SD's AutoencoderKL layout (4 levels: 8x downsampling, 4 latent channels) at 32 channels, with SD's latent
+    scale; ``release`` overrides it with another release's VAE settings (FLUX's scale and shift, no quant convs)."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(**{**dict(block_out_channels=(32, 32, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
+                                   up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=1, latent_channels=4,
+                                   norm_num_groups=32, scaling_factor=0.18215), **release})
+
+
+def tiny_clip_text_encoder():
+    """A 2-layer CLIP text encoder over the offline character-level CLIP tokenizer's ids."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    return CLIPTextModel(CLIPTextConfig(**TINY_TEXT_ENCODER))
+
+
+def size_multiple_of(image: Image.Image, multiple: int) -> tuple[int, int]:
+    """(width, height) of ``image`` rounded down to multiples of ``multiple`` (at least one multiple each)."""
+    w, h = image.size
+    return max(multiple, w - w % multiple), max(multiple, h - h % multiple)
 
 
 class DiffusersEditor:
@@ -104,6 +128,7 @@ class DiffusersEditor:
             raise MissingWeightsError(f"{KEY}: could not load {self.name} weights from {self.source} ({first})") from None
 
     def build_tiny(self, seed: int = 0):
+        """The pipeline class on tiny random modules from ``seed`` (a subclass: ``build_tiny = staticmethod(fn)``)."""
         raise NotImplementedError
 
     def call(self, image: Image.Image, prompt: str, generator: torch.Generator) -> Image.Image:

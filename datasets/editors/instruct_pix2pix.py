@@ -8,27 +8,7 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from .diffusers_editor import DiffusersEditor, seeded
-
-
-TINY_TEXT_ENCODER = dict(vocab_size=514, hidden_size=32, intermediate_size=37, num_attention_heads=4,
-                         num_hidden_layers=2, max_position_embeddings=77, bos_token_id=512, eos_token_id=513,
-                         pad_token_id=513)  # the offline CLIP tokenizer's 514 ids
-
-
-def tiny_sd_vae():
-    """SD's AutoencoderKL layout (4 levels: 8x downsampling) at 32 channels."""
-    from diffusers import AutoencoderKL
-
-    return AutoencoderKL(block_out_channels=(32, 32, 32, 32), down_block_types=("DownEncoderBlock2D",) * 4,
-                         up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=1, latent_channels=4,
-                         norm_num_groups=32, scaling_factor=0.18215)
-
-
-def tiny_clip_text_encoder():
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    return CLIPTextModel(CLIPTextConfig(**TINY_TEXT_ENCODER))
+from .diffusers_editor import DiffusersEditor, seeded, size_multiple_of, tiny_clip_text_encoder, tiny_vae
 
 
 def tiny_instruct_pix2pix(seed: int = 0):
@@ -44,7 +24,7 @@ def tiny_instruct_pix2pix(seed: int = 0):
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
         cross_attention_dim=32, attention_head_dim=8, norm_num_groups=32, sample_size=8))
     scheduler = EulerAncestralDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
-    return StableDiffusionInstructPix2PixPipeline(vae=seeded(seed + 1, tiny_sd_vae),
+    return StableDiffusionInstructPix2PixPipeline(vae=seeded(seed + 1, tiny_vae),
                                                   text_encoder=seeded(seed + 2, tiny_clip_text_encoder),
                                                   tokenizer=tiny_clip_tokenizer(), unet=unet, scheduler=scheduler,
                                                   safety_checker=None, feature_extractor=None,
@@ -55,8 +35,7 @@ class InstructPix2PixEditor(DiffusersEditor):
     pipeline_class = "diffusers.StableDiffusionInstructPix2PixPipeline"
     cuda_dtype = torch.float16
 
-    def build_tiny(self, seed: int = 0):
-        return tiny_instruct_pix2pix(seed)
+    build_tiny = staticmethod(tiny_instruct_pix2pix)
 
     def load_pretrained(self):
         pipe = super().load_pretrained()
@@ -65,6 +44,6 @@ class InstructPix2PixEditor(DiffusersEditor):
         return pipe
 
     def call(self, image: Image.Image, prompt: str, generator: torch.Generator) -> Image.Image:
-        w, h = image.size
-        image = image.resize((w - w % 8, h - h % 8), Image.BICUBIC) if (w % 8 or h % 8) else image
+        size = size_multiple_of(image, 8)
+        image = image.resize(size, Image.BICUBIC) if size != image.size else image
         return self.pipe(prompt, image=image, generator=generator, **self.options).images[0]

@@ -5,31 +5,21 @@ classifier-free guidance (``true_cfg_scale``), through diffusers' ``QwenImageEdi
 
 from __future__ import annotations
 
-import string
-
 import torch
 from PIL import Image
 
-from .diffusers_editor import DiffusersEditor, seeded
+from .diffusers_editor import DiffusersEditor, seeded, size_multiple_of
 
-SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
-           "<|video_pad|>")
+from videoshop.tokenizers import QWEN_SPECIAL as SPECIAL, char_level_tokenizer
 
 
 def tiny_qwen_tokenizer():
     """A real ``Qwen2TokenizerFast`` over a character-level vocabulary with Qwen's chat and vision special tokens
     (each one id, as in the released tokenizer), built offline."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import Qwen2TokenizerFast
 
-    vocab = {t: i for i, t in enumerate(SPECIAL)}
-    for c in " \n" + string.ascii_letters + string.digits + string.punctuation:
-        vocab.setdefault(c, len(vocab))
-    vocab["<unk>"] = len(vocab)
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Split("", "isolated")
-    fast = Qwen2TokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<|endoftext|>",
-                              eos_token="<|im_end|>", bos_token=None)
+    fast = Qwen2TokenizerFast(tokenizer_object=char_level_tokenizer(SPECIAL), unk_token="<unk>",
+                              pad_token="<|endoftext|>", eos_token="<|im_end|>", bos_token=None)
     fast.add_special_tokens({"additional_special_tokens": list(SPECIAL[1:])})
     return fast
 
@@ -74,13 +64,12 @@ class QwenImageEditor(DiffusersEditor):
     pipeline_class = "diffusers.QwenImageEditPipeline"
     cuda_dtype = torch.bfloat16
 
-    def build_tiny(self, seed: int = 0):
-        return tiny_qwen_image_edit(seed)
+    build_tiny = staticmethod(tiny_qwen_image_edit)
 
     def call(self, image: Image.Image, prompt: str, generator: torch.Generator) -> Image.Image:
         kw = dict(self.options)
         if self.weights == "tiny":  # the stand-in generates at the frame's own size (multiples of 16)
-            w, h = image.size
-            kw.update(height=max(16, h - h % 16), width=max(16, w - w % 16), max_sequence_length=512)
+            w, h = size_multiple_of(image, 16)
+            kw.update(height=h, width=w, max_sequence_length=512)
         kw.setdefault("negative_prompt", " ")  # true CFG needs a negative prompt (the release's examples use " ")
         return self.pipe(image=image, prompt=prompt, generator=generator, **kw).images[0]

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .compare import Stage, padded_rows, record_decodes
+from .compare import Stage, appending, padded_rows, patched, record_calls, record_decodes
 
 OFFICIAL_COMMIT = "bc540be"
 SIDE_ARGS = ["--compat", "{root}/videoshop/_compat.py"]
@@ -63,33 +63,17 @@ def _recording(rec: dict, method):
     import videoshop_bench.baselines.anyv2v as av
 
     names = ("resize_frames", "video_latents", "first_frame_latents", "clip_image_embedding")
-    saved = {k: getattr(av, k) for k in names + ("ddim_sample",)}
-
-    def keep(name, fn):
-        def wrapped(*a, **kw):
-            out = fn(*a, **kw)
-            rec.setdefault(name, []).append(out)
-            return out
-        return wrapped
-
-    for k in names:
-        setattr(av, k, keep(k, saved[k]))
+    orig_sample = av.ddim_sample
 
     def ddim_sample(eps_fn, x, sched, guidance, callback=None, start_step=0):
         def cb(i, t, x_prev, x0):
             rec.setdefault("steps", []).append(x_prev.clone())
-        return saved["ddim_sample"](eps_fn, x, sched, guidance, callback=cb, start_step=start_step)
+        return orig_sample(eps_fn, x, sched, guidance, callback=cb, start_step=start_step)
 
-    av.ddim_sample = ddim_sample
-    orig_text, orig_invert = method.text, method.invert
-    method.text = lambda prompts: rec.setdefault("text", []).append(orig_text(prompts)) or rec["text"][-1]
-    method.invert = lambda *a, **kw: rec.setdefault("invert", []).append(orig_invert(*a, **kw)) or rec["invert"][-1]
+    record_calls(method, rec, "text", "invert")
     method.trace = rec.setdefault("trace", [])
-    try:
+    with patched(av, ddim_sample=ddim_sample, **{k: appending(rec, k, getattr(av, k)) for k in names}):
         yield
-    finally:
-        for k, v in saved.items():
-            setattr(av, k, v)
 
 
 def run_project(weights_dir, inputs: dict, official: Any = None, **options) -> dict[str, Any]:

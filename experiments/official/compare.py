@@ -10,8 +10,9 @@ divergence (float32 rounding through a small network stays near 1e-6; uint8 stag
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -108,6 +109,36 @@ def worst_float_rel(rows: Sequence[Row], stages: Sequence[Stage]) -> float:
     lv = {s.name: s.levels for s in stages}
     vals = [r.max_rel for r in rows if not lv.get(r.stage, False)]
     return max(vals) if vals else 0.0
+
+
+# ----------------------------------------------------------------------------- project-side recording
+@contextmanager
+def patched(owner: Any, **replacements: Any) -> Iterator[dict[str, Any]]:
+    """``owner``'s attributes replaced by ``replacements`` inside the block and restored afterwards (also on error);
+    yields the originals."""
+    saved = {k: getattr(owner, k) for k in replacements}
+    for k, v in replacements.items():
+        setattr(owner, k, v)
+    try:
+        yield saved
+    finally:
+        for k, v in saved.items():
+            setattr(owner, k, v)
+
+
+def appending(rec: dict, name: str, fn: Callable, with_args: bool = False) -> Callable:
+    """``fn`` unchanged, each call's return value (with ``with_args``: ``(args, value)``) appended to ``rec[name]``."""
+    def wrapped(*a, **kw):
+        out = fn(*a, **kw)
+        rec.setdefault(name, []).append((a, out) if with_args else out)
+        return out
+    return wrapped
+
+
+def record_calls(obj: Any, rec: dict, *names: str) -> None:
+    """Each method ``names`` of ``obj`` (an instance: nothing to restore) appends its return values to ``rec``."""
+    for name in names:
+        setattr(obj, name, appending(rec, name, getattr(obj, name)))
 
 
 def record_decodes(vae, rec: dict) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .compare import Stage, record_decodes
+from .compare import Stage, patched, record_decodes
 
 OFFICIAL_COMMIT = "9b6cb7b"
 SIDE_ARGS = ["--compat", "{root}/videoshop/_compat.py"]
@@ -99,13 +99,9 @@ def _recording(rec: dict):
             return out
         return saved["ddim_sample"](eps_fn, x_T, sched, guidance_scale, callback=cb, **kw)
 
-    fz.encode_prompts, fz.ddim_invert, fz.ddim_sample = encode_prompts, ddim_invert, ddim_sample
-    fz.resize_frames, fz.short_side_center_crop = resize_frames, short_side_center_crop
-    try:
+    with patched(fz, encode_prompts=encode_prompts, ddim_invert=ddim_invert, ddim_sample=ddim_sample,
+                 resize_frames=resize_frames, short_side_center_crop=short_side_center_crop):
         yield
-    finally:
-        for k, v in saved.items():
-            setattr(fz, k, v)
 
 
 def run_project(weights_dir, inputs: dict, official: dict, **options) -> dict[str, Any]:

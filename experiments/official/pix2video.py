@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .compare import Stage, record_decodes
+from .compare import Stage, appending, patched, record_decodes
 
 OFFICIAL_COMMIT = "304d318"
 SIDE_SCRIPT = "pix2video_side.py"
@@ -65,15 +65,7 @@ def make_inputs(config: str) -> dict[str, Any]:
 def _recording(rec: dict, depth: np.ndarray):
     import videoshop_bench.baselines.pix2video as p2v
 
-    saved = {k: getattr(p2v, k) for k in ("predicted_depth", "resize_frames", "encode_prompts", "vae_encode",
-                                         "depth_condition", "ddim_invert", "ddim_sample")}
-
-    def keep(name, fn):
-        def wrapped(*a, **kw):
-            out = fn(*a, **kw)
-            rec.setdefault(name, []).append(out)
-            return out
-        return wrapped
+    orig_sample = p2v.ddim_sample
 
     def ddim_sample(eps_fn, x_T, sched, g, callback=None, **kw):
         def cb(i, t, x_prev, x0):
@@ -81,17 +73,12 @@ def _recording(rec: dict, depth: np.ndarray):
             rec.setdefault("x0", []).append(x0.clone())
             rec.setdefault("after_step", []).append((x_prev if out is None else out).clone())
             return out
-        return saved["ddim_sample"](eps_fn, x_T, sched, g, callback=cb, **kw)
+        return orig_sample(eps_fn, x_T, sched, g, callback=cb, **kw)
 
-    p2v.predicted_depth = lambda *a, **kw: torch.from_numpy(depth)
-    for name in ("resize_frames", "encode_prompts", "vae_encode", "depth_condition", "ddim_invert"):
-        setattr(p2v, name, keep(name, saved[name]))
-    p2v.ddim_sample = ddim_sample
-    try:
+    kept = {k: appending(rec, k, getattr(p2v, k))
+            for k in ("resize_frames", "encode_prompts", "vae_encode", "depth_condition", "ddim_invert")}
+    with patched(p2v, predicted_depth=lambda *a, **kw: torch.from_numpy(depth), ddim_sample=ddim_sample, **kept):
         yield
-    finally:
-        for k, v in saved.items():
-            setattr(p2v, k, v)
 
 
 def run_project(weights_dir, inputs: dict, official: Any = None, **options) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .compare import Stage, record_decodes
+from .compare import Stage, appending, patched, record_calls, record_decodes
 
 OFFICIAL_COMMIT = "3a64224"
 SIDE_ARGS = ["--compat", "{root}/videoshop/_compat.py"]
@@ -77,27 +77,12 @@ def make_inputs(config: str) -> dict[str, Any]:
 def _recording(rec: dict, method, maps: np.ndarray):
     import videoshop_bench.baselines.rave as rv
 
-    saved = {k: getattr(rv, k) for k in ("resize_frames", "grid_resize_frames", "encode_prompts", "arrange_grids",
-                                         "unarrange_grids")}
-
-    def keep(name, fn):
-        def wrapped(*a, **kw):
-            out = fn(*a, **kw)
-            rec.setdefault(name, []).append((a, out))
-            return out
-        return wrapped
-
-    for k in saved:
-        setattr(rv, k, keep(k, saved[k]))
+    names = ("resize_frames", "grid_resize_frames", "encode_prompts", "arrange_grids", "unarrange_grids")
     ctrl = torch.from_numpy(np.repeat(maps[..., None], 3, axis=-1)).permute(0, 3, 1, 2).float().div(255)
     method.control_images = lambda frames: ctrl.clone()
-    orig_invert = method.invert
-    method.invert = lambda *a, **kw: rec.setdefault("invert", []).append(orig_invert(*a, **kw)) or rec["invert"][-1]
-    try:
+    record_calls(method, rec, "invert")
+    with patched(rv, **{k: appending(rec, k, getattr(rv, k), with_args=True) for k in names}):
         yield
-    finally:
-        for k, v in saved.items():
-            setattr(rv, k, v)
 
 
 def run_project(weights_dir, inputs: dict, official: Any = None, **options) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .compare import Stage, padded_rows, record_decodes
+from .compare import Stage, padded_rows, patched, record_calls, record_decodes
 
 OFFICIAL_COMMIT = "da9d4c3"
 SIDE_ARGS = ["--compat", "{root}/videoshop/_compat.py"]
@@ -100,16 +100,10 @@ def _recording(rec: dict, method):
             rec.setdefault("reference", []).append({k: v.detach().clone() for k, v in out.items()})
         return out
 
-    st.resize_frames, st.SpaceTimeFeatures.run = resize, run
-    for name in ("source_latents", "prompt_embeddings", "invert", "initial_noisy_latent", "guidance_step",
-                 "denoise_step"):
-        orig = getattr(method, name)
-        setattr(method, name, lambda *a, _o=orig, _n=name, **kw: rec.setdefault(_n, []).append(_o(*a, **kw))
-                or rec[_n][-1])
-    try:
+    record_calls(method, rec, "source_latents", "prompt_embeddings", "invert", "initial_noisy_latent", "guidance_step",
+                 "denoise_step")
+    with patched(st, resize_frames=resize), patched(st.SpaceTimeFeatures, run=run):
         yield
-    finally:
-        st.resize_frames, st.SpaceTimeFeatures.run = saved_resize, saved_run
 
 
 def run_project(weights_dir, inputs: dict, official: Any = None, **options) -> dict[str, Any]:

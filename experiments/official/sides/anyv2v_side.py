@@ -23,14 +23,13 @@ Monkeypatches (each listed in PATCHES, printed by the driver):
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 import tempfile
 import types
 
-from side_common import load_compat, record_after, rng_hash
+from side_common import record_after, rng_hash, start_side
 
 HUB_ID = "ali-vilab/i2vgen-xl"
 PATCHES = [
@@ -173,16 +172,10 @@ def collect(rec: dict, data: str, n: int, seed: int, np, torch, Image):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    for k in ("--official", "--weights", "--inputs", "--out", "--compat"):
-        ap.add_argument(k, required=True)
-    args = ap.parse_args()
-    load_compat(args.compat)
+    args, inp = start_side()
     import numpy as np
     import torch
 
-    torch.set_num_threads(1)
-    inp = torch.load(args.inputs, weights_only=False)
     stub_video_io(torch.from_numpy(np.ascontiguousarray(inp["frames"])).permute(0, 3, 1, 2))
     code = os.path.join(args.official, "i2vgen-xl")
     sys.path.insert(0, code)

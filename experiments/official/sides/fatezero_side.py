@@ -23,12 +23,13 @@ Monkeypatches (each listed in PATCHES, printed by the driver):
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
 import os
 import sys
 import tempfile
 
+from side_common import record_after, save_frames, start_side
+
+SEED = 0  # test_fatezero.py's seed
 PATCHES = [
     "videoshop/_compat.py loaded by file path before torchvision: CPU-torch operator shim",
     "attention_util.show_cross_attention -> no-op (visualisation of 16x16 maps, which the tiny scale has not)",
@@ -40,38 +41,10 @@ PATCHES = [
 ]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    for k in ("--official", "--weights", "--inputs", "--out", "--compat"):
-        ap.add_argument(k, required=True)
-    ap.add_argument("--keep-temporal-bias", action="store_true")
-    args = ap.parse_args()
-    spec = importlib.util.spec_from_file_location("_videoshop_compat", args.compat)
-    compat = importlib.util.module_from_spec(spec)
-    sys.modules["_videoshop_compat"] = compat  # keeps its torch.library fragment alive
-    spec.loader.exec_module(compat)
-    sys.path.insert(0, args.official)
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    torch.set_num_threads(1)
-    inp = torch.load(args.inputs, weights_only=False)
-    from accelerate.utils import set_seed
-    from diffusers import AutoencoderKL, DDIMScheduler
-    from diffusers.models import vae as vae_mod
-    from transformers import AutoTokenizer, CLIPTextModel
-
-    from video_diffusion.data.dataset import ImageSequenceDataset
-    from video_diffusion.models.unet_3d_condition import UNetPseudo3DConditionModel
-    from video_diffusion.pipelines.p2p_ddim_spatial_temporal import P2pDDIMSpatioTemporalPipeline
-    from video_diffusion.prompt_attention import attention_util
-
-    # visualisation only (hard-coded 16x16 maps: at the tiny scale there are none); nothing it returns is used
-    attention_util.show_cross_attention = lambda *a, **kw: None
-    from video_diffusion.prompt_attention import attention_store
-
-    bound = int(inp["max_query_tokens"])  # tiny-scale equivalent of the official 32 ** 2 (at 64x64 latents)
+def bound_attention_maps(attention_util, attention_store, bound: int) -> None:
+    """No cross-attention drawing; maps with more query tokens than ``bound`` pass the store and the edit untouched
+    (the official 32 ** 2 at 64x64 latents, scaled)."""
+    attention_util.show_cross_attention = lambda *a, **kw: None  # visualisation only; nothing it returns is used
 
     def bounded(forward):
         def wrapped(self, attn, is_cross, place_in_unet):
@@ -80,7 +53,10 @@ def main() -> None:
 
     attention_store.AttentionStore.forward = bounded(attention_store.AttentionStore.forward)
     attention_util.AttentionControlEdit.forward = bounded(attention_util.AttentionControlEdit.forward)
-    rec: dict = {"rng_states": [], "inversion_maps": [], "edit_latents": []}
+
+
+def record_posterior_rng(vae_mod, torch, rec: dict) -> None:
+    """The global RNG state before each VAE posterior draw (the project replays it)."""
     orig_sample = vae_mod.DiagonalGaussianDistribution.sample
 
     def sample(self, generator=None):
@@ -89,13 +65,23 @@ def main() -> None:
 
     vae_mod.DiagonalGaussianDistribution.sample = sample
 
-    w, seed = args.weights, 0
-    set_seed(seed)  # test_fatezero.py:79
+
+def build_pipeline(w: str, inp: dict, keep_temporal_bias: bool, torch):
+    """test_fatezero.py:79-110: seed, tokenizer (slow), text encoder, VAE, the inflated UNet (temporal output bias
+    zeroed unless kept), the P2P pipeline with the checkpoint's DDIM scheduler at the run's steps."""
+    from accelerate.utils import set_seed
+    from diffusers import AutoencoderKL, DDIMScheduler
+    from transformers import AutoTokenizer, CLIPTextModel
+
+    from video_diffusion.models.unet_3d_condition import UNetPseudo3DConditionModel
+    from video_diffusion.pipelines.p2p_ddim_spatial_temporal import P2pDDIMSpatioTemporalPipeline
+
+    set_seed(SEED)  # test_fatezero.py:79
     tokenizer = AutoTokenizer.from_pretrained(w, subfolder="tokenizer", use_fast=False)
     text_encoder = CLIPTextModel.from_pretrained(w, subfolder="text_encoder")
     vae = AutoencoderKL.from_pretrained(w, subfolder="vae")
     unet = UNetPseudo3DConditionModel.from_2d_model(os.path.join(w, "unet"), model_config=dict(inp["model_config"]))
-    if not args.keep_temporal_bias:
+    if not keep_temporal_bias:
         with torch.no_grad():
             for name, mod in unet.named_modules():
                 if name.endswith("attn_temporal"):
@@ -103,31 +89,31 @@ def main() -> None:
     pipe = P2pDDIMSpatioTemporalPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                                          scheduler=DDIMScheduler.from_pretrained(w, subfolder="scheduler"),
                                          disk_store=False)
-    steps = int(inp["steps"])
-    pipe.scheduler.set_timesteps(steps)
+    pipe.scheduler.set_timesteps(int(inp["steps"]))
     pipe.set_progress_bar_config(disable=True)
     for m in (vae, unet, text_encoder):
         m.requires_grad_(False).eval()
+    return pipe
 
-    folder = tempfile.mkdtemp(prefix="fz_official_")  # frames in, and the logdir (verbose=True: save_dir = logdir)
-    for i, f in enumerate(inp["frames"]):
-        Image.fromarray(f).save(os.path.join(folder, "%05d.png" % i))
-    source, target = inp["source_prompt"], inp["target_prompt"]
-    prompt_ids = tokenizer(source, truncation=True, padding="max_length", max_length=tokenizer.model_max_length,
-                           return_tensors="pt").input_ids
+
+def source_images(pipe, folder: str, inp: dict):
+    """The frames through ``ImageSequenceDataset``'s transform, batched as the collate function does: (f, c, h, w)."""
+    from video_diffusion.data.dataset import ImageSequenceDataset
+
+    tok, source = pipe.tokenizer, inp["source_prompt"]
+    prompt_ids = tok(source, truncation=True, padding="max_length", max_length=tok.model_max_length,
+                     return_tensors="pt").input_ids
     dataset = ImageSequenceDataset(path=folder, prompt=source, prompt_ids=prompt_ids, n_sample_frame=len(inp["frames"]),
                                    sampling_rate=1, stride=80, image_size=int(inp["side"]),
                                    offset=dict(left=0, right=0, top=0, bottom=0))
     images = dataset[0]["images"][None]  # collate_fn: batch of 1, b c f h w
-    images = images.permute(0, 2, 1, 3, 4).flatten(0, 1)  # (b f) c h w
-    orig_encode = pipe._encode_prompt
+    return images.permute(0, 2, 1, 3, 4).flatten(0, 1)  # (b f) c h w
 
-    def encode_prompt(*a, **kw):
-        out = orig_encode(*a, **kw)
-        rec.setdefault("encoded", []).append(out.detach().clone())
-        return out
 
-    pipe._encode_prompt = encode_prompt
+def invert(pipe, images, source: str, folder: str, rec: dict, torch):
+    """The source prompt's embeddings, then DDIM inversion with stored attention (each step's maps recorded)."""
+    record_after(pipe, "_encode_prompt", lambda out, *a, **kw: rec.setdefault("encoded", []).append(
+        out.detach().clone()))
     text_embeddings = pipe._encode_prompt(source, device=torch.device("cpu"), num_images_per_prompt=1,
                                           do_classifier_free_guidance=True, negative_prompt=None)
     orig_between = pipe.store_controller.__class__.between_steps
@@ -143,22 +129,44 @@ def main() -> None:
                                                       prompt=source, LOW_RESOURCE=True,
                                                       save_path=os.path.join(folder, "logdir_inversion"))
     pipe.store_controller.__class__.between_steps = orig_between
-    orig_decode = pipe.decode_latents
+    return latents_all
 
-    def decode_latents(latents):
-        out = orig_decode(latents)
+
+def edit(pipe, images, latents_all, inp: dict, folder: str, rec: dict, np, torch):
+    """The pipeline call with ``edit_type='swap'`` and the p2p config; the decoded frames (uint8)."""
+    def decoded(out, latents):
         rec["decoded"] = np.array(out)
         rec["final_latents"] = latents.detach().clone()
-        return out
 
-    pipe.decode_latents = decode_latents
+    record_after(pipe, "decode_latents", decoded)
     p2p = dict(inp["p2p_config"], use_inversion_attention=True, save_self_attention=False)
-    out = pipe(prompt=target, source_prompt=source, edit_type="swap", image=images, strength=None,
-               generator=torch.Generator(device="cpu").manual_seed(seed), num_inference_steps=steps,
-               clip_length=len(inp["frames"]), guidance_scale=float(inp["guidance_scale"]), num_images_per_prompt=1,
-               latents=latents_all[-1], uncond_embeddings_list=None, save_path=os.path.join(folder, "logdir"),
+    out = pipe(prompt=inp["target_prompt"], source_prompt=inp["source_prompt"], edit_type="swap", image=images,
+               strength=None, generator=torch.Generator(device="cpu").manual_seed(SEED),
+               num_inference_steps=int(inp["steps"]), clip_length=len(inp["frames"]),
+               guidance_scale=float(inp["guidance_scale"]), num_images_per_prompt=1, latents=latents_all[-1],
+               uncond_embeddings_list=None, save_path=os.path.join(folder, "logdir"),
                callback=lambda i, t, lat: rec["edit_latents"].append(lat.detach().clone()), **p2p)
-    frames_out = np.stack([np.asarray(im) for im in out["sdimage_output"].images[0]])
+    return np.stack([np.asarray(im) for im in out["sdimage_output"].images[0]])
+
+
+def main() -> None:
+    args, inp = start_side(flags=("--keep-temporal-bias",))
+    sys.path.insert(0, args.official)
+    import numpy as np
+    import torch
+    from diffusers.models import vae as vae_mod
+
+    from video_diffusion.prompt_attention import attention_store, attention_util
+
+    bound_attention_maps(attention_util, attention_store, int(inp["max_query_tokens"]))
+    rec: dict = {"rng_states": [], "inversion_maps": [], "edit_latents": []}
+    record_posterior_rng(vae_mod, torch, rec)
+    pipe = build_pipeline(args.weights, inp, args.keep_temporal_bias, torch)
+    # frames in, and the logdir (verbose=True: save_dir = logdir)
+    folder = save_frames(tempfile.mkdtemp(prefix="fz_official_"), inp["frames"])
+    images = source_images(pipe, folder, inp)
+    latents_all = invert(pipe, images, inp["source_prompt"], folder, rec, torch)
+    frames_out = edit(pipe, images, latents_all, inp, folder, rec, np, torch)
     torch.save(dict(images=images, encoded=rec["encoded"], rng_states=rec["rng_states"],
                     inversion=[l.detach().clone() for l in latents_all], inversion_maps=rec["inversion_maps"],
                     edit_latents=rec["edit_latents"], final_latents=rec["final_latents"], decoded=rec["decoded"],

@@ -17,12 +17,13 @@ Monkeypatches (each listed in PATCHES, printed by the driver):
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import sys
 import tempfile
 import types
+
+from side_common import record_after, start_side
 
 PATCHES = [
     "pytorch_lightning: stub module providing seed_everything (random/numpy/torch seeds); Lightning not installed",
@@ -69,52 +70,26 @@ class _ResizeProxy:
         return img
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    for k in ("--official", "--weights", "--inputs", "--out"):
-        ap.add_argument(k, required=True)
-    args = ap.parse_args()
-    sys.path[:0] = [os.path.join(args.official, "mydiffusers"), os.path.join(args.official, "code")]
-    _stub_lightning()
-    import numpy as np
-    import torch
-
-    torch.set_num_threads(1)
-    inp = torch.load(args.inputs, weights_only=False)
-    side = int(inp["side"])
-
-    import file_utils
-    import video_model_cross_frame_attn as vm
-    from mydiffusers.models import unet_2d_blocks
+def build_pipeline(w: str, device):
+    """test_cfg.py:35-50: the DDIM scheduler and the vendored depth-to-image pipeline from the weights."""
     from mydiffusers import AutoencoderKL, DDIMScheduler, StableDiffusionDepth2ImgPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    file_utils.Image = _ResizeProxy(side)
-    device = file_utils.device
-    w = args.weights
     scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
                               set_alpha_to_one=False)  # test_cfg.py:35
-    pipe = StableDiffusionDepth2ImgPipeline(
+    return StableDiffusionDepth2ImgPipeline(
         vae=AutoencoderKL.from_pretrained(w, subfolder="vae"),
         text_encoder=CLIPTextModel.from_pretrained(w, subfolder="text_encoder"),
         tokenizer=CLIPTokenizer.from_pretrained(w, subfolder="tokenizer"),
         unet=UNet2DConditionModel.from_pretrained(w, subfolder="unet"), scheduler=scheduler,
         depth_estimator=None, feature_extractor=None).to(device)
-    rec: dict = {"contexts": [], "step_inputs": [], "img2img": [], "decoded": []}
-    orig_decode = pipe.vae.decode
 
-    def decode(z, *a, **kw):
-        out = orig_decode(z, *a, **kw)
-        rec["decoded"].append(out["sample"].detach().clone())
-        return out
 
-    pipe.vae.decode = decode
-
-    work = tempfile.mkdtemp(prefix="p2v_official_")
-    folder, out_dir = os.path.join(work, "frames"), os.path.join(work, "out")
-    os.makedirs(folder)
+def load_frames(pipe, file_utils, inp: dict, folder: str, out_dir: str, np):
+    """test_cfg.py:93-106: the frames through ``load_512`` and their depth through ``load_depth`` (which reads the
+    depth cache written here: the estimator is replaced by the given fixed maps)."""
     frames, depth_maps = inp["frames"], inp["depth"]
-    for i in range(len(frames)):  # the depth cache load_depth reads (the estimator is replaced by fixed maps)
+    for i in range(len(frames)):
         np.save(os.path.join(folder, "%06d.npy" % i), depth_maps[i].astype(np.float32))
     image_paths, depth_paths, _, _, _ = file_utils.get_data_paths(folder, out_dir, len(frames))
     images, depths = [], []
@@ -123,14 +98,12 @@ def main() -> None:
         images.append(input_image)
         H, W = input_image.shape[:2]
         depths.append(file_utils.load_depth(pipe, depth_paths[i], input_image, W=W, H=H))
-    dataset = vm.VideoDataset(pipe, images, depths, folder, os.path.join(folder, "inversion_no_finetune"), device,
-                              False)
-    model = vm.VideoModel(pipe, int(inp["steps"]), float(inp["guidance_scale"]), out_dir, [inp["source_prompt"]],
-                          inp["source_prompt"], no_frames=len(images), use_keyframe_only=0, device=device,
-                          classifier_guidance_flag=1, per_frame_classifier_guidance=1,
-                          use_self_attention_injection=1, target_index=25).to(device)
+    return images, depths
 
-    orig_init, orig_gnp, orig_i2i, orig_l2i = model.init_prompt, model.get_noise_pred, model.img2img, model.latent2image
+
+def record_model(model, rec: dict, cond_layer: int, np) -> None:
+    """Recording wrappers on the VideoModel: context per prompt, sampling inputs, img2img outputs, final latents."""
+    orig_init, orig_gnp, orig_l2i = model.init_prompt, model.get_noise_pred, model.latent2image
 
     def latent2image(latents, *a, **kw):
         rec.setdefault("final_latents", []).append(latents.detach().clone())
@@ -145,24 +118,50 @@ def main() -> None:
             rec["step_inputs"].append(latents.detach().clone())
         return orig_gnp(latents, t, *a, **kw)
 
-    def img2img(*a, **kw):
-        out = orig_i2i(*a, **kw)
+    def img2img(out, *a, **kw):
         img, fu, fc, x0 = out
-        up = lambda feats: [[f.detach().clone() for f in step[unet_2d_blocks.COND_LAYER:]] for step in feats]
+        up = lambda feats: [[f.detach().clone() for f in step[cond_layer:]] for step in feats]  # noqa: E731
         rec["img2img"].append(dict(image=np.array(img[0]), feat_uncond=up(fu), feat_cond=up(fc),
                                    x0=[x.detach().clone() for x in x0]))
-        return out
 
-    model.init_prompt, model.get_noise_pred, model.img2img = init_prompt, get_noise_pred, img2img
-    model.latent2image = latent2image
+    model.init_prompt, model.get_noise_pred, model.latent2image = init_prompt, get_noise_pred, latent2image
+    record_after(model, "img2img", img2img)
+
+
+def main() -> None:
+    args, inp = start_side(compat=False)
+    sys.path[:0] = [os.path.join(args.official, "mydiffusers"), os.path.join(args.official, "code")]
+    _stub_lightning()
+    import numpy as np
+    import torch
+
+    import file_utils
+    import video_model_cross_frame_attn as vm
+    from mydiffusers.models import unet_2d_blocks
+
+    file_utils.Image = _ResizeProxy(int(inp["side"]))
+    device = file_utils.device
+    pipe = build_pipeline(args.weights, device)
+    rec: dict = {"contexts": [], "step_inputs": [], "img2img": [], "decoded": []}
+    record_after(pipe.vae, "decode", lambda out, *a, **kw: rec["decoded"].append(out["sample"].detach().clone()))
+    work = tempfile.mkdtemp(prefix="p2v_official_")
+    folder, out_dir = os.path.join(work, "frames"), os.path.join(work, "out")
+    os.makedirs(folder)
+    images, depths = load_frames(pipe, file_utils, inp, folder, out_dir, np)
+    dataset = vm.VideoDataset(pipe, images, depths, folder, os.path.join(folder, "inversion_no_finetune"), device,
+                              False)
+    model = vm.VideoModel(pipe, int(inp["steps"]), float(inp["guidance_scale"]), out_dir, [inp["source_prompt"]],
+                          inp["source_prompt"], no_frames=len(images), use_keyframe_only=0, device=device,
+                          classifier_guidance_flag=1, per_frame_classifier_guidance=1,
+                          use_self_attention_injection=1, target_index=25).to(device)
+    record_model(model, rec, unet_2d_blocks.COND_LAYER, np)
     model.perform_inversion(dataset)
     model.test(dataset, out_dir, [inp["target_prompt"]])
-    inversions = [torch.load(os.path.join(dataset.inversion_path, "%06d.pt" % i)) for i in range(len(frames))]
+    inversions = [torch.load(os.path.join(dataset.inversion_path, "%06d.pt" % i)) for i in range(len(images))]
     torch.save(dict(resized=np.stack(images), depth=torch.cat(dataset.depth), z0=torch.cat(dataset.image_latents),
                     inversion=[torch.cat(traj) for traj in inversions], contexts=rec["contexts"],
                     step_inputs=rec["step_inputs"], img2img=rec["img2img"], decoded=rec["decoded"],
-                    final_latents=rec["final_latents"],
-                    patches=PATCHES), args.out)
+                    final_latents=rec["final_latents"], patches=PATCHES), args.out)
 
 
 if __name__ == "__main__":

@@ -20,12 +20,12 @@ Monkeypatches (each listed in PATCHES, printed by the driver):
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
 import os
 import sys
 import tempfile
 import types
+
+from side_common import start_side
 
 PATCHES = [
     "videoshop/_compat.py loaded by file path before torchvision: CPU-torch operator shim",
@@ -37,34 +37,25 @@ PATCHES = [
 ]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    for k in ("--official", "--weights", "--inputs", "--out", "--compat"):
-        ap.add_argument(k, required=True)
-    args = ap.parse_args()
-    spec = importlib.util.spec_from_file_location("_videoshop_compat", args.compat)
-    compat = importlib.util.module_from_spec(spec)
-    sys.modules["_videoshop_compat"] = compat
-    spec.loader.exec_module(compat)
-    sys.path.insert(0, args.official)
-    import numpy as np
-    import torch
-
-    torch.set_num_threads(1)
-    inp = torch.load(args.inputs, weights_only=False)
-    controls = list(inp["control_maps"])  # (h, w) uint8 per frame, in the order the official code asks for them
+def stub_annotators(control_maps) -> None:
+    """``utils.preprocesser_utils`` whose ``pixel_perfect_process`` returns the given maps in call order."""
+    controls = list(control_maps)  # (h, w) uint8 per frame, in the order the official code asks for them
     stub = types.ModuleType("utils.preprocesser_utils")
     stub.pixel_perfect_process = lambda image, name: controls.pop(0)
     sys.modules["utils.preprocesser_utils"] = stub
 
-    import diffusers
-    import utils.video_grid_utils as vgu
 
-    diffusers.StableDiffusionControlNetImg2ImgPipeline.enable_model_cpu_offload = lambda self, *a, **k: None
-    diffusers.StableDiffusionControlNetImg2ImgPipeline.enable_xformers_memory_efficient_attention = \
-        lambda self, *a, **k: None
+def no_gpu_memory_features(diffusers) -> None:
+    """CPU offload and xformers attention: no-ops (CPU attention is the code's own fallback)."""
+    pipe_cls = diffusers.StableDiffusionControlNetImg2ImgPipeline
+    pipe_cls.enable_model_cpu_offload = lambda self, *a, **k: None
+    pipe_cls.enable_xformers_memory_efficient_attention = lambda self, *a, **k: None
 
-    frames_bgr = [f[..., ::-1].copy() for f in inp["frames"]]
+
+def frames_as_video(vgu, frames, cell_area: float, np) -> None:
+    """``cv.VideoCapture`` reads the given frames (BGR, lossless); the grid sizing's 512*512 cell area is scaled to
+    the tiny ``cell_area``."""
+    frames_bgr = [f[..., ::-1].copy() for f in frames]
 
     class Capture:
         def __init__(self, path):
@@ -77,42 +68,34 @@ def main() -> None:
             self.i += 1
             return True, frames_bgr[self.i - 1]
 
-    g = int(inp["grid_size"])
-    area_scale = (512 * 512) / float(inp["cell_area"])
+    area_scale = (512 * 512) / float(cell_area)
     np_proxy = types.SimpleNamespace(**{k: getattr(np, k) for k in dir(np) if not k.startswith("__")})
     np_proxy.sqrt = lambda x: np.sqrt(x * area_scale)
     vgu.cv = types.SimpleNamespace(**{k: getattr(vgu.cv, k) for k in dir(vgu.cv) if not k.startswith("__")})
     vgu.cv.VideoCapture = Capture
     vgu.np = np_proxy
-    from pipelines.sd_controlnet_rave import RAVE as make_rave
 
-    model = make_rave(torch.device("cpu"))
-    RAVE = type(model)  # the class is decorated with @torch.no_grad(), which turns the name into a function
 
-    rec: dict = {"steps": [], "perms": []}
-
-    def keep(name, fn, store=None):
+def record_rave(RAVE, rec: dict) -> None:
+    """Recording wrappers on the RAVE class: encoded images, decoded latents, text embeddings, the inversion's input
+    and output, each step's permutation and denoised latents."""
+    def keep(name, fn):
         def wrapped(self, *a, **kw):
             out = fn(self, *a, **kw)
-            (store if store is not None else rec.setdefault(name, [])).append(
-                out if not isinstance(out, tuple) else tuple(o for o in out))
+            rec.setdefault(name, []).append(out if not isinstance(out, tuple) else tuple(o for o in out))
             return out
         return wrapped
 
     RAVE.encode_imgs = keep("encode_imgs", RAVE.encode_imgs)
     RAVE.decode_latents = keep("decode_latents", RAVE.decode_latents)
     RAVE.get_text_embeds = keep("text_embeds", RAVE.get_text_embeds)
-    orig_inv = RAVE.ddim_inversion
+    orig_inv, orig_shuffle, orig_batch = RAVE.ddim_inversion, RAVE.shuffle_latents, RAVE.batch_denoise
 
     def ddim_inversion(self, latents, control_batch, indices):
         rec["inversion_in"] = latents.clone()
         out = orig_inv(self, latents, control_batch, indices)
-        rec["inverted"] = out[0].clone()
-        rec["control_batch"] = out[2].clone()
+        rec["inverted"], rec["control_batch"] = out[0].clone(), out[2].clone()
         return out
-
-    RAVE.ddim_inversion = ddim_inversion
-    orig_shuffle, orig_batch = RAVE.shuffle_latents, RAVE.batch_denoise
 
     def shuffle_latents(self, latents, control_image, indices):
         out = orig_shuffle(self, latents, control_image, indices)
@@ -124,15 +107,33 @@ def main() -> None:
         rec["steps"].append((out[0].clone(), list(out[1])))
         return out
 
-    RAVE.shuffle_latents, RAVE.batch_denoise = shuffle_latents, batch_denoise
+    RAVE.ddim_inversion, RAVE.shuffle_latents, RAVE.batch_denoise = ddim_inversion, shuffle_latents, batch_denoise
 
+
+def main() -> None:
+    args, inp = start_side()
+    sys.path.insert(0, args.official)
+    import numpy as np
+    import torch
+
+    stub_annotators(inp["control_maps"])
+    import diffusers
+    import utils.video_grid_utils as vgu
+
+    no_gpu_memory_features(diffusers)
+    frames_as_video(vgu, inp["frames"], inp["cell_area"], np)
+    from pipelines.sd_controlnet_rave import RAVE as make_rave
+
+    model = make_rave(torch.device("cpu"))
+    rec: dict = {"steps": [], "perms": []}
+    record_rave(type(model), rec)  # the class is decorated with @torch.no_grad(), which makes its name a function
+    g = int(inp["grid_size"])
     image_pil_list = vgu.prepare_video_to_grid("frames", -1, g, 1)
     work = tempfile.mkdtemp(prefix="rave_official_")
     for d in ("inverse", "control"):
         os.makedirs(os.path.join(work, d))
     model.init_models(os.path.join(args.weights, "controlnet"), args.weights, "depth_zoe", "None")
-    settings = dict(inp["settings"])
-    input_dict = dict(settings, image_pil_list=image_pil_list, sample_size=len(image_pil_list),
+    input_dict = dict(inp["settings"], image_pil_list=image_pil_list, sample_size=len(image_pil_list),
                       inverse_path=os.path.join(work, "inverse"), control_path=os.path.join(work, "control"))
     res_frames, _ = model(input_dict)
     torch.save(dict(grid_size=g, grids=np.stack([np.asarray(p) for p in image_pil_list]), rec=rec,

@@ -23,14 +23,13 @@ Monkeypatches (each listed in PATCHES, printed by the driver):
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
 import tempfile
 import types
 
-from side_common import load_compat, record_after, rng_hash
+from side_common import record_after, rng_hash, save_frames, start_side
 
 HUB_ID = "cerspense/zeroscope_v2_576w"
 PATCHES = [
@@ -172,19 +171,13 @@ def configs(official: str, inp: dict, data: str, lat_dir: str, out_dir: str, Ome
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    for k in ("--official", "--weights", "--inputs", "--out", "--compat"):
-        ap.add_argument(k, required=True)
-    args = ap.parse_args()
-    load_compat(args.compat)
+    args, inp = start_side()
     import numpy as np
     import torch
     import torchvision.io
 
-    torch.set_num_threads(1)
     torchvision.io.read_video = lambda *a, **kw: (_ for _ in ()).throw(RuntimeError("read_video: PNG input only"))
     torchvision.io.write_video = lambda *a, **kw: None
-    inp = torch.load(args.inputs, weights_only=False)
     sys.path.insert(0, args.official)
     import diffusers
     from diffusers.models import vae as vae_mod
@@ -205,10 +198,9 @@ def main() -> None:
     record_guidance(RUN, torch, rec, state)
     work = tempfile.mkdtemp(prefix="spacetime_official_")
     data, lat_dir, out_dir = (os.path.join(work, d) for d in ("data", "latents", "out"))
-    for d in (data, lat_dir, out_dir):
+    for d in (lat_dir, out_dir):
         os.makedirs(d)
-    for i, fr in enumerate(inp["frames"]):
-        Image.fromarray(fr).save(os.path.join(data, f"{i:05d}.png"))
+    save_frames(data, inp["frames"])
     pre_cfg, cfg = configs(args.official, inp, data, lat_dir, out_dir, OmegaConf)
     torch.manual_seed(seed)  # officially unseeded
     rec["rng_after_seed"]["preprocess"] = rng_hash()
