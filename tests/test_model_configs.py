@@ -93,3 +93,10 @@ def test_a_familys_own_keys_are_checked_before_any_work_from_their_one_declarati
                                       "device=cpu", "paths.output=."])
     assert not [p for p in validate_config(ok) if p.startswith("model.")]
     assert FAMILIES.get("wan22_i2v").option_checks()["guidance_scale_2"].nullable
+
+
+def test_the_kind_does_not_name_the_run_folder_twice():
+    """model.name (in the run folder's path) already says the kind: `model/kind=tiny` is not an override folder."""
+    cfg = compose("config", overrides=["model=wan21_i2v", "model/kind=tiny"], return_hydra_config=True)
+    assert "model/kind" in cfg.hydra.job.config.override_dirname.exclude_keys
+    assert cfg.hydra.runtime.choices["model/kind"] == "tiny"

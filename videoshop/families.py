@@ -68,8 +68,8 @@ class ModelFamily:
     a released checkpoint runs with; ``build(model_mapping, device, runtime) -> pipeline``. ``checkpoint``: the
     released weights' values (None: no pretrained/random kinds); ``tiny``: the tiny stand-in's values (None:
     ``TINY_PRESET`` where ``configs`` is set); ``options``: the family's own model keys (``model_option(default,
-    kind, ...)``, or a plain value) with their value in every kind (the pipeline reads them: ``pipe.model_options``); ``more``: further named mappings (each with its
-    ``kind``); ``names``: a kind's ``model=`` name where it is not ``<family>_<kind>`` (``<family>`` for
+    kind, ...)``, or a plain value) with their value in every kind (the pipeline reads them:
+    ``pipe.model_options``); ``more``: further named mappings (each with its ``kind``); ``names``: a kind's ``model=`` name where it is not ``<family>_<kind>`` (``<family>`` for
     ``pretrained``); ``prompted``: it takes a text prompt."""
 
     name: str
