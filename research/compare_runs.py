@@ -28,22 +28,13 @@ from typing import Any, Iterable, Optional
 import numpy as np
 import pandas as pd
 
+from videoshop_bench.experiments.store import restore_values
+
 KEY = ("preset", "dataset", "method", "overrides", "sample_id")
 COMPARED = ("status", "error", "nfe", "finite", "edit_type", "model")
 HASHES = ("edit_hash", "metrics_hash")
 SET_SAMPLE = "(set)"
 TIMING_WORDS = ("seconds", "time", "timing", "peak_mem")
-
-
-def _restore(v: Any) -> Any:
-    """A record's non-finite floats are stored as the strings 'nan'/'inf' (experiments/store.py): back to floats."""
-    if isinstance(v, str) and v in ("nan", "inf", "-inf"):
-        return float(v)
-    if isinstance(v, dict):
-        return {k: _restore(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_restore(x) for x in v]
-    return v
 
 
 def _untimed(info: Any) -> Any:
@@ -66,7 +57,7 @@ def read_records(root: str | Path) -> pd.DataFrame:
     root = Path(root)
     rows = []
     for rec_path in sorted(root.glob("**/samples/*/record.json")):
-        rec = _restore(json.loads(rec_path.read_text()))
+        rec = restore_values(json.loads(rec_path.read_text()))
         rows.append(_row(root, rec_path.parent, rec))
     for set_csv in sorted(root.glob("**/set_metrics.csv")):
         rows += _set_rows(root, set_csv)
@@ -88,7 +79,7 @@ def _set_rows(root: Path, set_csv: Path) -> list[dict]:
     recs = sorted(run.glob("samples/*/record.json"))
     if not recs:
         return []
-    first = _restore(json.loads(recs[0].read_text()))
+    first = restore_values(json.loads(recs[0].read_text()))
     df = pd.read_csv(set_csv)
     metrics = {c: float(v) for c in df.columns if c != "label"
                for v in [pd.to_numeric(df[c], errors="coerce").iloc[0]] if not pd.isna(v)}
