@@ -1,7 +1,7 @@
 """Reconstruction error and network evaluations (NFE) per inversion, as one table (issue: baselines and extensions).
 
 For each model (the analytic Gaussian denoiser with its closed-form ODE, the tiny SVD, and the toy SVD when
-conf/model/toy.yaml and its weights exist) and each inversion (Videoshop's noise extrapolation, naive Eq. 5,
+its model mapping, videoshop.families.model_preset("toy"), and its weights exist) and each inversion (Videoshop's noise extrapolation, naive Eq. 5,
 fixed-point iteration with k evaluations per step, EDICT, BDIA), invert the clean latents of a video along SVD's
 truncated schedule and regenerate them with the matching sampler and the SAME conditioning (the source first
 frame, no CFG), so an exact inversion reconstructs the latents to arithmetic precision. Errors are on the
