@@ -29,6 +29,7 @@ import pandas as pd
 
 from videoshop.files import atomic_write_text
 
+from videoshop_bench import SUBPACKAGES
 from videoshop_bench.eval.windows import split_window
 
 from .store import ResultStore
@@ -49,7 +50,7 @@ def _load_class(path: str):
     """The class stored as ``path``; a path saved before the install namespace (no prefix) is looked up under
     ``videoshop_bench.`` (issue 33, Build 6)."""
     module, _, name = path.rpartition(".")
-    if module.split(".")[0] in ("baselines", "datasets", "eval", "experiments", "research"):
+    if module.split(".")[0] in SUBPACKAGES:
         module = f"videoshop_bench.{module}"
     return getattr(importlib.import_module(module), name)
 

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from videoshop_bench import SUBPACKAGES as FOLDERS  # the folders installed under the namespace
+
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = ("baselines", "datasets", "eval", "experiments", "research")
 SIDES = ROOT / "experiments" / "official" / "sides"  # run in the official code's own venvs, import nothing of ours
 
 
